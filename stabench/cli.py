@@ -1,0 +1,120 @@
+"""The command line: Typer only. Each command parses options, calls one core function that returns
+a DataFrame, then renders or exports it. Heavy modules (pandas, the experiments, tensorflow) are
+imported inside the commands, so ``stabench --help`` stays fast."""
+from __future__ import annotations
+
+import sys
+from typing import List, Optional
+
+import typer
+from typer.core import TyperGroup
+
+try:  # typer ≥ 0.26 vendors click as typer._click; older releases use click itself
+    from typer._click import exceptions as _cx
+except ImportError:  # pragma: no cover
+    from click import exceptions as _cx
+
+from .errors import InputError
+
+
+class _Group(TyperGroup):
+    """Turns every user error into one line on stderr and exit code 2 (no traceback, no box)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name or "stabench", complete_var, standalone_mode=False, **extra)
+        except _cx.NoArgsIsHelpError as e:
+            typer.echo(e.ctx.get_help())
+            rv = 0
+        except _cx.UsageError as e:
+            rv = _fail(e.format_message())
+        except InputError as e:
+            rv = _fail(str(e))
+        except (_cx.Abort if hasattr(_cx, "Abort") else typer.Abort, KeyboardInterrupt):
+            typer.echo("stabench: interrupted", err=True)
+            rv = 130
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(message: str) -> int:
+    typer.echo(f"stabench: error: {' '.join(message.split())}", err=True)
+    return 2
+
+
+app = typer.Typer(
+    cls=_Group,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Measure numerical stability: matched experiments in float16, bfloat16, float32 and float64, "
+    "each result compared with a high-precision reference.\n\nExample: stabench roundoff --sweep",
+)
+
+@app.callback()
+def _root() -> None:
+    """Measure numerical stability: matched experiments in float16, bfloat16, float32 and float64."""
+
+
+DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32, float64; a name or a comma list, may be repeated (default: all).")
+CsvOpt = typer.Option(None, "--csv", metavar="PATH", help="Write every row as CSV ('-' for stdout).")
+JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Write rows, summary tables and metadata as JSON ('-' for stdout).")
+MdOpt = typer.Option(None, "--markdown", metavar="PATH", help="Write the tables as Markdown ('-' for stdout).")
+MaxUlpOpt = typer.Option(4.0, "--max-ulp", min=0.0, help="Errors above this many ulps are 'inaccurate'.")
+
+
+def _targets(csv: Optional[str], json: Optional[str], markdown: Optional[str]) -> list[tuple[str, str]]:
+    """Validate output paths before any work, so a bad path fails fast and writes nothing."""
+    from . import export
+
+    targets = [(f, p) for f, p in (("csv", csv), ("json", json), ("markdown", markdown)) if p]
+    if sum(p == "-" for _, p in targets) > 1:
+        raise InputError("only one output may go to stdout ('-')")
+    for _, p in targets:
+        export.check_writable(p)
+    return targets
+
+
+def _emit(rows, tables: dict, targets, seed=None, **extra) -> None:
+    from . import export, meta
+
+    if targets:
+        export.export(rows, meta.build(seed=seed, **extra), targets, tables)
+
+
+@app.command()
+def roundoff(
+    dtype: Optional[List[str]] = DtypeOpt,
+    n: int = typer.Option(10_000, "--n", help="The n in 2/n (an integer ≥ 1)."),
+    sweep: bool = typer.Option(False, "--sweep", help="Run n = 10, 100, …, 10^max-exp and show digits kept against the estimate."),
+    max_exp: int = typer.Option(8, "--max-exp", help="Largest power of ten for --sweep (1 to 18)."),
+    detail: bool = typer.Option(False, "--detail", help="With --sweep, also print every row."),
+    max_ulp: float = MaxUlpOpt,
+    csv: Optional[str] = CsvOpt,
+    json: Optional[str] = JsonOpt,
+    markdown: Optional[str] = MdOpt,
+):
+    """x = 2/n computed directly vs as (1 + 1/n) - (1 - 1/n), against the exact value.
+
+    Example: stabench roundoff --dtype float16,float32 --n 10000 --csv roundoff.csv
+    """
+    targets = _targets(csv, json, markdown)
+    from . import render
+    from .experiments import roundoff as exp
+
+    df = exp.run(dtype, n, sweep=sweep, max_exp=max_exp, max_ulp=max_ulp)
+    tables = {"sweep": exp.sweep_table(df)} if sweep else {}
+    _emit(df, tables, targets)
+    if any(p == "-" for _, p in targets):
+        return  # stdout carries the export
+    if sweep:
+        render.show(tables["sweep"], "Digits kept as n grows (estimate: digits of the dtype − log10 n)")
+    if detail or not sweep:
+        render.show(df, "roundoff: 2/n vs (1 + 1/n) − (1 − 1/n)", columns=exp.TERMINAL_COLUMNS)
+    render.console().print("\n".join(exp.verdict(df)), highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,1 @@
+"""One module per matched experiment; each exposes ``run(...) -> pandas.DataFrame``."""

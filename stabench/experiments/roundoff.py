@@ -1,0 +1,155 @@
+"""The roundoff experiment: x = 2/n directly vs as (1 + 1/n) − (1 − 1/n).
+
+The two are equal on paper. The second subtracts two numbers that agree in their leading digits,
+so the rounding errors of 1 + 1/n and 1 − 1/n (each up to half an ulp of 1) become the result's
+leading digits: the relative error grows like eps·n/4 and about log10(n) digits are lost
+(Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §1.7). The reference is exact:
+2/n as a rational number, rounded to a float64 pair (hi + lo).
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from .. import dtypes as _dtypes
+from .. import metrics
+from ..errors import InputError
+
+FORMULAS = {"direct": "2/{n}", "cancelled": "(1 + 1/{n}) - (1 - 1/{n})"}
+MAX_N = 2**63 - 1
+MAX_EXP = 18
+
+#: Columns of ``run``'s DataFrame, each documented (the README table is checked against this).
+COLUMNS = {
+    "dtype": "floating-point format the computation ran in",
+    "formula": "`direct` (2/n) or `cancelled` ((1 + 1/n) − (1 − 1/n))",
+    "expression": "the expression evaluated, with n written out",
+    "n": "the integer n",
+    "n_in_dtype": "n as stored in the dtype (rounded; inf where n exceeds the dtype's max)",
+    "value": "the computed result, in the dtype (stored exactly in a float64 column)",
+    "reference": "2/n exactly, rounded to float64",
+    "abs_error": "|value − 2/n| (exact reference)",
+    "rel_error": "abs_error / (2/n)",
+    "ulp_error": "abs_error in ulps of the reference in the dtype (glibc-style)",
+    "bits_error": "log2(1 + floats between value and the reference rounded to the dtype) (Herbie)",
+    "correct_digits": "−log10(rel_error), capped at the dtype's digits; 0 when all are lost",
+    "status": "exact / ok / inaccurate / underflow / overflow / nan (see Statuses)",
+}
+
+#: The columns printed in the terminal (the exports carry all of them).
+TERMINAL_COLUMNS = ["dtype", "formula", "n", "n_in_dtype", "value", "reference", "rel_error",
+                    "ulp_error", "correct_digits", "status"]
+
+
+def _validate_n(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise InputError(f"n must be an integer between 1 and {MAX_N}, got {n!r}")
+    if not 1 <= int(n) <= MAX_N:
+        raise InputError(f"n must be an integer between 1 and {MAX_N}, got {n}")
+    return int(n)
+
+
+def sweep_ns(max_exp: int = 8) -> list[int]:
+    """n = 10, 100, …, 10^max_exp."""
+    if isinstance(max_exp, bool) or not isinstance(max_exp, (int, np.integer)) or not 1 <= max_exp <= MAX_EXP:
+        raise InputError(f"--max-exp must be an integer between 1 and {MAX_EXP}, got {max_exp!r}")
+    return [10**k for k in range(1, int(max_exp) + 1)]
+
+
+def _reference(ns: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """2/n as float64 hi + lo (hi correctly rounded by Fraction.__float__, lo the exact remainder rounded)."""
+    hi, lo = [], []
+    for n in ns:
+        exact = Fraction(2, n)
+        h = float(exact)
+        hi.append(h)
+        lo.append(float(exact - Fraction(h)))
+    return np.array(hi), np.array(lo)
+
+
+def compute(dt: _dtypes.DType, ns: np.ndarray) -> dict[str, np.ndarray]:
+    """Both formulas over every n at once, in ``dt``. Returns {formula: values in dt}."""
+    nn = dt.cast(ns)
+    one, two = dt.cast(1.0), dt.cast(2.0)
+    with np.errstate(all="ignore"):
+        inv = one / nn
+        return {"direct": two / nn, "cancelled": (one + inv) - (one - inv)}
+
+
+def run(dtype_list=None, n: int = 10_000, *, sweep: bool = False, max_exp: int = 8,
+        max_ulp: float = metrics.DEFAULT_MAX_ULP) -> pd.DataFrame:
+    """Run the experiment; one row per (dtype, formula, n). ``sweep`` uses n = 10 … 10^max_exp."""
+    dts = _dtypes.parse_list(dtype_list) if not (dtype_list and isinstance(dtype_list[0], _dtypes.DType)) else list(dtype_list)
+    ns = sweep_ns(max_exp) if sweep else [_validate_n(n)]
+    ns_f = np.array([float(k) for k in ns])
+    ref, ref_lo = _reference(ns)
+    parts = []
+    for dt in dts:
+        values = compute(dt, ns_f)
+        for formula, v in values.items():
+            m = metrics.compare(v, ref, dt, reference_lo=ref_lo, max_ulp=max_ulp)
+            parts.append(pd.DataFrame({
+                "dtype": dt.name,
+                "formula": formula,
+                "expression": [FORMULAS[formula].format(n=k) for k in ns],
+                "n": np.array(ns, dtype=np.int64),
+                "n_in_dtype": dt.cast(ns_f).astype(np.float64),
+                "value": v.astype(np.float64),
+                "reference": ref,
+                "abs_error": m["abs_error"],
+                "rel_error": m["rel_error"],
+                "ulp_error": m["ulp_error"],
+                "bits_error": m["bits_error"],
+                "correct_digits": metrics.correct_digits(m["rel_error"], dt),
+                "status": metrics.status_names(m["status"]),
+            }))
+    df = pd.concat(parts, ignore_index=True)
+    return df.sort_values(["n", "dtype", "formula"], key=_order_key, kind="stable", ignore_index=True)
+
+
+def _order_key(col: pd.Series) -> pd.Series:
+    if col.name == "dtype":
+        return col.map({n: i for i, n in enumerate(_dtypes.DTYPE_NAMES)})
+    if col.name == "formula":
+        return col.map({"direct": 0, "cancelled": 1})
+    return col
+
+
+SWEEP_COLUMNS = {
+    "dtype": "floating-point format",
+    "n": "the integer n",
+    "direct_digits": "correct digits of 2/n computed directly",
+    "cancelled_digits": "correct digits of (1 + 1/n) − (1 − 1/n)",
+    "estimate_digits": "the classic estimate for the cancelled form: digits of the dtype − log10(n), at least 0",
+    "cancelled_status": "status of the cancelled form",
+}
+
+
+def sweep_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per dtype and n: digits kept by each formula beside the estimate digits(dtype) − log10(n)."""
+    wide = df.pivot_table(index=["dtype", "n"], columns="formula", values="correct_digits", sort=False)
+    status = df[df["formula"] == "cancelled"].set_index(["dtype", "n"])["status"]
+    out = pd.DataFrame({
+        "direct_digits": wide["direct"],
+        "cancelled_digits": wide["cancelled"],
+    }).reset_index()
+    out["estimate_digits"] = [max(0.0, _dtypes.get(d).digits - math.log10(k)) for d, k in zip(out["dtype"], out["n"])]
+    out["cancelled_status"] = [status[(d, k)] for d, k in zip(out["dtype"], out["n"])]
+    return out.sort_values(["dtype", "n"], key=_order_key, kind="stable", ignore_index=True)
+
+
+def verdict(df: pd.DataFrame) -> list[str]:
+    """One line per dtype (largest n): digits kept by each formula."""
+    lines = []
+    for name, g in df.groupby("dtype", sort=False):
+        last = g[g["n"] == g["n"].max()].set_index("formula")
+        d, c = last.loc["direct"], last.loc["cancelled"]
+        extra = " (exactly 0)" if c["value"] == 0 else ""
+        lines.append(
+            f"{name}: n={int(c['n'])}: direct keeps {d['correct_digits']:.1f} of "
+            f"{_dtypes.get(name).digits:.1f} digits, cancelled keeps {c['correct_digits']:.1f}{extra}"
+        )
+    return lines

@@ -1,0 +1,123 @@
+"""Every export format behind one interface, and atomic writing.
+
+A format is a function ``(rows, metadata, tables) -> str``; :data:`FORMATS` maps the option name
+(``csv``, ``json``, ``markdown``) to it. :func:`write_text` puts text at a path atomically (a temp
+file in the same folder, then ``os.replace``), or on stdout for ``-``.
+
+- CSV: ``# key: value`` metadata lines (no timestamp, so the same command gives the same bytes),
+  then the rows; floats in shortest round-trip form, ``nan``/``inf``/``-inf`` spelled out. Read it
+  back with ``pandas.read_csv(path, comment="#")``.
+- JSON: ``{"metadata": {...}, "rows": [...], "tables": {name: [...]}}``; non-finite floats are the
+  strings ``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers).
+- Markdown: metadata as a list, then each table as a pipe table.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+from typing import Callable
+
+from .errors import InputError
+
+
+def _csv(rows, metadata: dict, tables: dict) -> str:
+    buf = io.StringIO()
+    for k, v in metadata.items():
+        if k != "utc_time":
+            buf.write(f"# {k}: {v}\n")
+    rows.to_csv(buf, index=False, na_rep="nan", lineterminator="\n")
+    return buf.getvalue()
+
+
+def _jsonable(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if hasattr(v, "item"):  # numpy scalar
+        return _jsonable(v.item())
+    return v
+
+
+def records(df) -> list[dict]:
+    """DataFrame rows as JSON-ready dicts (non-finite floats as strings)."""
+    cols = [str(c) for c in df.columns]
+    return [{c: _jsonable(v) for c, v in zip(cols, row)} for row in df.itertuples(index=False, name=None)]
+
+
+def _json(rows, metadata: dict, tables: dict) -> str:
+    doc = {"metadata": {k: _jsonable(v) for k, v in metadata.items()}, "rows": records(rows)}
+    if tables:
+        doc["tables"] = {name: records(t) for name, t in tables.items()}
+    return json.dumps(doc, indent=1, allow_nan=False) + "\n"
+
+
+def _md_cell(v) -> str:
+    if isinstance(v, float):
+        return repr(v)
+    return str(v).replace("|", "\\|")
+
+
+def markdown_table(df) -> str:
+    """A GitHub pipe table of ``df`` (floats in shortest round-trip form)."""
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    for row in df.itertuples(index=False, name=None):
+        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown(rows, metadata: dict, tables: dict) -> str:
+    out = ["## Metadata\n"]
+    out += [f"- **{k}**: `{v}`" for k, v in metadata.items()]
+    for name, t in (tables or {}).items():
+        out += ["", f"## {name}", "", markdown_table(t)]
+    out += ["", "## Rows", "", markdown_table(rows)]
+    return "\n".join(out)
+
+
+FORMATS: dict[str, Callable] = {"csv": _csv, "json": _json, "markdown": _markdown}
+
+
+def check_writable(path: str) -> None:
+    """Raise :class:`InputError` now if ``path`` cannot be written later (``-`` is stdout)."""
+    if path == "-":
+        return
+    if os.path.isdir(path):
+        raise InputError(f"output path {path!r} is a directory; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"cannot write {path!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise InputError(f"cannot write {path!r}: permission denied")
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename); ``-`` writes to stdout."""
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".stabench-", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise InputError(f"cannot write {path!r}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def export(rows, metadata: dict, targets: list[tuple[str, str]], tables: dict | None = None) -> None:
+    """Write ``rows`` (and named summary ``tables``) to each (format, path) in ``targets``."""
+    for fmt, path in targets:
+        write_text(path, FORMATS[fmt](rows, metadata, tables or {}))
