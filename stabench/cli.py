@@ -3,6 +3,7 @@ a DataFrame, then renders or exports it. Heavy modules (pandas, the experiments,
 imported inside the commands, so ``stabench --help`` stays fast."""
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import List, Optional
 
@@ -17,10 +18,16 @@ except ImportError:  # pragma: no cover
 from .errors import InputError
 
 
+#: The command line of the current invocation, recorded in every export's metadata.
+_COMMAND: str | None = None
+
+
 class _Group(TyperGroup):
     """Turns every user error into one line on stderr and exit code 2 (no traceback, no box)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        global _COMMAND
+        _COMMAND = shlex.join(["stabench", *(sys.argv[1:] if args is None else args)])
         try:
             rv = super().main(args, prog_name or "stabench", complete_var, standalone_mode=False, **extra)
         except _cx.NoArgsIsHelpError as e:
@@ -80,7 +87,7 @@ def _emit(rows, tables: dict, targets, seed=None, **extra) -> None:
     from . import export, meta
 
     if targets:
-        export.export(rows, meta.build(seed=seed, **extra), targets, tables)
+        export.export(rows, meta.build(seed=seed, command=_COMMAND, **extra), targets, tables)
 
 
 @app.command()

@@ -81,8 +81,11 @@ class DType:
 
     @property
     def exp_overflow(self) -> float:
-        """log(max): exp(z) overflows to inf for z above this (≈ 11.09 for float16)."""
-        return math.log(self.max)
+        """The z above which exp(z), correctly rounded, is inf: log(max + ulp(max)/2).
+
+        ≈ 11.0901 for float16, 88.7228 for float32 and bfloat16 (88.7), 709.7827 for float64.
+        """
+        return math.log(self.max) + math.log1p(0.5 * float(self.ulp(self.max)[()]) / self.max)
 
     @property
     def uint(self) -> type:
@@ -105,7 +108,8 @@ class DType:
         with np.errstate(invalid="ignore"):
             _, e = np.frexp(x)  # x = m·2^e with m in [0.5, 1): exponent(x) = e − 1
             u = np.ldexp(1.0, e - self.precision)
-            u = np.maximum(u, self.smallest_subnormal)
+            # frexp(0) reports e = 0, so zero needs the floor explicitly, like subnormals
+            u = np.where(x == 0, self.smallest_subnormal, np.maximum(u, self.smallest_subnormal))
         return np.where(np.isfinite(x), u, np.nan)
 
 

@@ -124,6 +124,7 @@ SWEEP_COLUMNS = {
     "direct_digits": "correct digits of 2/n computed directly",
     "cancelled_digits": "correct digits of (1 + 1/n) − (1 − 1/n)",
     "estimate_digits": "the classic estimate for the cancelled form: digits of the dtype − log10(n), at least 0",
+    "direct_status": "status of the direct form",
     "cancelled_status": "status of the cancelled form",
 }
 
@@ -131,13 +132,14 @@ SWEEP_COLUMNS = {
 def sweep_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per dtype and n: digits kept by each formula beside the estimate digits(dtype) − log10(n)."""
     wide = df.pivot_table(index=["dtype", "n"], columns="formula", values="correct_digits", sort=False)
-    status = df[df["formula"] == "cancelled"].set_index(["dtype", "n"])["status"]
+    status = df.set_index(["formula", "dtype", "n"])["status"]
     out = pd.DataFrame({
         "direct_digits": wide["direct"],
         "cancelled_digits": wide["cancelled"],
     }).reset_index()
     out["estimate_digits"] = [max(0.0, _dtypes.get(d).digits - math.log10(k)) for d, k in zip(out["dtype"], out["n"])]
-    out["cancelled_status"] = [status[(d, k)] for d, k in zip(out["dtype"], out["n"])]
+    for formula in ("direct", "cancelled"):
+        out[f"{formula}_status"] = [status[(formula, d, k)] for d, k in zip(out["dtype"], out["n"])]
     return out.sort_values(["dtype", "n"], key=_order_key, kind="stable", ignore_index=True)
 
 

@@ -1,0 +1,105 @@
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from stabench.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_roundoff_reports_the_numbers():
+    r = invoke("roundoff")
+    assert r.exit_code == 0, r.output
+    lines = {tuple(cells[:2]): cells for cells in (
+        [c.strip() for c in line.split("│")[1:-1]] for line in r.stdout.splitlines() if line.startswith("│"))}
+    # dtype, formula, n, n_in_dtype, value, reference, rel_error, ulp_error, correct_digits, status
+    assert lines[("float16", "cancelled")][4] == "0" and lines[("float16", "cancelled")][-1] == "underflow"
+    assert lines[("float16", "direct")][4] == "0.0002" and lines[("float16", "direct")][-1] == "exact"
+    assert lines[("float32", "cancelled")][4] == "0.00020003319"
+    assert lines[("float64", "cancelled")][4] == "0.00019999999999997797"
+    assert "float16: n=10000: direct keeps 3.3 of 3.3 digits, cancelled keeps 0.0 (exactly 0)" in r.stdout
+    assert "float32: n=10000: direct keeps 7.2 of 7.2 digits, cancelled keeps 3.8" in r.stdout
+
+
+def test_roundoff_sweep_and_dtype_selection():
+    r = invoke("roundoff", "--sweep", "--max-exp", "3", "--dtype", "float32", "-d", "float16")
+    assert r.exit_code == 0, r.output
+    assert "bfloat16" not in r.stdout and "float64" not in r.stdout
+    assert "Digits kept as n grows" in r.stdout
+    assert re.search(r"│ float32\s+│\s+1000 │\s+7.22 │\s+4.77 │\s+4.22 │", r.stdout)
+
+
+def test_csv_to_stdout_is_only_csv():
+    r = invoke("roundoff", "--dtype", "float16", "--csv", "-")
+    assert r.exit_code == 0
+    assert "┃" not in r.stdout
+    rows = [l for l in r.stdout.splitlines() if not l.startswith("#")]
+    assert rows[0].startswith("dtype,formula,expression,n,")
+    assert rows[2].startswith("float16,cancelled,(1 + 1/10000) - (1 - 1/10000),10000,10000.0,0.0,0.0002,")
+
+
+def test_several_exports_at_once(tmp_path):
+    c, j, m = (str(tmp_path / f) for f in ("a.csv", "a.json", "a.md"))
+    r = invoke("roundoff", "--csv", c, "--json", j, "--markdown", m)
+    assert r.exit_code == 0
+    df = pd.read_csv(c, comment="#")
+    assert len(df) == 8 and df.loc[df.dtype.eq("float16") & df.formula.eq("cancelled"), "value"].item() == 0.0
+    assert f"# command: stabench roundoff --csv {c} --json {j} --markdown {m}" in open(c).read().splitlines()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["roundoff", "--dtype", "float8"], "unknown dtype 'float8'; valid: float16, bfloat16, float32, float64"),
+    (["roundoff", "--n", "0"], "n must be an integer between 1 and"),
+    (["roundoff", "--n", "1.5"], "Invalid value for '--n'"),
+    (["roundoff", "--csv", "/nonexistent-dir/x.csv"], "folder '/nonexistent-dir' does not exist"),
+    (["roundoff", "--csv", "-", "--json", "-"], "only one output may go to stdout"),
+    (["roundoff", "--bogus"], "No such option: --bogus"),
+    (["nosuch"], "No such command"),
+])
+def test_bad_input_exits_2_with_one_line(args, message):
+    r = invoke(*args)
+    assert r.exit_code == 2
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_unwritable_path_leaves_no_file(tmp_path):
+    r = invoke("roundoff", "--csv", str(tmp_path / "ok.csv"), "--json", str(tmp_path / "no" / "x.json"))
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+    assert list(tmp_path.iterdir()) == []  # checked before any work: not even the good path was written
+    r = invoke("roundoff", "--csv", str(tmp_path))
+    assert r.exit_code == 2 and "is a directory" in r.stderr
+
+
+def test_every_command_has_help_with_an_example():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert group.commands
+    for name in group.commands:
+        r = invoke(name, "--help")
+        assert r.exit_code == 0
+        assert "Example: stabench " + name in " ".join(r.stdout.split()), name
+
+
+def test_help_and_roundoff_do_not_import_tensorflow():
+    code = ("import sys; from stabench.cli import app; from typer.testing import CliRunner; "
+            "r = CliRunner().invoke(app, {args}); assert r.exit_code == 0, r.output; "
+            "print('tensorflow' in sys.modules)")
+    for args in (["--help"], ["roundoff"], ["roundoff", "--sweep"]):
+        out = subprocess.run([sys.executable, "-c", code.format(args=args)], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "False", args
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "stabench", "roundoff", "--dtype", "float16"], capture_output=True, text=True)
+    assert out.returncode == 0 and "underflow" in out.stdout
