@@ -122,6 +122,51 @@ def roundoff(
     render.console().print("\n".join(exp.verdict(df)), highlight=False)
 
 
+@app.command()
+def loss(
+    experiment: str = typer.Option("all", "--experiment", "-e", help="sigmoid, softmax or all."),
+    dtype: Optional[List[str]] = DtypeOpt,
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy (a comma list; default: every installed backend)."),
+    logits: str = typer.Option("extreme", "--logits", help="extreme, sweep, random, exhaustive, or a comma list of numbers (--logits=-100,10,30)."),
+    logits_file: Optional[str] = typer.Option(None, "--logits-file", metavar="PATH", help="Your own logits: .npy or .csv, one case per row; a 'label' column or --labels gives labels."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="sigmoid: labels in [0, 1] (default 0,1); softmax: the label index (default 0), or one per file row."),
+    points: int = typer.Option(200, "--points", help="Number of logits for --logits sweep/random."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --logits random (recorded in every export)."),
+    classes: int = typer.Option(10, "--classes", "-k", help="K for the softmax preset cases."),
+    grad: bool = typer.Option(True, "--grad/--no-grad", help="Also measure dL/dz."),
+    detail: bool = typer.Option(False, "--detail", help="Print every case, not only the summary."),
+    max_ulp: float = MaxUlpOpt,
+    csv: Optional[str] = CsvOpt,
+    json: Optional[str] = JsonOpt,
+    markdown: Optional[str] = MdOpt,
+):
+    """Cross-entropy through the probability (naive) vs on the logits (fused), against a
+    high-precision oracle, for every dtype and logit.
+
+    Example: stabench loss --dtype float16 --experiment sigmoid --csv loss.csv
+    """
+    targets = _targets(csv, json, markdown)
+    from . import render
+    from .experiments import loss as exp
+
+    opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
+                       logits_file=logits_file, labels=labels, points=points, seed=seed,
+                       classes=classes, grad=grad, max_ulp=max_ulp)
+    df = exp.run(opts)
+    summ = exp.summary(df)
+    _emit(df, {"summary": summ}, targets, seed=seed)
+    if any(p == "-" for _, p in targets):
+        return
+    out = render.console()
+    for (e, q), g in summ.groupby(["experiment", "quantity"], sort=False):
+        render.show(g, f"{e} {q}: error against the oracle (ulps in the result's dtype)",
+                    columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
+        if detail:
+            rows = df[(df.experiment == e) & (df.quantity == q)]
+            render.show(rows, f"{e} {q}: every case", columns=exp.DETAIL_TERMINAL_COLUMNS, out=out)
+    out.print("\n".join(exp.verdict(summ)), highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -54,17 +54,16 @@ def _json(rows, metadata: dict, tables: dict) -> str:
     return json.dumps(doc, indent=1, allow_nan=False) + "\n"
 
 
-def _md_cell(v) -> str:
-    if isinstance(v, float):
-        return repr(v)
-    return str(v).replace("|", "\\|")
-
-
 def markdown_table(df) -> str:
-    """A GitHub pipe table of ``df`` (floats in shortest round-trip form)."""
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    for row in df.itertuples(index=False, name=None):
-        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    """A GitHub pipe table of ``df``, cells formatted as in the terminal (``render.format_cell``)."""
+    from . import dtypes, render
+
+    cols = [str(c) for c in df.columns]
+    dts = [dtypes.REGISTRY.get(d) for d in df["dtype"]] if "dtype" in df.columns else [None] * len(df)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for dt, row in zip(dts, df.itertuples(index=False, name=None)):
+        cells = (render.format_cell(c, v, dt).replace("|", "\\|") for c, v in zip(cols, row))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

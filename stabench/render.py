@@ -29,25 +29,34 @@ ERROR_COLUMNS = {"abs_error", "rel_error", "ulp_error", "bits_error", "correct_d
 
 
 def shortest(x: float, dtype: dtypes.DType | None = None) -> str:
-    """The shortest decimal that rounds back to ``x`` in ``dtype`` (float64 when None)."""
+    """The shortest decimal that rounds back to ``x`` in ``dtype`` (float64 when None).
+
+    Integral values below 10^16 are written out in full (65504.0, not 6.55e+04, which would also
+    round back to float16's max but reads as another number).
+    """
     x = float(x)
     if math.isnan(x):
         return "nan"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    if dtype is None or dtype.name == "float64":
+    if dtype is None or dtype.name == "float64" or (x == int(x) and abs(x) < 1e16):
         return repr(x)
     target = dtype.cast(x)
     for d in range(1, 18):
         s = f"{x:.{d}g}"
         if dtype.cast(float(s)) == target:
-            return s
+            return repr(float(s))  # Python's layout: 0.0002, 4.5400957e-05
     return repr(x)  # pragma: no cover
 
 
 def _cell(col: str, v, row_dtype):
     if col == "status":
         return Text(str(v), style=STATUS_STYLE.get(str(v), ""))
+    return format_cell(col, v, row_dtype)
+
+
+def format_cell(col: str, v, row_dtype: dtypes.DType | None = None) -> str:
+    """One table cell as text: values exact for their dtype, error measures to 3 digits."""
     if isinstance(v, float) or (hasattr(v, "dtype") and getattr(v.dtype, "kind", "") == "f"):
         v = float(v)
         if col in ERROR_COLUMNS:

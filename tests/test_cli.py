@@ -21,7 +21,7 @@ def test_roundoff_reports_the_numbers():
     lines = {tuple(cells[:2]): cells for cells in (
         [c.strip() for c in line.split("│")[1:-1]] for line in r.stdout.splitlines() if line.startswith("│"))}
     # dtype, formula, n, n_in_dtype, value, reference, rel_error, ulp_error, correct_digits, status
-    assert lines[("float16", "cancelled")][4] == "0" and lines[("float16", "cancelled")][-1] == "underflow"
+    assert lines[("float16", "cancelled")][4] == "0.0" and lines[("float16", "cancelled")][-1] == "underflow"
     assert lines[("float16", "direct")][4] == "0.0002" and lines[("float16", "direct")][-1] == "exact"
     assert lines[("float32", "cancelled")][4] == "0.00020003319"
     assert lines[("float64", "cancelled")][4] == "0.00019999999999997797"
@@ -103,3 +103,47 @@ def test_help_and_roundoff_do_not_import_tensorflow():
 def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "stabench", "roundoff", "--dtype", "float16"], capture_output=True, text=True)
     assert out.returncode == 0 and "underflow" in out.stdout
+
+
+def table_rows(text):
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+
+
+def test_loss_float16_summary_numbers():
+    r = invoke("loss", "--dtype", "float16", "--backend", "numpy")
+    assert r.exit_code == 0, r.output
+    rows = {(c[1], c[3]): c for c in table_rows(r.stdout) if c[0] == "numpy"}
+    # backend, method, form, dtype, cases, max_ulp, median_ulp, worst_logit, nan, overflow, underflow,
+    # inaccurate, first_fail_abs_logit, first_fail_status — the sigmoid loss table comes first
+    first = table_rows(r.stdout)[:2]
+    naive, fused = first
+    assert naive[1] == "naive" and naive[5] == "inf" and naive[12] == "10.0"
+    assert fused[1] == "fused" and float(fused[5]) <= 1.0 and fused[12] == "nan"
+    assert "sigmoid loss float16: naive fails from |z| = 10" in r.stdout
+    assert "fused-log1p ≤" in r.stdout
+    assert rows
+
+
+def test_loss_detail_and_csv(tmp_path):
+    out = str(tmp_path / "l.csv")
+    r = invoke("loss", "-e", "sigmoid", "-d", "float32", "-b", "numpy", "--logits=-1000,0", "--labels", "1",
+               "--detail", "--csv", out, "--seed", "5")
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out, comment="#")
+    assert len(df) == 2 * 2 * 2
+    row = df[(df.method == "naive") & (df.quantity == "loss") & (df.logit == -1000)].iloc[0]
+    assert row.value == float("inf") and row.status == "overflow"
+    assert "# seed: 5" in open(out).read()
+    assert any(c[5] == "-1000.0" and c[-1] == "overflow" for c in table_rows(r.stdout))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["loss", "--experiment", "tanh"], "unknown experiment 'tanh'"),
+    (["loss", "-e", "sigmoid", "--labels", "1.5"], "sigmoid label 1.5 is outside [0, 1]"),
+    (["loss", "-e", "softmax", "--labels", "10"], "softmax label 10 is outside [0, 10)"),
+    (["loss", "--logits-file", "/nonexistent.npy"], "no such file"),
+    (["loss", "--backend", "torch"], "unknown backend 'torch'"),
+])
+def test_loss_bad_input(args, message):
+    r = invoke(*args)
+    assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1

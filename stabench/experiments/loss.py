@@ -1,0 +1,379 @@
+"""The loss experiments: cross-entropy through the probability (naive) vs on the logits (fused).
+
+- ``sigmoid``: binary cross-entropy of a logit z and a label y ∈ [0, 1].
+- ``softmax``: sparse categorical cross-entropy of K logits and a label k ∈ [0, K).
+
+For each dtype the inputs are rounded to that dtype first; the oracle computes the reference from
+those rounded inputs; every backend method runs once over the whole batch; the metrics compare.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .. import backends as _backends
+from .. import dtypes as _dtypes
+from .. import inputs, metrics, oracle
+from ..errors import InputError
+
+EXPERIMENTS = ("sigmoid", "softmax")
+
+#: Case kinds: how each row's inputs were built (the CSV's ``case_kind`` column).
+CASE_KINDS = {
+    "scalar": "sigmoid: one logit z with one label y",
+    "label-at-z": "softmax: the label's logit is z, every other class 0 (the label wins for large z)",
+    "wrong-at-z": "softmax: one wrong class at z, the label and the rest at 0 (confidently wrong for large z)",
+    "all-equal": "softmax: every class at z (the loss is log K whatever z)",
+    "file": "a row of --logits-file, as given",
+}
+
+#: Statuses that count as a failure for "first fails at |z|".
+FAILURES = ("inaccurate", "underflow", "overflow", "nan")
+
+#: Columns of the row table, each documented (the README's column reference is checked against it).
+COLUMNS = {
+    "experiment": "`sigmoid` (binary cross-entropy) or `softmax` (sparse categorical cross-entropy)",
+    "quantity": "`loss`, or `grad`: dL/dz (for softmax the component of the label's logit)",
+    "backend": "framework that computed the value (`numpy`, `tensorflow`)",
+    "method": "how it was computed (see the method list)",
+    "form": "`naive` (through the probability) or `fused` (on the logits)",
+    "dtype": "dtype the inputs were rounded to and the computation was asked to run in",
+    "result_dtype": "dtype of what came back (a framework may upcast); ulps are counted in it",
+    "case_kind": "how the inputs were built (see Case kinds)",
+    "logit": "the scalar z of the case (for --logits-file rows, the label's logit)",
+    "label": "y for sigmoid, the class index k for softmax",
+    "classes": "K, the number of classes (1 for sigmoid)",
+    "value": "the computed result, in result_dtype (stored exactly in float64)",
+    "reference": "the oracle's value for the inputs as rounded to dtype, rounded to float64",
+    "abs_error": "|value − reference| (the reference carried beyond float64 where it matters)",
+    "rel_error": "abs_error / |reference|",
+    "ulp_error": "abs_error in ulps of the reference in result_dtype (glibc-style); +inf for nan/inf failures",
+    "bits_error": "log2(1 + floats between value and the reference rounded to result_dtype) (Herbie)",
+    "status": "exact / ok / inaccurate / underflow / overflow / nan / invalid-input / unsupported",
+    "error": "the framework's error text for `unsupported` rows, else empty",
+}
+
+SUMMARY_COLUMNS = {
+    "experiment": "as in the rows",
+    "quantity": "as in the rows",
+    "backend": "as in the rows",
+    "method": "as in the rows",
+    "form": "as in the rows",
+    "dtype": "as in the rows",
+    "cases": "number of cases",
+    "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
+    "median_ulp": "median ulp_error over valid cases",
+    "worst_logit": "the logit of the case with the largest ulp_error (smallest |z| on ties)",
+    "nan": "cases with status nan",
+    "overflow": "cases with status overflow",
+    "underflow": "cases with status underflow",
+    "inaccurate": "cases with status inaccurate",
+    "invalid_input": "cases with status invalid-input (nan/inf inputs, reported not scored)",
+    "unsupported": "cases the framework refused",
+    "first_fail_abs_logit": "smallest |logit| with a failure (inaccurate/underflow/overflow/nan); nan if none",
+    "first_fail_status": "the status at that logit",
+}
+
+SUMMARY_TERMINAL_COLUMNS = ["backend", "method", "form", "dtype", "cases", "max_ulp", "median_ulp",
+                            "worst_logit", "nan", "overflow", "underflow", "inaccurate",
+                            "first_fail_abs_logit", "first_fail_status"]
+DETAIL_TERMINAL_COLUMNS = ["backend", "method", "dtype", "result_dtype", "case_kind", "logit", "label",
+                           "value", "reference", "ulp_error", "status"]
+
+
+@dataclass
+class Options:
+    """Every option of a loss run (what the CLI parses; defaults are the CLI's)."""
+
+    experiments: list[str] = field(default_factory=lambda: list(EXPERIMENTS))
+    dtypes: list = field(default_factory=lambda: list(_dtypes.DTYPE_NAMES))
+    backends: list[str] | None = None  #: None: every installed backend
+    logits: str = "extreme"
+    logits_file: str | None = None
+    labels: str | None = None
+    points: int = 200
+    seed: int = 0
+    classes: int = 10
+    grad: bool = True
+    max_ulp: float = metrics.DEFAULT_MAX_ULP
+
+
+def parse_experiments(value: str | list[str] | None) -> list[str]:
+    """``sigmoid``, ``softmax``, ``all`` or a comma list."""
+    vals = [value] if isinstance(value, str) else list(value or ["all"])
+    names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    out = []
+    for n in names:
+        if n == "all":
+            out += list(EXPERIMENTS)
+        elif n in EXPERIMENTS:
+            out.append(n)
+        else:
+            raise InputError(f"unknown experiment {n!r}; valid: sigmoid, softmax, all")
+    return [e for e in EXPERIMENTS if e in out]
+
+
+def parse_backends(value: str | list[str] | None) -> list[str]:
+    """Backend names (a comma list); None means every installed backend."""
+    if not value:
+        return _backends.installed()
+    vals = [value] if isinstance(value, str) else list(value)
+    names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    for n in names:
+        _backends.load(n)  # raises InputError naming the valid ones / the missing framework
+    return [n for n in _backends.names() if n in names]
+
+
+# ---------------------------------------------------------------------------------------------
+# cases
+
+
+def _sigmoid_labels(text: str | None) -> np.ndarray:
+    if text is None:
+        return np.array([0.0, 1.0])
+    y = inputs.parse_numbers(text, "--labels")
+    bad = y[~((y >= 0) & (y <= 1))]
+    if bad.size:
+        raise InputError(f"sigmoid label {float(bad[0]):g} is outside [0, 1]; labels are probabilities of class 1")
+    return y
+
+
+def _softmax_labels(text, n: int, k: int) -> np.ndarray:
+    vals = inputs.parse_numbers(text, "--labels") if isinstance(text, str) else np.asarray(text, dtype=np.float64)
+    if vals.size not in (1, n):
+        raise InputError(f"--labels has {vals.size} values; give one label or one per case ({n})")
+    bad = vals[~((vals >= 0) & (vals < k) & (vals == np.floor(vals)))]
+    if bad.size:
+        raise InputError(f"softmax label {float(bad[0]):g} is outside [0, {k}) or not an integer; valid: 0 … {k - 1}")
+    return np.broadcast_to(vals.astype(np.int64), (n,)).copy()
+
+
+@dataclass
+class _Batch:
+    """One experiment's cases in one dtype, and the row labels that go with them."""
+
+    cases: object
+    case_kind: np.ndarray
+    logit: np.ndarray
+    label: np.ndarray
+    classes: int
+    invalid: np.ndarray  #: inputs not finite in the dtype
+
+
+def sigmoid_batch(opts: Options, dt, file=None) -> _Batch:
+    """Cases for binary cross-entropy: every logit with every label (or the file's pairs).
+    ``file`` is what :func:`inputs.load_file` returned for ``--logits-file``."""
+    if file is not None:
+        z, file_labels = file
+        if z.ndim == 2 and z.shape[1] == 1:
+            z = z[:, 0]
+        if z.ndim != 1:
+            raise InputError(f"--logits-file for sigmoid needs one logit per row, got {z.shape[1]} columns")
+        z = dt.cast(z).astype(np.float64)
+        if file_labels is not None:
+            y = file_labels
+            bad = y[~((y >= 0) & (y <= 1))]
+            if bad.size:
+                raise InputError(f"sigmoid label {float(bad[0]):g} in --logits-file is outside [0, 1]")
+        else:
+            y = None
+        kind = "file"
+    else:
+        z, y, kind = inputs.scalars(opts.logits, dt, points=opts.points, seed=opts.seed), None, "scalar"
+    if y is None:
+        labels = _sigmoid_labels(opts.labels)
+        z, y = np.repeat(z, len(labels)), np.tile(labels, len(z))
+    inputs.check_size(len(z))
+    y = dt.cast(y).astype(np.float64)
+    return _Batch(_backends.SigmoidCases(z, y), np.full(len(z), kind, dtype=object), z, y, 1,
+                  ~np.isfinite(z))
+
+
+def softmax_batch(opts: Options, dt, file=None) -> _Batch:
+    """Cases for sparse categorical cross-entropy: the three preset kinds per scalar, or file rows
+    (a 1-D .npy array is one case)."""
+    if file is not None:
+        z, file_labels = file
+        z = np.atleast_2d(z)
+        if z.shape[1] < 2:
+            raise InputError("--logits-file for softmax needs one case per row with at least 2 logit columns")
+        n, k = z.shape
+        inputs.check_size(n, k)
+        labels = _softmax_labels(file_labels if file_labels is not None else
+                                 _require(opts.labels, "softmax --logits-file needs labels: a 'label' column or --labels"), n, k)
+        logits = dt.cast(z).astype(np.float64)
+        rows = np.arange(n)
+        return _Batch(_backends.SoftmaxCases(logits, labels), np.full(n, "file", dtype=object),
+                      logits[rows, labels], labels.astype(np.float64), k, ~np.isfinite(logits).all(axis=1))
+    k = opts.classes
+    if not 2 <= k:
+        raise InputError(f"--classes must be at least 2, got {k}")
+    s = inputs.scalars(opts.logits, dt, points=opts.points, seed=opts.seed)
+    n = len(s)
+    inputs.check_size(3 * n, k)
+    label = int(_softmax_labels(opts.labels or "0", 1, k)[0])
+    wrong = (label + 1) % k
+    logits = np.zeros((3 * n, k))
+    logits[:n, label] = s  # label-at-z
+    logits[n:2 * n, wrong] = s  # wrong-at-z
+    logits[2 * n:] = s[:, None]  # all-equal
+    kinds = np.repeat(np.array(["label-at-z", "wrong-at-z", "all-equal"], dtype=object), n)
+    labels = np.full(3 * n, label, dtype=np.int64)
+    z = np.tile(s, 3)
+    return _Batch(_backends.SoftmaxCases(logits, labels), kinds, z, labels.astype(np.float64), k,
+                  ~np.isfinite(z))
+
+
+def _require(value, message):
+    if value is None:
+        raise InputError(message)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# run
+
+
+def _reference(experiment: str, batch: _Batch, dt) -> dict:
+    precise = dt.name == "float64"  # float64 targets need more than float64 arithmetic
+    c = batch.cases
+    if experiment == "sigmoid":
+        return oracle.bce(c.z, c.y, precise)
+    return oracle.softmax_ce(c.logits, c.labels, precise)
+
+
+def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
+    """Run the loss experiments; one row per (experiment, quantity, backend, method, dtype, case).
+
+    ``opts`` (or keyword arguments naming its fields) selects what runs. ``progress``, if given, is
+    called with (done, total, label) after each (experiment, dtype, backend) step.
+    """
+    opts = opts or Options(**kw)
+    exps = parse_experiments(opts.experiments)
+    dts = _dtypes.parse_list(opts.dtypes)
+    backend_names = parse_backends(opts.backends)
+    if not backend_names:
+        raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
+    mods = [_backends.load(b) for b in backend_names]
+    file = inputs.load_file(opts.logits_file) if opts.logits_file else None
+    quantities = ["loss", "grad"] if opts.grad else ["loss"]
+    total, done = len(exps) * len(dts) * len(mods), 0
+    parts = []
+    for exp in exps:
+        make = sigmoid_batch if exp == "sigmoid" else softmax_batch
+        for dt in dts:
+            batch = make(opts, dt, file)
+            ref = _reference(exp, batch, dt)
+            for mod in mods:
+                for method in mod.methods(exp):
+                    parts += _rows(exp, mod.NAME, method, dt, batch, ref, quantities, mod, opts)
+                done += 1
+                if progress:
+                    progress(done, total, f"{exp} {dt.name} {mod.NAME}")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _rows(exp, backend, method, dt, batch, ref, quantities, mod, opts) -> list[pd.DataFrame]:
+    n = len(batch.cases)
+    try:
+        out = mod.evaluate(method, dt, batch.cases, "grad" in quantities)
+        error = ""
+    except _backends.Unsupported as e:
+        out, error = None, " ".join(str(e).split())
+    frames = []
+    for q in quantities:
+        hi, lo = ref[q]
+        if out is None:
+            value = np.full(n, np.nan)
+            result_dtype = dt
+            m = {k: np.full(n, np.nan) for k in ("abs_error", "rel_error", "ulp_error", "bits_error")}
+            status = np.full(n, metrics.UNSUPPORTED, dtype=np.uint8)
+        else:
+            raw = np.asarray(out.loss if q == "loss" else out.grad)
+            result_dtype = _dtypes.REGISTRY.get(raw.dtype.name, dt)
+            value = raw.astype(np.float64).reshape(n)
+            m = metrics.compare(value, hi, result_dtype, reference_lo=lo, max_ulp=opts.max_ulp)
+            status = m["status"]
+            status[batch.invalid] = metrics.INVALID_INPUT
+        frames.append(pd.DataFrame({
+            "experiment": exp,
+            "quantity": q,
+            "backend": backend,
+            "method": method.name,
+            "form": method.form,
+            "dtype": dt.name,
+            "result_dtype": result_dtype.name,
+            "case_kind": batch.case_kind,
+            "logit": batch.logit,
+            "label": batch.label,
+            "classes": batch.classes,
+            "value": value,
+            "reference": hi,
+            "abs_error": m["abs_error"],
+            "rel_error": m["rel_error"],
+            "ulp_error": m["ulp_error"],
+            "bits_error": m["bits_error"],
+            "status": metrics.status_names(status),
+            "error": error,
+        }))
+    return frames
+
+
+# ---------------------------------------------------------------------------------------------
+# summary
+
+_KEYS = ["experiment", "quantity", "backend", "method", "form", "dtype"]
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, quantity, backend, method, dtype): max/median ulps, status counts, and the
+    smallest |logit| at which the method first fails."""
+    out = []
+    for key, g in df.groupby(_KEYS, sort=False):
+        st = g["status"]
+        valid = g[~st.isin(["invalid-input", "unsupported"])]
+        fails = valid[valid["status"].isin(FAILURES)]
+        row = dict(zip(_KEYS, key))
+        row["cases"] = len(g)
+        if len(valid):
+            ulps = valid["ulp_error"].to_numpy()
+            worst = np.lexsort((np.abs(valid["logit"].to_numpy()), -ulps))[0]
+            row.update(max_ulp=float(ulps.max()), median_ulp=float(np.median(ulps)),
+                       worst_logit=float(valid["logit"].iloc[worst]))
+        else:
+            row.update(max_ulp=np.nan, median_ulp=np.nan, worst_logit=np.nan)
+        for s in ("nan", "overflow", "underflow", "inaccurate", "invalid-input", "unsupported"):
+            row[s.replace("-", "_")] = int((st == s).sum())
+        if len(fails):
+            i = np.argmin(np.abs(fails["logit"].to_numpy()))
+            row["first_fail_abs_logit"] = float(abs(fails["logit"].iloc[i]))
+            row["first_fail_status"] = fails["status"].iloc[i]
+        else:
+            row["first_fail_abs_logit"] = np.nan
+            row["first_fail_status"] = ""
+        out.append(row)
+    return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+
+
+def verdict(summ: pd.DataFrame) -> list[str]:
+    """One line per (experiment, quantity, dtype): where each naive method first fails, and how
+    the fused methods fare."""
+    lines = []
+    for (exp, q, dt), g in summ.groupby(["experiment", "quantity", "dtype"], sort=False):
+        parts = []
+        for r in g.itertuples(index=False):
+            name = r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
+            if r.unsupported == r.cases:
+                parts.append(f"{name} unsupported")
+            elif r.first_fail_status:
+                parts.append(f"{name} fails from |z| = {_g(r.first_fail_abs_logit)} ({r.first_fail_status})")
+            else:
+                parts.append(f"{name} ≤ {_g(r.max_ulp)} ulp")
+        lines.append(f"{exp} {q} {dt}: " + "; ".join(parts))
+    return lines
+
+
+def _g(x: float) -> str:
+    return f"{x:.4g}"
