@@ -6,7 +6,8 @@ The interface is small so that a new framework (torch, jax) is one new module:
 - ``methods(experiment) -> list[Method]``: what it offers for ``sigmoid`` and ``softmax``;
 - ``evaluate(method, dtype, cases, grad) -> Output``: ONE call over the whole batch of cases, in
   the target dtype, returning the loss per case and, when ``grad``, dL/dz per case (for softmax,
-  the label's component). A framework that refuses the dtype raises :class:`Unsupported`;
+  the label's component), as arrays of the dtype the framework returned (an upcast shows). A
+  framework that refuses the dtype raises :class:`Unsupported` with its own error text;
 - ``versions() -> dict``: framework versions for the metadata block.
 
 Backends are imported lazily by name (:func:`load`), so choosing numpy never imports tensorflow.
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 #: --backend name → (module, the framework it needs)
 REGISTRY = {
     "numpy": ("stabench.backends.numpy_backend", "numpy"),
+    "tensorflow": ("stabench.backends.tensorflow_backend", "tensorflow"),
 }
 
 
@@ -61,10 +63,16 @@ class SoftmaxCases:
 
 @dataclass
 class Output:
-    """What a backend returns: ``loss`` per case and ``grad`` (dL/dz, per case) or None."""
+    """What a backend returns: ``loss`` per case and ``grad`` (dL/dz, per case) or None.
+
+    ``variants`` holds other executions of the same method (e.g. ``{"graph": Output(...)}`` for
+    TensorFlow's ``tf.function``); the experiment reports each as method ``name@variant``, but only
+    where it differs from this output on some case (bitwise, nan-aware).
+    """
 
     loss: np.ndarray
     grad: np.ndarray | None = None
+    variants: dict = field(default_factory=dict)
 
 
 class Unsupported(Exception):

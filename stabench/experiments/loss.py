@@ -276,12 +276,29 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
 
 
 def _rows(exp, backend, method, dt, batch, ref, quantities, mod, opts) -> list[pd.DataFrame]:
-    n = len(batch.cases)
+    """The rows of one method in one dtype (plus any execution variant that differs)."""
     try:
-        out = mod.evaluate(method, dt, batch.cases, "grad" in quantities)
-        error = ""
+        out, error = mod.evaluate(method, dt, batch.cases, "grad" in quantities), ""
     except _backends.Unsupported as e:
         out, error = None, " ".join(str(e).split())
+    frames = _method_rows(exp, backend, method.name, method.form, dt, batch, ref, quantities, out, error, opts)
+    for variant, vout in (out.variants.items() if out is not None else ()):
+        if any(not _same(getattr(out, q), getattr(vout, q)) for q in quantities):
+            frames += _method_rows(exp, backend, f"{method.name}@{variant}", method.form, dt, batch, ref,
+                                   quantities, vout, "", opts)
+    return frames
+
+
+def _same(a, b) -> bool:
+    """Bitwise equality of two results, nan-aware (nan == nan, −0 ≠ +0 is ignored)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return bool(np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True))
+
+
+def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, error, opts) -> list[pd.DataFrame]:
+    n = len(batch.cases)
     frames = []
     for q in quantities:
         hi, lo = ref[q]
@@ -301,8 +318,8 @@ def _rows(exp, backend, method, dt, batch, ref, quantities, mod, opts) -> list[p
             "experiment": exp,
             "quantity": q,
             "backend": backend,
-            "method": method.name,
-            "form": method.form,
+            "method": name,
+            "form": form,
             "dtype": dt.name,
             "result_dtype": result_dtype.name,
             "case_kind": batch.case_kind,
