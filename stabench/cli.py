@@ -152,7 +152,11 @@ def loss(
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
                        classes=classes, grad=grad, max_ulp=max_ulp)
-    df = exp.run(opts)
+    bar = render.ProgressBar(delay=1.0)
+    try:
+        df = exp.run(opts, progress=bar)
+    finally:
+        bar.close()
     summ = exp.summary(df)
     _emit(df, {"summary": summ}, targets, seed=seed)
     if any(p == "-" for _, p in targets):
@@ -165,6 +169,36 @@ def loss(
             rows = df[(df.experiment == e) & (df.quantity == q)]
             render.show(rows, f"{e} {q}: every case", columns=exp.DETAIL_TERMINAL_COLUMNS, out=out)
     out.print("\n".join(exp.verdict(summ)), highlight=False)
+
+
+@app.command()
+def report(
+    out: str = typer.Option("results", "--out", "-o", metavar="DIR", help="Folder to write (created if needed; files in it are replaced one by one, atomically)."),
+    dtype: Optional[List[str]] = DtypeOpt,
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow (a comma list; default: every installed backend)."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer sweep points and a shorter roundoff sweep (seconds, not minutes)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for random inputs (recorded)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Run every experiment and write a self-contained report: one CSV per experiment, run.json
+    (metadata, timings, every summary), REPORT.md and PNG plots.
+
+    Example: stabench report --out results --quick
+    """
+    from . import render
+    from . import report as rp
+
+    rp.check_out_dir(out)
+    bar = render.ProgressBar(quiet=quiet)
+    try:
+        rep = rp.build(dtype_list=dtype, backend_list=backend, quick=quick, seed=seed, command=_COMMAND,
+                       progress=bar)
+    finally:
+        bar.close()
+    written = rp.write(rep, out)
+    con = render.console()
+    con.print("\n".join(f"{k}: {v}" for k, v in rep.headlines.items()), highlight=False)
+    con.print(f"wrote {len(written)} files to {out}/ (open {out}/REPORT.md)", highlight=False)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ file in the same folder, then ``os.replace``), or on stdout for ``-``.
 
 - CSV: ``# key: value`` metadata lines (no timestamp, so the same command gives the same bytes),
   then the rows; floats in shortest round-trip form, ``nan``/``inf``/``-inf`` spelled out. Read it
-  back with ``pandas.read_csv(path, comment="#")``.
+  back with :func:`read_csv`.
 - JSON: ``{"metadata": {...}, "rows": [...], "tables": {name: [...]}}``; non-finite floats are the
   strings ``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers).
 - Markdown: metadata as a list, then each table as a pipe table.
@@ -31,6 +31,31 @@ def _csv(rows, metadata: dict, tables: dict) -> str:
             buf.write(f"# {k}: {v}\n")
     rows.to_csv(buf, index=False, na_rep="nan", lineterminator="\n")
     return buf.getvalue()
+
+
+#: Columns that hold words, never numbers (a status can be the word ``nan``).
+TEXT_COLUMNS = {"status", "error", "first_fail_status", "direct_status", "cancelled_status", "dtype",
+                "result_dtype", "formula", "expression", "experiment", "quantity", "backend", "method",
+                "form", "case_kind", "logit_set", "variant", "policy"}
+
+
+def read_csv(path) -> "pandas.DataFrame":
+    """Read a stabench CSV back exactly: metadata lines skipped, ``nan``/``inf`` numbers parsed as
+    floats, and the *word* ``nan`` (a status) kept as text — pandas' default reader would turn it
+    into a missing value."""
+    import pandas as pd
+
+    df = pd.read_csv(path, comment="#", keep_default_na=False, dtype=str)
+    for c in df.columns:
+        if c in TEXT_COLUMNS:
+            continue
+        for kind in ("int64", "float64"):  # float() reads nan, inf and -inf
+            try:
+                df[c] = df[c].astype(kind)
+                break
+            except (ValueError, TypeError, OverflowError):
+                continue
+    return df
 
 
 def _jsonable(v):
@@ -98,14 +123,20 @@ def write_text(path: str, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, then ``os.replace``,
+    so a reader (or an interrupted run) sees the old file or the new one, never half of one."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".stabench-", suffix=".tmp", dir=folder)
     except OSError as e:
         raise InputError(f"cannot write {path!r}: {e.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

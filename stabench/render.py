@@ -101,3 +101,40 @@ def show(df, title: str | None = None, verdict: list[str] | str | None = None,
     out.print(table(df, title, columns))
     for line in [verdict] if isinstance(verdict, str) else (verdict or []):
         out.print(line, highlight=False)
+
+
+class ProgressBar:
+    """A rich progress bar on stderr, fed by core ``progress(done, total, label)`` callbacks.
+
+    Shown only when stderr is a terminal and not ``quiet``; with ``delay`` it appears only once
+    the run has taken that many seconds (a fast run prints no bar at all).
+    """
+
+    def __init__(self, quiet: bool = False, delay: float = 0.0):
+        import time
+
+        self._time = time.perf_counter
+        self._start = self._time()
+        self._delay = delay
+        self._console = Console(stderr=True)
+        self._enabled = not quiet and self._console.is_terminal
+        self._bar = None
+        self._task = None
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            if self._time() - self._start < self._delay:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), console=self._console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(label, total=total)
+        self._bar.update(self._task, completed=done, description=label)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from stabench import export
 from stabench.cli import app
 
 runner = CliRunner()
@@ -50,7 +51,7 @@ def test_several_exports_at_once(tmp_path):
     c, j, m = (str(tmp_path / f) for f in ("a.csv", "a.json", "a.md"))
     r = invoke("roundoff", "--csv", c, "--json", j, "--markdown", m)
     assert r.exit_code == 0
-    df = pd.read_csv(c, comment="#")
+    df = export.read_csv(c)
     assert len(df) == 8 and df.loc[df.dtype.eq("float16") & df.formula.eq("cancelled"), "value"].item() == 0.0
     assert f"# command: stabench roundoff --csv {c} --json {j} --markdown {m}" in open(c).read().splitlines()
 
@@ -129,7 +130,7 @@ def test_loss_detail_and_csv(tmp_path):
     r = invoke("loss", "-e", "sigmoid", "-d", "float32", "-b", "numpy", "--logits=-1000,0", "--labels", "1",
                "--detail", "--csv", out, "--seed", "5")
     assert r.exit_code == 0, r.output
-    df = pd.read_csv(out, comment="#")
+    df = export.read_csv(out)
     assert len(df) == 2 * 2 * 2
     row = df[(df.method == "naive") & (df.quantity == "loss") & (df.logit == -1000)].iloc[0]
     assert row.value == float("inf") and row.status == "overflow"

@@ -22,7 +22,7 @@ def df():
 def test_csv_round_trip(tmp_path, df):
     path = tmp_path / "r.csv"
     export.export(df, meta.build(seed=1), [("csv", str(path))])
-    back = pd.read_csv(path, comment="#")
+    back = export.read_csv(path)
     pd.testing.assert_frame_equal(back, df, check_dtype=False)
     head = path.read_text().splitlines()[:12]
     assert "# tool: stabench" in head and "# seed: 1" in head
@@ -76,3 +76,14 @@ def test_check_writable(tmp_path):
         export.check_writable(str(tmp_path / "missing" / "x.csv"))
     with pytest.raises(InputError, match="is a directory"):
         export.check_writable(str(tmp_path))
+
+
+def test_loss_csv_round_trip_keeps_nan_status(tmp_path):
+    from stabench.experiments import loss
+
+    df = loss.run(experiments="sigmoid", dtypes=["float32"], backends=["numpy"], logits="-1000,17,nan")
+    assert {"nan", "overflow", "invalid-input"} <= set(df.status)
+    path = tmp_path / "l.csv"
+    export.export(df, meta.build(), [("csv", str(path))])
+    back = export.read_csv(path)
+    pd.testing.assert_frame_equal(back, df, check_dtype=False)

@@ -47,8 +47,8 @@ COLUMNS = {
     "classes": "K, the number of classes (1 for sigmoid)",
     "value": "the computed result, in result_dtype (stored exactly in float64)",
     "reference": "the oracle's value for the inputs as rounded to dtype, rounded to float64",
-    "abs_error": "|value − reference| (the reference carried beyond float64 where it matters)",
-    "rel_error": "abs_error / |reference|",
+    "abs_error": "abs(value − reference), the reference carried beyond float64 (hi + lo) where it matters",
+    "rel_error": "abs_error / abs(reference)",
     "ulp_error": "abs_error in ulps of the reference in result_dtype (glibc-style); +inf for nan/inf failures",
     "bits_error": "log2(1 + floats between value and the reference rounded to result_dtype) (Herbie)",
     "status": "exact / ok / inaccurate / underflow / overflow / nan / invalid-input / unsupported",
@@ -65,14 +65,14 @@ SUMMARY_COLUMNS = {
     "cases": "number of cases",
     "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
     "median_ulp": "median ulp_error over valid cases",
-    "worst_logit": "the logit of the case with the largest ulp_error (smallest |z| on ties)",
+    "worst_logit": "the logit of the case with the largest ulp_error (smallest abs(z) on ties)",
     "nan": "cases with status nan",
     "overflow": "cases with status overflow",
     "underflow": "cases with status underflow",
     "inaccurate": "cases with status inaccurate",
     "invalid_input": "cases with status invalid-input (nan/inf inputs, reported not scored)",
     "unsupported": "cases the framework refused",
-    "first_fail_abs_logit": "smallest |logit| with a failure (inaccurate/underflow/overflow/nan); nan if none",
+    "first_fail_abs_logit": "smallest abs(logit) with a failure (inaccurate/underflow/overflow/nan); nan if none",
     "first_fail_status": "the status at that logit",
 }
 
@@ -371,7 +371,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
             row["first_fail_abs_logit"] = np.nan
             row["first_fail_status"] = ""
         out.append(row)
-    return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+    res = pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+    order = {"loss": 0, "grad": 1, **{e: i for i, e in enumerate(EXPERIMENTS)}}
+    return res.sort_values(["experiment", "quantity"], key=lambda c: c.map(order), kind="stable", ignore_index=True)
 
 
 def verdict(summ: pd.DataFrame) -> list[str]:

@@ -31,7 +31,7 @@ COLUMNS = {
     "n_in_dtype": "n as stored in the dtype (rounded; inf where n exceeds the dtype's max)",
     "value": "the computed result, in the dtype (stored exactly in a float64 column)",
     "reference": "2/n exactly, rounded to float64",
-    "abs_error": "|value − 2/n| (exact reference)",
+    "abs_error": "abs(value − 2/n), against the exact reference",
     "rel_error": "abs_error / (2/n)",
     "ulp_error": "abs_error in ulps of the reference in the dtype (glibc-style)",
     "bits_error": "log2(1 + floats between value and the reference rounded to the dtype) (Herbie)",

@@ -1,0 +1,131 @@
+"""PNG plots of the loss experiments (matplotlib, Agg backend; imported only when plotting).
+
+Nothing is dropped from a plot: values a log axis cannot show are drawn as distinct markers on the
+plot's edge and named in the legend —
+- nan results: an ``x`` on the top edge;
+- ±inf results: a ``^`` on the top edge;
+- zero results (loss plots) and zero error (ulp plots): a ``v`` on the bottom edge.
+
+Every function returns PNG bytes; the same data and library versions give the same bytes
+(no timestamp is written into the file).
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+#: Errors below this many ulps are drawn at it (a log axis has no 0).
+ULP_FLOOR = 1e-3
+#: Symmetric-log x axis: linear within ±1, logarithmic beyond (logits span 1e-3 … 1e5 and the sign matters).
+X_LINTHRESH = 1.0
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "stabench", "figure.dpi": 100})
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _edge_markers(ax, x, y, label_prefix: str, color, top: float, bottom: float) -> None:
+    """Draw nan / inf / zero points on the edges so they stay visible."""
+    for mask, yy, marker, what in ((np.isnan(y), top, "x", "nan"), (np.isinf(y), top, "^", "inf"),
+                                   (y == 0, bottom, "v", "0")):
+        if mask.any():
+            ax.scatter(x[mask], np.full(mask.sum(), yy), marker=marker, color=color, s=28, zorder=5,
+                       clip_on=False, label=f"{label_prefix} = {what} ({mask.sum()})")
+
+
+def ulp_plot(rows, title: str) -> bytes:
+    """Error in ulps (log scale) against the logit, one line per backend:method; ``rows`` are the
+    loss rows of one experiment and dtype (one case kind / label subset)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    finite = rows["ulp_error"].to_numpy()
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    top = max(1e3, float(finite.max()) * 10 if finite.size else 1e3)
+    colors = plt.get_cmap("tab20").colors
+    for i, ((backend, method), g) in enumerate(rows.groupby(["backend", "method"], sort=False)):
+        g = g.sort_values("logit")
+        x = g["logit"].to_numpy()
+        u = g["ulp_error"].to_numpy()
+        st = g["status"].to_numpy()
+        color = colors[i % len(colors)]
+        name = method if backend == "numpy" else f"{backend}:{method}"
+        shown = np.where(np.isfinite(u), np.maximum(u, ULP_FLOOR), np.nan)
+        ax.plot(x, shown, "-", color=color, lw=1.2, label=name)
+        # failures without an ulp count (value nan or ±inf) go on the top edge
+        for s, marker in (("nan", "x"), ("overflow", "^")):
+            m = st == s
+            if m.any():
+                ax.scatter(x[m], np.full(m.sum(), top), marker=marker, color=color, s=30, clip_on=False,
+                           zorder=5, label=f"{name}: {s} ({m.sum()})")
+    ax.set_xscale("symlog", linthresh=X_LINTHRESH)
+    ax.set_yscale("log")
+    ax.set_ylim(ULP_FLOOR / 2, top)
+    ax.axhline(1.0, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("logit z")
+    ax.set_ylabel(f"error in ulps (values ≤ {ULP_FLOOR:g} drawn at it; x/^ on top: nan/inf)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _png(fig)
+
+
+def value_plot(rows, title: str, floor: float = 0.0) -> bytes:
+    """Loss value against the logit for every method and the reference (log scale; zeros on the
+    bottom edge, nan and inf on the top edge). The axis stops at ``floor`` (e.g. a tenth of the
+    dtype's smallest subnormal): a reference below it runs off the bottom of the plot."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    vals = np.concatenate([rows["value"].to_numpy(), rows["reference"].to_numpy()])
+    pos = vals[np.isfinite(vals) & (vals > 0)]
+    bottom = max(float(pos.min()) / 10, floor) if pos.size else 1e-10
+    top = float(pos.max()) * 10 if pos.size else 1.0
+    colors = plt.get_cmap("tab20").colors
+    ref = rows.drop_duplicates("logit").sort_values("logit")
+    rx, ry = ref["logit"].to_numpy(), ref["reference"].to_numpy()
+    ax.plot(rx, np.where(ry > 0, ry, np.nan), "-", color="black", lw=2.5, alpha=0.35, label="reference")
+    _edge_markers(ax, rx, ry, "reference", "black", top, bottom)
+    for i, ((backend, method), g) in enumerate(rows.groupby(["backend", "method"], sort=False)):
+        g = g.sort_values("logit")
+        x, v = g["logit"].to_numpy(), g["value"].to_numpy()
+        color = colors[i % len(colors)]
+        name = method if backend == "numpy" else f"{backend}:{method}"
+        ax.plot(x, np.where(np.isfinite(v) & (v > 0), v, np.nan), "-", color=color, lw=1.0, label=name)
+        _edge_markers(ax, x, v, name, color, top, bottom)
+    ax.set_xscale("symlog", linthresh=X_LINTHRESH)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel("logit z")
+    ax.set_ylabel("loss (0 on the bottom edge; nan/inf on the top edge)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _png(fig)
+
+
+def curves_plot(df, title: str) -> bytes:
+    """Training curves: loss and test accuracy per epoch for each variant × policy (``stabench train``)."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for (variant, policy), g in df.groupby(["variant", "policy"], sort=False):
+        a1.plot(g["epoch"], g["train_loss"], label=f"{variant} / {policy}")
+        a2.plot(g["epoch"], g["test_accuracy"], label=f"{variant} / {policy}")
+    a1.set_xlabel("epoch"), a1.set_ylabel("training loss"), a1.set_yscale("log")
+    a2.set_xlabel("epoch"), a2.set_ylabel("test accuracy")
+    a2.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,33 @@
+"""The README documents every column, status and case kind, and its two commands are what CI runs."""
+import pathlib
+import re
+
+from stabench import metrics
+from stabench.experiments import loss, roundoff
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def documented_names() -> set[str]:
+    names = set()
+    for line in README.splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            names |= set(re.findall(r"`([^`]+)`", first_cell))
+    return names
+
+
+def test_every_column_status_and_case_kind_is_documented():
+    names = documented_names()
+    for group in (roundoff.COLUMNS, roundoff.SWEEP_COLUMNS, loss.COLUMNS, loss.SUMMARY_COLUMNS,
+                  metrics.STATUS_DOCS, loss.CASE_KINDS):
+        missing = set(group) - names
+        assert not missing, missing
+
+
+def test_quick_start_has_the_two_commands_and_ci_runs_the_test_one():
+    quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```\n(.+?)\n```", quick)
+    assert commands == ['pip install . && stabench roundoff', 'pip install -e ".[test]" && pytest']
+    assert commands[1] in (ROOT / ".ci" / "run").read_text()

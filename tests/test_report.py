@@ -1,0 +1,75 @@
+import json
+import os
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from stabench import export, report
+from stabench.cli import app
+
+runner = CliRunner()
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep")
+    r = runner.invoke(app, ["report", "--out", str(out), "--quick", "--backend", "numpy", "--seed", "3"])
+    assert r.exit_code == 0, r.output
+    return out, r
+
+
+def test_every_file_exists_and_parses(quick):
+    out, r = quick
+    names = set(os.listdir(out))
+    assert {"roundoff.csv", "sigmoid.csv", "softmax.csv", "run.json", "REPORT.md"} <= names
+    pngs = [n for n in names if n.endswith(".png")]
+    assert len(pngs) == 2 * 4 * 2  # experiment × dtype × (ulp, loss)
+    for n in pngs:
+        data = (out / n).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 20_000
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["metadata"]["seed"] == 3 and "utc_time" in doc["metadata"]
+    assert set(doc["metadata"]["wall_seconds"]) == {"roundoff", "sigmoid", "softmax", "plots"}
+    assert {"roundoff_sweep", "sigmoid_summary", "softmax_summary"} <= set(doc["tables"])
+    md = (out / "REPORT.md").read_text()
+    assert "![sigmoid-float16-ulp.png](sigmoid-float16-ulp.png)" in md
+    assert "first naive method to fail is naive at |z| = 10" in md
+    sig = export.read_csv(out / "sigmoid.csv")
+    assert set(sig.logit_set) == {"extreme", "sweep"}
+    assert (sig.status == "overflow").any() and (sig.status == "nan").any()  # failures kept
+    assert "wrote 21 files" in r.stdout
+
+
+def test_csvs_equal_the_dataframes_and_runs_are_byte_identical():
+    a = report.build(dtype_list=["float16"], backend_list=["numpy"], quick=True, command="x")
+    b = report.build(dtype_list=["float16"], backend_list=["numpy"], quick=True, command="x")
+    for name, data in a.files.items():
+        if name != "run.json":
+            assert data == b.files[name], name
+    import io
+    back = export.read_csv(io.BytesIO(a.files["roundoff.csv"]))
+    assert len(back) == 2 * 4 and set(back.columns) >= {"dtype", "formula", "n", "value", "status"}
+
+
+def test_unwritable_out_exits_2(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = runner.invoke(app, ["report", "--out", str(f), "--quick"])
+    assert r.exit_code == 2 and "is not a folder" in r.stderr
+    r = runner.invoke(app, ["report", "--out", str(tmp_path / "a" / "b"), "--quick"])
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+def test_ctrl_c_leaves_previous_files_and_exits_130(tmp_path, monkeypatch):
+    (tmp_path / "REPORT.md").write_text("previous")
+    from stabench.experiments import loss
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loss, "run", interrupted)
+    r = runner.invoke(app, ["report", "--out", str(tmp_path), "--quick", "--backend", "numpy"])
+    assert r.exit_code == 130
+    assert os.listdir(tmp_path) == ["REPORT.md"] and (tmp_path / "REPORT.md").read_text() == "previous"
