@@ -134,7 +134,11 @@ def loss(
     seed: int = typer.Option(0, "--seed", help="Seed for --logits random (recorded in every export)."),
     classes: int = typer.Option(10, "--classes", "-k", help="K for the softmax preset cases."),
     grad: bool = typer.Option(True, "--grad/--no-grad", help="Also measure dL/dz."),
-    detail: bool = typer.Option(False, "--detail", help="Print every case, not only the summary."),
+    detail: bool = typer.Option(False, "--detail", help="Print every case (streaming runs: the worst --keep per method)."),
+    keep: int = typer.Option(10, "--keep", help="Streaming runs: worst cases kept per method for --detail and the exports."),
+    value_range: Optional[str] = typer.Option(None, "--range", metavar="LO,HI", help="With --logits exhaustive: only the floats in [LO, HI] (--range=-100,100)."),
+    workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use (default: every core)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
     max_ulp: float = MaxUlpOpt,
     csv: Optional[str] = CsvOpt,
     json: Optional[str] = JsonOpt,
@@ -151,14 +155,24 @@ def loss(
 
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
-                       classes=classes, grad=grad, max_ulp=max_ulp)
+                       classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range)
+    streaming = exp.streams(opts)
     bar = render.ProgressBar(delay=1.0)
     try:
-        df = exp.run(opts, progress=bar)
+        if streaming:
+            state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
+            df, summ, hist = exp.run_streaming(opts, workers=workers or None, state_path=state,
+                                               resume=resume, progress=bar)
+            tables = {"summary": summ, "histogram": hist}
+        else:
+            if resume:
+                raise InputError("--resume is for streaming runs (exhaustive float32, large random samples)")
+            df = exp.run(opts, progress=bar)
+            summ = exp.summary(df)
+            tables = {"summary": summ}
     finally:
         bar.close()
-    summ = exp.summary(df)
-    _emit(df, {"summary": summ}, targets, seed=seed)
+    _emit(df, tables, targets, seed=seed)
     if any(p == "-" for _, p in targets):
         return
     out = render.console()
@@ -167,7 +181,8 @@ def loss(
                     columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
         if detail:
             rows = df[(df.experiment == e) & (df.quantity == q)]
-            render.show(rows, f"{e} {q}: every case", columns=exp.DETAIL_TERMINAL_COLUMNS, out=out)
+            what = f"the worst {keep} cases per method" if streaming else "every case"
+            render.show(rows, f"{e} {q}: {what}", columns=exp.DETAIL_TERMINAL_COLUMNS, out=out)
     out.print("\n".join(exp.verdict(summ)), highlight=False)
 
 

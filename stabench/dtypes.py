@@ -95,7 +95,7 @@ class DType:
     def cast(self, x) -> np.ndarray:
         """Round ``x`` to this format (round to nearest even), as an array."""
         with np.errstate(over="ignore", invalid="ignore"):  # overflow to ±inf is the answer
-            return np.asarray(x).astype(self.type)
+            return np.asarray(x).astype(self.type, copy=False)
 
     def ulp(self, x) -> np.ndarray:
         """The ulp of ``x`` in this format, glibc-style, as float64.

@@ -64,8 +64,8 @@ SUMMARY_COLUMNS = {
     "dtype": "as in the rows",
     "cases": "number of cases",
     "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
-    "median_ulp": "median ulp_error over valid cases",
-    "worst_logit": "the logit of the case with the largest ulp_error (smallest abs(z) on ties)",
+    "median_ulp": "median ulp_error over valid cases (streaming runs: the upper edge of the power-of-two histogram bin holding the median)",
+    "worst_logit": "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)",
     "nan": "cases with status nan",
     "overflow": "cases with status overflow",
     "underflow": "cases with status underflow",
@@ -98,6 +98,8 @@ class Options:
     classes: int = 10
     grad: bool = True
     max_ulp: float = metrics.DEFAULT_MAX_ULP
+    keep: int = 10  #: streaming runs: worst cases kept per method
+    value_range: str | None = None  #: streaming exhaustive runs: "LO,HI"
 
 
 def parse_experiments(value: str | list[str] | None) -> list[str]:
@@ -339,6 +341,73 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
 
 
 # ---------------------------------------------------------------------------------------------
+# streaming (every float32 logit, huge random samples)
+
+
+def streams(opts: Options) -> bool:
+    """Whether this run streams (aggregates per chunk) instead of keeping every row: an exhaustive
+    run in a 32-bit dtype, or a random run above ``stream.STREAM_RANDOM_ABOVE`` points."""
+    from .. import stream
+
+    dts = _dtypes.parse_list(opts.dtypes)
+    big = (opts.logits == "exhaustive" and any(d.bits == 32 for d in dts)) or \
+          (opts.logits == "random" and opts.points > stream.STREAM_RANDOM_ABOVE)
+    if opts.value_range and not (opts.logits == "exhaustive"):
+        raise InputError("--range restricts --logits exhaustive; add --logits exhaustive")
+    if not big:
+        if opts.value_range:
+            return True  # a --range run streams whatever the dtype
+        return False
+    exps = parse_experiments(opts.experiments)
+    if exps != ["sigmoid"]:
+        raise InputError(f"--logits {opts.logits} at this size is for --experiment sigmoid "
+                         "(softmax cases are vectors: use --logits-file or fewer --points)")
+    if any(d.bits > 32 for d in dts):
+        raise InputError("streaming runs (exhaustive float32, random above 2^20 points) need dtypes of at most "
+                         "32 bits: float64 references need mpmath; drop float64 or use fewer --points")
+    return True
+
+
+def run_streaming(opts: Options, *, workers: int | None = None, state_path: str | None = None,
+                  resume: bool = False, progress=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A streaming sigmoid run (labels 0 and 1, every method of the numpy backend).
+
+    Returns (kept rows: the worst ``opts.keep`` cases per method, summary, histogram of ulp errors).
+    The summary is exact over every input.
+    """
+    from .. import stream
+
+    backend_names = parse_backends(opts.backends)
+    if backend_names != ["numpy"]:
+        if opts.backends:
+            raise InputError("streaming runs support --backend numpy only")
+        backend_names = ["numpy"]
+    if opts.labels is not None and sorted(set(_sigmoid_labels(opts.labels))) != [0.0, 1.0]:
+        raise InputError("streaming runs use labels 0 and 1; drop --labels")
+    if opts.keep < 0:
+        raise InputError(f"--keep must be ≥ 0, got {opts.keep}")
+    mod = _backends.load("numpy")
+    quantities = ("loss", "grad") if opts.grad else ("loss",)
+    rng = stream.parse_range(opts.value_range)
+    rows, summs, hists = [], [], []
+    for dt in _dtypes.parse_list(opts.dtypes):
+        if opts.logits == "exhaustive":
+            src = stream.exhaustive_source(dt.name, rng)
+        else:
+            src = stream.Source(dt.name, "random", points=opts.points, seed=opts.seed)
+        plan = stream.Plan(dt.name, "numpy", tuple(m.name for m in mod.methods("sigmoid")), quantities,
+                           float(opts.max_ulp), int(opts.keep))
+        sp = f"{state_path}.{dt.name}" if state_path else None
+        total = stream.run(plan, src, workers=workers, state_path=sp, resume=resume, progress=progress)
+        s, h, r = stream.tables(total, plan, "numpy")
+        summs.append(s), hists.append(h), rows.append(r)
+    summ = pd.concat(summs, ignore_index=True)
+    order = {"loss": 0, "grad": 1}
+    summ = summ.sort_values("quantity", key=lambda c: c.map(order), kind="stable", ignore_index=True)
+    return pd.concat(rows, ignore_index=True), summ, pd.concat(hists, ignore_index=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # summary
 
 _KEYS = ["experiment", "quantity", "backend", "method", "form", "dtype"]
@@ -356,7 +425,8 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         row["cases"] = len(g)
         if len(valid):
             ulps = valid["ulp_error"].to_numpy()
-            worst = np.lexsort((np.abs(valid["logit"].to_numpy()), -ulps))[0]
+            z, lab = valid["logit"].to_numpy(), valid["label"].to_numpy()
+            worst = np.lexsort((lab, z, np.abs(z), -ulps))[0]  # ties: smallest |z|, then z, then label
             row.update(max_ulp=float(ulps.max()), median_ulp=float(np.median(ulps)),
                        worst_logit=float(valid["logit"].iloc[worst]))
         else:
@@ -364,7 +434,8 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         for s in ("nan", "overflow", "underflow", "inaccurate", "invalid-input", "unsupported"):
             row[s.replace("-", "_")] = int((st == s).sum())
         if len(fails):
-            i = np.argmin(np.abs(fails["logit"].to_numpy()))
+            fz, flab = fails["logit"].to_numpy(), fails["label"].to_numpy()
+            i = np.lexsort((flab, fz, np.abs(fz)))[0]
             row["first_fail_abs_logit"] = float(abs(fails["logit"].iloc[i]))
             row["first_fail_status"] = fails["status"].iloc[i]
         else:

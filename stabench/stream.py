@@ -1,0 +1,490 @@
+"""Streaming runs of the sigmoid experiment: every float32 logit (or a very large random sample) in
+bounded memory, on every core, aggregated per chunk instead of kept as rows.
+
+The input is split into *tasks* of :data:`TASK` logits (the unit of parallelism and of ``--resume``),
+each processed in *chunks* of :data:`CHUNK` logits (small enough to stay in cache). A chunk holds
+every logit with labels 0 and 1; each method runs once over it (one backend call per method), the
+reference comes from :func:`oracle.bce_binary_fast`, and a lean version of :mod:`metrics` (same
+definitions) gives each case's ulp error and status. Per (quantity, method) a task keeps only an
+:class:`Agg`: counts per status, max ulp error and the worst logit, a histogram of ulp errors, the
+smallest |z| of a failure, and the worst ``keep`` cases. Merging the tasks' aggregates in task order
+gives a result that is exact over every input and the same however the work was split.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import dtypes as _dtypes
+from . import metrics, oracle
+from .backends import SigmoidCases
+from .errors import InputError
+
+#: Logits per chunk (×2 cases): ~2^16 float64 temporaries stay in L2 cache.
+CHUNK = 1 << 16
+#: Logits per task: the unit of parallel work and of resumable progress (2^32 / 2^22 = 1024 tasks).
+TASK = 1 << 22
+#: Histogram bins: ulp_error in [2^(e−1), 2^e) for e = HIST_MIN … HIST_MAX (clipped), plus a bin
+#: for exactly 0 and one for failures without a count (nan / ±inf results).
+HIST_MIN, HIST_MAX = -30, 64
+N_BINS = HIST_MAX - HIST_MIN + 3
+#: Random runs with more points than this stream; fewer run as ordinary rows.
+STREAM_RANDOM_ABOVE = 1 << 20
+
+STATUS_FAIL_LO, STATUS_FAIL_HI = metrics.INACCURATE, metrics.NAN  # the failure codes 2…5
+
+
+# ---------------------------------------------------------------------------------------------
+# sources: which logits, split into tasks
+
+
+@dataclass(frozen=True)
+class Source:
+    """The logits of a streaming run: bit-pattern intervals (exhaustive) or a seeded sample."""
+
+    dtype: str
+    kind: str  #: "exhaustive" or "random"
+    intervals: tuple = ()  #: exhaustive: ((first_bits, end_bits), …), end exclusive
+    points: int = 0  #: random: number of logits
+    seed: int = 0
+
+    @property
+    def total(self) -> int:
+        """Number of logits."""
+        if self.kind == "random":
+            return self.points
+        return sum(b - a for a, b in self.intervals)
+
+    @property
+    def n_tasks(self) -> int:
+        return max(1, -(-self.total // TASK))
+
+    def task(self, i: int) -> np.ndarray:
+        """The logits of task ``i``, in the dtype."""
+        dt = _dtypes.get(self.dtype)
+        lo, hi = i * TASK, min((i + 1) * TASK, self.total)
+        if self.kind == "random":
+            rng = np.random.default_rng([self.seed, i])
+            out, have, need = [], 0, hi - lo
+            while have < need:
+                bits = rng.integers(0, 2**dt.bits, size=need - have, dtype=np.uint64).astype(dt.uint)
+                v = bits.view(dt.type)
+                v = v[np.isfinite(v)]
+                out.append(v)
+                have += len(v)
+            return np.concatenate(out)[:need]
+        parts, pos = [], 0
+        for a, b in self.intervals:  # map the task's [lo, hi) in the concatenated intervals
+            n = b - a
+            s, e = max(lo - pos, 0), min(hi - pos, n)
+            if s < e:
+                parts.append(np.arange(a + s, a + e, dtype=np.uint64).astype(dt.uint).view(dt.type))
+            pos += n
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dt.type)
+
+
+def exhaustive_source(dtype: str, value_range: tuple[float, float] | None = None) -> Source:
+    """Every finite value of ``dtype`` (optionally only those in [lo, hi]) as intervals of bit
+    patterns: the negative values (−0 … −max by bits), then the positive ones (+0 … +max)."""
+    dt = _dtypes.get(dtype)
+    sign = 1 << (dt.bits - 1)
+    inf_bits = int(np.array(np.inf, dtype=dt.type).view(dt.uint))  # first non-finite magnitude
+    lo, hi = value_range if value_range else (-math.inf, math.inf)
+    if not lo <= hi:
+        raise InputError(f"--range {lo:g},{hi:g}: the low end must not exceed the high end")
+
+    def mag_bits(x: float, up: bool) -> int:
+        """Bits of the smallest float ≥ x (up) or largest ≤ x (down), for x ≥ 0, clamped to finite."""
+        if x >= dt.max:
+            return inf_bits - 1 if not up or x == dt.max else inf_bits
+        v = np.array(x, dtype=np.float64)
+        r = dt.cast(v)
+        b = int(np.asarray(r).view(dt.uint))
+        rv = float(np.asarray(r).astype(np.float64))
+        if up and rv < x:
+            b += 1
+        if not up and rv > x:
+            b -= 1
+        return b
+
+    intervals = []
+    if lo <= 0:  # negative side, including −0: magnitudes from |min(hi, 0)| to |lo|
+        m_lo = mag_bits(max(-hi, 0.0), up=True)
+        m_hi = mag_bits(-lo, up=False) if lo > -math.inf else inf_bits - 1
+        if m_lo <= m_hi:
+            # descending magnitude = ascending value: emit as one interval of bit patterns
+            intervals.append(("neg", m_lo, m_hi))
+    if hi >= 0:
+        m_lo = mag_bits(max(lo, 0.0), up=True)
+        m_hi = mag_bits(hi, up=False) if hi < math.inf else inf_bits - 1
+        if m_lo <= m_hi:
+            intervals.append(("pos", m_lo, m_hi))
+    out = tuple((sign | a, (sign | b) + 1) if s == "neg" else (a, b + 1) for s, a, b in intervals)
+    if not out:
+        raise InputError(f"--range {lo:g},{hi:g} holds no finite {dtype} value")
+    return Source(dtype, "exhaustive", intervals=out)
+
+
+def parse_range(text: str | None) -> tuple[float, float] | None:
+    """``--range LO,HI`` → (lo, hi)."""
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(p) for p in text.split(","))
+    except ValueError:
+        raise InputError(f"--range {text!r}: expected two numbers LO,HI (e.g. --range=-100,100)") from None
+    if math.isnan(lo) or math.isnan(hi):
+        raise InputError("--range must not contain nan")
+    return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregates
+
+
+@dataclass
+class Agg:
+    """Everything kept about one (quantity, method) over the cases seen so far."""
+
+    keep: int
+    n: int = 0
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(len(metrics.STATUSES), dtype=np.int64))
+    hist: np.ndarray = field(default_factory=lambda: np.zeros(N_BINS, dtype=np.int64))
+    max_ulp: float = -1.0
+    worst: tuple = ()  #: (|z|, z, label) of the worst case
+    first_fail: tuple = ()  #: (|z|, z, label, status code)
+    top: list = field(default_factory=list)  #: [(ulp, |z|, z, label, value)] best first
+
+    def merge(self, o: "Agg") -> None:
+        """Fold ``o`` (a later part of the input) into this aggregate."""
+        self.n += o.n
+        self.counts += o.counts
+        self.hist += o.hist
+        if o.max_ulp > self.max_ulp or (o.max_ulp == self.max_ulp and o.worst and o.worst < self.worst):
+            self.max_ulp, self.worst = o.max_ulp, o.worst
+        if o.first_fail and (not self.first_fail or o.first_fail[:3] < self.first_fail[:3]):
+            self.first_fail = o.first_fail
+        if self.keep:
+            self.top = sorted(self.top + o.top, key=_top_key)[: self.keep]
+
+    def to_json(self) -> dict:
+        return {"n": self.n, "counts": self.counts.tolist(), "hist": self.hist.tolist(),
+                "max_ulp": repr(self.max_ulp), "worst": [repr(x) for x in self.worst],
+                "first_fail": [repr(x) for x in self.first_fail], "top": [[repr(x) for x in t] for t in self.top]}
+
+    @classmethod
+    def from_json(cls, d: dict, keep: int) -> "Agg":
+        a = cls(keep)
+        a.n = d["n"]
+        a.counts = np.array(d["counts"], dtype=np.int64)
+        a.hist = np.array(d["hist"], dtype=np.int64)
+        a.max_ulp = float(d["max_ulp"])  # floats travel as repr strings: exact, inf included
+        a.worst = tuple(float(x) for x in d["worst"])
+        ff = [float(x) for x in d["first_fail"]]
+        a.first_fail = tuple(ff[:3]) + (int(ff[3]),) if ff else ()
+        a.top = [tuple(float(x) for x in t) for t in d["top"]]
+        return a
+
+
+def _top_key(t):
+    ulp, absz, z, label = t[:4]
+    return (-ulp, absz, z, label)
+
+
+# ---------------------------------------------------------------------------------------------
+# one chunk
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to evaluate: backend methods (by name), quantities, tolerance, rows kept per method."""
+
+    dtype: str
+    backend: str
+    methods: tuple
+    quantities: tuple
+    max_ulp: float
+    keep: int
+
+
+def _ulp_fast(ref: np.ndarray, dt: _dtypes.DType) -> np.ndarray:
+    """``dt.ulp(ref)`` for finite float64 ``ref``, from the exponent bits (no frexp): same values."""
+    e = (ref.view(np.int64) >> 52) & 0x7FF
+    e_sub = 1023 + int(round(math.log2(dt.smallest_subnormal)))
+    return (np.maximum(e - (dt.precision - 1), e_sub) << 52).view(np.float64)
+
+
+_MODULES: dict = {}
+
+
+def _process(plan: Plan, z: np.ndarray, aggs: dict) -> None:
+    from .backends import load
+
+    mod = _MODULES.get(plan.backend) or _MODULES.setdefault(plan.backend, load(plan.backend))
+    dt = _dtypes.get(plan.dtype)
+    methods = [m for m in mod.methods("sigmoid") if m.name in plan.methods]
+    n = len(z)
+    zz = np.concatenate([z, z])
+    labels = np.repeat(dt.cast(np.array([0.0, 1.0])), n)
+    cases = SigmoidCases(zz, labels)
+    ref = oracle.bce_binary_fast(z)
+    refs = {q: np.concatenate(ref[q]) for q in plan.quantities}
+    z64 = zz.astype(np.float64)
+    absz = np.abs(z64)
+    lab64 = labels.astype(np.float64)
+    derived = {}  # (quantity, result dtype) → (rounded reference, ulp)
+    for m in methods:
+        out = mod.evaluate(m, dt, cases, "grad" in plan.quantities)
+        for q in plan.quantities:
+            v = np.asarray(out.loss if q == "loss" else out.grad)
+            rdt = _dtypes.REGISTRY.get(v.dtype.name, dt)
+            key = (q, rdt.name)
+            if key not in derived:
+                r = refs[q]
+                derived[key] = (rdt.cast(r).astype(np.float64), _ulp_fast(r, rdt))
+            rr, ulp = derived[key]
+            _update(aggs[(q, m.name)], v.astype(np.float64), refs[q], rr, ulp, plan.max_ulp, z64, absz, lab64)
+
+
+def _update(agg: Agg, v, r, rr, ulp, max_ulp, z, absz, lab) -> None:
+    with np.errstate(all="ignore"):
+        u = np.abs(v - r) / ulp
+    finite = np.isfinite(v)
+    u[~finite] = np.inf  # nan and ±inf results: a failure with no ulp count
+    st = np.full(len(v), metrics.OK, dtype=np.uint8)
+    st[u > max_ulp] = metrics.INACCURATE
+    st[(v == 0) & (rr != 0)] = metrics.UNDERFLOW
+    st[v == rr] = metrics.EXACT
+    if not finite.all():
+        st[np.isinf(v)] = metrics.OVERFLOW
+        st[np.isnan(v)] = metrics.NAN
+    agg.n += len(v)
+    agg.counts += np.bincount(st, minlength=len(metrics.STATUSES))
+    _, ex = np.frexp(u)
+    b = np.clip(ex, HIST_MIN, HIST_MAX) - (HIST_MIN - 1)
+    b[u == 0] = 0
+    b[~finite] = N_BINS - 1
+    agg.hist += np.bincount(b, minlength=N_BINS)
+    m = float(u.max())
+    idx = np.flatnonzero(u == m)
+    w = idx[np.lexsort((lab[idx], z[idx], absz[idx]))[0]]
+    cand = (float(absz[w]), float(z[w]), float(lab[w]))
+    if m > agg.max_ulp or (m == agg.max_ulp and cand < agg.worst):
+        agg.max_ulp, agg.worst = m, cand
+    fail = (st >= STATUS_FAIL_LO) & (st <= STATUS_FAIL_HI)
+    if fail.any():
+        fi = np.flatnonzero(fail)
+        f = fi[np.lexsort((lab[fi], z[fi], absz[fi]))[0]]
+        cand = (float(absz[f]), float(z[f]), float(lab[f]), int(st[f]))
+        if not agg.first_fail or cand[:3] < agg.first_fail[:3]:
+            agg.first_fail = cand
+    if agg.keep:
+        k = min(agg.keep, len(u))
+        t = np.partition(u, len(u) - k)[len(u) - k]  # the k-th largest error
+        sel = np.flatnonzero(u > t)
+        eq = np.flatnonzero(u == t)
+        eq = eq[np.lexsort((lab[eq], z[eq], absz[eq]))[: k - len(sel)]]
+        sel = np.concatenate([sel, eq])
+        new = [(float(u[i]), float(absz[i]), float(z[i]), float(lab[i]), float(v[i])) for i in sel]
+        agg.top = sorted(agg.top + new, key=_top_key)[: agg.keep]
+
+
+def run_task(plan: Plan, source: Source, i: int) -> dict:
+    """Aggregates of task ``i``: {(quantity, method): Agg}."""
+    aggs = {(q, m): Agg(plan.keep) for q in plan.quantities for m in plan.methods}
+    z = source.task(i)
+    for s in range(0, len(z), CHUNK):
+        _process(plan, z[s:s + CHUNK], aggs)
+    return aggs
+
+
+def _task_json(aggs: dict) -> dict:
+    return {f"{q}|{m}": a.to_json() for (q, m), a in aggs.items()}
+
+
+def _task_from_json(d: dict, keep: int) -> dict:
+    return {tuple(k.split("|", 1)): Agg.from_json(v, keep) for k, v in d.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# driver
+
+
+def state_key(plan: Plan, source: Source) -> str:
+    """A hash of everything that determines the result (a resumed run must match it)."""
+    from . import __version__
+
+    blob = json.dumps([__version__, plan.__dict__ if hasattr(plan, "__dict__") else str(plan),
+                       source.__dict__ if hasattr(source, "__dict__") else str(source), TASK, CHUNK],
+                      default=str, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: str | None = None,
+        resume: bool = False, progress=None) -> dict:
+    """Run every task (in parallel over ``workers`` processes) and merge the aggregates.
+
+    Merging is order-independent (sums, and maxima/minima with value-based tie-breaks), so the
+    result is the same however the work was split or resumed. With ``state_path``, the merged
+    aggregate and the finished task numbers are saved there (atomically) after each task, so an
+    interrupted run continues with ``resume=True``; the file is removed when the run completes.
+    ``progress(done_logits, total_logits, label)`` is called as tasks finish.
+    """
+    from .export import write_text
+
+    key = state_key(plan, source)
+    total = {(q, m): Agg(plan.keep) for q in plan.quantities for m in plan.methods}
+    done: set[int] = set()
+    if resume and state_path and os.path.exists(state_path):
+        try:
+            with open(state_path, encoding="utf-8") as f:
+                st = json.load(f)
+        except (OSError, ValueError) as e:
+            raise InputError(f"--resume: cannot read state file {state_path!r} ({e})") from None
+        if st.get("key") != key:
+            raise InputError(f"--resume: {state_path!r} belongs to a run with other arguments; "
+                             "rerun with the same arguments or without --resume")
+        done = set(st["done"])
+        total = _task_from_json(st["total"], plan.keep)
+    todo = [i for i in range(source.n_tasks) if i not in done]
+    workers = max(1, workers or os.cpu_count() or 1)
+    label = f"sigmoid {source.dtype} {source.kind}"
+
+    def finish(i: int, aggs: dict) -> None:
+        for k, a in aggs.items():
+            total[k].merge(a)
+        done.add(i)
+        if state_path:
+            write_text(state_path, json.dumps({"key": key, "done": sorted(done), "total": _task_json(total)}))
+        if progress:
+            progress(sum(_task_len(source, j) for j in done), source.total, label)
+
+    if progress:
+        progress(sum(_task_len(source, j) for j in done), source.total, label)
+    if workers == 1 or len(todo) <= 1:
+        for i in todo:
+            finish(i, run_task(plan, source, i))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        pending: dict = {}
+        it = iter(todo)
+        try:
+            for i in it:  # at most 2 tasks per worker in flight: bounded memory
+                pending[pool.submit(run_task, plan, source, i)] = i
+                if len(pending) >= 2 * workers:
+                    break
+            while pending:
+                fin, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in sorted(fin, key=pending.get):
+                    i = pending.pop(fut)
+                    finish(i, fut.result())
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        pending[pool.submit(run_task, plan, source, nxt)] = nxt
+        finally:
+            for fut in pending:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+    if state_path and os.path.exists(state_path):
+        os.unlink(state_path)
+    return total
+
+
+def _task_len(source: Source, i: int) -> int:
+    return min((i + 1) * TASK, source.total) - i * TASK
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+
+
+def hist_edges() -> list[tuple[float, float]]:
+    """(low, high) ulp_error edges of each histogram bin; (0, 0) is exactly 0, (inf, inf) failures."""
+    edges = [(0.0, 0.0)]
+    for e in range(HIST_MIN, HIST_MAX + 1):
+        lo = 0.0 if e == HIST_MIN else 2.0 ** (e - 1)
+        hi = math.inf if e == HIST_MAX else 2.0 ** e
+        edges.append((lo, hi))
+    edges.append((math.inf, math.inf))
+    return edges
+
+
+HIST_COLUMNS = {
+    "quantity": "loss or grad",
+    "method": "the method",
+    "dtype": "the dtype",
+    "ulp_low": "the bin holds ulp_error ≥ ulp_low (bins are powers of two; (0, 0) is exactly 0)",
+    "ulp_high": "… and < ulp_high ((inf, inf): nan or ±inf results, which have no ulp count)",
+    "count": "number of cases in the bin",
+}
+
+
+def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(summary, histogram, kept worst rows) from merged aggregates; the summary has
+    :data:`experiments.loss.SUMMARY_COLUMNS`."""
+    from .experiments import loss as L
+
+    edges = hist_edges()
+    form = {"naive": "naive", "fused": "fused"}
+    summ, hist, kept = [], [], []
+    for (q, m), a in total.items():
+        c = dict(zip(metrics.STATUSES, a.counts.tolist()))
+        counted = a.hist[:-1].sum()
+        med = math.nan
+        if counted:  # the upper edge of the bin that holds the median of the counted errors
+            cum = np.cumsum(a.hist[:-1])
+            j = int(np.searchsorted(cum, (a.n + 1) // 2))
+            med = edges[j][1] if j < len(edges) - 1 else math.inf
+        summ.append({
+            "experiment": "sigmoid", "quantity": q, "backend": backend, "method": m,
+            "form": form.get(m, "fused"), "dtype": plan.dtype, "cases": a.n,
+            "max_ulp": a.max_ulp, "median_ulp": med,
+            "worst_logit": a.worst[1] if a.worst else math.nan,
+            "nan": c["nan"], "overflow": c["overflow"], "underflow": c["underflow"],
+            "inaccurate": c["inaccurate"], "invalid_input": 0, "unsupported": 0,
+            "first_fail_abs_logit": a.first_fail[0] if a.first_fail else math.nan,
+            "first_fail_status": metrics.STATUSES[a.first_fail[3]] if a.first_fail else "",
+        })
+        for (lo, hi), cnt in zip(edges, a.hist.tolist()):
+            if cnt:
+                hist.append({"quantity": q, "method": m, "dtype": plan.dtype, "ulp_low": lo, "ulp_high": hi, "count": cnt})
+        for t in a.top:
+            kept.append((q, m, t[2], t[3], t[4]))
+    summary = pd.DataFrame(summ, columns=list(L.SUMMARY_COLUMNS))
+    rows = _kept_rows(kept, plan, backend)
+    return summary, pd.DataFrame(hist, columns=list(HIST_COLUMNS)), rows
+
+
+def _kept_rows(kept, plan: Plan, backend: str) -> pd.DataFrame:
+    """Full rows (every column of the loss table) for the kept worst cases, re-measured with
+    :func:`metrics.compare` against the ordinary oracle."""
+    from .experiments import loss as L
+
+    if not kept:
+        return pd.DataFrame(columns=list(L.COLUMNS))
+    dt = _dtypes.get(plan.dtype)
+    frames = []
+    df = pd.DataFrame(kept, columns=["quantity", "method", "logit", "label", "value"])
+    for (q, m), g in df.groupby(["quantity", "method"], sort=False):
+        z, y, v = g["logit"].to_numpy(), g["label"].to_numpy(), g["value"].to_numpy()
+        hi, lo = oracle.bce(z, y, precise=False)[q]
+        res = metrics.compare(v, hi, dt, reference_lo=lo, max_ulp=plan.max_ulp)
+        frames.append(pd.DataFrame({
+            "experiment": "sigmoid", "quantity": q, "backend": backend, "method": m,
+            "form": "naive" if m == "naive" else "fused", "dtype": dt.name, "result_dtype": dt.name,
+            "case_kind": "scalar", "logit": z, "label": y, "classes": 1, "value": v, "reference": hi,
+            "abs_error": res["abs_error"], "rel_error": res["rel_error"], "ulp_error": res["ulp_error"],
+            "bits_error": res["bits_error"], "status": metrics.status_names(res["status"]), "error": "",
+        }))
+    return pd.concat(frames, ignore_index=True)
