@@ -216,6 +216,47 @@ def report(
     con.print(f"wrote {len(written)} files to {out}/ (open {out}/REPORT.md)", highlight=False)
 
 
+@app.command()
+def train(
+    epochs: int = typer.Option(40, "--epochs", help="Epochs for each variant × policy (at least 1; the lesson's course trains 40)."),
+    policy: Optional[List[str]] = typer.Option(None, "--policy", "-p", help="float32, mixed_float16, mixed_bfloat16; a name or a comma list, may be repeated (default: all)."),
+    variant: Optional[List[str]] = typer.Option(None, "--variant", help="probs, logits, probs-detached; a name or a comma list, may be repeated (default: all)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for the initial weights, the train/test split and the shuffling (recorded in every export)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Images per optimizer step."),
+    learning_rate: float = typer.Option(0.001, "--learning-rate", help="Adam's learning rate."),
+    detail: bool = typer.Option(False, "--detail", help="Also print every epoch, not only the summary."),
+    csv: Optional[str] = CsvOpt,
+    json: Optional[str] = JsonOpt,
+    markdown: Optional[str] = MdOpt,
+):
+    """Train the lesson's digits network (Dense 25 → 15 → 10) with probabilities vs logits, in
+    float32 and mixed precision, counting non-finite losses and gradients every epoch.
+
+    Example: stabench train --policy mixed_float16 --epochs 20 --csv train.csv
+    """
+    targets = _targets(csv, json, markdown)
+    from . import render
+    from .experiments import train as exp
+
+    bar = render.ProgressBar(delay=1.0)
+    try:
+        df = exp.run(variants=variant, policies=policy, epochs=epochs, seed=seed,
+                     batch_size=batch_size, learning_rate=learning_rate, progress=bar)
+    finally:
+        bar.close()
+    summ = exp.summary(df)
+    _emit(df, {"summary": summ}, targets, seed=seed, epochs=epochs, batch_size=batch_size,
+          learning_rate=learning_rate, **{"scikit-learn": sys.modules["sklearn"].__version__})
+    if any(p == "-" for _, p in targets):
+        return
+    out = render.console()
+    if detail:
+        render.show(exp.for_terminal(df), "train: every epoch", columns=exp.TERMINAL_COLUMNS, out=out)
+    render.show(exp.for_terminal(summ), f"train: digits network, {epochs} epochs per variant × policy (seed {seed})",
+                columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
+    out.print("\n".join(exp.verdict(summ)), highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

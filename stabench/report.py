@@ -22,6 +22,8 @@ from .experiments import loss, roundoff
 
 #: Logits in the report's sweep set (dense enough for curves); --quick uses fewer.
 SWEEP_POINTS, QUICK_SWEEP_POINTS = 240, 40
+#: Epochs of the training experiment in `report --quick` (the full report uses train.QUICK_EPOCHS).
+TRAIN_QUICK_EPOCHS = 3
 #: The extra column the report's loss CSVs carry.
 LOGIT_SET_DOC = "which logit set the row came from: `extreme` or `sweep`"
 
@@ -62,7 +64,8 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     backends = loss.parse_backends(backend_list)
     rep = Report()
     points = QUICK_SWEEP_POINTS if quick else SWEEP_POINTS
-    steps = ["roundoff", "sigmoid", "softmax", "plots"]
+    with_train = "tensorflow" in backends  # the training experiment needs TensorFlow
+    steps = ["roundoff", "sigmoid", "softmax"] + (["train"] if with_train else []) + ["plots"]
     total = len(steps)
     metadata = meta.build(seed=seed, command=command, timestamp=False)
 
@@ -95,16 +98,35 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         rep.headlines[exp] = headline(summ[summ.logit_set == "extreme"])
         tick(i, exp)
 
+    train_df = None
+    if with_train:
+        from .experiments import train
+
+        t = time.perf_counter()
+        train_df = train.run(epochs=TRAIN_QUICK_EPOCHS if quick else train.QUICK_EPOCHS, seed=seed)
+        tsum = train.summary(train_df)
+        rep.tables["train_summary"] = tsum
+        rep.timings["train"] = time.perf_counter() - t
+        rep.headlines["train"] = train.headline(tsum)
+        tick(steps.index("train") + 1, "train")
+
     # metadata is built after the runs so it names every framework they imported
     metadata = meta.build(seed=seed, command=command, timestamp=False)
     rep.files["roundoff.csv"] = _csv(ro, metadata)
+    if train_df is not None:
+        # wall times vary run to run: they stay in run.json, out of the byte-identical CSV
+        rep.files["train.csv"] = _csv(train_df.drop(columns=["seconds"]), metadata)
     for exp, rows in loss_rows.items():
         rep.files[f"{exp}.csv"] = _csv(rows, metadata)
 
     t = time.perf_counter()
     rep.files.update(_plots(loss_rows))
+    if train_df is not None:
+        from . import plots
+
+        rep.files["train-curves.png"] = plots.curves_plot(train_df, "digits network: probabilities vs logits, by policy")
     rep.timings["plots"] = time.perf_counter() - t
-    tick(4, "plots")
+    tick(len(steps), "plots")
 
     run_meta = meta.build(seed=seed, command=command, timestamp=True, wall_seconds=rep.timings,
                           quick=quick, dtypes=dts, backends=backends, sweep_points=points)
@@ -180,6 +202,13 @@ def _markdown(rep: Report, metadata: dict) -> str:
         for name in sorted(f for f in rep.files if f.startswith(exp + "-") and f.endswith(".png")):
             lines += [f"![{name}]({name})", ""]
         lines += [f"Every row: `{exp}.csv`.", ""]
+    if "train_summary" in rep.tables:
+        from .experiments import train
+
+        t = rep.tables["train_summary"]
+        cols = [c for c in train.SUMMARY_TERMINAL_COLUMNS if c in t.columns]
+        lines += ["## train", "", rep.headlines["train"], "", export.markdown_table(t[cols]),
+                  "![train-curves.png](train-curves.png)", "", "Every epoch: `train.csv`.", ""]
     return "\n".join(lines)
 
 

@@ -3,7 +3,7 @@ import pathlib
 import re
 
 from stabench import metrics, stream
-from stabench.experiments import loss, roundoff
+from stabench.experiments import loss, roundoff, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -21,7 +21,8 @@ def documented_names() -> set[str]:
 def test_every_column_status_and_case_kind_is_documented():
     names = documented_names()
     for group in (roundoff.COLUMNS, roundoff.SWEEP_COLUMNS, loss.COLUMNS, loss.SUMMARY_COLUMNS,
-                  metrics.STATUS_DOCS, loss.CASE_KINDS, stream.HIST_COLUMNS, {"logit_set": ""}):
+                  metrics.STATUS_DOCS, loss.CASE_KINDS, stream.HIST_COLUMNS, {"logit_set": ""},
+                  train.COLUMNS, train.SUMMARY_COLUMNS, train.VARIANTS, train.POLICIES):
         missing = set(group) - names
         assert not missing, missing
 
