@@ -126,7 +126,7 @@ def roundoff(
 def loss(
     experiment: str = typer.Option("all", "--experiment", "-e", help="sigmoid, softmax or all."),
     dtype: Optional[List[str]] = DtypeOpt,
-    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy (a comma list; default: every installed backend)."),
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow (a comma list; default: every installed backend)."),
     logits: str = typer.Option("extreme", "--logits", help="extreme, sweep, random, exhaustive, or a comma list of numbers (--logits=-100,10,30)."),
     logits_file: Optional[str] = typer.Option(None, "--logits-file", metavar="PATH", help="Your own logits: .npy or .csv, one case per row; a 'label' column or --labels gives labels."),
     labels: Optional[str] = typer.Option(None, "--labels", help="sigmoid: labels in [0, 1] (default 0,1); softmax: the label index (default 0), or one per file row."),

@@ -258,15 +258,17 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     backend_names = parse_backends(opts.backends)
     if not backend_names:
         raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
-    mods = [_backends.load(b) for b in backend_names]
     file = inputs.load_file(opts.logits_file) if opts.logits_file else None
+    # every input is built and checked before a framework is imported: bad input fails fast
+    batches = {(exp, dt.name): (sigmoid_batch if exp == "sigmoid" else softmax_batch)(opts, dt, file)
+               for exp in exps for dt in dts}
+    mods = [_backends.load(b) for b in backend_names]
     quantities = ["loss", "grad"] if opts.grad else ["loss"]
     total, done = len(exps) * len(dts) * len(mods), 0
     parts = []
     for exp in exps:
-        make = sigmoid_batch if exp == "sigmoid" else softmax_batch
         for dt in dts:
-            batch = make(opts, dt, file)
+            batch = batches[(exp, dt.name)]
             ref = _reference(exp, batch, dt)
             for mod in mods:
                 for method in mod.methods(exp):
