@@ -365,7 +365,7 @@ def streams(opts: Options) -> bool:
         raise InputError(f"--logits {opts.logits} at this size is for --experiment sigmoid "
                          "(softmax cases are vectors: use --logits-file or fewer --points)")
     if any(d.bits > 32 for d in dts):
-        raise InputError("streaming runs (exhaustive float32, random above 2^20 points) need dtypes of at most "
+        raise InputError("streaming runs (exhaustive float32, random above 2^18 points) need dtypes of at most "
                          "32 bits: float64 references need mpmath; drop float64 or use fewer --points")
     return True
 
