@@ -290,15 +290,13 @@ def _update(agg: Agg, v, r, rr, rr_nonzero, ulp, max_ulp, z, absz, lab) -> None:
     counts = np.bincount(st, minlength=len(metrics.STATUSES))
     agg.counts += counts
     agg.hist += np.bincount(_LUT[(u.view(np.int64) >> 52) & 0x7FF], minlength=N_BINS)
-    idx = np.flatnonzero(u == m)
-    w = idx[np.lexsort((lab[idx], z[idx], absz[idx]))[0]]
+    w = _first_by_key(np.flatnonzero(u == m), z, absz, lab)
     cand = (float(absz[w]), float(z[w]), float(lab[w]))
     if m > agg.max_ulp or (m == agg.max_ulp and cand < agg.worst):
         agg.max_ulp, agg.worst = m, cand
     if counts[STATUS_FAIL_LO:STATUS_FAIL_HI + 1].any():  # this chunk has failures
         fail = (st >= STATUS_FAIL_LO) & (st <= STATUS_FAIL_HI)
-        fi = np.flatnonzero(fail)
-        f = fi[np.lexsort((lab[fi], z[fi], absz[fi]))[0]]
+        f = _first_by_key(np.flatnonzero(fail), z, absz, lab)
         cand = (float(absz[f]), float(z[f]), float(lab[f]), int(st[f]))
         if not agg.first_fail or cand[:3] < agg.first_fail[:3]:
             agg.first_fail = cand
@@ -306,11 +304,30 @@ def _update(agg: Agg, v, r, rr, rr_nonzero, ulp, max_ulp, z, absz, lab) -> None:
         k = min(agg.keep, len(u))
         t = np.partition(u, len(u) - k)[len(u) - k]  # the k-th largest error
         sel = np.flatnonzero(u > t)
-        eq = np.flatnonzero(u == t)
-        eq = eq[np.lexsort((lab[eq], z[eq], absz[eq]))[: k - len(sel)]]
+        eq = _smallest_by_key(np.flatnonzero(u == t), k - len(sel), z, absz, lab)
         sel = np.concatenate([sel, eq])
         new = [(float(u[i]), float(absz[i]), float(z[i]), float(lab[i]), float(v[i])) for i in sel]
         agg.top = sorted(agg.top + new, key=_top_key)[: agg.keep]
+
+
+def _smallest_by_key(idx: np.ndarray, k: int, z, absz, lab) -> np.ndarray:
+    """The ``k`` indices of ``idx`` smallest by (|z|, z, label). Saturated methods tie on inf for
+    most of a chunk, so the candidates are first cut to those with the k smallest |z| (a
+    partition, not a sort); only that short list is sorted."""
+    if k <= 0:
+        return idx[:0]
+    a = absz[idx]
+    if len(idx) > k:
+        cut = np.partition(a, k - 1)[k - 1]
+        idx = idx[a <= cut]
+    return idx[np.lexsort((lab[idx], z[idx], absz[idx]))[:k]]
+
+
+def _first_by_key(idx: np.ndarray, z, absz, lab) -> int:
+    """The index in ``idx`` smallest by (|z|, z, label)."""
+    a = absz[idx]
+    idx = idx[a == a.min()]
+    return int(idx[np.lexsort((lab[idx], z[idx]))[0]])
 
 
 def run_task(plan: Plan, source: Source, i: int) -> dict:
