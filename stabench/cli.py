@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from typing import List, Optional
 
 import typer
@@ -157,6 +158,7 @@ def loss(
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
                        classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range)
     streaming = exp.streams(opts)
+    started = time.perf_counter()
     bar = render.ProgressBar(delay=1.0)
     try:
         if streaming:
@@ -172,7 +174,7 @@ def loss(
             tables = {"summary": summ}
     finally:
         bar.close()
-    _emit(df, tables, targets, seed=seed)
+    _emit(df, tables, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3))
     if any(p == "-" for _, p in targets):
         return
     out = render.console()

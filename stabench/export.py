@@ -24,10 +24,14 @@ from typing import Callable
 from .errors import InputError
 
 
+#: Metadata that changes from run to run: kept out of CSVs so the same command gives the same bytes.
+VOLATILE = {"utc_time", "wall_seconds"}
+
+
 def _csv(rows, metadata: dict, tables: dict) -> str:
     buf = io.StringIO()
     for k, v in metadata.items():
-        if k != "utc_time":
+        if k not in VOLATILE:
             buf.write(f"# {k}: {v}\n")
     rows.to_csv(buf, index=False, na_rep="nan", lineterminator="\n")
     return buf.getvalue()

@@ -17,6 +17,10 @@ import numpy as np
 
 #: Errors below this many ulps are drawn at it (a log axis has no 0).
 ULP_FLOOR = 1e-3
+#: Errors above this many ulps are drawn on the top edge (a * marker, counted in the legend):
+#: matplotlib's log axis cannot place ticks near float64's range, and nothing is lost by saying
+#: "more than 1e100 ulps".
+ULP_CEIL = 1e100
 #: Symmetric-log x axis: linear within ±1, logarithmic beyond (logits span 1e-3 … 1e5 and the sign matters).
 X_LINTHRESH = 1.0
 
@@ -29,6 +33,11 @@ def _plt():
 
     plt.rcParams.update({"svg.hashsalt": "stabench", "figure.dpi": 100})
     return plt
+
+
+def _decade_above(x: float) -> float:
+    """The power of ten a decade above ``x`` (capped at 1e307, so a float64 max stays finite)."""
+    return 10.0 ** min(np.floor(np.log10(x)) + 1.0, 307.0)
 
 
 def _png(fig) -> bytes:
@@ -54,7 +63,7 @@ def ulp_plot(rows, title: str) -> bytes:
     fig, ax = plt.subplots(figsize=(9, 5))
     finite = rows["ulp_error"].to_numpy()
     finite = finite[np.isfinite(finite) & (finite > 0)]
-    top = max(1e3, float(finite.max()) * 10 if finite.size else 1e3)
+    top = min(max(1e3, _decade_above(float(finite.max())) if finite.size else 1e3), ULP_CEIL)
     colors = plt.get_cmap("tab20").colors
     for i, ((backend, method), g) in enumerate(rows.groupby(["backend", "method"], sort=False)):
         g = g.sort_values("logit")
@@ -63,8 +72,12 @@ def ulp_plot(rows, title: str) -> bytes:
         st = g["status"].to_numpy()
         color = colors[i % len(colors)]
         name = method if backend == "numpy" else f"{backend}:{method}"
-        shown = np.where(np.isfinite(u), np.maximum(u, ULP_FLOOR), np.nan)
+        shown = np.where(np.isfinite(u) & (u <= ULP_CEIL), np.maximum(u, ULP_FLOOR), np.nan)
         ax.plot(x, shown, "-", color=color, lw=1.2, label=name)
+        huge = np.isfinite(u) & (u > ULP_CEIL)
+        if huge.any():
+            ax.scatter(x[huge], np.full(huge.sum(), top), marker="*", color=color, s=30, clip_on=False,
+                       zorder=5, label=f"{name}: > {ULP_CEIL:g} ulps ({huge.sum()})")
         # failures without an ulp count (value nan or ±inf) go on the top edge
         for s, marker in (("nan", "x"), ("overflow", "^")):
             m = st == s
@@ -76,7 +89,7 @@ def ulp_plot(rows, title: str) -> bytes:
     ax.set_ylim(ULP_FLOOR / 2, top)
     ax.axhline(1.0, color="grey", lw=0.6, ls=":")
     ax.set_xlabel("logit z")
-    ax.set_ylabel(f"error in ulps (values ≤ {ULP_FLOOR:g} drawn at it; x/^ on top: nan/inf)")
+    ax.set_ylabel(f"error in ulps (≤ {ULP_FLOOR:g} drawn at it; on top: x nan, ^ inf, * > {ULP_CEIL:g})")
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -91,8 +104,9 @@ def value_plot(rows, title: str, floor: float = 0.0) -> bytes:
     fig, ax = plt.subplots(figsize=(9, 5))
     vals = np.concatenate([rows["value"].to_numpy(), rows["reference"].to_numpy()])
     pos = vals[np.isfinite(vals) & (vals > 0)]
-    bottom = max(float(pos.min()) / 10, floor) if pos.size else 1e-10
-    top = float(pos.max()) * 10 if pos.size else 1.0
+    # matplotlib's log axis cannot tick near the ends of float64's range: stay within 1e±300
+    bottom = max(float(pos.min()) / 10, floor, 1e-300) if pos.size else 1e-10
+    top = min(_decade_above(float(pos.max())), 1e300) if pos.size else 1.0
     colors = plt.get_cmap("tab20").colors
     ref = rows.drop_duplicates("logit").sort_values("logit")
     rx, ry = ref["logit"].to_numpy(), ref["reference"].to_numpy()

@@ -22,7 +22,7 @@ STATUS_STYLE = {
 }
 
 #: Columns whose float value is a result in the row's dtype (shown exactly for that dtype).
-DTYPE_VALUE_COLUMNS = {"value", "logit", "n_in_dtype"}
+DTYPE_VALUE_COLUMNS = {"value", "logit", "n_in_dtype", "worst_logit", "first_fail_abs_logit"}
 #: Columns of error measures: 3 significant digits are plenty.
 ERROR_COLUMNS = {"abs_error", "rel_error", "ulp_error", "bits_error", "correct_digits",
                  "max_ulp", "median_ulp", "estimate_digits", "direct_digits", "cancelled_digits"}

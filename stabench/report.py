@@ -21,7 +21,7 @@ from .errors import InputError
 from .experiments import loss, roundoff
 
 #: Logits in the report's sweep set (dense enough for curves); --quick uses fewer.
-SWEEP_POINTS, QUICK_SWEEP_POINTS = 240, 40
+SWEEP_POINTS, QUICK_SWEEP_POINTS = 120, 40
 #: Epochs of the training experiment in `report --quick` (the full report uses train.QUICK_EPOCHS).
 TRAIN_QUICK_EPOCHS = 3
 #: The extra column the report's loss CSVs carry.
