@@ -22,7 +22,8 @@ def small_tasks(monkeypatch):
 
 def finite_values(name, lo=-math.inf, hi=math.inf):
     dt = dtypes.get(name)
-    v = np.arange(2**16, dtype=np.uint16).view(dt.type).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        v = np.arange(2**16, dtype=np.uint16).view(dt.type).astype(np.float64)
     return v[np.isfinite(v) & (v >= lo) & (v <= hi)]
 
 
