@@ -9,29 +9,16 @@ For each backend set it prints: median command time, median time of `python -c "
 from __future__ import annotations
 
 import argparse
-import shutil
-import statistics
-import subprocess
 import sys
-import time
 
-
-def median_time(cmd: list[str], repeat: int) -> float:
-    subprocess.run(cmd, capture_output=True, check=True)
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from _timing import median_time, stabench_command
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
-    exe = shutil.which("stabench")
-    stabench = [exe] if exe else [sys.executable, "-m", "stabench"]
+    stabench = stabench_command()
     for backends, imports in (("numpy", "numpy, pandas"), ("numpy,tensorflow", "numpy, pandas, tensorflow, keras")):
         cmd = stabench + ["loss", "--dtype", "float16", "--backend", backends]
         t = median_time(cmd, a.repeat)

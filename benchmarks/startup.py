@@ -8,29 +8,16 @@ Prints the median wall time of each over --repeat runs (after one warm-up) and t
 from __future__ import annotations
 
 import argparse
-import shutil
-import statistics
-import subprocess
 import sys
-import time
 
-
-def median_time(cmd: list[str], repeat: int) -> float:
-    subprocess.run(cmd, capture_output=True, check=True)  # warm the file cache
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, check=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+from _timing import median_time, stabench_command
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=15)
     a = ap.parse_args()
-    exe = shutil.which("stabench")
-    stabench = [exe] if exe else [sys.executable, "-m", "stabench"]
+    stabench = stabench_command()
     base = median_time([sys.executable, "-c", "import numpy, pandas, rich, typer"], a.repeat)
     print(f"baseline  python -c 'import numpy, pandas, rich, typer'  {base * 1000:7.1f} ms")
     worst = 0.0

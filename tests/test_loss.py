@@ -7,24 +7,12 @@ import pytest
 from stabench import dtypes, inputs
 from stabench.errors import InputError
 from stabench.experiments import loss
+from frames import one, pick
 
 
 def run(**kw):
     kw.setdefault("backends", ["numpy"])
     return loss.run(**kw)
-
-
-def pick(df, **kw):
-    m = np.ones(len(df), dtype=bool)
-    for k, v in kw.items():
-        m &= (df[k] == v).to_numpy()
-    return df[m]
-
-
-def one(df, **kw):
-    r = pick(df, **kw)
-    assert len(r) == 1, (kw, len(r))
-    return r.iloc[0]
 
 
 def test_naive_float32_sigmoid_at_minus_1000_overflows():

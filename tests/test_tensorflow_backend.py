@@ -17,6 +17,7 @@ import pytest
 from stabench import dtypes
 from stabench.backends import SigmoidCases, SoftmaxCases, Unsupported
 from stabench.experiments import loss
+from frames import one, pick
 
 # Skip without tensorflow — checked without importing it: importing it at collection would cost
 # every pytest run its start-up and put tensorflow in sys.modules for every other test module.
@@ -43,19 +44,6 @@ def small():
 @pytest.fixture(scope="module")
 def extreme():
     return loss.run(backends=["tensorflow"])
-
-
-def pick(df, **kw):
-    m = np.ones(len(df), dtype=bool)
-    for k, v in kw.items():
-        m &= (df[k] == v).to_numpy()
-    return df[m]
-
-
-def one(df, **kw):
-    r = pick(df, **kw)
-    assert len(r) == 1, (kw, len(r))
-    return r.iloc[0]
 
 
 def sig(df, method, dtype, logit, label, quantity="loss"):
