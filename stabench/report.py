@@ -33,6 +33,7 @@ class Report:
     """What a report run produced, before anything is written."""
 
     files: dict = field(default_factory=dict)  #: file name → bytes
+    frames: dict = field(default_factory=dict)  #: CSV file name → the DataFrame written to it
     tables: dict = field(default_factory=dict)  #: summary name → DataFrame
     timings: dict = field(default_factory=dict)  #: experiment → wall seconds
     headlines: dict = field(default_factory=dict)  #: experiment → paragraph
@@ -112,12 +113,14 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
 
     # metadata is built after the runs so it names every framework they imported
     metadata = meta.build(seed=seed, command=command, timestamp=False)
-    rep.files["roundoff.csv"] = _csv(ro, metadata)
+    rep.frames["roundoff.csv"] = ro
     if train_df is not None:
         # wall times vary run to run: they stay in run.json, out of the byte-identical CSV
-        rep.files["train.csv"] = _csv(train_df.drop(columns=["seconds"]), metadata)
+        rep.frames["train.csv"] = train_df.drop(columns=["seconds"])
     for exp, rows in loss_rows.items():
-        rep.files[f"{exp}.csv"] = _csv(rows, metadata)
+        rep.frames[f"{exp}.csv"] = rows
+    for name, frame in rep.frames.items():
+        rep.files[name] = _csv(frame, metadata)
 
     t = time.perf_counter()
     rep.files.update(_plots(loss_rows))

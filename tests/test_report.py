@@ -49,8 +49,10 @@ def test_csvs_equal_the_dataframes_and_runs_are_byte_identical():
         if name != "run.json":
             assert data == b.files[name], name
     import io
-    back = export.read_csv(io.BytesIO(a.files["roundoff.csv"]))
-    assert len(back) == 2 * 4 and set(back.columns) >= {"dtype", "formula", "n", "value", "status"}
+    assert set(a.frames) == {"roundoff.csv", "sigmoid.csv", "softmax.csv"}
+    for name, frame in a.frames.items():
+        back = export.read_csv(io.BytesIO(a.files[name]))
+        pd.testing.assert_frame_equal(back, frame.reset_index(drop=True), check_dtype=False)
 
 
 def test_unwritable_out_exits_2(tmp_path):
@@ -73,3 +75,19 @@ def test_ctrl_c_leaves_previous_files_and_exits_130(tmp_path, monkeypatch):
     r = runner.invoke(app, ["report", "--out", str(tmp_path), "--quick", "--backend", "numpy"])
     assert r.exit_code == 130
     assert os.listdir(tmp_path) == ["REPORT.md"] and (tmp_path / "REPORT.md").read_text() == "previous"
+
+
+def test_report_with_tensorflow_includes_training():
+    pytest.importorskip("sklearn")
+    import importlib.util
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow not installed")
+    rep = report.build(dtype_list=["float32"], backend_list=["numpy", "tensorflow"], quick=True, command="x")
+    assert {"train.csv", "train-curves.png"} <= set(rep.files)
+    assert rep.files["train-curves.png"].startswith(PNG_MAGIC) and len(rep.files["train-curves.png"]) > 20_000
+    sig = rep.frames["sigmoid.csv"]
+    assert {"numpy", "tensorflow"} == set(sig.backend)
+    train = rep.frames["train.csv"]
+    assert len(train) == 9 * report.TRAIN_QUICK_EPOCHS and "seconds" not in train.columns
+    assert "## train" in rep.files["REPORT.md"].decode()
+    assert "tensorflow" in json.loads(rep.files["run.json"])["metadata"]
