@@ -54,8 +54,6 @@ lines (written before its logging is initialised, so the variable does not reach
 """
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 
 import numpy as np
@@ -64,38 +62,9 @@ from ..dtypes import DType
 from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported
 
 
-def _import_quietly():
-    """Import tensorflow and keras (on TensorFlow) without their start-up chatter on stderr."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    saved = None
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3":
-        try:
-            sys.stderr.flush()
-            saved = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-        except OSError:  # no file descriptor 2 to redirect: import as is
-            saved = None
-    try:
-        import tensorflow as tf_
-        import keras as keras_
-    finally:
-        if saved is not None:
-            os.dup2(saved, 2)
-            os.close(saved)
-    tf_.get_logger().setLevel("ERROR")  # retracing notices and the like
-    try:
-        from absl import logging as absl_logging
+from ..frameworks import tensorflow_and_keras
 
-        absl_logging.set_verbosity(absl_logging.ERROR)
-    except ImportError:  # absl ships with tensorflow; nothing to quiet without it
-        pass
-    return tf_, keras_
-
-
-tf, keras = _import_quietly()
+tf, keras = tensorflow_and_keras()
 
 NAME = "tensorflow"
 FRAMEWORK = "tensorflow"

@@ -168,15 +168,16 @@ def _check_int(value, name: str, lo: int, hi: int | None = None) -> int:
 
 def _frameworks():
     """Import scikit-learn, tensorflow and keras, or say which one is missing (exit 2)."""
-    for module, pip in (("sklearn", "scikit-learn"), ("tensorflow", "tensorflow")):
-        try:
-            __import__(module)
-        except ImportError:
-            raise InputError(f"stabench train needs {pip}, which is not installed (pip install {pip})") from None
-    import keras
-    import tensorflow as tf
+    import importlib.util
 
-    return tf, keras
+    for module, pip in (("sklearn", "scikit-learn"), ("tensorflow", "tensorflow")):
+        # find_spec, not an import: tensorflow must be imported quietly, below
+        if importlib.util.find_spec(module) is None:
+            raise InputError(f"stabench train needs {pip}, which is not installed (pip install {pip})")
+    import sklearn  # noqa: F401  (its version goes into the metadata)
+    from ..frameworks import tensorflow_and_keras
+
+    return tensorflow_and_keras()
 
 
 @dataclass
