@@ -39,8 +39,10 @@ class _Group(TyperGroup):
         except InputError as e:
             rv = _fail(str(e))
         except (_cx.Abort if hasattr(_cx, "Abort") else typer.Abort, KeyboardInterrupt):
-            typer.echo("stabench: interrupted", err=True)
             rv = 130
+        if rv == 130:  # typer turns Ctrl-C into exit code 130 without a word
+            typer.echo("stabench: interrupted; no file was left half-written "
+                       "(a streaming loss run continues with --resume)", err=True)
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -410,7 +410,7 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
         from concurrent.futures import FIRST_COMPLETED, wait
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
         pending: dict = {}
         it = iter(todo)
         try:
@@ -433,6 +433,13 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
     if state_path and os.path.exists(state_path):
         os.unlink(state_path)
     return total
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which saves the state and stops the pool cleanly."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _task_len(source: Source, i: int) -> int:

@@ -73,7 +73,7 @@ def test_ctrl_c_leaves_previous_files_and_exits_130(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loss, "run", interrupted)
     r = runner.invoke(app, ["report", "--out", str(tmp_path), "--quick", "--backend", "numpy"])
-    assert r.exit_code == 130
+    assert r.exit_code == 130 and "stabench: interrupted" in r.stderr
     assert os.listdir(tmp_path) == ["REPORT.md"] and (tmp_path / "REPORT.md").read_text() == "previous"
 
 
