@@ -58,6 +58,9 @@ def build(*, seed=None, command: str | None = None, timestamp: bool = True, **ex
         m["tensorflow"] = sys.modules["tensorflow"].__version__
         if "keras" in sys.modules:
             m["keras"] = sys.modules["keras"].__version__
+    for name, mod in sorted(sys.modules.items()):  # every backend the run loaded reports its own
+        if name.startswith("stabench.backends.") and name.endswith("_backend") and hasattr(mod, "versions"):
+            m.update(mod.versions())
     m["platform"] = platform.platform()
     m["cpu"] = _cpu()
     m["command"] = command if command is not None else command_line()

@@ -350,7 +350,11 @@ def test_deterministic(tfb):
 
 def test_versions(tfb):
     v = tfb.versions()
-    assert set(v) == {"tensorflow", "keras"} and v["tensorflow"] == tfb.tf.__version__
+    assert set(v) == {"tensorflow", "keras", "tf_op_determinism"} and v["tensorflow"] == tfb.tf.__version__
+    from stabench import meta
+
+    m = meta.build()  # the metadata block asks every loaded backend
+    assert m["keras"] == tfb.keras.__version__ and isinstance(m["tf_op_determinism"], bool)
 
 
 def _python(code: str) -> subprocess.CompletedProcess:

@@ -230,3 +230,12 @@ def test_cli_runs_and_exports(invoke, tf, tmp_path):
     assert "# epochs: 2" in text and "# scikit-learn: " in text
     df = pd.read_csv(path, comment="#")
     assert list(df.columns) == list(train.COLUMNS) and len(df) == 2
+
+
+def test_training_leaves_tensorflow_determinism_as_it_found_it(tf):
+    from tensorflow.python.framework import config
+
+    if config.is_op_determinism_enabled():
+        pytest.skip("determinism was already on in this process")
+    train.run(variants="logits", policies="float32", epochs=1)
+    assert not config.is_op_determinism_enabled()

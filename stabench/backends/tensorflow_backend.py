@@ -114,7 +114,16 @@ def methods(experiment: str) -> list[Method]:
 
 
 def versions() -> dict:
-    return {"tensorflow": tf.__version__, "keras": keras.__version__}
+    """Framework versions, and whether TensorFlow's deterministic kernels were on (they change
+    some graph-mode results)."""
+    out = {"tensorflow": tf.__version__, "keras": keras.__version__}
+    try:
+        from tensorflow.python.framework import config as _tfconfig
+
+        out["tf_op_determinism"] = bool(_tfconfig.is_op_determinism_enabled())
+    except (ImportError, AttributeError):
+        pass
+    return out
 
 
 def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:

@@ -190,6 +190,16 @@ class Data:
     y_test: np.ndarray
 
 
+def _determinism(tf):
+    """Whether TensorFlow's op determinism is on (None where TensorFlow does not say)."""
+    try:
+        from tensorflow.python.framework import config as _tfconfig
+
+        return bool(_tfconfig.is_op_determinism_enabled())
+    except (ImportError, AttributeError):
+        return None
+
+
 def load_data(seed: int = 0, test_size: float = TEST_SIZE) -> Data:
     """scikit-learn's 8×8 digits (pixels 0…16), split stratified by digit with ``random_state=seed``."""
     try:
@@ -226,7 +236,11 @@ def run(variants=None, policies=None, epochs: int = DEFAULT_EPOCHS, seed: int = 
     tf, keras = _frameworks()
     data = load_data(seed)
 
-    # TensorFlow has no public call to turn this off again: it stays on for the process
+    # Deterministic kernels change what other TensorFlow code computes (the tensorflow backend's
+    # graph-mode softmax differs under them), so the previous state is restored afterwards.
+    # TensorFlow's public API can only turn determinism on; the off switch is in its private
+    # config module — where that is missing, determinism stays on for the process.
+    was_deterministic = _determinism(tf)
     tf.config.experimental.enable_op_determinism()
     old_policy = keras.mixed_precision.global_policy()
     # one tf.function per variant × policy is deliberate: silence TensorFlow's "retracing" warning
@@ -247,6 +261,13 @@ def run(variants=None, policies=None, epochs: int = DEFAULT_EPOCHS, seed: int = 
     finally:
         keras.mixed_precision.set_global_policy(old_policy)
         logger.setLevel(old_level)
+        if was_deterministic is False:
+            try:
+                from tensorflow.python.framework import config as _tfconfig
+
+                _tfconfig.disable_op_determinism()
+            except (ImportError, AttributeError):
+                pass
     return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
 
 
