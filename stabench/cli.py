@@ -164,6 +164,9 @@ def loss(
     bar = render.ProgressBar(delay=1.0)
     try:
         if streaming:
+            if not backend and "tensorflow" in exp.parse_backends(None):
+                typer.echo("stabench: note: streaming runs use the numpy backend "
+                           "(pass --backend numpy to silence this)", err=True)
             state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
             df, summ, hist = exp.run_streaming(opts, workers=workers or None, state_path=state,
                                                resume=resume, progress=bar)

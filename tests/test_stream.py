@@ -131,3 +131,10 @@ def test_streaming_bad_input(args, message):
         message = "exhaustive covers float16 and bfloat16"
     r = CliRunner().invoke(app, argv)
     assert r.exit_code == 2 and message in r.stderr, r.stderr
+
+
+def test_range_with_all_experiments_is_refused():
+    with pytest.raises(InputError, match="is for --experiment sigmoid"):
+        loss.streams(loss.Options(dtypes=["float16"], logits="exhaustive", value_range="0,1"))
+    with pytest.raises(InputError, match="--range restricts --logits exhaustive"):
+        loss.streams(loss.Options(experiments="sigmoid", value_range="0,1"))

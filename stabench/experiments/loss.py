@@ -348,25 +348,24 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
 
 def streams(opts: Options) -> bool:
     """Whether this run streams (aggregates per chunk) instead of keeping every row: an exhaustive
-    run in a 32-bit dtype, or a random run above ``stream.STREAM_RANDOM_ABOVE`` points."""
+    run in a 32-bit dtype, a ``--range`` run, or a random run above ``stream.STREAM_RANDOM_ABOVE``
+    points. Raises :class:`InputError` for what cannot stream (softmax, float64)."""
     from .. import stream
 
-    dts = _dtypes.parse_list(opts.dtypes)
-    big = (opts.logits == "exhaustive" and any(d.bits == 32 for d in dts)) or \
-          (opts.logits == "random" and opts.points > stream.STREAM_RANDOM_ABOVE)
-    if opts.value_range and not (opts.logits == "exhaustive"):
+    if opts.value_range and opts.logits != "exhaustive":
         raise InputError("--range restricts --logits exhaustive; add --logits exhaustive")
-    if not big:
-        if opts.value_range:
-            return True  # a --range run streams whatever the dtype
+    dts = _dtypes.parse_list(opts.dtypes)
+    streaming = bool(opts.value_range) or \
+        (opts.logits == "exhaustive" and any(d.bits == 32 for d in dts)) or \
+        (opts.logits == "random" and opts.points > stream.STREAM_RANDOM_ABOVE)
+    if not streaming:
         return False
-    exps = parse_experiments(opts.experiments)
-    if exps != ["sigmoid"]:
-        raise InputError(f"--logits {opts.logits} at this size is for --experiment sigmoid "
+    if parse_experiments(opts.experiments) != ["sigmoid"]:
+        raise InputError(f"--logits {opts.logits} at this size (or with --range) is for --experiment sigmoid "
                          "(softmax cases are vectors: use --logits-file or fewer --points)")
     if any(d.bits > 32 for d in dts):
-        raise InputError("streaming runs (exhaustive float32, random above 2^18 points) need dtypes of at most "
-                         "32 bits: float64 references need mpmath; drop float64 or use fewer --points")
+        raise InputError("streaming runs (exhaustive float32, --range, random above 2^18 points) need dtypes of "
+                         "at most 32 bits: float64 references need mpmath; drop float64 or use fewer --points")
     return True
 
 
