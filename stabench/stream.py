@@ -240,6 +240,7 @@ def _process(plan: Plan, z: np.ndarray, aggs: dict) -> None:
     refs = {q: np.concatenate(ref[q]) for q in plan.quantities}
     z64 = zz.astype(np.float64)
     absz = np.abs(z64)
+    absz_min = float(absz.min())
     lab64 = labels.astype(np.float64)
     derived = {}  # (quantity, result dtype) → (rounded reference, ulp)
     for m in methods:
@@ -251,10 +252,10 @@ def _process(plan: Plan, z: np.ndarray, aggs: dict) -> None:
             if key not in derived:
                 r = refs[q]
                 rr = rdt.cast(r).astype(np.float64)
-                derived[key] = (rr, rr != 0, _ulp_fast(r, rdt))
-            rr, rr_nonzero, ulp = derived[key]
-            _update(aggs[(q, m.name)], v.astype(np.float64), refs[q], rr, rr_nonzero, ulp, plan.max_ulp,
-                    z64, absz, lab64)
+                derived[key] = (rr, rr != 0, 1.0 / _ulp_fast(r, rdt))  # ulps are powers of 2: exact
+            rr, rr_nonzero, inv_ulp = derived[key]
+            _update(aggs[(q, m.name)], v.astype(np.float64), refs[q], rr, rr_nonzero, inv_ulp, plan.max_ulp,
+                    z64, absz, lab64, absz_min)
 
 
 def _hist_lut() -> np.ndarray:
@@ -271,36 +272,47 @@ def _hist_lut() -> np.ndarray:
 _LUT = _hist_lut()
 
 
-def _update(agg: Agg, v, r, rr, rr_nonzero, ulp, max_ulp, z, absz, lab) -> None:
+def _update(agg: Agg, v, r, rr, rr_nonzero, inv_ulp, max_ulp, z, absz, lab, absz_min) -> None:
+    """Fold one chunk's results ``v`` (float64) for reference ``r`` into ``agg``.
+
+    The costly parts run only when they can change the aggregate: the worst case only if this
+    chunk reaches the running max, the first failure only if the chunk holds a smaller |z|, the
+    kept cases only if the chunk beats the current k-th worst.
+    """
     with np.errstate(all="ignore"):
-        u = np.abs(v - r) / ulp  # inf for ±inf results, nan for nan results
-    m = float(np.fmax.reduce(u))
-    nan_v = np.isnan(v) if (m != m or m == np.inf or np.isnan(u).any()) else None
-    if nan_v is not None and nan_v.any():
+        u = np.abs(v - r)
+        u *= inv_ulp  # inf for ±inf results, nan for nan results
+    m = float(u.max())  # nan if any result is nan
+    nan_v = None
+    if m != m:
+        nan_v = np.isnan(u)
         u[nan_v] = np.inf  # a failure with no ulp count ranks worst
         m = np.inf
     st = np.where(u > max_ulp, np.uint8(metrics.INACCURATE), np.uint8(metrics.OK))
-    st[(v == 0) & rr_nonzero] = metrics.UNDERFLOW
+    zero = v == 0
+    if zero.any():
+        st[zero & rr_nonzero] = metrics.UNDERFLOW
     st[v == rr] = metrics.EXACT
     if m == np.inf:
         st[np.isinf(v)] = metrics.OVERFLOW
         if nan_v is not None:
             st[nan_v] = metrics.NAN
-    agg.n += len(v)
     counts = np.bincount(st, minlength=len(metrics.STATUSES))
+    agg.n += len(v)
     agg.counts += counts
-    agg.hist += np.bincount(_LUT[(u.view(np.int64) >> 52) & 0x7FF], minlength=N_BINS)
-    w = _first_by_key(np.flatnonzero(u == m), z, absz, lab)
-    cand = (float(absz[w]), float(z[w]), float(lab[w]))
-    if m > agg.max_ulp or (m == agg.max_ulp and cand < agg.worst):
-        agg.max_ulp, agg.worst = m, cand
-    if counts[STATUS_FAIL_LO:STATUS_FAIL_HI + 1].any():  # this chunk has failures
-        fail = (st >= STATUS_FAIL_LO) & (st <= STATUS_FAIL_HI)
-        f = _first_by_key(np.flatnonzero(fail), z, absz, lab)
+    agg.hist += np.bincount(_LUT[u.view(np.int64) >> 52], minlength=N_BINS)  # u ≥ 0: no sign bit
+    if m > agg.max_ulp or (m == agg.max_ulp and absz_min <= agg.worst[0]):
+        w = _first_by_key(np.flatnonzero(u == m), z, absz, lab)
+        cand = (float(absz[w]), float(z[w]), float(lab[w]))
+        if m > agg.max_ulp or cand < agg.worst:
+            agg.max_ulp, agg.worst = m, cand
+    if counts[STATUS_FAIL_LO:STATUS_FAIL_HI + 1].any() and (not agg.first_fail or absz_min <= agg.first_fail[0]):
+        f = _first_by_key(np.flatnonzero((st >= STATUS_FAIL_LO) & (st <= STATUS_FAIL_HI)), z, absz, lab)
         cand = (float(absz[f]), float(z[f]), float(lab[f]), int(st[f]))
         if not agg.first_fail or cand[:3] < agg.first_fail[:3]:
             agg.first_fail = cand
-    if agg.keep:
+    if agg.keep and (len(agg.top) < agg.keep or m > agg.top[-1][0]
+                     or (m == agg.top[-1][0] and absz_min <= agg.top[-1][1])):
         k = min(agg.keep, len(u))
         t = np.partition(u, len(u) - k)[len(u) - k]  # the k-th largest error
         sel = np.flatnonzero(u > t)
