@@ -38,7 +38,7 @@ class _Group(TyperGroup):
             rv = _fail(e.format_message())
         except InputError as e:
             rv = _fail(str(e))
-        except (_cx.Abort if hasattr(_cx, "Abort") else typer.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt):
             rv = 130
         if rv == 130:  # typer turns Ctrl-C into exit code 130 without a word
             typer.echo("stabench: interrupted; no file was left half-written "

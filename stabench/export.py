@@ -43,7 +43,7 @@ TEXT_COLUMNS = {"status", "error", "first_fail_status", "direct_status", "cancel
                 "form", "case_kind", "logit_set", "variant", "policy"}
 
 
-def read_csv(path) -> "pandas.DataFrame":
+def read_csv(path):
     """Read a stabench CSV back exactly: metadata lines skipped, ``nan``/``inf`` numbers parsed as
     floats, and the *word* ``nan`` (a status) kept as text — pandas' default reader would turn it
     into a missing value."""

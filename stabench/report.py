@@ -12,7 +12,6 @@ import os
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from . import dtypes as _dtypes

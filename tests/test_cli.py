@@ -2,7 +2,6 @@ import re
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 

@@ -1,6 +1,4 @@
-import io
 import json
-import math
 import os
 
 import numpy as np
