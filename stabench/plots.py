@@ -35,6 +35,16 @@ def _plt():
     return plt
 
 
+#: x ticks every two decades, both signs: the symlog axis's own ticks crowd into each other.
+X_TICKS = (-1e4, -1e2, -1.0, 0.0, 1.0, 1e2, 1e4)
+
+
+def _logit_axis(ax) -> None:
+    ax.set_xscale("symlog", linthresh=X_LINTHRESH)
+    ax.set_xticks(X_TICKS)
+    ax.set_xlabel("logit z")
+
+
 def _decade_above(x: float) -> float:
     """The power of ten a decade above ``x`` (capped at 1e307, so a float64 max stays finite)."""
     return 10.0 ** min(np.floor(np.log10(x)) + 1.0, 307.0)
@@ -60,7 +70,7 @@ def ulp_plot(rows, title: str) -> bytes:
     """Error in ulps (log scale) against the logit, one line per backend:method; ``rows`` are the
     loss rows of one experiment and dtype (one case kind / label subset)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     finite = rows["ulp_error"].to_numpy()
     finite = finite[np.isfinite(finite) & (finite > 0)]
     top = min(max(1e3, _decade_above(float(finite.max())) if finite.size else 1e3), ULP_CEIL)
@@ -84,11 +94,10 @@ def ulp_plot(rows, title: str) -> bytes:
             if m.any():
                 ax.scatter(x[m], np.full(m.sum(), top), marker=marker, color=color, s=30, clip_on=False,
                            zorder=5, label=f"{name}: {s} ({m.sum()})")
-    ax.set_xscale("symlog", linthresh=X_LINTHRESH)
+    _logit_axis(ax)
     ax.set_yscale("log")
     ax.set_ylim(ULP_FLOOR / 2, top)
     ax.axhline(1.0, color="grey", lw=0.6, ls=":")
-    ax.set_xlabel("logit z")
     ax.set_ylabel(f"error in ulps (≤ {ULP_FLOOR:g} drawn at it; on top: x nan, ^ inf, * > {ULP_CEIL:g})")
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -101,7 +110,7 @@ def value_plot(rows, title: str, floor: float = 0.0) -> bytes:
     bottom edge, nan and inf on the top edge). The axis stops at ``floor`` (e.g. a tenth of the
     dtype's smallest subnormal): a reference below it runs off the bottom of the plot."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     vals = np.concatenate([rows["value"].to_numpy(), rows["reference"].to_numpy()])
     pos = vals[np.isfinite(vals) & (vals > 0)]
     # matplotlib's log axis cannot tick near the ends of float64's range: stay within 1e±300
@@ -119,10 +128,9 @@ def value_plot(rows, title: str, floor: float = 0.0) -> bytes:
         name = method if backend == "numpy" else f"{backend}:{method}"
         ax.plot(x, np.where(np.isfinite(v) & (v > 0), v, np.nan), "-", color=color, lw=1.0, label=name)
         _edge_markers(ax, x, v, name, color, top, bottom)
-    ax.set_xscale("symlog", linthresh=X_LINTHRESH)
+    _logit_axis(ax)
     ax.set_yscale("log")
     ax.set_ylim(bottom, top)
-    ax.set_xlabel("logit z")
     ax.set_ylabel("loss (0 on the bottom edge; nan/inf on the top edge)")
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
