@@ -67,7 +67,6 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     with_train = "tensorflow" in backends  # the training experiment needs TensorFlow
     steps = ["roundoff", "sigmoid", "softmax"] + (["train"] if with_train else []) + ["plots"]
     total = len(steps)
-    metadata = meta.build(seed=seed, command=command, timestamp=False)
 
     def tick(i, label):
         if progress:

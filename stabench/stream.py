@@ -12,6 +12,7 @@ gives a result that is exact over every input and the same however the work was 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -351,11 +352,11 @@ def run_task(plan: Plan, source: Source, i: int) -> dict:
     return aggs
 
 
-def _task_json(aggs: dict) -> dict:
+def _aggs_json(aggs: dict) -> dict:
     return {f"{q}|{m}": a.to_json() for (q, m), a in aggs.items()}
 
 
-def _task_from_json(d: dict, keep: int) -> dict:
+def _aggs_from_json(d: dict, keep: int) -> dict:
     return {tuple(k.split("|", 1)): Agg.from_json(v, keep) for k, v in d.items()}
 
 
@@ -367,8 +368,7 @@ def state_key(plan: Plan, source: Source) -> str:
     """A hash of everything that determines the result (a resumed run must match it)."""
     from . import __version__
 
-    blob = json.dumps([__version__, plan.__dict__ if hasattr(plan, "__dict__") else str(plan),
-                       source.__dict__ if hasattr(source, "__dict__") else str(source), TASK, CHUNK],
+    blob = json.dumps([__version__, dataclasses.asdict(plan), dataclasses.asdict(source), TASK, CHUNK],
                       default=str, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -398,7 +398,7 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
             raise InputError(f"--resume: {state_path!r} belongs to a run with other arguments; "
                              "rerun with the same arguments or without --resume")
         done = set(st["done"])
-        total = _task_from_json(st["total"], plan.keep)
+        total = _aggs_from_json(st["total"], plan.keep)
     todo = [i for i in range(source.n_tasks) if i not in done]
     workers = max(1, workers or os.cpu_count() or 1)
     label = f"sigmoid {source.dtype} {source.kind}"
@@ -408,7 +408,7 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
             total[k].merge(a)
         done.add(i)
         if state_path:
-            write_text(state_path, json.dumps({"key": key, "done": sorted(done), "total": _task_json(total)}))
+            write_text(state_path, json.dumps({"key": key, "done": sorted(done), "total": _aggs_json(total)}))
         if progress:
             progress(sum(_task_len(source, j) for j in done), source.total, label)
 
@@ -489,7 +489,7 @@ def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.Data
     from .experiments import loss as L
 
     edges = hist_edges()
-    form = {"naive": "naive", "fused": "fused"}
+    forms = _forms(backend)
     summ, hist, kept = [], [], []
     for (q, m), a in total.items():
         c = dict(zip(metrics.STATUSES, a.counts.tolist()))
@@ -501,7 +501,7 @@ def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.Data
             med = edges[j][1] if j < len(edges) - 1 else math.inf
         summ.append({
             "experiment": "sigmoid", "quantity": q, "backend": backend, "method": m,
-            "form": form.get(m, "fused"), "dtype": plan.dtype, "cases": a.n,
+            "form": forms[m], "dtype": plan.dtype, "cases": a.n,
             "max_ulp": a.max_ulp, "median_ulp": med,
             "worst_logit": a.worst[1] if a.worst else math.nan,
             "nan": c["nan"], "overflow": c["overflow"], "underflow": c["underflow"],
@@ -519,6 +519,13 @@ def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.Data
     return summary, pd.DataFrame(hist, columns=list(HIST_COLUMNS)), rows
 
 
+def _forms(backend: str) -> dict:
+    """Method name → form (naive | fused), as the backend declares them."""
+    from .backends import load
+
+    return {m.name: m.form for m in load(backend).methods("sigmoid")}
+
+
 def _kept_rows(kept, plan: Plan, backend: str) -> pd.DataFrame:
     """Full rows (every column of the loss table) for the kept worst cases, re-measured with
     :func:`metrics.compare` against the ordinary oracle."""
@@ -527,17 +534,13 @@ def _kept_rows(kept, plan: Plan, backend: str) -> pd.DataFrame:
     if not kept:
         return pd.DataFrame(columns=list(L.COLUMNS))
     dt = _dtypes.get(plan.dtype)
+    forms = _forms(backend)
     frames = []
     df = pd.DataFrame(kept, columns=["quantity", "method", "logit", "label", "value"])
     for (q, m), g in df.groupby(["quantity", "method"], sort=False):
         z, y, v = g["logit"].to_numpy(), g["label"].to_numpy(), g["value"].to_numpy()
         hi, lo = oracle.bce(z, y, precise=False)[q]
         res = metrics.compare(v, hi, dt, reference_lo=lo, max_ulp=plan.max_ulp)
-        frames.append(pd.DataFrame({
-            "experiment": "sigmoid", "quantity": q, "backend": backend, "method": m,
-            "form": "naive" if m == "naive" else "fused", "dtype": dt.name, "result_dtype": dt.name,
-            "case_kind": "scalar", "logit": z, "label": y, "classes": 1, "value": v, "reference": hi,
-            "abs_error": res["abs_error"], "rel_error": res["rel_error"], "ulp_error": res["ulp_error"],
-            "bits_error": res["bits_error"], "status": metrics.status_names(res["status"]), "error": "",
-        }))
+        frames.append(L.row_frame("sigmoid", q, backend, m, forms[m], dt.name, dt.name, "scalar", z, y, 1,
+                                  v, hi, res, res["status"], ""))
     return pd.concat(frames, ignore_index=True)

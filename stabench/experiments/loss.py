@@ -203,8 +203,9 @@ def softmax_batch(opts: Options, dt, file=None) -> _Batch:
             raise InputError("--logits-file for softmax needs one case per row with at least 2 logit columns")
         n, k = z.shape
         inputs.check_size(n, k)
-        labels = _softmax_labels(file_labels if file_labels is not None else
-                                 _require(opts.labels, "softmax --logits-file needs labels: a 'label' column or --labels"), n, k)
+        if file_labels is None and opts.labels is None:
+            raise InputError("softmax --logits-file needs labels: a 'label' column or --labels")
+        labels = _softmax_labels(file_labels if file_labels is not None else opts.labels, n, k)
         logits = dt.cast(z).astype(np.float64)
         rows = np.arange(n)
         return _Batch(_backends.SoftmaxCases(logits, labels), np.full(n, "file", dtype=object),
@@ -226,12 +227,6 @@ def softmax_batch(opts: Options, dt, file=None) -> _Batch:
     z = np.tile(s, 3)
     return _Batch(_backends.SoftmaxCases(logits, labels), kinds, z, labels.astype(np.float64), k,
                   ~np.isfinite(z))
-
-
-def _require(value, message):
-    if value is None:
-        raise InputError(message)
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +296,20 @@ def _same(a, b) -> bool:
     return bool(np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True))
 
 
+def row_frame(experiment, quantity, backend, method, form, dtype, result_dtype, case_kind, logit, label,
+              classes, value, reference, measures: dict, status, error: str) -> pd.DataFrame:
+    """Rows with exactly the :data:`COLUMNS` of the loss table (``measures``: the error arrays
+    of :func:`metrics.compare`; ``status``: codes). The one place the row layout is written."""
+    return pd.DataFrame({
+        "experiment": experiment, "quantity": quantity, "backend": backend, "method": method,
+        "form": form, "dtype": dtype, "result_dtype": result_dtype, "case_kind": case_kind,
+        "logit": logit, "label": label, "classes": classes, "value": value, "reference": reference,
+        "abs_error": measures["abs_error"], "rel_error": measures["rel_error"],
+        "ulp_error": measures["ulp_error"], "bits_error": measures["bits_error"],
+        "status": metrics.status_names(status), "error": error,
+    }, columns=list(COLUMNS))
+
+
 def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, error, opts) -> list[pd.DataFrame]:
     n = len(batch.cases)
     frames = []
@@ -318,27 +327,8 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
             m = metrics.compare(value, hi, result_dtype, reference_lo=lo, max_ulp=opts.max_ulp)
             status = m["status"]
             status[batch.invalid] = metrics.INVALID_INPUT
-        frames.append(pd.DataFrame({
-            "experiment": exp,
-            "quantity": q,
-            "backend": backend,
-            "method": name,
-            "form": form,
-            "dtype": dt.name,
-            "result_dtype": result_dtype.name,
-            "case_kind": batch.case_kind,
-            "logit": batch.logit,
-            "label": batch.label,
-            "classes": batch.classes,
-            "value": value,
-            "reference": hi,
-            "abs_error": m["abs_error"],
-            "rel_error": m["rel_error"],
-            "ulp_error": m["ulp_error"],
-            "bits_error": m["bits_error"],
-            "status": metrics.status_names(status),
-            "error": error,
-        }))
+        frames.append(row_frame(exp, q, backend, name, form, dt.name, result_dtype.name, batch.case_kind,
+                                batch.logit, batch.label, batch.classes, value, hi, m, status, error))
     return frames
 
 
