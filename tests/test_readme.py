@@ -1,4 +1,5 @@
-"""The README documents every column, status and case kind, and its two commands are what CI runs."""
+"""The docs document every column, status and case kind; the README stays short, starts with the
+two quick-start commands, and they are what CI runs."""
 import pathlib
 import re
 
@@ -7,11 +8,12 @@ from stabench.experiments import loss, roundoff, train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+DOCS = "\n".join(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))
 
 
 def documented_names() -> set[str]:
     names = set()
-    for line in README.splitlines():
+    for line in DOCS.splitlines():
         if line.startswith("| `"):
             first_cell = line.split("|")[1]
             names |= set(re.findall(r"`([^`]+)`", first_cell))
@@ -32,3 +34,17 @@ def test_quick_start_has_the_two_commands_and_ci_runs_the_test_one():
     commands = re.findall(r"```\n(.+?)\n```", quick)
     assert commands == ['pip install . && stabench roundoff', 'pip install -e ".[test]" && pytest']
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_is_short_and_starts_with_the_quick_start():
+    lines = README.splitlines()
+    assert len(lines) <= 200
+    quick = next(i for i, line in enumerate(lines) if line == "## Quick start")
+    assert quick < 40
+    assert sum("```" in line for line in lines[:40]) >= 4  # both commands' code blocks
+
+
+def test_readme_links_resolve():
+    import re as _re
+    for target in _re.findall(r"\]\(((?:docs|results)/[^)#]+)", README):
+        assert (ROOT / target).exists(), target
