@@ -24,14 +24,14 @@ from .dtypes import DType
 
 #: Status names, in code order. The first six come from :func:`compare`; the last two are set by
 #: experiments (an input that has no defined answer; a framework that refused the dtype).
-STATUSES = ("exact", "ok", "inaccurate", "underflow", "overflow", "nan", "invalid-input", "unsupported")
+STATUSES = ("exact", "ok", "inaccurate", "underflow", "overflow", "nan-result", "invalid-input", "unsupported")
 STATUS_DOCS = {
     "exact": "the value is the reference correctly rounded to the dtype (0 floats apart)",
     "ok": "finite, within --max-ulp ulps of the reference",
     "inaccurate": "more than --max-ulp ulps from the reference (or the reference is nan or ±inf and the value differs)",
     "underflow": "the value is 0 where the reference rounds to a nonzero value of the dtype",
     "overflow": "the value is ±inf where the reference is finite",
-    "nan": "the value is nan where the reference is not nan",
+    "nan-result": "the value is nan where the reference is not nan (not named `nan`, which CSV readers take for a missing value)",
     "invalid-input": "the input itself is nan or ±inf (given by the user); the row is run and kept",
     "unsupported": "the framework refused this dtype; the error text is in the row",
 }

@@ -89,7 +89,7 @@ def ulp_plot(rows, title: str) -> bytes:
             ax.scatter(x[huge], np.full(huge.sum(), top), marker="*", color=color, s=30, clip_on=False,
                        zorder=5, label=f"{name}: > {ULP_CEIL:g} ulps ({huge.sum()})")
         # failures without an ulp count (value nan or ±inf) go on the top edge
-        for s, marker in (("nan", "x"), ("overflow", "^")):
+        for s, marker in (("nan-result", "x"), ("overflow", "^")):
             m = st == s
             if m.any():
                 ax.scatter(x[m], np.full(m.sum(), top), marker=marker, color=color, s=30, clip_on=False,

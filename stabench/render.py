@@ -16,7 +16,7 @@ STATUS_STYLE = {
     "inaccurate": "yellow",
     "underflow": "magenta",
     "overflow": "bold red",
-    "nan": "bold red",
+    "nan-result": "bold red",
     "invalid-input": "blue",
     "unsupported": "dim",
 }

@@ -183,7 +183,7 @@ def _name(r) -> str:
 
 
 def _markdown(rep: Report, metadata: dict) -> str:
-    cols = ["backend", "method", "form", "dtype", "cases", "max_ulp", "median_ulp", "nan", "overflow",
+    cols = ["backend", "method", "form", "dtype", "cases", "max_ulp", "median_ulp", "nan_result", "overflow",
             "underflow", "inaccurate", "unsupported", "first_fail_abs_logit", "first_fail_status"]
     lines = ["# stabench report", ""]
     lines += [f"stabench {metadata['stabench']} · python {metadata['python']} · numpy {metadata['numpy']}"

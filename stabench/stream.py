@@ -504,7 +504,7 @@ def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.Data
             "form": forms[m], "dtype": plan.dtype, "cases": a.n,
             "max_ulp": a.max_ulp, "median_ulp": med,
             "worst_logit": a.worst[1] if a.worst else math.nan,
-            "nan": c["nan"], "overflow": c["overflow"], "underflow": c["underflow"],
+            "nan_result": c["nan-result"], "overflow": c["overflow"], "underflow": c["underflow"],
             "inaccurate": c["inaccurate"], "invalid_input": 0, "unsupported": 0,
             "first_fail_abs_logit": a.first_fail[0] if a.first_fail else math.nan,
             "first_fail_status": metrics.STATUSES[a.first_fail[3]] if a.first_fail else "",

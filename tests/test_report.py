@@ -38,7 +38,7 @@ def test_every_file_exists_and_parses(quick):
     assert "first naive method to fail is naive at |z| = 10" in md
     sig = export.read_csv(out / "sigmoid.csv")
     assert set(sig.logit_set) == {"extreme", "sweep"}
-    assert (sig.status == "overflow").any() and (sig.status == "nan").any()  # failures kept
+    assert (sig.status == "overflow").any() and (sig.status == "nan-result").any()  # failures kept
     assert "wrote 21 files" in r.stdout
 
 

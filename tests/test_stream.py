@@ -44,7 +44,7 @@ def test_streaming_summary_equals_the_row_path(small_tasks):
     rows, summ, hist = loss.run_streaming(opts, workers=2)
     full = loss.summary(loss.run(experiments="sigmoid", dtypes=["float16"], backends=["numpy"], logits="exhaustive"))
     a, b = summ.set_index(KEYS), full.set_index(KEYS)
-    for col in ["cases", "max_ulp", "worst_logit", "nan", "overflow", "underflow", "inaccurate",
+    for col in ["cases", "max_ulp", "worst_logit", "nan_result", "overflow", "underflow", "inaccurate",
                 "first_fail_abs_logit", "first_fail_status"]:
         pd.testing.assert_series_equal(a[col], b.loc[a.index, col], check_dtype=False, check_names=False)
     # the histogram counts every case once; kept rows are the worst by ulp error

@@ -143,7 +143,7 @@ def test_sigmoid_probability_path_in_16_bits_gives_nan_and_inf(small, name):
     # 1 − 1e-7 rounds to 1 in 16 bits, so the upper clip does nothing: σ(z) = 1 from z = 10, then
     # y = 1: (1 − y)·log(1 − p) = 0·(−inf) = nan;  y = 0: −log(0) = inf
     for z in (10.0, 17.0, 100.0, 1000.0):
-        assert sig(small, "keras-probs", name, z, 1.0).status == "nan"
+        assert sig(small, "keras-probs", name, z, 1.0).status == "nan-result"
         r = sig(small, "keras-probs", name, z, 0.0)
         assert r.value == np.inf and r.status == "overflow"
     # the Loss class (float32 after the cast) clips instead: 1.19e-7 and 15.94
@@ -153,7 +153,7 @@ def test_sigmoid_probability_path_in_16_bits_gives_nan_and_inf(small, name):
 
 def test_where_nan_appears(small):
     # every nan of the run, (experiment, quantity, method, dtype) → cases
-    nan = pick(small, status="nan")
+    nan = pick(small, status="nan-result")
     got = {k: sorted(zip(g.case_kind, g.logit, g.label)) for k, g in
            nan.groupby(["experiment", "quantity", "method", "dtype"])}
     big = [(z, y) for z in (10.0, 17.0, 100.0, 1000.0) for y in (0.0, 1.0)]
@@ -333,7 +333,7 @@ def test_loss_classes_run_float64_inputs_in_float32(extreme):
         r = pick(extreme, experiment="sigmoid", method=m, dtype="float64", quantity="loss")
         r = r[np.abs(r.logit) == biggest]
         assert (r.result_dtype == "float32").all()
-        assert sorted(r.status) == ["nan", "nan", "nan", "overflow"]
+        assert sorted(r.status) == ["nan-result", "nan-result", "nan-result", "overflow"]
     # tf.nn and the functional loss stay in float64 and get them right
     r = pick(extreme, experiment="sigmoid", method="tf-nn", dtype="float64", quantity="loss")
     assert set(r[np.abs(r.logit) == biggest].status) <= {"exact", "ok"}

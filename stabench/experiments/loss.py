@@ -30,7 +30,7 @@ CASE_KINDS = {
 }
 
 #: Statuses that count as a failure for "first fails at |z|".
-FAILURES = ("inaccurate", "underflow", "overflow", "nan")
+FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
 
 #: Columns of the row table, each documented (the README's column reference is checked against it).
 COLUMNS = {
@@ -51,7 +51,7 @@ COLUMNS = {
     "rel_error": "abs_error / abs(reference)",
     "ulp_error": "abs_error in ulps of the reference in result_dtype (glibc-style); +inf for nan/inf failures",
     "bits_error": "log2(1 + floats between value and the reference rounded to result_dtype) (Herbie)",
-    "status": "exact / ok / inaccurate / underflow / overflow / nan / invalid-input / unsupported",
+    "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported",
     "error": "the framework's error text for `unsupported` rows, else empty",
 }
 
@@ -66,7 +66,7 @@ SUMMARY_COLUMNS = {
     "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
     "median_ulp": "median ulp_error over valid cases (streaming runs: the upper edge of the power-of-two histogram bin holding the median)",
     "worst_logit": "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)",
-    "nan": "cases with status nan",
+    "nan_result": "cases with status nan-result",
     "overflow": "cases with status overflow",
     "underflow": "cases with status underflow",
     "inaccurate": "cases with status inaccurate",
@@ -77,7 +77,7 @@ SUMMARY_COLUMNS = {
 }
 
 SUMMARY_TERMINAL_COLUMNS = ["backend", "method", "form", "dtype", "cases", "max_ulp", "median_ulp",
-                            "worst_logit", "nan", "overflow", "underflow", "inaccurate",
+                            "worst_logit", "nan_result", "overflow", "underflow", "inaccurate",
                             "first_fail_abs_logit", "first_fail_status"]
 DETAIL_TERMINAL_COLUMNS = ["backend", "method", "dtype", "result_dtype", "case_kind", "logit", "label",
                            "value", "reference", "ulp_error", "status"]
@@ -422,7 +422,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
                        worst_logit=float(valid["logit"].iloc[worst]))
         else:
             row.update(max_ulp=np.nan, median_ulp=np.nan, worst_logit=np.nan)
-        for s in ("nan", "overflow", "underflow", "inaccurate", "invalid-input", "unsupported"):
+        for s in ("nan-result", "overflow", "underflow", "inaccurate", "invalid-input", "unsupported"):
             row[s.replace("-", "_")] = int((st == s).sum())
         if len(fails):
             fz, flab = fails["logit"].to_numpy(), fails["label"].to_numpy()

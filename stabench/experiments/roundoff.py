@@ -36,7 +36,7 @@ COLUMNS = {
     "ulp_error": "abs_error in ulps of the reference in the dtype (glibc-style)",
     "bits_error": "log2(1 + floats between value and the reference rounded to the dtype) (Herbie)",
     "correct_digits": "−log10(rel_error), capped at the dtype's digits; 0 when all are lost",
-    "status": "exact / ok / inaccurate / underflow / overflow / nan (see Statuses)",
+    "status": "exact / ok / inaccurate / underflow / overflow / nan-result (see Statuses)",
 }
 
 #: The columns printed in the terminal (the exports carry all of them).
