@@ -129,7 +129,7 @@ def roundoff(
 def loss(
     experiment: str = typer.Option("all", "--experiment", "-e", help="sigmoid, softmax or all."),
     dtype: Optional[List[str]] = DtypeOpt,
-    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow (a comma list; default: every installed backend)."),
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
     logits: str = typer.Option("extreme", "--logits", help="extreme, sweep, random, exhaustive, or a comma list of numbers (--logits=-100,10,30)."),
     logits_file: Optional[str] = typer.Option(None, "--logits-file", metavar="PATH", help="Your own logits: .npy or .csv, one case per row; a 'label' column or --labels gives labels."),
     labels: Optional[str] = typer.Option(None, "--labels", help="sigmoid: labels in [0, 1] (default 0,1); softmax: the label index (default 0), or one per file row."),
@@ -142,6 +142,7 @@ def loss(
     value_range: Optional[str] = typer.Option(None, "--range", metavar="LO,HI", help="With --logits exhaustive: only the floats in [LO, HI] (--range=-100,100)."),
     workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use (default: every core)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Rows per backend call, the last call filled by repeating cases (default: all the cases in one call); results can depend on it."),
     max_ulp: float = MaxUlpOpt,
     csv: Optional[str] = CsvOpt,
     json: Optional[str] = JsonOpt,
@@ -158,13 +159,14 @@ def loss(
 
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
-                       classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range)
+                       classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range,
+                       batch_size=batch_size)
     streaming = exp.streams(opts)
     started = time.perf_counter()
     bar = render.ProgressBar(delay=1.0)
     try:
         if streaming:
-            if not backend and "tensorflow" in exp.parse_backends(None):
+            if not backend and exp.parse_backends(None) != ["numpy"]:
                 typer.echo("stabench: note: streaming runs use the numpy backend "
                            "(pass --backend numpy to silence this)", err=True)
             state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
@@ -179,7 +181,8 @@ def loss(
             tables = {"summary": summ}
     finally:
         bar.close()
-    _emit(df, tables, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3))
+    _emit(df, tables, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3),
+          batch_size="all" if batch_size is None else batch_size)
     if any(p == "-" for _, p in targets):
         return
     out = render.console()
@@ -197,7 +200,7 @@ def loss(
 def report(
     out: str = typer.Option("results", "--out", "-o", metavar="DIR", help="Folder to write (created if needed; files in it are replaced one by one, atomically)."),
     dtype: Optional[List[str]] = DtypeOpt,
-    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow (a comma list; default: every installed backend)."),
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
     quick: bool = typer.Option(False, "--quick", help="Fewer sweep points and a shorter roundoff sweep (seconds, not minutes)."),
     seed: int = typer.Option(0, "--seed", help="Seed for random inputs (recorded)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -210,6 +213,7 @@ def report(
     from . import render
     from . import report as rp
 
+    _need_tensorflow()
     rp.check_out_dir(out)
     bar = render.ProgressBar(quiet=quiet)
     try:
@@ -241,6 +245,7 @@ def train(
 
     Example: stabench train --policy mixed_float16 --epochs 20 --csv train.csv
     """
+    _need_tensorflow()
     targets = _targets(csv, json, markdown)
     from . import render
     from .experiments import train as exp
@@ -262,6 +267,14 @@ def train(
     render.show(exp.for_terminal(summ), f"train: digits network, {epochs} epochs per variant × policy (seed {seed})",
                 columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
     out.print("\n".join(exp.verdict(summ)), highlight=False)
+
+
+def _need_tensorflow() -> None:
+    """`train` and `report` (whose training section is `train`) need TensorFlow: checked before any work."""
+    from .backends import missing
+
+    if missing("tensorflow"):
+        raise InputError('this command needs TensorFlow, which is not installed: pip install "stabench[tensorflow]"')
 
 
 def main() -> None:

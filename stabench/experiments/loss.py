@@ -100,6 +100,7 @@ class Options:
     max_ulp: float = metrics.DEFAULT_MAX_ULP
     keep: int = 10  #: streaming runs: worst cases kept per method
     value_range: str | None = None  #: streaming exhaustive runs: "LO,HI"
+    batch_size: int | None = None  #: rows per backend call (None: all the cases of an experiment and dtype)
 
 
 def parse_experiments(value: str | list[str] | None) -> list[str]:
@@ -253,10 +254,15 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     backend_names = parse_backends(opts.backends)
     if not backend_names:
         raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
+    if opts.batch_size is not None and not 1 <= opts.batch_size <= inputs.MAX_ELEMENTS:
+        raise InputError(f"--batch-size must be an integer from 1 to {inputs.MAX_ELEMENTS}, got {opts.batch_size}")
     file = inputs.load_file(opts.logits_file) if opts.logits_file else None
     # every input is built and checked before a framework is imported: bad input fails fast
     batches = {(exp, dt.name): (sigmoid_batch if exp == "sigmoid" else softmax_batch)(opts, dt, file)
                for exp in exps for dt in dts}
+    if opts.batch_size is not None:
+        for b in batches.values():
+            inputs.check_size(opts.batch_size, b.classes)
     mods = [_backends.load(b) for b in backend_names]
     quantities = ["loss", "grad"] if opts.grad else ["loss"]
     total, done = len(exps) * len(dts) * len(mods), 0
@@ -277,7 +283,7 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
 def _rows(exp, backend, method, dt, batch, ref, quantities, mod, opts) -> list[pd.DataFrame]:
     """The rows of one method in one dtype (plus any execution variant that differs)."""
     try:
-        out, error = mod.evaluate(method, dt, batch.cases, "grad" in quantities), ""
+        out, error = _backends.evaluate(mod, method, dt, batch.cases, "grad" in quantities, opts.batch_size), ""
     except _backends.Unsupported as e:
         out, error = None, " ".join(str(e).split())
     frames = _method_rows(exp, backend, method.name, method.form, dt, batch, ref, quantities, out, error, opts)
@@ -377,6 +383,8 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
         raise InputError("streaming runs use labels 0 and 1; drop --labels")
     if opts.keep < 0:
         raise InputError(f"--keep must be ≥ 0, got {opts.keep}")
+    if opts.batch_size is not None:
+        raise InputError("--batch-size is for row runs; streaming runs use the numpy backend in fixed chunks")
     mod = _backends.load("numpy")
     quantities = ("loss", "grad") if opts.grad else ("loss",)
     rng = stream.parse_range(opts.value_range)
