@@ -52,9 +52,10 @@ FRAMEWORK = "jax"
 CACHE_ENV = "STABENCH_JAX_CACHE"
 
 
-def _cache_dir() -> str | None:
-    """The folder for JAX's persistent compilation cache, or None to leave JAX's setting alone."""
-    if jax.config.jax_compilation_cache_dir:
+def _cache_dir(configured: str | None) -> str | None:
+    """The folder for JAX's persistent compilation cache, or None to leave JAX's setting
+    (``configured``: its ``jax_compilation_cache_dir``) alone."""
+    if configured:
         return None  # the user chose one
     env = os.environ.get(CACHE_ENV)
     if env is not None:
@@ -64,7 +65,7 @@ def _cache_dir() -> str | None:
 
 
 def _enable_cache() -> None:
-    path = _cache_dir()
+    path = _cache_dir(jax.config.jax_compilation_cache_dir)
     if path is None:
         return
     try:
