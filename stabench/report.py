@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from . import crossframework
 from . import dtypes as _dtypes
 from . import export, meta
 from .errors import InputError
@@ -96,6 +97,12 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         rep.timings[exp] = time.perf_counter() - t
         rep.headlines[exp] = headline(summ[summ.logit_set == "extreme"])
         tick(i, exp)
+
+    t = time.perf_counter()  # the cross-framework tables: first failures (extreme set), confidently wrong
+    extreme = pd.concat([rep.tables[f"{e}_summary"] for e in ("sigmoid", "softmax")], ignore_index=True)
+    rep.tables["crossframework_first_fail"] = crossframework.first_failures(extreme[extreme.logit_set == "extreme"])
+    rep.tables["crossframework_confidently_wrong"] = crossframework.confidently_wrong(backends, dts)
+    rep.timings["crossframework"] = time.perf_counter() - t
 
     train_df = None
     if with_train:
@@ -203,6 +210,8 @@ def _markdown(rep: Report, metadata: dict) -> str:
         for name in sorted(f for f in rep.files if f.startswith(exp + "-") and f.endswith(".png")):
             lines += [f"![{name}]({name})", ""]
         lines += [f"Every row: `{exp}.csv`.", ""]
+    lines += ["## Across frameworks", ""] + crossframework.markdown(
+        rep.tables["crossframework_first_fail"], rep.tables["crossframework_confidently_wrong"])
     if "train_summary" in rep.tables:
         from .experiments import train
 
