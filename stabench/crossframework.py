@@ -37,7 +37,8 @@ def first_failures(summ: pd.DataFrame) -> pd.DataFrame:
     ``"—"`` where it never fails, ``"unsupported"`` where the framework refused the dtype.
 
     A variant (``method@variant``) is reported by the loss run only in the dtypes where it differs
-    from the method; in the others it computed the same values, so its cell is the method's."""
+    from the method; in the others it computed the same values, so its cell is the method's — except
+    in a dtype the backend does not evaluate the variant in (``VARIANT_DTYPES``): there it is empty."""
     dts = list(dict.fromkeys(summ["dtype"]))
     out = []
     for key, g in summ.groupby(FIRST_FAIL_COLUMNS, sort=False):
@@ -59,9 +60,10 @@ def _tidy(df: pd.DataFrame, dts: list) -> pd.DataFrame:
     for i, (k, b) in enumerate(zip(df[keys].itertuples(index=False, name=None), base)):
         j = index.get((*k, b))
         if j is not None and j != i:
+            only = _variant_dtypes(k[2]).get(df.at[i, "method"].split("@", 1)[1])
             for d in dts:
                 if pd.isna(df.at[i, d]):
-                    df.at[i, d] = df.at[j, d]
+                    df.at[i, d] = df.at[j, d] if only is None or d in only else ""
     first = {}
     for i, (k, b) in enumerate(zip(df[keys].itertuples(index=False, name=None), base)):
         first.setdefault((*k, b), i)
@@ -82,6 +84,16 @@ def _cell(r) -> str:
     if not r.first_fail_status:
         return "—"
     return f"{r.first_fail_abs_logit:.4g} ({r.first_fail_status})"
+
+
+def _variant_dtypes(backend: str) -> dict:
+    """The backend's ``VARIANT_DTYPES`` (its module is loaded: its rows are here)."""
+    import sys
+
+    from . import backends
+
+    module = sys.modules.get(backends.REGISTRY.get(backend, ("",))[0])
+    return getattr(module, "VARIANT_DTYPES", {})
 
 
 def confidently_wrong(backends=None, dtypes=None) -> pd.DataFrame:

@@ -212,3 +212,15 @@ def test_cache_dir_follows_the_environment(jb, monkeypatch):
     monkeypatch.delenv(jb.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", "/tmp/xdg")
     assert jb._cache_dir(None) == os.path.join("/tmp/xdg", "stabench", "jax")
+
+
+def test_cross_framework_table_leaves_x64_off_empty_outside_float64(extreme):
+    from stabench import crossframework
+
+    t = crossframework.first_failures(loss.summary(extreme)).set_index(["experiment", "quantity", "method"])
+    r = t.loc[("sigmoid", "loss", "optax@x64-off")]
+    assert (r.float16, r.bfloat16, r.float32) == ("", "", "")
+    assert r.float64 == "88.72 (underflow)"  # float32's underflow, where float64 reaches 709.8
+    assert t.loc[("sigmoid", "loss", "optax"), "float64"] == "709.8 (underflow)"
+    # a variant that was evaluated and matched the method takes its cells
+    assert t.loc[("sigmoid", "loss", "naive@jit"), "bfloat16"] == t.loc[("sigmoid", "loss", "naive"), "bfloat16"]

@@ -8,7 +8,9 @@ The interface is small so that a new framework (torch, jax) is one new module:
   the target dtype, returning the loss per case and, when ``grad``, dL/dz per case (for softmax,
   the label's component), as arrays of the dtype the framework returned (an upcast shows). A
   framework that refuses the dtype raises :class:`Unsupported` with its own error text;
-- ``versions() -> dict``: framework versions for the metadata block.
+- ``versions() -> dict``: framework versions for the metadata block;
+- optionally ``VARIANT_DTYPES``: ``{variant: dtype names}`` for an execution variant evaluated only
+  in those dtypes (elsewhere a variant missing from the rows means: identical to the method).
 
 Backends are imported lazily by name (:func:`load`), so choosing numpy never imports tensorflow.
 """

@@ -48,6 +48,9 @@ import optax  # noqa: E402
 NAME = "jax"
 FRAMEWORK = "jax"
 
+#: Variants evaluated only in some dtypes (the others have no such row, not an identical one).
+VARIANT_DTYPES = {"x64-off": ("float64",)}
+
 #: Environment variable naming the compilation cache folder (``off``: no cache).
 CACHE_ENV = "STABENCH_JAX_CACHE"
 

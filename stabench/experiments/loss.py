@@ -36,7 +36,7 @@ FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
 COLUMNS = {
     "experiment": "`sigmoid` (binary cross-entropy) or `softmax` (sparse categorical cross-entropy)",
     "quantity": "`loss`, or `grad`: dL/dz (for softmax the component of the label's logit)",
-    "backend": "framework that computed the value (`numpy`, `tensorflow`)",
+    "backend": "framework that computed the value (`numpy`, `tensorflow`, `torch`, `jax`)",
     "method": "how it was computed (see the method list)",
     "form": "`naive` (through the probability) or `fused` (on the logits)",
     "dtype": "dtype the inputs were rounded to and the computation was asked to run in",
