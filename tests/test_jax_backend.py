@@ -224,3 +224,11 @@ def test_cross_framework_table_leaves_x64_off_empty_outside_float64(extreme):
     assert t.loc[("sigmoid", "loss", "optax"), "float64"] == "709.8 (underflow)"
     # a variant that was evaluated and matched the method takes its cells
     assert t.loc[("sigmoid", "loss", "naive@jit"), "bfloat16"] == t.loc[("sigmoid", "loss", "naive"), "bfloat16"]
+
+
+def test_optax_sigmoid_over_every_bfloat16_value_fails_only_by_the_flush():
+    df = loss.run(backends=["jax"], experiments="sigmoid", dtypes=["bfloat16"], logits="exhaustive", grad=False)
+    r = pick(df, method="optax")
+    assert (r.status == "underflow").sum() == 22 and r.ulp_error.max() == pytest.approx(108.698, rel=1e-4)
+    rest = r[r.status != "underflow"]
+    assert set(rest.status) == {"exact", "ok"} and rest.ulp_error.max() <= 4
