@@ -15,7 +15,7 @@ from stabench import backends, crossframework, dtypes
 from stabench.cli import app
 from stabench.errors import InputError
 from stabench.experiments import loss
-from frames import one, pick
+from frames import one
 
 HEAVY = ("tensorflow", "torch", "jax", "optax", "keras")
 

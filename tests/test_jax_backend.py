@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from stabench import dtypes
-from stabench.backends import SigmoidCases, SoftmaxCases, Unsupported
+from stabench.backends import SigmoidCases, Unsupported
 from stabench.experiments import loss
 from frames import one, pick
 

@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 
 from ..dtypes import DType
-from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported
+from . import Method, Output, SigmoidCases, Unsupported
 
 import jax  # noqa: E402 — a backend module is imported only when its backend is chosen
 import jax.numpy as jnp  # noqa: E402
@@ -148,8 +148,11 @@ def _without_grad(fn):
 
 #: (experiment, method, grad) → (eager function, jitted function), built once: jax.jit caches its
 #: compilations per shape, dtype and x64 setting.
-_CALLS = {key + (g,): ((_with_grad if g else _without_grad)(fn),) for key, fn in _FNS.items() for g in (False, True)}
-_CALLS = {key: (f[0], jax.jit(f[0])) for key, f in _CALLS.items()}
+_CALLS = {}
+for _key, _fn in _FNS.items():
+    for _grad in (False, True):
+        _f = (_with_grad if _grad else _without_grad)(_fn)
+        _CALLS[(*_key, _grad)] = (_f, jax.jit(_f))
 
 
 def methods(experiment: str) -> list[Method]:
