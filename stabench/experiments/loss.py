@@ -40,7 +40,7 @@ COLUMNS = {
     "method": "how it was computed (see the method list)",
     "form": "`naive` (through the probability) or `fused` (on the logits)",
     "dtype": "dtype the inputs were rounded to and the computation was asked to run in",
-    "result_dtype": "dtype of what came back (a framework may upcast); ulps are counted in it",
+    "result_dtype": "dtype of what came back (a framework may upcast); errors are counted in the coarser of dtype and result_dtype",
     "case_kind": "how the inputs were built (see Case kinds)",
     "logit": "the scalar z of the case (for --logits-file rows, the label's logit)",
     "label": "y for sigmoid, the class index k for softmax",
@@ -48,9 +48,9 @@ COLUMNS = {
     "value": "the computed result, in result_dtype (stored exactly in float64)",
     "reference": "the oracle's value for the inputs as rounded to dtype, rounded to float64",
     "abs_error": "abs(value − reference), the reference carried beyond float64 (hi + lo) where it matters",
-    "rel_error": "abs_error / abs(reference)",
-    "ulp_error": "abs_error in ulps of the reference in result_dtype (glibc-style); +inf for nan/inf failures",
-    "bits_error": "log2(1 + floats between value and the reference rounded to result_dtype) (Herbie)",
+    "rel_error": "abs_error / abs(reference); nan where abs_error is nan",
+    "ulp_error": "abs(value − exact) in ulps of the exact reference, in the coarser of dtype and result_dtype (glibc-style); +inf for nan/inf failures",
+    "bits_error": "log2(1 + floats between value and the exact reference correctly rounded to the coarser of dtype and result_dtype) (Herbie)",
     "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported",
     "error": "the framework's error text for `unsupported` rows, else empty",
 }
@@ -315,6 +315,7 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
     frames = []
     for q in quantities:
         hi, lo = ref[q]
+        tail = getattr(ref[q], "tail", None)
         if out is None:
             value = np.full(n, np.nan)
             result_dtype = dt
@@ -324,7 +325,9 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
             raw = np.asarray(out.loss if q == "loss" else out.grad)
             result_dtype = _dtypes.REGISTRY.get(raw.dtype.name, dt)
             value = raw.astype(np.float64).reshape(n)
-            m = metrics.compare(value, hi, result_dtype, reference_lo=lo, max_ulp=opts.max_ulp)
+            # ulps in the precision asked for: an upcast result is not judged by the finer yardstick
+            m = metrics.measure(value, hi, metrics.coarser(dt, result_dtype), reference_lo=lo,
+                                reference_tail=tail, max_ulp=opts.max_ulp)
             status = m["status"]
             status[batch.invalid] = metrics.INVALID_INPUT
         frames.append(row_frame(exp, q, backend, name, form, dt.name, result_dtype.name, batch.case_kind,
