@@ -118,11 +118,19 @@ def roundoff(
     _emit(df, tables, targets)
     if any(p == "-" for _, p in targets):
         return  # stdout carries the export
+    out = render.console()
     if sweep:
-        render.show(tables["sweep"], "Digits kept as n grows (estimate: digits of the dtype − log10 n)")
+        render.show(tables["sweep"], "Digits kept as n grows (estimate: digits of the dtype − log10 n)",
+                    out=out, keys=["dtype", "n"])
     if detail or not sweep:
-        render.show(df, "roundoff: 2/n vs (1 + 1/n) − (1 − 1/n)", columns=exp.TERMINAL_COLUMNS)
-    render.console().print("\n".join(exp.verdict(df)), highlight=False)
+        # the status beside the value; n in the title when it is one number (the CSV has every column)
+        cols = sorted(exp.TERMINAL_COLUMNS, key=lambda c: c == "reference")
+        cols = [c for c in cols if c != "n"] if df["n"].nunique() == 1 else cols
+        cols.insert(cols.index("value") + 1, cols.pop(cols.index("status")))
+        what = f"n = {df['n'].iloc[0]}" if df["n"].nunique() == 1 else "every n"
+        render.show(df, f"roundoff: 2/n vs (1 + 1/n) − (1 − 1/n), {what}", columns=cols, out=out,
+                    keys=["dtype", "formula"])
+    render.say(out, exp.verdict(df))
 
 
 @app.command()
@@ -138,9 +146,10 @@ def loss(
     classes: int = typer.Option(10, "--classes", "-k", help="K for the softmax preset cases."),
     grad: bool = typer.Option(True, "--grad/--no-grad", help="Also measure dL/dz."),
     detail: bool = typer.Option(False, "--detail", help="Print every case (streaming runs: the worst --keep per method)."),
+    full: bool = typer.Option(False, "--full", help="Print every summary column (folded into several tables to fit the terminal) instead of the compact view."),
     keep: int = typer.Option(10, "--keep", help="Streaming runs: worst cases kept per method for --detail and the exports."),
     value_range: Optional[str] = typer.Option(None, "--range", metavar="LO,HI", help="With --logits exhaustive: only the floats in [LO, HI] (--range=-100,100)."),
-    workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use (default: every core)."),
+    workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use; 0 means every core.", show_default=False),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
     max_ulp: float = MaxUlpOpt,
     csv: Optional[str] = CsvOpt,
@@ -184,13 +193,20 @@ def loss(
         return
     out = render.console()
     for (e, q), g in summ.groupby(["experiment", "quantity"], sort=False):
-        render.show(g, f"{e} {q}: error against the oracle (ulps in the result's dtype)",
-                    columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
+        if full:
+            for b, gb in g.groupby("backend", sort=False):
+                render.show(gb, f"{e} {q}, {b}: error against the oracle", out=out, keys=["method", "dtype"],
+                            columns=[c for c in exp.SUMMARY_TERMINAL_COLUMNS if c != "backend"])
+        else:
+            render.show(exp.compact(g), f"{e} {q}: where each method first fails; max ulp", out=out,
+                        keys=["method"], caption=exp.COMPACT_CAPTION if (e, q) == tuple(summ.iloc[-1][["experiment", "quantity"]]) else None)
         if detail:
             rows = df[(df.experiment == e) & (df.quantity == q)]
             what = f"the worst {keep} cases per method" if streaming else "every case"
-            render.show(rows, f"{e} {q}: {what}", columns=exp.DETAIL_TERMINAL_COLUMNS, out=out)
-    out.print("\n".join(exp.verdict(summ)), highlight=False)
+            for b, gb in rows.groupby("backend", sort=False):
+                render.show(gb, f"{e} {q}, {b}: {what}", out=out, keys=["method", "dtype"],
+                            columns=[c for c in exp.DETAIL_TERMINAL_COLUMNS if c != "backend"])
+    render.say(out, exp.verdict(summ))
 
 
 @app.command()
@@ -219,8 +235,8 @@ def report(
         bar.close()
     written = rp.write(rep, out)
     con = render.console()
-    con.print("\n".join(f"{k}: {v}" for k, v in rep.headlines.items()), highlight=False)
-    con.print(f"wrote {len(written)} files to {out}/ (open {out}/REPORT.md)", highlight=False)
+    render.say(con, [f"{k}: {v}" for k, v in rep.headlines.items()])
+    render.say(con, f"wrote {len(written)} files to {out}/ (open {out}/REPORT.md)")
 
 
 @app.command()
@@ -258,10 +274,11 @@ def train(
         return
     out = render.console()
     if detail:
-        render.show(exp.for_terminal(df), "train: every epoch", columns=exp.TERMINAL_COLUMNS, out=out)
+        render.show(exp.for_terminal(df), "train: every epoch", columns=exp.TERMINAL_COLUMNS, out=out,
+                    keys=["variant", "policy", "epoch"])
     render.show(exp.for_terminal(summ), f"train: digits network, {epochs} epochs per variant × policy (seed {seed})",
-                columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
-    out.print("\n".join(exp.verdict(summ)), highlight=False)
+                columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out, keys=["variant", "policy"])
+    render.say(out, exp.verdict(summ))
 
 
 def main() -> None:

@@ -441,6 +441,33 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return res.sort_values(["experiment", "quantity"], key=lambda c: c.map(order), kind="stable", ignore_index=True)
 
 
+#: Status abbreviations of the compact terminal view (:func:`compact`).
+STATUS_ABBREV = {"inaccurate": "ina", "underflow": "und", "overflow": "ovf", "nan-result": "nan"}
+COMPACT_CAPTION = ("Each cell: the smallest |z| at which the method fails, and how (ovf overflow, "
+                   "und underflow, ina inaccurate, nan nan-result; — never fails); under it the "
+                   "largest ulp_error (in the coarser of dtype and result_dtype). Every column: "
+                   "--full.")
+
+
+def compact(summ: pd.DataFrame) -> pd.DataFrame:
+    """The terminal's default view of a summary: one row per method (``backend:method``, numpy's
+    methods bare), one column per dtype; each cell is two lines: where the method first fails
+    (``10 ovf``; ``—`` never; ``unsupported``) and its max ulp. Built for 80 columns."""
+    dts = list(dict.fromkeys(summ["dtype"]))
+    rows = {}
+    for r in summ.itertuples(index=False):
+        name = r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
+        row = rows.setdefault(name, {"method": name, **{d: "" for d in dts}})
+        if r.unsupported == r.cases:
+            cell = "unsupported\n"
+        else:
+            first = f"{_g(r.first_fail_abs_logit)} {STATUS_ABBREV.get(r.first_fail_status, r.first_fail_status)}" \
+                if r.first_fail_status else "—"
+            cell = f"{first}\n{r.max_ulp:.3g}"
+        row[r.dtype] = cell
+    return pd.DataFrame(list(rows.values()), columns=["method"] + dts)
+
+
 def verdict(summ: pd.DataFrame) -> list[str]:
     """One line per (experiment, quantity, dtype): where each naive method first fails, and how
     the fused methods fare."""
