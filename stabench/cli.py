@@ -206,7 +206,8 @@ def loss(
             for b, gb in rows.groupby("backend", sort=False):
                 render.show(gb, f"{e} {q}, {b}: {what}", out=out, keys=["method", "dtype"],
                             columns=[c for c in exp.DETAIL_TERMINAL_COLUMNS if c != "backend"])
-    render.say(out, exp.verdict(summ))
+    if full:  # the compact tables say the same per dtype
+        render.say(out, exp.verdict(summ))
 
 
 @app.command()

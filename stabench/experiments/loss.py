@@ -445,19 +445,22 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 STATUS_ABBREV = {"inaccurate": "ina", "underflow": "und", "overflow": "ovf", "nan-result": "nan"}
 COMPACT_CAPTION = ("Each cell: the smallest |z| at which the method fails, and how (ovf overflow, "
                    "und underflow, ina inaccurate, nan nan-result; — never fails); under it the "
-                   "largest ulp_error (in the coarser of dtype and result_dtype). Every column: "
-                   "--full.")
+                   "largest ulp_error (in the coarser of dtype and result_dtype); blank: not run "
+                   "in that dtype. Every column and a verdict per dtype: --full.")
 
 
 def compact(summ: pd.DataFrame) -> pd.DataFrame:
-    """The terminal's default view of a summary: one row per method (``backend:method``, numpy's
-    methods bare), one column per dtype; each cell is two lines: where the method first fails
-    (``10 ovf``; ``—`` never; ``unsupported``) and its max ulp. Built for 80 columns."""
+    """The terminal's default view of a summary: one row per method, one column per dtype; each
+    cell is two lines: where the method first fails (``10 ovf``; ``—`` never; ``unsupported``) and
+    its max ulp. With several backends, a row ``backend:`` heads each backend's methods (names stay
+    short enough for 80 columns)."""
     dts = list(dict.fromkeys(summ["dtype"]))
+    several = summ["backend"].nunique() > 1
     rows = {}
     for r in summ.itertuples(index=False):
-        name = r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
-        row = rows.setdefault(name, {"method": name, **{d: "" for d in dts}})
+        if several and (r.backend, None) not in rows:
+            rows[(r.backend, None)] = {"method": f"{r.backend}:", **{d: "" for d in dts}}
+        row = rows.setdefault((r.backend, r.method), {"method": r.method, **{d: "" for d in dts}})
         if r.unsupported == r.cases:
             cell = "unsupported\n"
         else:
