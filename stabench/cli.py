@@ -58,12 +58,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # commands inherit -h from the group
     help="Measure numerical stability: matched experiments in float16, bfloat16, float32 and float64, "
     "each result compared with a high-precision reference.\n\nExample: stabench roundoff --sweep",
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"stabench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     """Measure numerical stability: matched experiments in float16, bfloat16, float32 and float64."""
 
 

@@ -64,7 +64,8 @@ SUMMARY_COLUMNS = {
     "dtype": "as in the rows",
     "cases": "number of cases",
     "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
-    "median_ulp": "median ulp_error over valid cases (streaming runs: the upper edge of the power-of-two histogram bin holding the median)",
+    "median_ulp": "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)",
+    "median_ulp_bound": "the upper edge of the power-of-two bin [2^(e−1), 2^e) holding the (lower) median ulp_error: an upper bound on it, the same in row and streaming runs (0 when the median is 0)",
     "worst_logit": "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)",
     "nan_result": "cases with status nan-result",
     "overflow": "cases with status overflow",
@@ -245,7 +246,8 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     """Run the loss experiments; one row per (experiment, quantity, backend, method, dtype, case).
 
     ``opts`` (or keyword arguments naming its fields) selects what runs. ``progress``, if given, is
-    called with (done, total, label) after each (experiment, dtype, backend) step.
+    called with (done, total, label) before each (experiment, dtype, backend) step, the label
+    naming that step, and once at the end.
     """
     opts = opts or Options(**kw)
     exps = parse_experiments(opts.experiments)
@@ -266,11 +268,13 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
             batch = batches[(exp, dt.name)]
             ref = _reference(exp, batch, dt)
             for mod in mods:
+                if progress:  # the label names the step that now runs
+                    progress(done, total, f"{exp} {dt.name} {mod.NAME}")
                 for method in mod.methods(exp):
                     parts += _rows(exp, mod.NAME, method, dt, batch, ref, quantities, mod, opts)
                 done += 1
-                if progress:
-                    progress(done, total, f"{exp} {dt.name} {mod.NAME}")
+    if progress:
+        progress(done, total, "done")
     return pd.concat(parts, ignore_index=True)
 
 
@@ -410,6 +414,8 @@ _KEYS = ["experiment", "quantity", "backend", "method", "form", "dtype"]
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, quantity, backend, method, dtype): max/median ulps, status counts, and the
     smallest |logit| at which the method first fails."""
+    from .. import stream
+
     out = []
     for key, g in df.groupby(_KEYS, sort=False):
         st = g["status"]
@@ -421,10 +427,12 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
             ulps = valid["ulp_error"].to_numpy()
             z, lab = valid["logit"].to_numpy(), valid["label"].to_numpy()
             worst = np.lexsort((lab, z, np.abs(z), -ulps))[0]  # ties: smallest |z|, then z, then label
+            lower_median = float(np.sort(ulps)[(len(ulps) + 1) // 2 - 1])  # as a streaming run counts it
             row.update(max_ulp=float(ulps.max()), median_ulp=float(np.median(ulps)),
+                       median_ulp_bound=stream.bin_upper_edge(lower_median),
                        worst_logit=float(valid["logit"].iloc[worst]))
         else:
-            row.update(max_ulp=np.nan, median_ulp=np.nan, worst_logit=np.nan)
+            row.update(max_ulp=np.nan, median_ulp=np.nan, median_ulp_bound=np.nan, worst_logit=np.nan)
         for s in ("nan-result", "overflow", "underflow", "inaccurate", "invalid-input", "unsupported"):
             row[s.replace("-", "_")] = int((st == s).sum())
         if len(fails):
