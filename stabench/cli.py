@@ -133,11 +133,12 @@ def roundoff(
         render.show(tables["sweep"], "Digits kept as n grows (estimate: digits of the dtype − log10 n)",
                     out=out, keys=["dtype", "n"])
     if detail or not sweep:
-        # the status beside the value; n in the title when it is one number (the CSV has every column)
-        cols = sorted(exp.TERMINAL_COLUMNS, key=lambda c: c == "reference")
-        cols = [c for c in cols if c != "n"] if df["n"].nunique() == 1 else cols
-        cols.insert(cols.index("value") + 1, cols.pop(cols.index("status")))
-        what = f"n = {df['n'].iloc[0]}" if df["n"].nunique() == 1 else "every n"
+        # status beside the value, the reference (2/n) last, and n in the title when it is one number,
+        # so that the folded table reads well at 80 columns (the CSV has every column)
+        one_n = df["n"].nunique() == 1
+        cols = [c for c in exp.TERMINAL_COLUMNS if c not in ("status", "reference") and not (one_n and c == "n")]
+        cols = cols[:cols.index("value") + 1] + ["status"] + cols[cols.index("value") + 1:] + ["reference"]
+        what = f"n = {df['n'].iloc[0]}" if one_n else "every n"
         render.show(df, f"roundoff: 2/n vs (1 + 1/n) − (1 − 1/n), {what}", columns=cols, out=out,
                     keys=["dtype", "formula"])
     render.say(out, exp.verdict(df))
@@ -209,15 +210,18 @@ def loss(
                             columns=[c for c in exp.SUMMARY_TERMINAL_COLUMNS if c != "backend"])
         else:
             render.show(exp.compact(g), f"{e} {q}: where each method first fails; max ulp", out=out,
-                        keys=["method"], caption=exp.COMPACT_CAPTION if (e, q) == tuple(summ.iloc[-1][["experiment", "quantity"]]) else None)
+                        keys=["method"])
         if detail:
             rows = df[(df.experiment == e) & (df.quantity == q)]
             what = f"the worst {keep} cases per method" if streaming else "every case"
             for b, gb in rows.groupby("backend", sort=False):
                 render.show(gb, f"{e} {q}, {b}: {what}", out=out, keys=["method", "dtype"],
                             columns=[c for c in exp.DETAIL_TERMINAL_COLUMNS if c != "backend"])
-    if full:  # the compact tables say the same per dtype
+    # the verdict says per dtype what the compact tables show; their legend instead
+    if full:
         render.say(out, exp.verdict(summ))
+    else:
+        render.say(out, exp.COMPACT_LEGEND, sep=None)
 
 
 @app.command()

@@ -156,16 +156,19 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, soft_wrap=False)
 
 
-def wrap(lines: list[str] | str, width: int, sep: str = "; ") -> list[str]:
+def wrap(lines: list[str] | str, width: int, sep: str | None = "; ") -> list[str]:
     """Wrap verdict lines to ``width`` between phrases (after "; " and ", ", so a phrase such as
     "naive fails from |z| = 10 (overflow)" is never split), continuation lines indented by two;
-    a phrase longer than a line is wrapped at spaces."""
+    a phrase longer than a line is wrapped at spaces. ``sep=None``: plain prose, wrapped at spaces."""
     import textwrap
 
     from rich.cells import cell_len
 
     out = []
     for line in [lines] if isinstance(lines, str) else lines:
+        if sep is None:
+            out += textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
+            continue
         phrases = re.split(r"(?<=[;,]) ", line) if sep == "; " else line.split(sep)
         rows, cur = [], ""
         for ph in phrases:
@@ -195,9 +198,10 @@ def show(df, title: str | None = None, verdict: list[str] | str | None = None,
     say(out, verdict)
 
 
-def say(out: Console, lines: list[str] | str | None) -> None:
-    """Print prose lines wrapped at word boundaries to the console's width."""
-    for line in wrap([lines] if isinstance(lines, str) else (lines or []), out.width):
+def say(out: Console, lines: list[str] | str | None, sep: str | None = "; ") -> None:
+    """Print lines wrapped to the console's width: verdicts between phrases (see :func:`wrap`),
+    prose (``sep=None``) at spaces."""
+    for line in wrap([lines] if isinstance(lines, str) else (lines or []), out.width, sep):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 

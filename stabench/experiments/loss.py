@@ -451,10 +451,11 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 
 #: Status abbreviations of the compact terminal view (:func:`compact`).
 STATUS_ABBREV = {"inaccurate": "ina", "underflow": "und", "overflow": "ovf", "nan-result": "nan"}
-COMPACT_CAPTION = ("Each cell: the smallest |z| at which the method fails, and how (ovf overflow, "
-                   "und underflow, ina inaccurate, nan nan-result; — never fails); under it the "
-                   "largest ulp_error (in the coarser of dtype and result_dtype); blank: not run "
-                   "in that dtype. Every column and a verdict per dtype: --full.")
+#: The line printed under the compact tables.
+COMPACT_LEGEND = ("Each cell: the smallest |z| at which the method fails, and how (ovf overflow, "
+                  "und underflow, ina inaccurate, nan nan-result; — never fails); under it the "
+                  "largest ulp_error, counted in the coarser of dtype and result_dtype; blank: not "
+                  "run in that dtype. Every column and a verdict per dtype: --full.")
 
 
 def compact(summ: pd.DataFrame) -> pd.DataFrame:
