@@ -148,3 +148,13 @@ def test_loss_with_tensorflow_fits_80_columns():
         assert name in names, name
     i = names.index("keras-probs-class")
     assert rows[i][1] == "10 ina"
+
+
+def test_train_fits_80_columns():
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("sklearn")
+    out = run("train", "--epochs", "1", "-p", "float32", "--variant", "probs-detached")
+    assert widest(out) <= 80
+    parts = [c for c in cells(out) if c[:2] == ["probs-detached", "float32"]]
+    assert len(parts) >= 2  # folded, every part names its row
+    assert any("probabilities" in c or "logits" in c for c in parts)  # loss_path, whole
