@@ -110,26 +110,39 @@ def _ulp_of_exact(dtype: DType, hi, low_sign) -> np.ndarray:
 
 
 def round_exact(hi, lo, dtype: DType) -> np.ndarray:
-    """RN_dtype(hi + lo) as float64: the exact reference correctly rounded to ``dtype``.
+    """RN_dtype(hi + lo) as float64: the exact reference correctly rounded to ``dtype`` (ties to even).
 
-    ``hi`` = RN64(exact) and ``|lo|`` ≤ ulp64(hi)/2. Rounding hi alone is a double rounding, wrong
-    only where hi is exactly halfway between two floats of ``dtype`` (a tie ``cast`` breaks to
-    even) while lo ≠ 0 says on which side the exact value lies; also at the overflow threshold
-    max + ulp(max)/2. For float64, RN(hi + lo) = hi.
+    ``hi`` = RN64(exact) and ``|lo|`` ≤ half the float64 gap at hi. Rounding hi alone is a double
+    rounding, wrong where hi is exactly halfway between two floats of ``dtype`` while lo ≠ 0 says on
+    which side the exact value lies. Nor is ``dtype.cast`` trusted to round float64 correctly:
+    ml_dtypes 0.6 casts float64 → bfloat16 through float32 (a second double rounding: 1 + 2^-8 +
+    2^-30 becomes 1.0, not 1.0078125). So the cast only picks the two floats of ``dtype`` around
+    hi, and the side of their midpoint m decides: sign(hi − m) (exact), or sign(lo) when hi = m.
+    For float64, RN(hi + lo) = hi.
     """
     hi = np.asarray(hi, dtype=np.float64)
     lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), hi.shape)
-    a = dtype.cast(hi).astype(np.float64)
     if dtype.bits == 64:
-        return a
+        return hi.copy()
     with np.errstate(invalid="ignore", over="ignore"):
-        d = hi - a  # exact: a is a neighbour of hi in a coarser format
-        fin = np.isfinite(a) & np.isfinite(hi)
-        mid = fin & (lo != 0) & (d != 0) & (np.abs(d) == dtype.ulp(hi) / 2)
-        out = np.where(mid & (np.sign(lo) == np.sign(d)), a + 2 * d, a)
-        threshold = dtype.max + float(dtype.ulp(dtype.max)) / 2  # ties to even: rounds to inf
-        back = (np.abs(hi) == threshold) & (np.sign(lo) == -np.sign(hi))
-        return np.where(back, np.sign(hi) * dtype.max, out)
+        a = dtype.cast(hi)  # one of the two floats of dtype around hi (possibly the farther one)
+        a64 = a.astype(np.float64)
+        toward = np.where(hi >= a64, np.inf, -np.inf).astype(dtype.np_dtype)
+        b64 = np.nextafter(a, toward).astype(np.float64)  # the other one
+        c1, c2 = np.minimum(a64, b64), np.maximum(a64, b64)
+        m = (c1 + c2) / 2  # exact: two neighbours of a narrower format
+        s = hi - m  # exact: hi lies between c1 and c2
+        side = np.where(s != 0, np.sign(s), np.sign(lo))
+        even1 = ordinal(c1, dtype)[1] % 2 == 0
+        tie = np.where(even1, c1, c2)
+        out = np.where(side > 0, c2, np.where(side < 0, c1, tie))
+        # beyond the largest finite float: the overflow threshold max + ulp(max)/2 rounds (ties to
+        # even) to inf; below it, or at it with lo pulling back, to ±max
+        threshold = dtype.max + float(dtype.ulp(dtype.max)) / 2
+        big = np.abs(hi) > dtype.max
+        back = (np.abs(hi) < threshold) | ((np.abs(hi) == threshold) & (np.sign(lo) == -np.sign(hi)))
+        out = np.where(big, np.where(back, np.sign(hi) * dtype.max, np.sign(hi) * np.inf), out)
+        return np.where(np.isfinite(hi), out, hi)
 
 
 def measure(value, reference, dtype, *, reference_lo=None, reference_tail=None,

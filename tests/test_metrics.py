@@ -121,16 +121,16 @@ DTS = [dtypes.get(n) for n in dtypes.DTYPE_NAMES]
 
 
 @settings(max_examples=400, deadline=None)
-@given(dt=st.sampled_from(DTS), k=st.integers(-14, 15), neg=st.booleans(), low_side=st.booleans(),
+@given(dt=st.sampled_from(DTS), k=st.integers(-150, 15), neg=st.booleans(), low_side=st.booleans(),
        frac=st.floats(0.0, 1.0, exclude_min=True), step=st.integers(-3, 3))
 def test_ulp_error_is_exact_near_powers_of_two(dt, k, neg, low_side, frac, step):
     import mpmath
 
+    # hi = ±2^k, from the subnormals of the narrow formats up; the exact value lies just inside
+    # (low_side: toward 0, in the binade below) or just outside, within half a float64 gap of hi
     hi = (-1.0 if neg else 1.0) * 2.0 ** k
-    # |lo| within half an ulp of hi on its side (the gap below a power of two is half as wide)
     room = 2.0 ** (k - 53) / 2 if low_side else 2.0 ** (k - 52) / 2
-    lo = (-1.0 if neg == (not low_side) else 1.0) * frac * room  # toward 0 when low_side
-    lo = math.copysign(lo, -hi) if low_side else math.copysign(lo, hi)
+    lo = math.copysign(frac * room, -hi if low_side else hi)
     base = dt.cast(hi)
     v = float(np.asarray(base).astype(np.float64))
     for _ in range(abs(step)):
@@ -237,3 +237,43 @@ def test_coarser_dtype_is_the_one_asked_for_when_a_framework_upcasts():
     assert metrics.coarser("float16", "float32").name == "float16"
     assert metrics.coarser("float32", "float16").name == "float16"
     assert metrics.coarser("float64", "float64").name == "float64"
+
+
+NARROW = [dtypes.get(n) for n in ("float16", "bfloat16", "float32")]
+
+
+@settings(max_examples=500, deadline=None)
+@given(dt=st.sampled_from(NARROW), bits=st.integers(0, 2**32 - 1), j=st.integers(-2, 2),
+       frac=st.sampled_from([0.0, 0.5, -0.5, 0.25, -1e-3, 1e-3]))
+def test_round_exact_is_the_correct_rounding_of_hi_plus_lo(dt, bits, j, frac):
+    import mpmath
+
+    # hi = a midpoint of two neighbouring floats of dt, moved by j float64 ulps; lo up to half an ulp
+    a = np.array([bits % (1 << dt.bits)], dtype=dt.uint).view(dt.type)
+    if not np.isfinite(a[0]) or abs(float(a[0])) >= dt.max:
+        return
+    b = np.nextafter(a, np.array([np.inf], dtype=dt.type))
+    mid = (float(a[0]) + float(b[0])) / 2
+    hi = mid
+    for _ in range(abs(j)):
+        hi = float(np.nextafter(hi, math.copysign(np.inf, j)))
+    lo = frac * float(F64.ulp(hi))
+    got = float(metrics.round_exact(np.array([hi]), np.array([lo]), dt)[0])
+    with mpmath.workprec(2000):
+        x = mpmath.mpf(hi) + mpmath.mpf(lo)
+        cands = sorted({float(a[0]), float(b[0]), float(dt.cast(hi))})
+        dist = [abs(mpmath.mpf(c) - x) for c in cands]
+        best = [c for c, d in zip(cands, dist) if d == min(dist)]
+        if len(best) > 1:  # a true tie: to even
+            best = [c for c in best if int(metrics.ordinal(np.array([c]), dt)[1][0]) % 2 == 0]
+    assert got == best[0]
+
+
+def test_round_exact_does_not_trust_the_bfloat16_cast():
+    # ml_dtypes casts float64 → bfloat16 through float32: 1 + 2^-8 + 2^-30 lands on the midpoint
+    # 1 + 2^-8 and ties to 1.0; the correct rounding is 1 + 2^-7
+    bf16 = dtypes.get("bfloat16")
+    x = 1 + 2.0**-8 + 2.0**-30
+    assert metrics.round_exact(np.array([x]), np.array([0.0]), bf16)[0] == 1 + 2.0**-7
+    m = metrics.compare([1 + 2.0**-7, 1.0], [x, x], bf16)
+    assert list(m["status"]) == ["exact", "ok"] and list(m["bits_error"]) == [0.0, 1.0]
