@@ -221,7 +221,7 @@ def loss(
     if full:
         render.say(out, exp.verdict(summ))
     else:
-        render.say(out, exp.COMPACT_LEGEND, sep=None)
+        render.say(out, exp.COMPACT_LEGEND, phrases=False)
 
 
 @app.command()

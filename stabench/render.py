@@ -156,35 +156,35 @@ def console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, soft_wrap=False)
 
 
-def wrap(lines: list[str] | str, width: int, sep: str | None = "; ") -> list[str]:
+def wrap(lines: list[str] | str, width: int, phrases: bool = True) -> list[str]:
     """Wrap verdict lines to ``width`` between phrases (after "; " and ", ", so a phrase such as
     "naive fails from |z| = 10 (overflow)" is never split), continuation lines indented by two;
-    a phrase longer than a line is wrapped at spaces. ``sep=None``: plain prose, wrapped at spaces."""
+    a phrase longer than a line is wrapped at spaces. ``phrases=False``: plain prose, wrapped at
+    spaces."""
     import textwrap
 
     from rich.cells import cell_len
 
     out = []
     for line in [lines] if isinstance(lines, str) else lines:
-        if sep is None:
+        if not phrases:
             out += textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
             continue
-        phrases = re.split(r"(?<=[;,]) ", line) if sep == "; " else line.split(sep)
         rows, cur = [], ""
-        for ph in phrases:
+        for ph in re.split(r"(?<=[;,]) ", line):
             cand = f"{cur} {ph}" if cur else ph
-            if cur and cell_len(cand) > width:
+            if cell_len(cand) <= width:
+                cur = cand
+            elif cur and cell_len("  " + ph) <= width:  # the phrase starts the next line, whole
                 rows.append(cur)
                 cur = "  " + ph
-            else:
-                cur = cand
+            else:  # a phrase longer than a line: wrapped at spaces, the rest packs on after it
+                w = textwrap.wrap(cand, width, subsequent_indent="  ", break_long_words=False,
+                                  break_on_hyphens=False)
+                rows += w[:-1]
+                cur = w[-1]
         rows.append(cur)
-        for r in rows:
-            if cell_len(r) <= width:
-                out.append(r)
-            else:  # one phrase longer than a line: wrap it at spaces
-                out += textwrap.wrap(r, width, subsequent_indent="  ", break_long_words=False,
-                                     break_on_hyphens=False)
+        out += rows
     return out
 
 
@@ -198,10 +198,10 @@ def show(df, title: str | None = None, verdict: list[str] | str | None = None,
     say(out, verdict)
 
 
-def say(out: Console, lines: list[str] | str | None, sep: str | None = "; ") -> None:
+def say(out: Console, lines: list[str] | str | None, phrases: bool = True) -> None:
     """Print lines wrapped to the console's width: verdicts between phrases (see :func:`wrap`),
-    prose (``sep=None``) at spaces."""
-    for line in wrap([lines] if isinstance(lines, str) else (lines or []), out.width, sep):
+    prose (``phrases=False``) at spaces."""
+    for line in wrap([lines] if isinstance(lines, str) else (lines or []), out.width, phrases):
         out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 

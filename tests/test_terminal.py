@@ -158,3 +158,15 @@ def test_train_fits_80_columns():
     parts = [c for c in cells(out) if c[:2] == ["probs-detached", "float32"]]
     assert len(parts) >= 2  # folded, every part names its row
     assert any("probabilities" in c or "logits" in c for c in parts)  # loss_path, whole
+
+
+def test_wrap_packs_phrases_and_never_emits_an_empty_line():
+    head = "sigmoid: in float16 the first naive method to fail is naive at |z| = 10 (underflow)"
+    line = head + "; the best fused method, fused, stays within 0.435 ulp; in bfloat16 no naive method fails."
+    lines = render.wrap(line, 80)
+    assert all(0 < len(x) <= 80 for x in lines)
+    assert " ".join(x.strip() for x in lines) == line
+    assert render.wrap("a" * 100, 80) == ["a" * 100]  # a single word longer than a line: left whole
+    assert render.wrap(["short; line"], 80) == ["short; line"]
+    legend = render.wrap("word " * 40, 30, phrases=False)
+    assert all(len(x) <= 30 for x in legend) and len(legend) > 1
