@@ -506,9 +506,9 @@ def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.Data
         c = dict(zip(metrics.STATUSES, a.counts.tolist()))
         counted = a.hist[:-1].sum()
         med = math.nan
-        if counted:  # the upper edge of the bin that holds the (lower) median of the errors
+        if counted:  # the upper edge of the bin holding the median (the upper middle one for even n)
             cum = np.cumsum(a.hist[:-1])
-            j = int(np.searchsorted(cum, (a.n + 1) // 2))
+            j = int(np.searchsorted(cum, a.n // 2 + 1))
             med = edges[j][1] if j < len(edges) - 1 else math.inf
         # median_ulp itself needs every error: a streaming run keeps none (nan, documented)
         summ.append({

@@ -65,7 +65,7 @@ SUMMARY_COLUMNS = {
     "cases": "number of cases",
     "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
     "median_ulp": "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)",
-    "median_ulp_bound": "the upper edge of the power-of-two bin [2^(e−1), 2^e) holding the (lower) median ulp_error: an upper bound on it, the same in row and streaming runs (0 when the median is 0)",
+    "median_ulp_bound": "the upper edge of the power-of-two bin [2^(e−1), 2^e) holding the median ulp_error (for an even count the upper middle one), so at least median_ulp; the same in row and streaming runs (0 when the median is 0)",
     "worst_logit": "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)",
     "nan_result": "cases with status nan-result",
     "overflow": "cases with status overflow",
@@ -427,9 +427,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
             ulps = valid["ulp_error"].to_numpy()
             z, lab = valid["logit"].to_numpy(), valid["label"].to_numpy()
             worst = np.lexsort((lab, z, np.abs(z), -ulps))[0]  # ties: smallest |z|, then z, then label
-            lower_median = float(np.sort(ulps)[(len(ulps) + 1) // 2 - 1])  # as a streaming run counts it
+            upper_median = float(np.sort(ulps)[len(ulps) // 2])  # as a streaming run counts it
             row.update(max_ulp=float(ulps.max()), median_ulp=float(np.median(ulps)),
-                       median_ulp_bound=stream.bin_upper_edge(lower_median),
+                       median_ulp_bound=stream.bin_upper_edge(upper_median),
                        worst_logit=float(valid["logit"].iloc[worst]))
         else:
             row.update(max_ulp=np.nan, median_ulp=np.nan, median_ulp_bound=np.nan, worst_logit=np.nan)
