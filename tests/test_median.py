@@ -28,3 +28,14 @@ def test_row_and_streaming_runs_give_the_same_median_bound():
     # the bound holds the exact median of the row path; the streamed exact median is not known
     assert (a.median_ulp <= a.median_ulp_bound).all() and b.median_ulp.isna().all()
     assert np.isfinite(a.median_ulp_bound).any()
+
+
+def test_bound_is_at_least_the_median_for_an_even_count():
+    import pandas as pd
+
+    # two cases, 0.75 and 3.0 ulps: median 1.875; the lower middle's bin ends at 1, the upper's at 4
+    df = pd.DataFrame({"experiment": "sigmoid", "quantity": "loss", "backend": "numpy", "method": "m",
+                       "form": "fused", "dtype": "float32", "status": ["ok", "ok"],
+                       "ulp_error": [0.75, 3.0], "logit": [1.0, 2.0], "label": [0.0, 0.0]})
+    s = loss.summary(df).iloc[0]
+    assert s.median_ulp == 1.875 and s.median_ulp_bound == 4.0
