@@ -146,9 +146,19 @@ class DType:
         return _UINT_TYPES[self.bits]
 
     def cast(self, x) -> np.ndarray:
-        """Round ``x`` to this format (round to nearest even), as an array."""
+        """Round ``x`` to this format (round to nearest even, correctly), as an array.
+
+        ml_dtypes converts float64 to its formats through float32, rounding twice: 61439.99 becomes
+        inf in float8_e5m2 (61440 first, then the tie goes up) and 464.0001 becomes 448 in
+        float8_e4m3fn. So float64 input goes to float32 by round-to-odd first, after which the one
+        rounding to a format of p ≤ 22 bits is correct (Boldo & Melquiond 2008, "Emulation of FMA
+        and correctly rounded sums: proved algorithms using rounding to odd", IEEE TC 57(4)).
+        """
+        a = np.asarray(x)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow to ±inf is the answer
-            return np.asarray(x).astype(self.type, copy=False)
+            if a.dtype == np.float64 and self.type is not np.float16 and self.precision <= 22:  # numpy: direct
+                a = _float32_round_to_odd(a)
+            return a.astype(self.type, copy=False)
 
     def ulp(self, x) -> np.ndarray:
         """The ulp of ``x`` in this format, glibc-style, as float64.
@@ -164,6 +174,20 @@ class DType:
             # frexp(0) reports e = 0, so zero needs the floor explicitly, like subnormals
             u = np.where(x == 0, self.smallest_subnormal, np.maximum(u, self.smallest_subnormal))
         return np.where(np.isfinite(x), u, np.nan)
+
+
+def _float32_round_to_odd(x: np.ndarray) -> np.ndarray:
+    """float64 → float32 rounding to odd: the nearest float32 towards zero or away from it, whichever
+    has an odd last bit, where x is not a float32 (exact values, ±inf and nan pass unchanged)."""
+    f = x.astype(np.float32)
+    f64 = f.astype(np.float64)
+    bits = np.ascontiguousarray(f).view(np.uint32).reshape(x.shape)  # (ascontiguousarray makes 0-d 1-d)
+    fix = (f64 != x) & np.isfinite(f) & ((bits & 1) == 0) & ~np.isnan(x)
+    if not fix.any():
+        return f
+    # one step of the magnitude (the sign bit is apart): down where f is beyond x, else up
+    step = np.where(np.abs(f64) > np.abs(x), np.uint32(0xFFFFFFFF), np.uint32(1))  # −1 or +1 mod 2^32
+    return np.where(fix, bits + step, bits).astype(np.uint32).view(np.float32).reshape(x.shape)
 
 
 REGISTRY = {name: DType(name, t) for name, t in _NUMPY_TYPES.items()}
