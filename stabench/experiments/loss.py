@@ -358,6 +358,9 @@ def streams(opts: Options) -> bool:
     if parse_experiments(opts.experiments) != ["sigmoid"]:
         raise InputError(f"--logits {opts.logits} at this size (or with --range) is for --experiment sigmoid "
                          "(softmax cases are vectors: use --logits-file or fewer --points)")
+    if any(d.bits == 8 for d in dts):  # the streaming engine's statuses do not know formats without inf
+        raise InputError("the 8-bit formats do not stream (--range, random above 2^18 points): their 256 values "
+                         "fit one run; use --logits exhaustive without --range, or fewer --points")
     if any(d.bits > 32 for d in dts):
         raise InputError("streaming runs (exhaustive float32, --range, random above 2^18 points) need dtypes of "
                          "at most 32 bits: float64 references need mpmath; drop float64 or use fewer --points")
