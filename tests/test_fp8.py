@@ -379,3 +379,29 @@ def test_tensorflow_rows_in_fp8():
     # nothing else: every other tensorflow row is a refusal carrying text
     others = fn[~fn.method.str.startswith("keras-logits-class")]
     assert (others.status == "unsupported").all() and (others.error.str.len() > 20).all()
+
+
+def test_8bit_values_print_in_full():
+    from stabench import render
+    e4 = dtypes.get("float8_e4m3fn")
+    assert render.shortest(2.75, e4) == "2.75"  # not "2.8", which also rounds to 2.75 in e4m3fn
+    assert render.shortest(2.0**-9, e4) == "0.001953125"
+    assert render.shortest(0.4544779658317566, e4) == "0.4544779658317566"  # an upcast float32 value in an e4m3fn row
+
+
+@pytest.mark.parametrize("args, message", [
+    (["loss", "-d", "fp8,fp9"], "unknown dtype 'fp9'; valid: float8_e4m3fn"),
+    (["loss", "-d", ","], "empty --dtype; valid: float8_e4m3fn"),
+    (["roundoff", "-d", "float8"], None),  # a group is fine
+    (["loss", "-d", "fp8", "-e", "sigmoid", "--logits", "exhaustive", "--range=-1,1", "-b", "numpy"],
+     "the 8-bit formats do not stream"),
+    (["loss", "-d", "float8_e5m2", "-e", "sigmoid", "--logits", "random", "--points", "300000", "-b", "numpy"],
+     "the 8-bit formats do not stream"),
+    (["loss", "-d", "float32,fp8", "-e", "sigmoid", "--logits", "exhaustive", "-b", "numpy"], "the 8-bit formats do not stream"),
+])
+def test_cli_hostile_8bit_input(args, message):
+    r = runner.invoke(app, args)
+    if message is None:
+        assert r.exit_code == 0, r.output
+        return
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
