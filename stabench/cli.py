@@ -184,7 +184,7 @@ def loss(
         return
     out = render.console()
     for (e, q), g in summ.groupby(["experiment", "quantity"], sort=False):
-        render.show(g, f"{e} {q}: error against the oracle (ulps in the result's dtype)",
+        render.show(g, f"{e} {q}: error against the oracle (ulps in the coarser of dtype and result dtype)",
                     columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
         if detail:
             rows = df[(df.experiment == e) & (df.quantity == q)]
