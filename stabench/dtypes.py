@@ -105,7 +105,7 @@ class DType:
         infinities): log(max + ulp(max)/2).
 
         ≈ 11.0901 for float16, 88.7228 for float32 and bfloat16 (88.7), 709.7827 for float64,
-        6.1399 for float8_e4m3fn, 11.0259 for float8_e5m2.
+        6.1399 for float8_e4m3fn, 11.0258 for float8_e5m2.
         """
         return math.log(self.max) + math.log1p(0.5 * float(self.ulp(self.max)[()]) / self.max)
 

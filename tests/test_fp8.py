@@ -2,10 +2,12 @@
 format, the upcast variant, the findings of docs/findings.md, and the CLI."""
 import functools
 import math
+from fractions import Fraction
 
 import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from typer.testing import CliRunner
 
 from frames import one, pick
@@ -409,11 +411,6 @@ def test_cli_hostile_8bit_input(args, message):
 
 # ---------------------------------------------------------------------------------------------
 # rounding into the format: correct, where ml_dtypes' own float64 conversion rounds twice
-
-from fractions import Fraction
-
-from hypothesis import given, settings, strategies as st
-
 
 def _round_exactly(x: float, dt) -> float:
     """Round-to-nearest-even of x into ``dt`` by exact rational comparison with its two neighbours."""
