@@ -67,7 +67,7 @@ def _root() -> None:
     """Measure numerical stability: matched experiments in float16, bfloat16, float32 and float64."""
 
 
-DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32, float64; a name or a comma list, may be repeated (default: all).")
+DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32, float64, the float8_* formats, or a group (fp8, float8, all); a name or a comma list, may be repeated (default: the four 16-64-bit formats).")
 CsvOpt = typer.Option(None, "--csv", metavar="PATH", help="Write every row as CSV ('-' for stdout).")
 JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Write rows, summary tables and metadata as JSON ('-' for stdout).")
 MdOpt = typer.Option(None, "--markdown", metavar="PATH", help="Write the tables as Markdown ('-' for stdout).")
@@ -184,7 +184,7 @@ def loss(
         return
     out = render.console()
     for (e, q), g in summ.groupby(["experiment", "quantity"], sort=False):
-        render.show(g, f"{e} {q}: error against the oracle (ulps in the result's dtype)",
+        render.show(g, f"{e} {q}: error against the oracle (ulps in the coarser of dtype and result dtype)",
                     columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
         if detail:
             rows = df[(df.experiment == e) & (df.quantity == q)]

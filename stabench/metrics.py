@@ -13,7 +13,8 @@ Conventions (documented once, here and in the README):
   ``status`` says which failure it is), so a max() ranks failures worst.
 - ``bits_error`` = log2(1 + number of floats between the value and the reference rounded to the
   value's dtype), as Herbie defines it; ±0 count as the same float; nan against a non-nan
-  reference is the format's width (16, 32 or 64), Herbie's maximum.
+  reference is the format's width (8, 16, 32 or 64), Herbie's maximum. In a format without
+  infinities, a reference beyond its range counts as one step beyond ±max.
 - ``status``: see :data:`STATUSES`.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ STATUS_DOCS = {
     "ok": "finite, within --max-ulp ulps of the reference",
     "inaccurate": "more than --max-ulp ulps from the reference (or the reference is nan or ±inf and the value differs)",
     "underflow": "the value is 0 where the reference rounds to a nonzero value of the dtype",
-    "overflow": "the value is ±inf where the reference is finite",
+    "overflow": "the value is ±inf where the reference is finite; in a format without infinities (float8_e4m3fn, fnuz), nan where the reference rounds beyond the format's max",
     "nan-result": "the value is nan where the reference is not nan (not named `nan`, which CSV readers take for a missing value)",
     "invalid-input": "the input itself is nan or ±inf (given by the user); the row is run and kept",
     "unsupported": "the framework refused this dtype; the error text is in the row",
@@ -47,9 +48,18 @@ def ordinal(x: np.ndarray, dtype: DType) -> tuple[np.ndarray, np.ndarray]:
     Returns (negative, magnitude): consecutive floats of one sign differ by 1 in magnitude, and
     +0 and −0 both have magnitude 0. Works on the raw bit patterns, so it is exact for every format.
     """
-    bits = np.ascontiguousarray(dtype.cast(x)).view(dtype.uint).astype(np.uint64)
+    c = np.ascontiguousarray(dtype.cast(x))
+    bits = c.view(dtype.uint).astype(np.uint64)
     sign_bit = np.uint64(1) << np.uint64(dtype.bits - 1)
-    return (bits & sign_bit) != 0, bits & ~sign_bit
+    negative, magnitude = (bits & sign_bit) != 0, bits & ~sign_bit
+    if not dtype.has_inf:
+        # No infinities (float8_e4m3fn, fnuz): ±inf and overflowing x round to nan (fnuz's nan is
+        # 0x80, which would read as −0); count them one step beyond ±max, as an infinity would be.
+        x = np.asarray(x, dtype=np.float64)
+        over = np.isnan(c.astype(np.float64)) & ~np.isnan(x)
+        top = np.uint64(int(np.asarray(dtype.cast(dtype.max)).view(dtype.uint)) + 1)
+        negative, magnitude = np.where(over, np.signbit(x), negative), np.where(over, top, magnitude)
+    return negative, magnitude
 
 
 def floats_between(a: np.ndarray, b: np.ndarray, dtype: DType) -> np.ndarray:
@@ -94,7 +104,7 @@ def compare(value, reference, dtype: DType, *, reference_lo=None, max_ulp: float
 
         r_rounded = dtype.cast(r).astype(np.float64)
         ok_pair = ~nan_v & ~nan_r
-        steps = floats_between(np.where(ok_pair, v, 0.0), np.where(ok_pair, r_rounded, 0.0), dtype)
+        steps = floats_between(np.where(ok_pair, v, 0.0), np.where(ok_pair, r, 0.0), dtype)
         bits_error = np.log2(1.0 + steps)
         bits_error = np.where(nan_v & nan_r, 0.0, bits_error)
         bits_error = np.where(nan_v ^ nan_r, float(dtype.bits), bits_error)
@@ -107,6 +117,8 @@ def compare(value, reference, dtype: DType, *, reference_lo=None, max_ulp: float
     status[nan_r & nan_v] = EXACT
     status[nan_r & ~nan_v] = INACCURATE
     status[nan_v & ~nan_r] = NAN
+    if not dtype.has_inf:  # nan is how these formats overflow: where the reference is beyond max, say so
+        status[nan_v & dtype.overflows(r)] = OVERFLOW
     return {
         "abs_error": abs_error,
         "rel_error": rel_error,

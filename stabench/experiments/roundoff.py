@@ -112,7 +112,7 @@ def run(dtype_list=None, n: int = 10_000, *, sweep: bool = False, max_exp: int =
 
 def _order_key(col: pd.Series) -> pd.Series:
     if col.name == "dtype":
-        return col.map({n: i for i, n in enumerate(_dtypes.DTYPE_NAMES)})
+        return col.map({n: i for i, n in enumerate(_dtypes.NAMES)})
     if col.name == "formula":
         return col.map({"direct": 0, "cancelled": 1})
     return col
