@@ -68,7 +68,7 @@ DETAIL_TERMINAL_COLUMNS = ["form", "dtype", "value", "ulp_error", "status"]
 
 FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
 #: Labels longer than this are replaced by #1, #2, … (the legend prints the expressions).
-MAX_LABEL = 14
+MAX_LABEL = 10
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ class Plan:
     variables: tuple[_vars.Variable, ...]
     dtypes: tuple[_dtypes.DType, ...]
     seed: int = 0
+    example: str | None = None
 
 
 def plan(expressions=None, variables=None, dtype_list=None, *, seed: int = 0, example: str | None = None) -> Plan:
@@ -119,7 +120,7 @@ def plan(expressions=None, variables=None, dtype_list=None, *, seed: int = 0, ex
     for e in exprs:
         used += [v for v in e.variables if v not in used]
     _vars.check(vs, used, dts, reserved=set(COLUMNS))
-    return Plan(tuple(exprs), tuple(vs), tuple(dts), int(seed))
+    return Plan(tuple(exprs), tuple(vs), tuple(dts), int(seed), example.strip().lower() if example else None)
 
 
 def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], *, cache: dict | None = None,
@@ -137,17 +138,19 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
     for k in expr.variables:
         bad = ~np.isfinite(points[k]) & (note == "")
         note[bad] = [f"{k} is {_word(v)} in {dt.name}" for v in points[k][bad]]
-    for node in expr.nodes():
-        if node.kind in ("num", "const") and not np.isfinite(literal_in(node, dt)):
-            note[note == ""] = f"literal {node.text or node.name} overflows {dt.name}"
     hi = np.full(n, np.nan)
     lo = np.full(n, np.nan)
     ok = note == ""
-    if ok.any():
+    if ok.any():  # the exact value at the (finite) inputs; literals are exact, whatever the dtype
         sub = {k: points[k][ok] for k in expr.variables}
         h, l, why = reference(expr.tree, sub, cache)
         hi[ok], lo[ok] = h, l
         note[ok] = why
+    for node in expr.nodes():
+        # a literal the dtype cannot hold: the program cannot be written in it; the exact value
+        # stays in `reference`, the row is not scored
+        if node.kind in ("num", "const") and not np.isfinite(literal_in(node, dt)):
+            note[:] = f"literal {node.text or node.name} overflows {dt.name}"
     m = metrics.compare(value, hi, dt, reference_lo=lo, max_ulp=max_ulp)
     invalid = note != ""
     status = m["status"]
@@ -232,14 +235,51 @@ def verdict(summ: pd.DataFrame) -> list[str]:
             if scored == 0:
                 parts.append(f"{r.form}: no valid input")
             elif r.failed:
-                parts.append(f"{r.form} fails on {r.failed} of {scored} (worst {r.worst_input})")
+                parts.append(f"{r.form} fails on {r.failed} of {scored} (worst {_short_inputs(r.worst_input) or 'at the only point'})")
             else:
                 parts.append(f"{r.form} within {r.max_ulp:.3g} ulp")
         lines.append(f"{dtn}: " + "; ".join(parts))
     return lines
 
 
-def varying(rows: pd.DataFrame, p: Plan) -> str | None:
-    """The one variable that takes more than one value, else None (then no plot)."""
-    many = [v.name for v in p.variables if rows[v.name].nunique(dropna=False) > 1]
+def varying_name(p: Plan) -> str | None:
+    """The one variable that takes several values (the x axis of a plot), else None."""
+    many = [v.name for v in p.variables if v.size() > 1]
     return many[0] if len(many) == 1 else None
+
+
+def title(p: Plan) -> str:
+    """A short title: the example's name, or the labels of the forms."""
+    return p.example or " vs ".join(e.label for e in p.expressions)
+
+
+def _short_inputs(text: str) -> str:
+    """'x=2.511886431509582e-10, y=3.0' → 'x=2.512e-10, y=3' (the exports keep every digit)."""
+    parts = []
+    for item in filter(None, text.split(", ")):
+        k, v = item.split("=", 1)
+        parts.append(f"{k}={float(v):.4g}")
+    return ", ".join(parts)
+
+
+def for_terminal(df: pd.DataFrame, p: Plan) -> pd.DataFrame:
+    """A copy for the terminal: rows get the variables and value as the shortest text that
+    identifies them in their dtype (only the columns worth a glance); summaries get 2-decimal bits."""
+    from ..render import shortest
+
+    if "points" in df.columns:  # a summary
+        out = df.copy()
+        for c in ("mean_bits", "max_bits"):
+            out[c] = out[c].round(2)
+        out["worst_input"] = [_short_inputs(t) for t in out["worst_input"]]
+        return out
+    names = [v.name for v in p.variables]
+    dts = [_dtypes.get(d) for d in df["dtype"]]
+    out = pd.DataFrame({"form": df["form"], "dtype": df["dtype"]})
+    for c in names + ["value"]:
+        out[c] = [shortest(v, dt) for v, dt in zip(df[c].to_numpy(), dts)]
+    out["ulp_error"] = df["ulp_error"]
+    out["status"] = df["status"]
+    if (df["note"] != "").any():
+        out["note"] = df["note"]
+    return out
