@@ -46,14 +46,14 @@ EXAMPLES: dict[str, Example] = {e.name: e for e in (
     Example(
         "log1p", "log(1 + x) vs log1p(x)",
         ("naive: log(1 + x)", "log1p: log1p(x)"),
-        ("x=1e-12..1:log:121",),
+        ("x=1e-20..1:log:201",),
         "log(1 + x) loses the digits of x that 1 + x rounds away (all of them below eps/2, where it "
         "returns 0); log1p keeps full accuracy near 0",
         "Goldberg 1991, Theorem 4; Higham §1.14.1"),
     Example(
         "expm1", "exp(x) − 1 vs expm1(x)",
         ("naive: exp(x) - 1", "expm1: expm1(x)"),
-        ("x=1e-12..1:log:121",),
+        ("x=1e-20..1:log:201",),
         "exp(x) − 1 cancels near 0 (returns 0 below eps/2: every digit lost); expm1 keeps full accuracy",
         "Higham §1.14.1; Kahan"),
     Example(

@@ -108,7 +108,8 @@ def _hypot(a, b):
 
 
 def _atan2(y, x):
-    return y.atan2(x) if not (y.is_zero() and x.is_zero()) else _arb()(0)
+    arb = _arb()
+    return arb.atan2(y, x) if not (y.is_zero() and x.is_zero()) else arb(0)  # atan2(0, 0) = 0, as C
 
 
 # --- domain rules (certain violations only: a ball that straddles the edge is undecided) -------

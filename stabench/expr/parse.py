@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import keyword
 import re
+import warnings
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -225,7 +226,9 @@ def parse(text: str, label: str | None = None) -> Expression:
     # expression for the parser, so strip them (and keep columns relative to the stripped text)
     body = body.strip()
     try:
-        tree = ast.parse(body, mode="eval")
+        with warnings.catch_warnings():  # "invalid decimal literal" warnings would be a 2nd stderr line
+            warnings.simplefilter("ignore")
+            tree = ast.parse(body, mode="eval")
     except SyntaxError as e:
         col = (e.offset or 1) - 1
         end = (e.end_offset - 1) if getattr(e, "end_offset", None) and e.lineno == getattr(e, "end_lineno", e.lineno) else None
