@@ -290,7 +290,7 @@ def _one_point(tree: Node, fn, names, values, arb, ctx) -> tuple[float, float, s
         got = certify(y)
         if got is not None:
             return got[0], got[1], ""
-        if not y.is_finite():
+        if y.is_nan():  # a domain error makes nan; [±inf] is only a magnitude beyond this precision
             try:
                 _ev(tree, env, check=True)
             except _Domain as d:
