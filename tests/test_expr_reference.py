@@ -205,3 +205,40 @@ def test_repeated_points_are_evaluated_once_and_cached():
     assert len(cache) == 4 and hi[0] == hi[2] and hi[3] == 0.0
     hi2, lo2, _ = R.reference(e.tree, {"x": x[:2]}, cache)
     assert list(hi2) == list(hi[:2]) and len(cache) == 4
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.floats(min_value=2.0**-900, max_value=2.0**900), st.sampled_from([-1, 1]),
+       st.integers(min_value=-3, max_value=3), st.integers(min_value=-200, max_value=-40),
+       st.integers(min_value=-260, max_value=-60), st.integers(min_value=0, max_value=3))
+def test_float_fast_path_agrees_with_the_exact_test(x, sign, halves, off_exp, rad_exp, ulp_shift):
+    """Balls placed on and around rounding boundaries of hi and of lo (midpoints, ties, powers of
+    two): whenever the fast path certifies, the exact endpoint test certifies the same pair."""
+    from flint import arb, ctx
+
+    ctx.prec = 400
+    x = sign * x
+    u = math.ulp(x)
+    # the midpoint: x + halves·u/2 (hi-boundaries) + a small offset (lo-boundaries) + radius
+    mid = arb(x) + arb(halves) * arb(u) / 2 + arb(2.0 ** off_exp) * arb(u) * arb(1 + ulp_shift * 2.0**-52) / 2
+    for rad in (0.0, 2.0 ** rad_exp * u):
+        ball = mid + arb(0, rad) if rad else mid
+        fast, exact = R.certify(ball), R.certify_exact(ball)
+        if exact is None:
+            assert fast is None
+        else:
+            assert fast == exact
+            h, lo = exact
+            got = Fraction(h) + Fraction(lo)
+            m, e = ball.mid().man_exp()
+            assert abs(got - Fraction(int(m)) * Fraction(2) ** int(e)) <= abs(Fraction(h)) * Fraction(2) ** -105
+
+
+def test_the_fast_path_decides_ordinary_balls(monkeypatch):
+    from flint import arb, ctx
+
+    ctx.prec = 128
+    balls = [(arb(0.3) + 1).sqrt() - arb(0.3).sqrt(), arb(1e-5).log1p(), arb(-600.5).exp(), arb(2) / 3]
+    want = [R.certify_exact(b) for b in balls]
+    monkeypatch.setattr(R, "certify_exact", lambda y: pytest.fail("fell back to the exact test"))
+    assert [R.certify(b) for b in balls] == want
