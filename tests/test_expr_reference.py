@@ -242,3 +242,43 @@ def test_the_fast_path_decides_ordinary_balls(monkeypatch):
     want = [R.certify_exact(b) for b in balls]
     monkeypatch.setattr(R, "certify_exact", lambda y: pytest.fail("fell back to the exact test"))
     assert [R.certify(b) for b in balls] == want
+
+
+def _valid_exprs():
+    from stabench.expr.functions import FUNCTIONS
+
+    leaf = st.sampled_from(["x", "y", "1", "0.1", "2", "pi", "e", "1e-30", "1e30", "0"])
+    unary = [n for n, f in FUNCTIONS.items() if f.arity == 1]
+    binary = [n for n, f in FUNCTIONS.items() if f.arity == 2]
+
+    def extend(inner):
+        return st.one_of(
+            st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "**"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(st.sampled_from(unary), inner).map(lambda t: f"{t[0]}({t[1]})"),
+            st.tuples(st.sampled_from(binary), inner, inner).map(lambda t: f"{t[0]}({t[1]}, {t[2]})"),
+            inner.map(lambda s: f"-{s}"),
+        )
+    return st.recursive(leaf, extend, max_leaves=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_valid_exprs())
+def test_any_valid_expression_measures_without_traceback(text):
+    """Every row of any valid expression gets a status, whatever the inputs: nan, ±inf, 0,
+    subnormal, huge (no exception from numpy, arb or the metrics)."""
+    from stabench import dtypes
+    from stabench.experiments.expr import measure
+
+    e = parse(text)
+    x = np.array([0.0, -0.0, 1.5, -2.0, 5e-324, 1e300, -1e-300, np.inf, np.nan, 700.0])
+    pts = {"x": x, "y": np.roll(x, 1)}
+    for name in ("float16", "float64"):
+        dt = dtypes.get(name)
+        p = {k: dt.cast(v).astype(np.float64) for k, v in pts.items()}
+        m = measure(e, dt, p)
+        assert len(m["status"]) == len(x)
+        from stabench import metrics
+
+        invalid = m["status"] == metrics.INVALID_INPUT
+        assert (m["note"][invalid] != "").all() and (m["note"][~invalid] == "").all()
+        assert np.isnan(m["reference"][invalid & np.array([n.endswith("in " + name) for n in m["note"]])]).all()

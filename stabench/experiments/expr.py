@@ -205,12 +205,13 @@ def summary(rows: pd.DataFrame, variables=None) -> pd.DataFrame:
         st = g["status"]
         scored = g[st != "invalid-input"]
         row = {"form": form, "expression": g["expression"].iloc[0], "dtype": dtn, "points": len(g)}
+        used = [k for k in names if k in parse(row["expression"]).variables]
         if len(scored):
             u = scored["ulp_error"].to_numpy()
             b = scored["bits_error"].to_numpy()
             worst = np.lexsort((-b, -u))[0]
             row.update(max_ulp=float(u.max()), median_ulp=float(np.median(u)), mean_bits=float(b.mean()),
-                       max_bits=float(b.max()), worst_input=_input_text(scored.iloc[worst], names, dt))
+                       max_bits=float(b.max()), worst_input=_input_text(scored.iloc[worst], used, dt))
         else:
             row.update(max_ulp=np.nan, median_ulp=np.nan, mean_bits=np.nan, max_bits=np.nan, worst_input="")
         row["failed"] = int(st.isin(FAILURES).sum())
