@@ -24,10 +24,11 @@ the input — log of a number ≤ 0, sqrt of a negative number, division by zero
 a negative number to a non-integer power, asin outside [−1, 1] … — the reference is nan and the
 row's ``note`` names the first such operation (the row becomes ``invalid-input``). A ball that still
 straddles a domain edge, or whose rounding is still undecided, at the last precision gives nan with
-the note ``reference undecided`` (exact zeros are decided: a ball within ±2^-1076 of 0 rounds to 0).
+the note ``reference undecided`` (exact zeros are decided: a ball within ±2^-1076 of 0 rounds to 0);
+so does a value beyond arb's own exponent range (exp(exp(exp(exp(3))))), where arb returns [±inf].
 
-Cost: ~10 µs per point for a few operations at 128 bits (see benchmarks/expr.py); points that need
-more bits (cancellation of large inputs) repeat at 512, 2048, … bits.
+Cost: 20–100 µs per point on a loaded 2-core machine (benchmarks/expr.py); points that need more
+bits (huge inputs, cancellation of large inputs) repeat at 512, 2048, … bits.
 """
 from __future__ import annotations
 
