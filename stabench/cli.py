@@ -125,6 +125,69 @@ def roundoff(
     render.console().print("\n".join(exp.verdict(df)), highlight=False)
 
 
+@app.command(name="expr")
+def expr_cmd(
+    expressions: Optional[List[str]] = typer.Argument(None, metavar="[EXPR]...", help="Expressions in Python syntax, optionally labelled: 'naive: log(1 + x)'. Put -- before one that starts with '-'."),
+    var: Optional[List[str]] = typer.Option(None, "--var", "-v", metavar="NAME=SPEC", help="A variable: n=10000, x=1,10,100, x=1e-8..1e8:log:200, x=-1..1:lin:101, x=random:N, x=exhaustive (16-bit dtypes). Repeat for a grid."),
+    example: Optional[str] = typer.Option(None, "--example", "-e", metavar="NAME", help="Run a classic pair ('list' lists them)."),
+    list_examples: bool = typer.Option(False, "--list-examples", help="List the examples and exit."),
+    dtype: Optional[List[str]] = DtypeOpt,
+    seed: int = typer.Option(0, "--seed", help="Seed for random:N variables (recorded in every export)."),
+    detail: bool = typer.Option(False, "--detail", help="Also print every row."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="PATH", help="Write an error-vs-input PNG (one variable must vary)."),
+    max_ulp: float = MaxUlpOpt,
+    csv: Optional[str] = CsvOpt,
+    json: Optional[str] = JsonOpt,
+    markdown: Optional[str] = MdOpt,
+):
+    """Your own expressions in every dtype, against the exact value at the rounded inputs.
+
+    Example: stabench expr 'log(1 + x)' 'log1p(x)' --var x=1e-12..1:log:121
+    """
+    from .expr import examples as exs
+
+    if list_examples or (example or "").strip().lower() == "list":
+        typer.echo("\n".join(exs.listing()))
+        return
+    targets = _targets(csv, json, markdown)
+    if plot:
+        from . import export
+
+        if plot == "-":
+            raise InputError("--plot needs a file name (PNG), not '-'")
+        export.check_writable(plot)
+    from . import render
+    from .experiments import expr as exp
+
+    p = exp.plan(expressions, var, dtype, seed=seed, example=example)
+    name = exp.varying_name(p)
+    if plot and name is None:
+        raise InputError("--plot needs exactly one variable that takes several values")
+    started = time.perf_counter()
+    bar = render.ProgressBar(delay=1.0)
+    try:
+        df = exp.run(p, max_ulp=max_ulp, progress=bar)
+    finally:
+        bar.close()
+    summ = exp.summary(df)
+    _emit(df, {"summary": summ}, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3))
+    if plot:
+        from . import export
+        from .expr import plot as xplot
+
+        export.write_bytes(plot, xplot.error_plot(df, name, exp.title(p)))
+    if any(p_ == "-" for _, p_ in targets):
+        return
+    out = render.console()
+    for line in exp.legend(p):
+        out.print(line, highlight=False)
+    if detail:
+        render.show(exp.for_terminal(df, p), "every row", out=out)
+    render.show(exp.for_terminal(summ, p), f"{exp.title(p)}: error against the exact value",
+                columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
+    out.print("\n".join(exp.verdict(summ)), highlight=False)
+
+
 @app.command()
 def loss(
     experiment: str = typer.Option("all", "--experiment", "-e", help="sigmoid, softmax or all."),
