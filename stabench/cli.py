@@ -77,7 +77,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Measure numerical stability: matched experiments in float16, bfloat16, float32 and float64."""
 
 
-DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32, float64; a name or a comma list, may be repeated (default: all).")
+DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32, float64, the float8_* formats, or a group (fp8, float8, all); a name or a comma list, may be repeated (default: the four 16-64-bit formats).")
 CsvOpt = typer.Option(None, "--csv", metavar="PATH", help="Write every row as CSV ('-' for stdout).")
 JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Write rows, summary tables and metadata as JSON ('-' for stdout).")
 MdOpt = typer.Option(None, "--markdown", metavar="PATH", help="Write the tables as Markdown ('-' for stdout).")
@@ -144,6 +144,69 @@ def roundoff(
     render.say(out, exp.verdict(df))
 
 
+@app.command(name="expr")
+def expr_cmd(
+    expressions: Optional[List[str]] = typer.Argument(None, metavar="[EXPR]...", help="Expressions in Python syntax, optionally labelled: 'naive: log(1 + x)'. Put -- before one that starts with '-'."),
+    var: Optional[List[str]] = typer.Option(None, "--var", "-v", metavar="NAME=SPEC", help="A variable: n=10000, x=1,10,100, x=1e-8..1e8:log:200, x=-1..1:lin:101, x=random:N, x=exhaustive (16-bit dtypes). Repeat for a grid."),
+    example: Optional[str] = typer.Option(None, "--example", "-e", metavar="NAME", help="Run a classic pair ('list' lists them)."),
+    list_examples: bool = typer.Option(False, "--list-examples", help="List the examples and exit."),
+    dtype: Optional[List[str]] = DtypeOpt,
+    seed: int = typer.Option(0, "--seed", help="Seed for random:N variables (recorded in every export)."),
+    detail: bool = typer.Option(False, "--detail", help="Also print every row."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="PATH", help="Write an error-vs-input PNG (one variable must vary)."),
+    max_ulp: float = MaxUlpOpt,
+    csv: Optional[str] = CsvOpt,
+    json: Optional[str] = JsonOpt,
+    markdown: Optional[str] = MdOpt,
+):
+    """Your own expressions in every dtype, against the exact value at the rounded inputs.
+
+    Example: stabench expr 'log(1 + x)' 'log1p(x)' --var x=1e-12..1:log:121
+    """
+    from .expr import examples as exs
+
+    if list_examples or (example or "").strip().lower() == "list":
+        typer.echo("\n".join(exs.listing()))
+        return
+    targets = _targets(csv, json, markdown)
+    if plot:
+        from . import export
+
+        if plot == "-":
+            raise InputError("--plot needs a file name (PNG), not '-'")
+        export.check_writable(plot)
+    from . import render
+    from .experiments import expr as exp
+
+    p = exp.plan(expressions, var, dtype, seed=seed, example=example)
+    name = exp.varying_name(p)
+    if plot and name is None:
+        raise InputError("--plot needs exactly one variable that takes several values")
+    started = time.perf_counter()
+    bar = render.ProgressBar(delay=1.0)
+    try:
+        df = exp.run(p, max_ulp=max_ulp, progress=bar)
+    finally:
+        bar.close()
+    summ = exp.summary(df)
+    _emit(df, {"summary": summ}, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3))
+    if plot:
+        from . import export
+        from .expr import plot as xplot
+
+        export.write_bytes(plot, xplot.error_plot(df, name, exp.title(p)))
+    if any(p_ == "-" for _, p_ in targets):
+        return
+    out = render.console()
+    for line in exp.legend(p):
+        out.print(line, highlight=False)
+    if detail:
+        render.show(exp.for_terminal(df, p), "every row", out=out)
+    render.show(exp.for_terminal(summ, p), f"{exp.title(p)}: error against the exact value",
+                columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
+    out.print("\n".join(exp.verdict(summ)), highlight=False)
+
+
 @app.command()
 def loss(
     experiment: str = typer.Option("all", "--experiment", "-e", help="sigmoid, softmax or all."),
@@ -206,7 +269,8 @@ def loss(
     for (e, q), g in summ.groupby(["experiment", "quantity"], sort=False):
         if full:
             for b, gb in g.groupby("backend", sort=False):
-                render.show(gb, f"{e} {q}, {b}: error against the oracle", out=out, keys=["method", "dtype"],
+                render.show(gb, f"{e} {q}, {b}: error against the oracle (ulps in the coarser of dtype and "
+                            "result dtype)", out=out, keys=["method", "dtype"],
                             columns=[c for c in exp.SUMMARY_TERMINAL_COLUMNS if c != "backend"])
         else:
             render.show(exp.compact(g), f"{e} {q}: where each method first fails; max ulp", out=out,

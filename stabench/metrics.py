@@ -19,7 +19,8 @@ dtype, so an upcast result is judged in the precision that was asked for):
   no count; ``status`` says which failure it is), so a max() ranks failures worst.
 - ``bits_error`` = log2(1 + number of floats of ``dtype`` between the value and the exact reference
   correctly rounded to ``dtype``), as Herbie defines it; ±0 count as the same float; nan against a
-  non-nan reference is the format's width (16, 32 or 64), Herbie's maximum.
+  non-nan reference is the format's width (8, 16, 32 or 64), Herbie's maximum. In a
+  format without infinities, a reference beyond its range counts as one step beyond ±max.
 - ``status``: see :data:`STATUSES`; ``exact`` means the value (rounded to ``dtype``) is the exact
   reference correctly rounded to ``dtype``.
 """
@@ -37,7 +38,7 @@ STATUS_DOCS = {
     "ok": "finite, within --max-ulp ulps of the reference",
     "inaccurate": "more than --max-ulp ulps from the reference (or the reference is nan or ±inf and the value differs)",
     "underflow": "the value is 0 where the reference rounds to a nonzero value of the dtype",
-    "overflow": "the value is ±inf where the reference is finite",
+    "overflow": "the value is ±inf where the reference is finite; in a format without infinities (float8_e4m3fn, fnuz), nan where the reference rounds beyond the format's max",
     "nan-result": "the value is nan where the reference is not nan (not named `nan`, which CSV readers take for a missing value)",
     "invalid-input": "the input itself is nan or ±inf (given by the user); the row is run and kept",
     "unsupported": "the framework refused this dtype; the error text is in the row",
@@ -54,9 +55,18 @@ def ordinal(x: np.ndarray, dtype: DType) -> tuple[np.ndarray, np.ndarray]:
     Returns (negative, magnitude): consecutive floats of one sign differ by 1 in magnitude, and
     +0 and −0 both have magnitude 0. Works on the raw bit patterns, so it is exact for every format.
     """
-    bits = np.ascontiguousarray(dtype.cast(x)).view(dtype.uint).astype(np.uint64)
+    c = np.ascontiguousarray(dtype.cast(x))
+    bits = c.view(dtype.uint).astype(np.uint64)
     sign_bit = np.uint64(1) << np.uint64(dtype.bits - 1)
-    return (bits & sign_bit) != 0, bits & ~sign_bit
+    negative, magnitude = (bits & sign_bit) != 0, bits & ~sign_bit
+    if not dtype.has_inf:
+        # No infinities (float8_e4m3fn, fnuz): ±inf and overflowing x round to nan (fnuz's nan is
+        # 0x80, which would read as −0); count them one step beyond ±max, as an infinity would be.
+        x = np.asarray(x, dtype=np.float64)
+        over = np.isnan(c.astype(np.float64)) & ~np.isnan(x)
+        top = np.uint64(int(np.asarray(dtype.cast(dtype.max)).view(dtype.uint)) + 1)
+        negative, magnitude = np.where(over, np.signbit(x), negative), np.where(over, top, magnitude)
+    return negative, magnitude
 
 
 def floats_between(a: np.ndarray, b: np.ndarray, dtype: DType) -> np.ndarray:
@@ -91,8 +101,9 @@ def coarser(requested, result) -> DType:
     A framework that upcasts (Keras Loss classes return float32 for float16 inputs) is judged by the
     yardstick of the precision it was asked for, not by the finer one it returned.
     """
-    a, b = _as_dtype(requested), _as_dtype(result)
-    return b if b.precision < a.precision else a
+    from .dtypes import coarser as _coarser
+
+    return _coarser(_as_dtype(requested), _as_dtype(result))
 
 
 def _ulp_of_exact(dtype: DType, hi, low_sign) -> np.ndarray:
@@ -114,10 +125,11 @@ def round_exact(hi, lo, dtype: DType) -> np.ndarray:
 
     ``hi`` = RN64(exact) and ``|lo|`` ≤ half the float64 gap at hi. Rounding hi alone is a double
     rounding, wrong where hi is exactly halfway between two floats of ``dtype`` while lo ≠ 0 says on
-    which side the exact value lies. Nor is ``dtype.cast`` trusted to round float64 correctly:
-    ml_dtypes 0.6 casts float64 → bfloat16 through float32 (a second double rounding: 1 + 2^-8 +
-    2^-30 becomes 1.0, not 1.0078125). So the cast only picks the two floats of ``dtype`` around
-    hi, and the side of their midpoint m decides: sign(hi − m) (exact), or sign(lo) when hi = m.
+    which side the exact value lies. So the cast only picks the two floats of ``dtype`` around hi,
+    and the side of their midpoint m decides: sign(hi − m) (exact), or sign(lo) when hi = m. (The
+    result does not depend on the cast rounding correctly: ml_dtypes 0.6 by itself casts float64 →
+    bfloat16 through float32, 1 + 2^-8 + 2^-30 → 1.0 instead of 1.0078125; ``DType.cast`` now
+    avoids that.)
     For float64, RN(hi + lo) = hi.
     """
     hi = np.asarray(hi, dtype=np.float64)
@@ -127,7 +139,8 @@ def round_exact(hi, lo, dtype: DType) -> np.ndarray:
     with np.errstate(invalid="ignore", over="ignore"):
         a = dtype.cast(hi)  # one of the two floats of dtype around hi (possibly the farther one)
         a64 = a.astype(np.float64)
-        toward = np.where(hi >= a64, np.inf, -np.inf).astype(dtype.np_dtype)
+        # toward ±max, not ±inf: formats without infinities would read inf as nan
+        toward = dtype.cast(np.where(hi >= a64, dtype.max, -dtype.max))
         b64 = np.nextafter(a, toward).astype(np.float64)  # the other one
         c1, c2 = np.minimum(a64, b64), np.maximum(a64, b64)
         m = (c1 + c2) / 2  # exact: two neighbours of a narrower format
@@ -136,12 +149,14 @@ def round_exact(hi, lo, dtype: DType) -> np.ndarray:
         even1 = ordinal(c1, dtype)[1] % 2 == 0
         tie = np.where(even1, c1, c2)
         out = np.where(side > 0, c2, np.where(side < 0, c1, tie))
-        # beyond the largest finite float: the overflow threshold max + ulp(max)/2 rounds (ties to
-        # even) to inf; below it, or at it with lo pulling back, to ±max
-        threshold = dtype.max + float(dtype.ulp(dtype.max)) / 2
+        # beyond the largest finite float: past the threshold max + ulp(max)/2 the exact value
+        # overflows (±inf here: one step beyond ±max on the float line, also in formats without
+        # infinities); at it, lo decides, or for lo = 0 the tie to even (dtype.overflows)
+        t = dtype.overflow_threshold
+        at = (np.abs(hi) == t) & (lo != 0)
+        over = np.where(at, np.sign(lo) == np.sign(hi), dtype.overflows(hi))
         big = np.abs(hi) > dtype.max
-        back = (np.abs(hi) < threshold) | ((np.abs(hi) == threshold) & (np.sign(lo) == -np.sign(hi)))
-        out = np.where(big, np.where(back, np.sign(hi) * dtype.max, np.sign(hi) * np.inf), out)
+        out = np.where(big, np.where(over, np.sign(hi) * np.inf, np.sign(hi) * dtype.max), out)
         return np.where(np.isfinite(hi), out, hi)
 
 
@@ -214,6 +229,8 @@ def measure(value, reference, dtype, *, reference_lo=None, reference_tail=None,
     status[nan_r & nan_v] = EXACT
     status[nan_r & ~nan_v] = INACCURATE
     status[nan_v & ~nan_r] = NAN
+    if not dtype.has_inf:  # nan is how these formats overflow: where the reference is beyond max, say so
+        status[nan_v & np.isinf(r_rounded)] = OVERFLOW
     return {
         "abs_error": abs_error,
         "rel_error": rel_error,

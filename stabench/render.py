@@ -40,7 +40,9 @@ def shortest(x: float, dtype: dtypes.DType | None = None) -> str:
         return "nan"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    if dtype is None or dtype.name == "float64" or (x == int(x) and abs(x) < 1e16):
+    # 8-bit values are short in full (2.75, not the 2.8 that also rounds back to it in e4m3fn), and
+    # a float32 result of an upcast in an 8-bit row then keeps all its digits
+    if dtype is None or dtype.name == "float64" or dtype.bits <= 8 or (x == int(x) and abs(x) < 1e16):
         return repr(x)
     target = dtype.cast(x)
     for d in range(1, 18):

@@ -58,7 +58,7 @@ def test_several_exports_at_once(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["roundoff", "--dtype", "float8"], "unknown dtype 'float8'; valid: float16, bfloat16, float32, float64"),
+    (["roundoff", "--dtype", "float7"], "unknown dtype 'float7'; valid: float8_e4m3fn, float8_e5m2,"),
     (["roundoff", "--n", "0"], "n must be an integer between 1 and"),
     (["roundoff", "--n", "1.5"], "Invalid value for '--n'"),
     (["roundoff", "--csv", "/nonexistent-dir/x.csv"], "folder '/nonexistent-dir' does not exist"),
