@@ -258,10 +258,12 @@ def compare(value, reference, dtype, *, reference_lo=None, reference_tail=None,
 
 
 def status_names(codes) -> np.ndarray:
-    """Status codes → names (an object array of str); names pass through unchanged."""
+    """Status codes → names (an object array of str); names pass through unchanged (also in an
+    object array that mixes names and codes, e.g. names from :func:`compare` with a code set after)."""
     arr = np.asarray(codes)
     if arr.dtype.kind in "OUS":
-        return arr.astype(object)
+        flat = [STATUSES[int(x)] if isinstance(x, (int, np.integer)) else str(x) for x in arr.ravel()]
+        return np.array(flat, dtype=object).reshape(arr.shape)
     return np.asarray(STATUSES, dtype=object)[arr.astype(np.intp)]
 
 

@@ -277,3 +277,10 @@ def test_round_exact_does_not_trust_the_bfloat16_cast():
     assert metrics.round_exact(np.array([x]), np.array([0.0]), bf16)[0] == 1 + 2.0**-7
     m = metrics.compare([1 + 2.0**-7, 1.0], [x, x], bf16)
     assert list(m["status"]) == ["exact", "ok"] and list(m["bits_error"]) == [0.0, 1.0]
+
+
+def test_status_names_accepts_codes_names_and_a_mix():
+    assert list(metrics.status_names(np.array([0, 5], dtype=np.uint8))) == ["exact", "nan-result"]
+    m = metrics.compare([1.0, 2.0], [1.0, 1.0], "float32")
+    m["status"][1] = metrics.INVALID_INPUT  # a caller marking a row after compare()
+    assert list(metrics.status_names(m["status"])) == ["exact", "invalid-input"]
