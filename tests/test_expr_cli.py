@@ -109,7 +109,7 @@ def test_roundoff_numbers_are_identical_through_both_commands():
     (["x", "--example", "log1p"], "give expressions or --example, not both"),
     ([], "no expression given"),
     (["x", "--var", "x=1", "--seed", "-1"], "--seed must be an integer ≥ 0"),
-    (["x", "--var", "x=1", "-d", "float8"], "unknown dtype 'float8'"),
+    (["x", "--var", "x=1", "-d", "float7"], "unknown dtype 'float7'"),
     (["a: x", "a: x + 1", "--var", "x=1"], "two expressions are labelled 'a'"),
     (["x", "--var", "value=1"], "variable x is used but not given"),
     (["value", "--var", "value=1"], "also a column of the rows"),

@@ -34,7 +34,7 @@ COLUMNS = {
     "formula": "`direct` (2/n) or `cancelled` ((1 + 1/n) − (1 − 1/n))",
     "expression": "the expression evaluated, with n written out",
     "n": "the integer n",
-    "n_in_dtype": "n as stored in the dtype (rounded; inf where n exceeds the dtype's max: the row is invalid-input)",
+    "n_in_dtype": "n as stored in the dtype (rounded; inf where n exceeds the dtype's max, nan in a format without infinities: the row is invalid-input)",
     "value": "the computed result, in the dtype (stored exactly in a float64 column)",
     "reference": "2/n exactly, rounded to float64",
     "abs_error": "abs(value − 2/n), against the exact reference (nan for invalid-input rows: not scored)",

@@ -41,7 +41,8 @@ def round_exact(q: Fraction, dt: DType) -> float:
     """The exact rational ``q`` rounded to nearest (ties to even) in ``dt``, as a float64.
 
     One rounding: the float64 nearest to q is only a first guess, and the neighbours in ``dt`` are
-    compared with q exactly. Beyond the dtype's range: ±inf (from max + ulp(max)/2 on, IEEE 754).
+    compared with q exactly. Beyond the dtype's range: ±inf (from max + ulp(max)/2 on, ties to even as the format does), or
+    nan in a format without infinities.
     """
     q = Fraction(q)
     try:
@@ -51,7 +52,9 @@ def round_exact(q: Fraction, dt: DType) -> float:
     if dt.name == "float64":
         return guess
     big = Fraction(dt.max) + Fraction(float(dt.ulp(dt.max))) / 2
-    if abs(q) >= big:
+    if abs(q) > big or (abs(q) == big and bool(dt.overflows(float(big)))):
+        if not dt.has_inf:  # float8_e4m3fn and the fnuz formats: overflow gives their nan
+            return float("nan")
         return float("inf") if q > 0 else float("-inf")
     with np.errstate(over="ignore"):
         c = float(dt.cast(guess))
