@@ -151,7 +151,7 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
         # stays in `reference`, the row is not scored
         if node.kind in ("num", "const") and not np.isfinite(literal_in(node, dt)):
             note[:] = f"literal {node.text or node.name} overflows {dt.name}"
-    m = metrics.compare(value, hi, dt, reference_lo=lo, max_ulp=max_ulp)
+    m = metrics.measure(value, hi, dt, reference_lo=lo, max_ulp=max_ulp)  # statuses as codes
     invalid = note != ""
     status = m["status"]
     status[invalid] = metrics.INVALID_INPUT
