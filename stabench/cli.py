@@ -58,16 +58,26 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # commands inherit -h from the group
     help="Measure numerical stability: matched experiments in float16, bfloat16, float32 and float64, "
     "each result compared with a high-precision reference.\n\nExample: stabench roundoff --sweep",
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"stabench {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     """Measure numerical stability: matched experiments in float16, bfloat16, float32 and float64."""
 
 
-DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32, float64; a name or a comma list, may be repeated (default: all).")
+DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32, float64, the float8_* formats, or a group (fp8, float8, all); a name or a comma list, may be repeated (default: the four 16-64-bit formats).")
 CsvOpt = typer.Option(None, "--csv", metavar="PATH", help="Write every row as CSV ('-' for stdout).")
 JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Write rows, summary tables and metadata as JSON ('-' for stdout).")
 MdOpt = typer.Option(None, "--markdown", metavar="PATH", help="Write the tables as Markdown ('-' for stdout).")
@@ -118,11 +128,83 @@ def roundoff(
     _emit(df, tables, targets)
     if any(p == "-" for _, p in targets):
         return  # stdout carries the export
+    out = render.console()
     if sweep:
-        render.show(tables["sweep"], "Digits kept as n grows (estimate: digits of the dtype − log10 n)")
+        render.show(tables["sweep"], "Digits kept as n grows (estimate: digits of the dtype − log10 n)",
+                    out=out, keys=["dtype", "n"])
     if detail or not sweep:
-        render.show(df, "roundoff: 2/n vs (1 + 1/n) − (1 − 1/n)", columns=exp.TERMINAL_COLUMNS)
-    render.console().print("\n".join(exp.verdict(df)), highlight=False)
+        # status beside the value, the reference (2/n) last, and n in the title when it is one number,
+        # so that the folded table reads well at 80 columns (the CSV has every column)
+        one_n = df["n"].nunique() == 1
+        cols = [c for c in exp.TERMINAL_COLUMNS if c not in ("status", "reference") and not (one_n and c == "n")]
+        cols = cols[:cols.index("value") + 1] + ["status"] + cols[cols.index("value") + 1:] + ["reference"]
+        what = f"n = {df['n'].iloc[0]}" if one_n else "every n"
+        render.show(df, f"roundoff: 2/n vs (1 + 1/n) − (1 − 1/n), {what}", columns=cols, out=out,
+                    keys=["dtype", "formula"])
+    render.say(out, exp.verdict(df))
+
+
+@app.command(name="expr")
+def expr_cmd(
+    expressions: Optional[List[str]] = typer.Argument(None, metavar="[EXPR]...", help="Expressions in Python syntax, optionally labelled: 'naive: log(1 + x)'. Put -- before one that starts with '-'."),
+    var: Optional[List[str]] = typer.Option(None, "--var", "-v", metavar="NAME=SPEC", help="A variable: n=10000, x=1,10,100, x=1e-8..1e8:log:200, x=-1..1:lin:101, x=random:N, x=exhaustive (16-bit dtypes). Repeat for a grid."),
+    example: Optional[str] = typer.Option(None, "--example", "-e", metavar="NAME", help="Run a classic pair ('list' lists them)."),
+    list_examples: bool = typer.Option(False, "--list-examples", help="List the examples and exit."),
+    dtype: Optional[List[str]] = DtypeOpt,
+    seed: int = typer.Option(0, "--seed", help="Seed for random:N variables (recorded in every export)."),
+    detail: bool = typer.Option(False, "--detail", help="Also print every row."),
+    plot: Optional[str] = typer.Option(None, "--plot", metavar="PATH", help="Write an error-vs-input PNG (one variable must vary)."),
+    max_ulp: float = MaxUlpOpt,
+    csv: Optional[str] = CsvOpt,
+    json: Optional[str] = JsonOpt,
+    markdown: Optional[str] = MdOpt,
+):
+    """Your own expressions in every dtype, against the exact value at the rounded inputs.
+
+    Example: stabench expr 'log(1 + x)' 'log1p(x)' --var x=1e-12..1:log:121
+    """
+    from .expr import examples as exs
+
+    if list_examples or (example or "").strip().lower() == "list":
+        typer.echo("\n".join(exs.listing()))
+        return
+    targets = _targets(csv, json, markdown)
+    if plot:
+        from . import export
+
+        if plot == "-":
+            raise InputError("--plot needs a file name (PNG), not '-'")
+        export.check_writable(plot)
+    from . import render
+    from .experiments import expr as exp
+
+    p = exp.plan(expressions, var, dtype, seed=seed, example=example)
+    name = exp.varying_name(p)
+    if plot and name is None:
+        raise InputError("--plot needs exactly one variable that takes several values")
+    started = time.perf_counter()
+    bar = render.ProgressBar(delay=1.0)
+    try:
+        df = exp.run(p, max_ulp=max_ulp, progress=bar)
+    finally:
+        bar.close()
+    summ = exp.summary(df)
+    _emit(df, {"summary": summ}, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3))
+    if plot:
+        from . import export
+        from .expr import plot as xplot
+
+        export.write_bytes(plot, xplot.error_plot(df, name, exp.title(p)))
+    if any(p_ == "-" for _, p_ in targets):
+        return
+    out = render.console()
+    for line in exp.legend(p):
+        out.print(line, highlight=False)
+    if detail:
+        render.show(exp.for_terminal(df, p), "every row", out=out)
+    render.show(exp.for_terminal(summ, p), f"{exp.title(p)}: error against the exact value",
+                columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
+    out.print("\n".join(exp.verdict(summ)), highlight=False)
 
 
 @app.command()
@@ -138,9 +220,10 @@ def loss(
     classes: int = typer.Option(10, "--classes", "-k", help="K for the softmax preset cases."),
     grad: bool = typer.Option(True, "--grad/--no-grad", help="Also measure dL/dz."),
     detail: bool = typer.Option(False, "--detail", help="Print every case (streaming runs: the worst --keep per method)."),
+    full: bool = typer.Option(False, "--full", help="Print every summary column (folded into several tables to fit the terminal) instead of the compact view."),
     keep: int = typer.Option(10, "--keep", help="Streaming runs: worst cases kept per method for --detail and the exports."),
     value_range: Optional[str] = typer.Option(None, "--range", metavar="LO,HI", help="With --logits exhaustive: only the floats in [LO, HI] (--range=-100,100)."),
-    workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use (default: every core)."),
+    workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use; 0 means every core.", show_default=False),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Rows per backend call, the last call filled by repeating cases (default: all the cases in one call); results can depend on it."),
     max_ulp: float = MaxUlpOpt,
@@ -187,13 +270,25 @@ def loss(
         return
     out = render.console()
     for (e, q), g in summ.groupby(["experiment", "quantity"], sort=False):
-        render.show(g, f"{e} {q}: error against the oracle (ulps in the result's dtype)",
-                    columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
+        if full:
+            for b, gb in g.groupby("backend", sort=False):
+                render.show(gb, f"{e} {q}, {b}: error against the oracle (ulps in the coarser of dtype and "
+                            "result dtype)", out=out, keys=["method", "dtype"],
+                            columns=[c for c in exp.SUMMARY_TERMINAL_COLUMNS if c != "backend"])
+        else:
+            render.show(exp.compact(g), f"{e} {q}: where each method first fails; max ulp", out=out,
+                        keys=["method"])
         if detail:
             rows = df[(df.experiment == e) & (df.quantity == q)]
             what = f"the worst {keep} cases per method" if streaming else "every case"
-            render.show(rows, f"{e} {q}: {what}", columns=exp.DETAIL_TERMINAL_COLUMNS, out=out)
-    out.print("\n".join(exp.verdict(summ)), highlight=False)
+            for b, gb in rows.groupby("backend", sort=False):
+                render.show(gb, f"{e} {q}, {b}: {what}", out=out, keys=["method", "dtype"],
+                            columns=[c for c in exp.DETAIL_TERMINAL_COLUMNS if c != "backend"])
+    # the verdict says per dtype what the compact tables show; their legend instead
+    if full:
+        render.say(out, exp.verdict(summ))
+    else:
+        render.say(out, exp.COMPACT_LEGEND, phrases=False)
 
 
 @app.command()
@@ -223,8 +318,8 @@ def report(
         bar.close()
     written = rp.write(rep, out)
     con = render.console()
-    con.print("\n".join(f"{k}: {v}" for k, v in rep.headlines.items()), highlight=False)
-    con.print(f"wrote {len(written)} files to {out}/ (open {out}/REPORT.md)", highlight=False)
+    render.say(con, [f"{k}: {v}" for k, v in rep.headlines.items()])
+    render.say(con, f"wrote {len(written)} files to {out}/ (open {out}/REPORT.md)")
 
 
 @app.command()
@@ -263,10 +358,11 @@ def train(
         return
     out = render.console()
     if detail:
-        render.show(exp.for_terminal(df), "train: every epoch", columns=exp.TERMINAL_COLUMNS, out=out)
+        render.show(exp.for_terminal(df), "train: every epoch", columns=exp.TERMINAL_COLUMNS, out=out,
+                    keys=["variant", "policy", "epoch"])
     render.show(exp.for_terminal(summ), f"train: digits network, {epochs} epochs per variant × policy (seed {seed})",
-                columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
-    out.print("\n".join(exp.verdict(summ)), highlight=False)
+                columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out, keys=["variant", "policy"])
+    render.say(out, exp.verdict(summ))
 
 
 def _need_tensorflow() -> None:

@@ -1,7 +1,7 @@
 """Logit sets for the loss experiments: extreme, sweep, random, exhaustive, a list, or a file.
 
 Every set is built per target dtype and returned *as rounded to that dtype* (stored in float64,
-which holds every float16/bfloat16/float32 value exactly), so that an error measured later is the
+which holds every float8/float16/bfloat16/float32 value exactly), so that an error measured later is the
 computation's, not the input's rounding.
 """
 from __future__ import annotations
@@ -37,14 +37,15 @@ MAX_ELEMENTS = 2**28
 
 def extreme(dt: DType) -> np.ndarray:
     """The documented fixed set: 0, ±1, ±10, ±17, ±30, just below/above each exp overflow
-    threshold, ±100, ±1000, ±1e4 and ±max — rounded to ``dt``, duplicates removed."""
+    threshold (float16's, float32's, float64's and ``dt``'s own), ±100, ±1000, ±1e4 and ±max —
+    rounded to ``dt``, duplicates and values beyond ``dt``'s range removed."""
     mags = list(EXTREME_MAGNITUDES) + [dt.max]
-    for name in OVERFLOW_DTYPES:
-        t = REGISTRY[name].exp_overflow
+    for t in [REGISTRY[name].exp_overflow for name in OVERFLOW_DTYPES] + [dt.exp_overflow]:
         below = dt.cast(t).astype(np.float64)
         if below > t:
             below = np.nextafter(dt.cast(t), dt.cast(0.0)).astype(np.float64)
-        above = np.nextafter(dt.cast(below), dt.cast(np.inf)).astype(np.float64)
+        # towards max, not inf: a format without infinities has no inf to step towards
+        above = np.nextafter(dt.cast(below), dt.cast(dt.max)).astype(np.float64)
         mags += [float(below), float(above)]
     mags = dt.cast(np.array(mags)).astype(np.float64)
     mags = mags[np.isfinite(mags)]
@@ -76,12 +77,13 @@ def random(dt: DType, points: int, seed: int) -> np.ndarray:
 
 
 def exhaustive(dt: DType) -> np.ndarray:
-    """Every finite value of a 16-bit format (65,536 bit patterns less the nans and infinities)."""
-    if dt.bits != 16:
-        raise InputError(f"--logits exhaustive covers float16 and bfloat16, not {dt.name}; "
+    """Every finite value of an 8- or 16-bit format (the 256 or 65,536 bit patterns less the nans
+    and infinities; both zeros where the format has −0)."""
+    if dt.bits > 16:
+        raise InputError(f"--logits exhaustive covers float16 and bfloat16 and the 8-bit formats, not {dt.name}; "
                          "use --logits random --points N for wider formats")
     with np.errstate(invalid="ignore"):  # bfloat16's signalling-nan patterns raise 'invalid' when widened
-        v = np.arange(2**16, dtype=np.uint16).view(dt.type).astype(np.float64)
+        v = np.arange(2**dt.bits, dtype=np.uint64).astype(dt.uint).view(dt.type).astype(np.float64)
     return v[np.isfinite(v)]
 
 

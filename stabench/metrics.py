@@ -3,24 +3,32 @@
 Knows nothing about experiments. Every function takes whole arrays; nan, ±inf, subnormals and ±0
 are ordinary inputs and never drop out.
 
-Conventions (documented once, here and in the README):
+Conventions (documented once, here and in docs/measures.md). "exact" is the reference hi + lo
+(double-double; for tiny hi also the scaled residual ``tail``, see :data:`TAIL_BELOW`); ``dtype``
+is the dtype errors are counted in (callers pass :func:`coarser` of the requested and the result
+dtype, so an upcast result is judged in the precision that was asked for):
 
-- ``abs_error`` = |value − reference|, the reference carried as float64 plus an optional float64
-  residual ``reference_lo`` (double-double), so float64 results are measured below their own ulp.
-- ``rel_error`` = abs_error / |reference|; 0 when both are 0, inf when only the reference is 0.
-- ``ulp_error`` = abs_error / ulp(reference) in the value's dtype, glibc-style (``dtypes.DType.ulp``).
-  It is +inf where the value is nan or ±inf and the reference is finite (the error has no count;
-  ``status`` says which failure it is), so a max() ranks failures worst.
-- ``bits_error`` = log2(1 + number of floats between the value and the reference rounded to the
-  value's dtype), as Herbie defines it; ±0 count as the same float; nan against a non-nan
-  reference is the format's width (16, 32 or 64), Herbie's maximum.
-- ``status``: see :data:`STATUSES`.
+- ``abs_error`` = |value − exact| in float64.
+- ``rel_error`` = abs_error / |exact|; 0 wherever abs_error is 0 (nan against nan, inf against the
+  same inf), inf when only the reference is 0, nan wherever abs_error is nan (a nan value against a
+  number, a number against a nan reference).
+- ``ulp_error`` = |value − exact| / ulp(exact) in ``dtype``, glibc-style (``dtypes.DType.ulp``),
+  the ulp taken from the exact value (half of ulp(hi) where hi is a power of two the exact value
+  lies just below) and computed on scaled values for tiny references (exact down to float64's
+  subnormals). It is +inf where the value is nan or ±inf and the reference is finite (the error has
+  no count; ``status`` says which failure it is), so a max() ranks failures worst.
+- ``bits_error`` = log2(1 + number of floats of ``dtype`` between the value and the exact reference
+  correctly rounded to ``dtype``), as Herbie defines it; ±0 count as the same float; nan against a
+  non-nan reference is the format's width (8, 16, 32 or 64), Herbie's maximum. In a
+  format without infinities, a reference beyond its range counts as one step beyond ±max.
+- ``status``: see :data:`STATUSES`; ``exact`` means the value (rounded to ``dtype``) is the exact
+  reference correctly rounded to ``dtype``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .dtypes import DType
+from .dtypes import DType, get
 
 #: Status names, in code order. The first six come from :func:`compare`; the last two are set by
 #: experiments (an input that has no defined answer; a framework that refused the dtype).
@@ -30,7 +38,7 @@ STATUS_DOCS = {
     "ok": "finite, within --max-ulp ulps of the reference",
     "inaccurate": "more than --max-ulp ulps from the reference (or the reference is nan or ±inf and the value differs)",
     "underflow": "the value is 0 where the reference rounds to a nonzero value of the dtype",
-    "overflow": "the value is ±inf where the reference is finite",
+    "overflow": "the value is ±inf where the reference is finite; in a format without infinities (float8_e4m3fn, fnuz), nan where the reference rounds beyond the format's max",
     "nan-result": "the value is nan where the reference is not nan (not named `nan`, which CSV readers take for a missing value)",
     "invalid-input": "the input itself is nan or ±inf (given by the user); the row is run and kept",
     "unsupported": "the framework refused this dtype; the error text is in the row",
@@ -47,9 +55,18 @@ def ordinal(x: np.ndarray, dtype: DType) -> tuple[np.ndarray, np.ndarray]:
     Returns (negative, magnitude): consecutive floats of one sign differ by 1 in magnitude, and
     +0 and −0 both have magnitude 0. Works on the raw bit patterns, so it is exact for every format.
     """
-    bits = np.ascontiguousarray(dtype.cast(x)).view(dtype.uint).astype(np.uint64)
+    c = np.ascontiguousarray(dtype.cast(x))
+    bits = c.view(dtype.uint).astype(np.uint64)
     sign_bit = np.uint64(1) << np.uint64(dtype.bits - 1)
-    return (bits & sign_bit) != 0, bits & ~sign_bit
+    negative, magnitude = (bits & sign_bit) != 0, bits & ~sign_bit
+    if not dtype.has_inf:
+        # No infinities (float8_e4m3fn, fnuz): ±inf and overflowing x round to nan (fnuz's nan is
+        # 0x80, which would read as −0); count them one step beyond ±max, as an infinity would be.
+        x = np.asarray(x, dtype=np.float64)
+        over = np.isnan(c.astype(np.float64)) & ~np.isnan(x)
+        top = np.uint64(int(np.asarray(dtype.cast(dtype.max)).view(dtype.uint)) + 1)
+        negative, magnitude = np.where(over, np.signbit(x), negative), np.where(over, top, magnitude)
+    return negative, magnitude
 
 
 def floats_between(a: np.ndarray, b: np.ndarray, dtype: DType) -> np.ndarray:
@@ -65,19 +82,114 @@ def floats_between(a: np.ndarray, b: np.ndarray, dtype: DType) -> np.ndarray:
     return d.astype(np.float64)
 
 
-def compare(value, reference, dtype: DType, *, reference_lo=None, max_ulp: float = DEFAULT_MAX_ULP) -> dict:
-    """Error measures of ``value`` (results in ``dtype``) against ``reference`` (float64 arrays).
+#: Where a reference is this small (|hi| < 2^-968), a float64 residual ``lo`` would fall among the
+#: subnormals and lose its low bits; the oracle then also gives the residual scaled up:
+#: ``tail`` = RN((exact − hi)·2^TAIL_SHIFT), and :func:`compare` measures those rows scaled.
+TAIL_BELOW = 2.0 ** -968
+TAIL_SHIFT = 600
 
-    Returns a dict of arrays: ``abs_error``, ``rel_error``, ``ulp_error``, ``bits_error`` (float64)
-    and ``status`` (uint8 codes into :data:`STATUSES`).
+
+def _as_dtype(dtype) -> DType:
+    """A :class:`DType`, or a registered dtype name (``"float32"``)."""
+    return dtype if isinstance(dtype, DType) else get(str(dtype))
+
+
+def coarser(requested, result) -> DType:
+    """The dtype errors are counted in: the coarser (fewer significand bits) of the dtype the
+    computation was asked to run in and the dtype its result came back in.
+
+    A framework that upcasts (Keras Loss classes return float32 for float16 inputs) is judged by the
+    yardstick of the precision it was asked for, not by the finer one it returned.
     """
+    from .dtypes import coarser as _coarser
+
+    return _coarser(_as_dtype(requested), _as_dtype(result))
+
+
+def _ulp_of_exact(dtype: DType, hi, low_sign) -> np.ndarray:
+    """ulp in ``dtype`` of the exact value hi + lo, where ``low_sign`` is the sign of lo.
+
+    hi = RN64(exact) can be a power of two that the exact value lies just below (−(1 − 6.6e-17)
+    rounds to −1.0): the exact value then sits in the binade below, whose ulp is half as large
+    (never below the smallest subnormal).
+    """
+    u = dtype.ulp(hi)
+    with np.errstate(invalid="ignore"):
+        m, _ = np.frexp(hi)
+        below = (np.abs(m) == 0.5) & (low_sign != 0) & (low_sign != np.sign(hi))
+    return np.where(below, np.maximum(u / 2, dtype.smallest_subnormal), u)
+
+
+def round_exact(hi, lo, dtype: DType) -> np.ndarray:
+    """RN_dtype(hi + lo) as float64: the exact reference correctly rounded to ``dtype`` (ties to even).
+
+    ``hi`` = RN64(exact) and ``|lo|`` ≤ half the float64 gap at hi. Rounding hi alone is a double
+    rounding, wrong where hi is exactly halfway between two floats of ``dtype`` while lo ≠ 0 says on
+    which side the exact value lies. So the cast only picks the two floats of ``dtype`` around hi,
+    and the side of their midpoint m decides: sign(hi − m) (exact), or sign(lo) when hi = m. (The
+    result does not depend on the cast rounding correctly: ml_dtypes 0.6 by itself casts float64 →
+    bfloat16 through float32, 1 + 2^-8 + 2^-30 → 1.0 instead of 1.0078125; ``DType.cast`` now
+    avoids that.)
+    For float64, RN(hi + lo) = hi.
+    """
+    hi = np.asarray(hi, dtype=np.float64)
+    lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), hi.shape)
+    if dtype.bits == 64:
+        return hi.copy()
+    with np.errstate(invalid="ignore", over="ignore"):
+        a = dtype.cast(hi)  # one of the two floats of dtype around hi (possibly the farther one)
+        a64 = a.astype(np.float64)
+        # toward ±max, not ±inf: formats without infinities would read inf as nan
+        toward = dtype.cast(np.where(hi >= a64, dtype.max, -dtype.max))
+        b64 = np.nextafter(a, toward).astype(np.float64)  # the other one
+        c1, c2 = np.minimum(a64, b64), np.maximum(a64, b64)
+        m = (c1 + c2) / 2  # exact: two neighbours of a narrower format
+        s = hi - m  # exact: hi lies between c1 and c2
+        side = np.where(s != 0, np.sign(s), np.sign(lo))
+        even1 = ordinal(c1, dtype)[1] % 2 == 0
+        tie = np.where(even1, c1, c2)
+        out = np.where(side > 0, c2, np.where(side < 0, c1, tie))
+        # beyond the largest finite float: past the threshold max + ulp(max)/2 the exact value
+        # overflows (±inf here: one step beyond ±max on the float line, also in formats without
+        # infinities); at it, lo decides, or for lo = 0 the tie to even (dtype.overflows)
+        t = dtype.overflow_threshold
+        at = (np.abs(hi) == t) & (lo != 0)
+        over = np.where(at, np.sign(lo) == np.sign(hi), dtype.overflows(hi))
+        big = np.abs(hi) > dtype.max
+        out = np.where(big, np.where(over, np.sign(hi) * np.inf, np.sign(hi) * dtype.max), out)
+        return np.where(np.isfinite(hi), out, hi)
+
+
+def measure(value, reference, dtype, *, reference_lo=None, reference_tail=None,
+            max_ulp: float = DEFAULT_MAX_ULP) -> dict:
+    """Error measures of ``value`` against the exact reference ``reference + reference_lo``,
+    counted in ``dtype`` (a :class:`DType` or its name); statuses as uint8 codes into
+    :data:`STATUSES` (:func:`compare` gives names).
+
+    ``reference_tail`` (optional): the residual scaled by 2^TAIL_SHIFT (see :data:`TAIL_BELOW`);
+    where given (finite) and |reference| < TAIL_BELOW, ulp_error and rel_error are computed on
+    values scaled by 2^TAIL_SHIFT, so float64 results near the bottom of the range keep every bit of
+    their error. The ulp is that of the exact value, not of hi: the two differ where hi is a power
+    of two the exact value lies just below.
+    """
+    dtype = _as_dtype(dtype)
     v = np.asarray(value).astype(np.float64)
     r = np.asarray(reference, dtype=np.float64)
     v, r = np.broadcast_arrays(v, r)
     lo = np.zeros_like(r) if reference_lo is None else np.broadcast_to(np.asarray(reference_lo, np.float64), r.shape)
+    lo = np.where(np.isfinite(lo), lo, 0.0)
     nan_v, nan_r = np.isnan(v), np.isnan(r)
     fin_v, fin_r = np.isfinite(v), np.isfinite(r)
     with np.errstate(all="ignore"):
+        if reference_tail is None:
+            tiny = np.zeros(r.shape, dtype=bool)
+            tail = np.zeros_like(r)
+        else:
+            tail = np.broadcast_to(np.asarray(reference_tail, np.float64), r.shape)
+            tiny = np.isfinite(tail) & fin_r & (np.abs(r) < TAIL_BELOW)
+            tail = np.where(tiny, tail, 0.0)
+        scale = 2.0 ** TAIL_SHIFT
+        low_sign = np.where(tiny, np.sign(tail), np.sign(lo))
         diff = (v - r) - lo
         abs_error = np.abs(diff)
         same_inf = ~fin_v & ~fin_r & ~nan_v & ~nan_r & (v == r)
@@ -85,14 +197,24 @@ def compare(value, reference, dtype: DType, *, reference_lo=None, max_ulp: float
         abs_error = np.where(~fin_v & fin_r & ~nan_v, np.inf, abs_error)
         abs_error = np.where(fin_v & ~fin_r & ~nan_r, np.inf, abs_error)
         mag = np.abs(r + lo)
+        ulp = _ulp_of_exact(dtype, r, low_sign)
+        ulp_error = abs_error / ulp
         rel_error = np.where(mag == 0, np.where(abs_error == 0, 0.0, np.inf), abs_error / mag)
-        rel_error = np.where(same_inf, 0.0, rel_error)
-        ulp_error = abs_error / dtype.ulp(r)
+        # tiny references: the same measures on values scaled by 2^TAIL_SHIFT (exact: powers of two)
+        vs = v * scale
+        scaled = tiny & np.isfinite(vs)
+        diff_s = np.abs((vs - r * scale) - tail)
+        ulp_error = np.where(scaled, diff_s / (ulp * scale), ulp_error)
+        mag_s = np.abs(r * scale + tail)
+        rel_error = np.where(scaled & (mag_s != 0), diff_s / mag_s, rel_error)
+        # one rule for every row: no error, no relative error; an unknown error, an unknown ratio
+        rel_error = np.where(abs_error == 0, 0.0, rel_error)
+        rel_error = np.where(np.isnan(abs_error), np.nan, rel_error)
         ulp_error = np.where(same_inf | (nan_v & nan_r), 0.0, ulp_error)
         failed = (nan_v & ~nan_r) | (~nan_v & nan_r) | (~fin_v & fin_r) | (fin_v & ~fin_r & ~nan_r)
         ulp_error = np.where(failed, np.inf, ulp_error)
 
-        r_rounded = dtype.cast(r).astype(np.float64)
+        r_rounded = round_exact(r, np.where(tiny, tail, lo), dtype)
         ok_pair = ~nan_v & ~nan_r
         steps = floats_between(np.where(ok_pair, v, 0.0), np.where(ok_pair, r_rounded, 0.0), dtype)
         bits_error = np.log2(1.0 + steps)
@@ -107,6 +229,8 @@ def compare(value, reference, dtype: DType, *, reference_lo=None, max_ulp: float
     status[nan_r & nan_v] = EXACT
     status[nan_r & ~nan_v] = INACCURATE
     status[nan_v & ~nan_r] = NAN
+    if not dtype.has_inf:  # nan is how these formats overflow: where the reference is beyond max, say so
+        status[nan_v & np.isinf(r_rounded)] = OVERFLOW
     return {
         "abs_error": abs_error,
         "rel_error": rel_error,
@@ -116,9 +240,31 @@ def compare(value, reference, dtype: DType, *, reference_lo=None, max_ulp: float
     }
 
 
+def compare(value, reference, dtype, *, reference_lo=None, reference_tail=None,
+            max_ulp: float = DEFAULT_MAX_ULP) -> dict:
+    """Error measures of ``value`` against ``reference`` (+ ``reference_lo``), counted in ``dtype``
+    (a :class:`DType` or a name such as ``"float32"``).
+
+    Returns a dict of arrays: ``abs_error``, ``rel_error``, ``ulp_error``, ``bits_error`` (float64)
+    and ``status`` (names from :data:`STATUSES`; :func:`measure` gives the same with uint8 codes).
+
+    >>> compare([1.0009765625], [1.0], "float16")["status"].tolist()
+    ['ok']
+    """
+    m = measure(value, reference, dtype, reference_lo=reference_lo, reference_tail=reference_tail,
+                max_ulp=max_ulp)
+    m["status"] = status_names(m["status"])
+    return m
+
+
 def status_names(codes) -> np.ndarray:
-    """Status codes → names (an object array of str)."""
-    return np.asarray(STATUSES, dtype=object)[np.asarray(codes, dtype=np.intp)]
+    """Status codes → names (an object array of str); names pass through unchanged (also in an
+    object array that mixes names and codes, e.g. names from :func:`compare` with a code set after)."""
+    arr = np.asarray(codes)
+    if arr.dtype.kind in "OUS":
+        flat = [STATUSES[int(x)] if isinstance(x, (int, np.integer)) else str(x) for x in arr.ravel()]
+        return np.array(flat, dtype=object).reshape(arr.shape)
+    return np.asarray(STATUSES, dtype=object)[arr.astype(np.intp)]
 
 
 def correct_digits(rel_error, dtype: DType) -> np.ndarray:

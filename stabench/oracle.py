@@ -76,6 +76,8 @@ import math
 
 import numpy as np
 
+from .metrics import TAIL_BELOW, TAIL_SHIFT
+
 #: Stated relative error bound of the fast (float64 numpy) path; see the module docstring. Below
 #: float64's smallest normal number (2^-1022) the bound is absolute: FAST_PATH_MAX_REL_ERROR·2^-1022.
 FAST_PATH_MAX_REL_ERROR: float = 1e-13
@@ -106,6 +108,19 @@ _SCALE_EXP = 1024
 # ---------------------------------------------------------------------------------------------
 # float64 building blocks (fast path)
 # ---------------------------------------------------------------------------------------------
+
+class Pair(tuple):
+    """A reference as the pair ``(hi, lo)`` (unpacks like a 2-tuple) with one more array, ``tail``:
+    where |hi| < ``metrics.TAIL_BELOW`` and the precise path computed the element, the residual
+    scaled up, RN((exact − hi)·2^TAIL_SHIFT); nan elsewhere. Pass it to
+    ``metrics.compare(..., reference_tail=pair.tail)`` to measure float64 results near the bottom
+    of the range exactly (``lo`` there is rounded onto float64's subnormal grid)."""
+
+    def __new__(cls, hi, lo, tail=None):
+        obj = super().__new__(cls, (hi, lo))
+        obj.tail = tail
+        return obj
+
 
 def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """s = fl(a + b) and the exact rounding error e = (a + b) − s (Knuth's TwoSum, no branch).
@@ -179,7 +194,9 @@ def _round_mpf(x) -> float:
 def _ziv(evaluate) -> list[tuple[float, float]]:
     """Run ``evaluate(prec)`` -> [(value, abs_error_bound), ...] at rising precision (Ziv's loop).
 
-    Returns [(hi, lo), ...] with hi = RN(value) and lo = RN(value − hi) (lo = 0 when hi is ±inf),
+    Returns [(hi, lo, tail), ...] with hi = RN(value) and lo = RN(value − hi) (lo = 0 when hi is ±inf),
+    and, where |hi| < ``metrics.TAIL_BELOW``, tail = RN((value − hi)·2^TAIL_SHIFT) (nan elsewhere):
+    lo falls among float64's subnormals there and keeps too few bits to measure a float64 result,
     from the first precision at which, for every quantity, both roundings are decided: the whole
     interval [value − err, value + err] gives the same hi, and the same lo. Both are then the
     correctly rounded values of the exact quantity. If the last precision still leaves one undecided
@@ -196,20 +213,25 @@ def _ziv(evaluate) -> list[tuple[float, float]]:
         for v, err in evaluate(prec):
             hi = _round_mpf(v)
             decided = decided and rounds_alike(v, err)
+            tail = math.nan
             if math.isinf(hi):
                 lo = 0.0
             else:
                 rest = mpmath.fsub(v, mpmath.mpf(hi), exact=True)
                 lo = _round_mpf(rest)
                 decided = decided and rounds_alike(rest, err)
-            out.append((hi, lo))
+                if abs(hi) < TAIL_BELOW:
+                    scaled = mpmath.ldexp(rest, TAIL_SHIFT)
+                    tail = _round_mpf(scaled)
+                    decided = decided and rounds_alike(scaled, mpmath.ldexp(err, TAIL_SHIFT))
+            out.append((hi, lo, tail))
         if decided:
             break
     return out
 
 
-def _bce_precise_one(z: float, y: float) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(loss, grad) of one finite BCE element, each as (hi, lo), by mpmath and Ziv's loop."""
+def _bce_precise_one(z: float, y: float) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(loss, grad) of one finite BCE element, each as (hi, lo, tail), by mpmath and Ziv's loop."""
     import mpmath
 
     def evaluate(prec):
@@ -235,8 +257,8 @@ def _bce_precise_one(z: float, y: float) -> tuple[tuple[float, float], tuple[flo
     return loss, grad
 
 
-def _softmax_precise_row(z: np.ndarray, k: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(loss, grad) of one finite softmax row with label k, each as (hi, lo), by mpmath."""
+def _softmax_precise_row(z: np.ndarray, k: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(loss, grad) of one finite softmax row with label k, each as (hi, lo, tail), by mpmath."""
     import mpmath
 
     n = z.size
@@ -298,10 +320,11 @@ def bce(z: np.ndarray, y: np.ndarray, precise: bool) -> dict[str, tuple[np.ndarr
     valid = np.isfinite(z) & np.isfinite(y)
     loss_hi, loss_lo = np.full(z.shape, np.nan), np.full(z.shape, np.nan)
     grad_hi, grad_lo = np.full(z.shape, np.nan), np.full(z.shape, np.nan)
+    loss_t, grad_t = np.full(z.shape, np.nan), np.full(z.shape, np.nan)  # see Pair.tail
 
     if precise:
         for i in np.flatnonzero(valid):
-            (loss_hi[i], loss_lo[i]), (grad_hi[i], grad_lo[i]) = _bce_precise_one(float(z[i]), float(y[i]))
+            (loss_hi[i], loss_lo[i], loss_t[i]), (grad_hi[i], grad_lo[i], grad_t[i]) = _bce_precise_one(float(z[i]), float(y[i]))
     else:
         zz, yy = np.where(valid, z, 0.0), np.where(valid, y, 0.0)
         with np.errstate(all="ignore"):
@@ -317,17 +340,23 @@ def bce(z: np.ndarray, y: np.ndarray, precise: bool) -> dict[str, tuple[np.ndarr
             sig_pos, sig_neg = np.where(pos, big, small), np.where(pos, small, big)
             ga, gb = one_m_y * sig_pos, yy * sig_neg
             grad = ga - gb
+            # Where σ(|z|) = 1/(1 + e) rounds to 1 (e < 2^-53), the exact value lies below 1 by
+            # e/(1 + e) ≈ e: keep that residual (which side of a power of two the exact value lies
+            # on decides its ulp; metrics.compare takes the ulp from hi + lo).
+            sat_lo = np.where(big == 1.0, -e, 0.0)
+            g_lo = one_m_y * np.where(pos, sat_lo, 0.0) - yy * np.where(pos, 0.0, sat_lo)
+            g_lo = np.where(np.abs(grad) == 1.0, g_lo, 0.0)
             redo = valid & (_cancels(a, b) | _cancels(ga, -gb))
         loss_hi = np.where(valid, loss, np.nan)
         grad_hi = np.where(valid, grad, np.nan)
         loss_lo = np.where(valid, 0.0, np.nan)
-        grad_lo = np.where(valid, 0.0, np.nan)
+        grad_lo = np.where(valid, g_lo, np.nan)
         for i in np.flatnonzero(redo):
-            (loss_hi[i], loss_lo[i]), (grad_hi[i], grad_lo[i]) = _bce_precise_one(float(z[i]), float(y[i]))
+            (loss_hi[i], loss_lo[i], loss_t[i]), (grad_hi[i], grad_lo[i], grad_t[i]) = _bce_precise_one(float(z[i]), float(y[i]))
 
     return {
-        "loss": (loss_hi.reshape(shape), loss_lo.reshape(shape)),
-        "grad": (grad_hi.reshape(shape), grad_lo.reshape(shape)),
+        "loss": Pair(loss_hi.reshape(shape), loss_lo.reshape(shape), loss_t.reshape(shape)),
+        "grad": Pair(grad_hi.reshape(shape), grad_lo.reshape(shape), grad_t.reshape(shape)),
     }
 
 
@@ -350,8 +379,9 @@ def _check_softmax_inputs(logits, labels) -> tuple[np.ndarray, np.ndarray]:
     return z, lab
 
 
-def _softmax_fast_chunk(z: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fast-path loss and grad for finite rows z (n, K) with labels k (n,)."""
+def _softmax_fast_chunk(z: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fast-path loss, grad and the grad's residual (nonzero only where it rounds to −1) for finite
+    rows z (n, K) with labels k (n,)."""
     n, K = z.shape
     rows = np.arange(n)
     j = np.argmax(z, axis=1)  # first occurrence
@@ -385,9 +415,12 @@ def _softmax_fast_chunk(z: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.nd
     A = np.where(label_is_j, s, 1.0 + er)
     B = np.where(label_is_j, 1.0, eb)
     grad = -A / (A + B)
+    # where −A/(A+B) rounds to −1, the exact value lies above it by B/(A+B): keep that residual
+    grad_lo = np.where(grad == -1.0, B / (A + B), 0.0)
     if K == 1:
         grad = np.zeros(n)  # softmax = 1 exactly (−A/(A+B) would be −0)
-    return loss, grad
+        grad_lo = np.zeros(n)
+    return loss, grad, grad_lo
 
 
 def softmax_ce(logits: np.ndarray, labels: np.ndarray, precise: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -405,21 +438,21 @@ def softmax_ce(logits: np.ndarray, labels: np.ndarray, precise: bool) -> dict[st
     valid = np.isfinite(z).all(axis=1)
     loss_hi, loss_lo = np.full(n, np.nan), np.full(n, np.nan)
     grad_hi, grad_lo = np.full(n, np.nan), np.full(n, np.nan)
+    loss_t, grad_t = np.full(n, np.nan), np.full(n, np.nan)  # see Pair.tail
 
     if precise:
         for r in np.flatnonzero(valid):
-            (loss_hi[r], loss_lo[r]), (grad_hi[r], grad_lo[r]) = _softmax_precise_row(z[r], int(k[r]))
+            (loss_hi[r], loss_lo[r], loss_t[r]), (grad_hi[r], grad_lo[r], grad_t[r]) = _softmax_precise_row(z[r], int(k[r]))
     else:
         idx = np.flatnonzero(valid)
         step = max(1, _CHUNK_ELEMENTS // K)
         with np.errstate(all="ignore"):
             for start in range(0, idx.size, step):
                 sel = idx[start:start + step]
-                loss_hi[sel], grad_hi[sel] = _softmax_fast_chunk(np.ascontiguousarray(z[sel]), k[sel])
+                loss_hi[sel], grad_hi[sel], grad_lo[sel] = _softmax_fast_chunk(np.ascontiguousarray(z[sel]), k[sel])
         loss_lo[valid] = 0.0
-        grad_lo[valid] = 0.0
 
-    return {"loss": (loss_hi, loss_lo), "grad": (grad_hi, grad_lo)}
+    return {"loss": Pair(loss_hi, loss_lo, loss_t), "grad": Pair(grad_hi, grad_lo, grad_t)}
 
 
 # ---------------------------------------------------------------------------------------------

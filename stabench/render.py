@@ -3,6 +3,7 @@ identify them exactly in their own dtype; status cells are coloured; a verdict l
 from __future__ import annotations
 
 import math
+import re
 
 from rich.console import Console
 from rich.table import Table
@@ -39,7 +40,9 @@ def shortest(x: float, dtype: dtypes.DType | None = None) -> str:
         return "nan"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    if dtype is None or dtype.name == "float64" or (x == int(x) and abs(x) < 1e16):
+    # 8-bit values are short in full (2.75, not the 2.8 that also rounds back to it in e4m3fn), and
+    # a float32 result of an upcast in an 8-bit row then keeps all its digits
+    if dtype is None or dtype.name == "float64" or dtype.bits <= 8 or (x == int(x) and abs(x) < 1e16):
         return repr(x)
     target = dtype.cast(x)
     for d in range(1, 18):
@@ -69,38 +72,139 @@ def format_cell(col: str, v, row_dtype: dtypes.DType | None = None) -> str:
     return str(v)
 
 
-def table(df, title: str | None = None, columns: list[str] | None = None) -> Table:
-    """A rich Table of ``df`` (all columns unless ``columns`` is given)."""
-    columns = list(columns or df.columns)
-    t = Table(title=title, title_justify="left", header_style="bold")
-    for c in columns:
-        t.add_column(c, justify="left" if c in ("dtype", "status", "formula", "expression", "method", "form") else "right")
+#: Columns that name a row (repeated at the left of every part when a wide table is folded).
+KEY_COLUMNS = ("experiment", "quantity", "backend", "method", "dtype", "formula", "n", "variant", "policy")
+_LEFT = ("dtype", "status", "formula", "expression", "method", "form", "backend", "variant", "policy",
+         "case_kind", "result_dtype", "first_fail_status", "loss_path", "output_dtype", "loss_dtype")
+
+
+def _texts(df, columns: list[str]) -> dict[str, list]:
     dts = df["dtype"].map(dtypes.REGISTRY.get) if "dtype" in df.columns else [None] * len(df)
     sub = df[columns]
-    for dt, row in zip(dts, sub.itertuples(index=False, name=None)):
-        t.add_row(*[_cell(c, v, dt) for c, v in zip(columns, row)])
-    return t
+    rows = [[_cell(c, v, dt) for c, v in zip(columns, row)]
+            for dt, row in zip(dts, sub.itertuples(index=False, name=None))]
+    return {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+
+
+def _width(text) -> int:
+    from rich.cells import cell_len
+
+    plain = text.plain if isinstance(text, Text) else str(text)
+    return max((cell_len(line) for line in plain.split("\n")), default=0)
+
+
+def _table_width(widths: list[int]) -> int:
+    """Width of a rich table with the default box: "│ cell │ cell │" (3 per column, plus 1)."""
+    return sum(w + 3 for w in widths) + 1
+
+
+def fold(columns: list[str], widths: dict[str, int], width: int, keys: list[str] | None = None) -> list[list[str]]:
+    """Split ``columns`` into groups whose tables fit ``width``, each led by the key columns (the
+    leading columns that name a row), so that no cell is ever cut: a wide table becomes several
+    narrower ones one under the other."""
+    if keys is None:
+        keys = []
+        for c in columns:
+            if c not in KEY_COLUMNS:
+                break
+            keys.append(c)
+    keys = [k for k in keys if k in columns]
+    rest = [c for c in columns if c not in keys]
+    if _table_width([widths[c] for c in columns]) <= width or not rest:
+        return [columns]
+    groups, cur = [], []
+    for c in rest:
+        if cur and _table_width([widths[k] for k in keys + cur + [c]]) > width:
+            groups.append(cur)
+            cur = []
+        cur.append(c)
+    groups.append(cur)
+    return [[c for c in columns if c in keys or c in g] for g in groups]
+
+
+def tables(df, title: str | None = None, columns: list[str] | None = None, width: int = 80,
+           keys: list[str] | None = None, caption: str | None = None) -> list[Table]:
+    """``df`` as one rich Table, or as several (see :func:`fold`) where one would be wider than
+    ``width``. Cells are never cut: every column is as wide as its widest cell."""
+    columns = list(columns or df.columns)
+    texts = _texts(df, columns)
+    widths = {c: max([_width(c)] + [_width(t) for t in texts[c]]) for c in columns}
+    groups = fold(columns, widths, width, keys)
+    out = []
+    for i, group in enumerate(groups):
+        part = title if i == 0 else ("(continued)" if title else None)
+        t = Table(title=part, title_justify="left", header_style="bold",
+                  caption=caption if i == len(groups) - 1 else None, caption_justify="left")
+        for c in group:
+            t.add_column(c, justify="left" if c in _LEFT else "right", no_wrap=True, min_width=widths[c])
+        for r in range(len(df)):
+            t.add_row(*[texts[c][r] for c in group])
+        out.append(t)
+    return out
+
+
+def table(df, title: str | None = None, columns: list[str] | None = None) -> Table:
+    """A rich Table of ``df`` (all columns unless ``columns`` is given), never folded."""
+    return tables(df, title, columns, width=10**6)[0]
 
 
 def console(stderr: bool = False) -> Console:
     """A console for tables (stdout) or messages (stderr).
 
-    Off a terminal (a pipe, a file, a test) rich would assume 80 columns and squeeze the tables;
-    200 keeps every digit.
+    Its width is the terminal's; off a terminal (a pipe, a file, a test) it is ``COLUMNS`` when set,
+    else 80 (rich's rule). Tables fold to fit it (:func:`fold`) and prose wraps at word boundaries
+    (:func:`wrap`), so nothing is cut at any width from about 60 columns up.
     """
-    c = Console(stderr=stderr, soft_wrap=False)
-    if not c.is_terminal:
-        c = Console(stderr=stderr, soft_wrap=False, width=200)
-    return c
+    return Console(stderr=stderr, soft_wrap=False)
+
+
+def wrap(lines: list[str] | str, width: int, phrases: bool = True) -> list[str]:
+    """Wrap verdict lines to ``width`` between phrases (after "; " and ", ", so a phrase such as
+    "naive fails from |z| = 10 (overflow)" is never split), continuation lines indented by two;
+    a phrase longer than a line is wrapped at spaces. ``phrases=False``: plain prose, wrapped at
+    spaces."""
+    import textwrap
+
+    from rich.cells import cell_len
+
+    out = []
+    for line in [lines] if isinstance(lines, str) else lines:
+        if not phrases:
+            out += textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
+            continue
+        rows, cur = [], ""
+        for ph in re.split(r"(?<=[;,]) ", line):
+            cand = f"{cur} {ph}" if cur else ph
+            if cell_len(cand) <= width:
+                cur = cand
+            elif cur and cell_len("  " + ph) <= width:  # the phrase starts the next line, whole
+                rows.append(cur)
+                cur = "  " + ph
+            else:  # a phrase longer than a line: wrapped at spaces, the rest packs on after it
+                w = textwrap.wrap(cand, width, subsequent_indent="  ", break_long_words=False,
+                                  break_on_hyphens=False)
+                rows += w[:-1]
+                cur = w[-1]
+        rows.append(cur)
+        out += rows
+    return out
 
 
 def show(df, title: str | None = None, verdict: list[str] | str | None = None,
-         columns: list[str] | None = None, out: Console | None = None) -> None:
-    """Print ``df`` as a table, then the verdict line(s) under it."""
+         columns: list[str] | None = None, out: Console | None = None, keys: list[str] | None = None,
+         caption: str | None = None) -> None:
+    """Print ``df`` as a table folded to the console's width, then the verdict line(s) under it."""
     out = out or console()
-    out.print(table(df, title, columns))
-    for line in [verdict] if isinstance(verdict, str) else (verdict or []):
-        out.print(line, highlight=False)
+    for t in tables(df, title, columns, width=out.width, keys=keys, caption=caption):
+        out.print(t)
+    say(out, verdict)
+
+
+def say(out: Console, lines: list[str] | str | None, phrases: bool = True) -> None:
+    """Print lines wrapped to the console's width: verdicts between phrases (see :func:`wrap`),
+    prose (``phrases=False``) at spaces."""
+    for line in wrap([lines] if isinstance(lines, str) else (lines or []), out.width, phrases):
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 class ProgressBar:

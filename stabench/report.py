@@ -59,7 +59,8 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     """Run roundoff (with its sweep) and loss (every experiment, backend and dtype, on the extreme
     and sweep logit sets) and render every file of the report in memory.
 
-    ``progress(done, total, label)`` is called after each step.
+    ``progress(done, total, label)`` is called before each step (the label names the step that
+    runs) and at the end.
     """
     dts = [d.name for d in _dtypes.parse_list(dtype_list)]
     backends = loss.parse_backends(backend_list)
@@ -69,9 +70,11 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     steps = ["roundoff", "sigmoid", "softmax"] + (["train"] if with_train else []) + ["plots"]
     total = len(steps)
 
-    def tick(i, label):
+    def tick(i, label):  # i steps done; the label names the step that runs next
         if progress:
-            progress(i, total, label)
+            progress(i, total, steps[i] if i < total else "done")
+
+    tick(0, "roundoff")
 
     t = time.perf_counter()
     ro = roundoff.run(dts, sweep=True, max_exp=4 if quick else 8)

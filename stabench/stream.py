@@ -462,6 +462,17 @@ def _task_len(source: Source, i: int) -> int:
 # tables
 
 
+def bin_upper_edge(u: float) -> float:
+    """The upper edge of the histogram bin holding ulp_error ``u`` (0 for 0, inf for inf/nan):
+    the row path's ``median_ulp_bound``, the same number a streaming run gives."""
+    if u == 0:
+        return 0.0
+    if not math.isfinite(u):
+        return math.inf
+    e = min(max(math.frexp(u)[1], HIST_MIN), HIST_MAX)  # u in [2^(e−1), 2^e)
+    return math.inf if e == HIST_MAX else 2.0 ** e
+
+
 def hist_edges() -> list[tuple[float, float]]:
     """(low, high) ulp_error edges of each histogram bin; (0, 0) is exactly 0, (inf, inf) failures."""
     edges = [(0.0, 0.0)]
@@ -495,14 +506,15 @@ def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.Data
         c = dict(zip(metrics.STATUSES, a.counts.tolist()))
         counted = a.hist[:-1].sum()
         med = math.nan
-        if counted:  # the upper edge of the bin that holds the median of the counted errors
+        if counted:  # the upper edge of the bin holding the median (the upper middle one for even n)
             cum = np.cumsum(a.hist[:-1])
-            j = int(np.searchsorted(cum, (a.n + 1) // 2))
+            j = int(np.searchsorted(cum, a.n // 2 + 1))
             med = edges[j][1] if j < len(edges) - 1 else math.inf
+        # median_ulp itself needs every error: a streaming run keeps none (nan, documented)
         summ.append({
             "experiment": "sigmoid", "quantity": q, "backend": backend, "method": m,
             "form": forms[m], "dtype": plan.dtype, "cases": a.n,
-            "max_ulp": a.max_ulp, "median_ulp": med,
+            "max_ulp": a.max_ulp, "median_ulp": math.nan, "median_ulp_bound": med,
             "worst_logit": a.worst[1] if a.worst else math.nan,
             "nan_result": c["nan-result"], "overflow": c["overflow"], "underflow": c["underflow"],
             "inaccurate": c["inaccurate"], "invalid_input": 0, "unsupported": 0,

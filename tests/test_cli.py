@@ -19,14 +19,16 @@ def test_roundoff_reports_the_numbers():
     r = invoke("roundoff")
     assert r.exit_code == 0, r.output
     lines = {tuple(cells[:2]): cells for cells in (
-        [c.strip() for c in line.split("│")[1:-1]] for line in r.stdout.splitlines() if line.startswith("│"))}
-    # dtype, formula, n, n_in_dtype, value, reference, rel_error, ulp_error, correct_digits, status
-    assert lines[("float16", "cancelled")][4] == "0.0" and lines[("float16", "cancelled")][-1] == "underflow"
-    assert lines[("float16", "direct")][4] == "0.0002" and lines[("float16", "direct")][-1] == "exact"
-    assert lines[("float32", "cancelled")][4] == "0.00020003319"
-    assert lines[("float64", "cancelled")][4] == "0.00019999999999997797"
-    assert "float16: n=10000: direct keeps 3.3 of 3.3 digits, cancelled keeps 0.0 (exactly 0)" in r.stdout
-    assert "float32: n=10000: direct keeps 7.2 of 7.2 digits, cancelled keeps 3.8" in r.stdout
+        [c.strip() for c in line.split("│")[1:-1]] for line in r.stdout.splitlines() if line.startswith("│"))
+        if len(cells) == 5}
+    # the first of the folded tables: dtype, formula, n_in_dtype, value, status
+    assert lines[("float16", "cancelled")][3] == "0.0" and lines[("float16", "cancelled")][-1] == "underflow"
+    assert lines[("float16", "direct")][3] == "0.0002" and lines[("float16", "direct")][-1] == "exact"
+    assert lines[("float32", "cancelled")][3] == "0.00020003319"
+    assert lines[("float64", "cancelled")][3] == "0.00019999999999997797"
+    text = " ".join(r.stdout.split())
+    assert "float16: n=10000: direct keeps 3.3 of 3.3 digits, cancelled keeps 0.0 (exactly 0)" in text
+    assert "float32: n=10000: direct keeps 7.2 of 7.2 digits, cancelled keeps 3.8" in text
 
 
 def test_roundoff_sweep_and_dtype_selection():
@@ -56,7 +58,7 @@ def test_several_exports_at_once(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["roundoff", "--dtype", "float8"], "unknown dtype 'float8'; valid: float16, bfloat16, float32, float64"),
+    (["roundoff", "--dtype", "float7"], "unknown dtype 'float7'; valid: float8_e4m3fn, float8_e5m2,"),
     (["roundoff", "--n", "0"], "n must be an integer between 1 and"),
     (["roundoff", "--n", "1.5"], "Invalid value for '--n'"),
     (["roundoff", "--csv", "/nonexistent-dir/x.csv"], "folder '/nonexistent-dir' does not exist"),
@@ -112,16 +114,17 @@ def table_rows(text):
 def test_loss_float16_summary_numbers():
     r = invoke("loss", "--dtype", "float16", "--backend", "numpy")
     assert r.exit_code == 0, r.output
-    rows = {(c[1], c[3]): c for c in table_rows(r.stdout) if c[0] == "numpy"}
-    # backend, method, form, dtype, cases, max_ulp, median_ulp, worst_logit, nan, overflow, underflow,
-    # inaccurate, first_fail_abs_logit, first_fail_status — the sigmoid loss table comes first
-    first = table_rows(r.stdout)[:2]
-    naive, fused = first
-    assert naive[1] == "naive" and naive[5] == "inf" and naive[12] == "10.0"
-    assert fused[1] == "fused" and float(fused[5]) <= 1.0 and fused[12] == "nan"
-    assert "sigmoid loss float16: naive fails from |z| = 10" in r.stdout
-    assert "fused-log1p ≤" in r.stdout
-    assert rows
+    # compact view: method, then per dtype "first failing |z| status" over "max ulp"; sigmoid loss first
+    rows = table_rows(r.stdout)
+    i = next(k for k, c in enumerate(rows) if c[0] == "naive")
+    assert rows[i] == ["naive", "10 und"] and rows[i + 1] == ["", "inf"]
+    assert rows[i + 2] == ["fused", "—"] and float(rows[i + 3][1]) <= 1.0
+    r = invoke("loss", "--dtype", "float16", "--backend", "numpy", "--full")
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert "sigmoid loss float16: naive fails from |z| = 10" in text
+    assert "fused-log1p ≤" in text
+    assert "first_fail_abs_logit" in text
 
 
 def test_loss_detail_and_csv(tmp_path):
@@ -134,7 +137,9 @@ def test_loss_detail_and_csv(tmp_path):
     row = df[(df.method == "naive") & (df.quantity == "loss") & (df.logit == -1000)].iloc[0]
     assert row.value == float("inf") and row.status == "overflow"
     assert "# seed: 5" in open(out).read()
-    assert any(c[5] == "-1000.0" and c[-1] == "overflow" for c in table_rows(r.stdout))
+    # the detail table folds: method, dtype, result_dtype, case_kind, logit, label, value | … status
+    assert any(len(c) == 7 and c[0] == "naive" and c[4] == "-1000.0" and c[-1] == "inf" for c in table_rows(r.stdout))
+    assert any(c[0] == "naive" and c[-1] == "overflow" for c in table_rows(r.stdout))
 
 
 @pytest.mark.parametrize("args, message", [

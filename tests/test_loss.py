@@ -102,7 +102,7 @@ def test_summary_first_failure_and_counts():
     # the extreme set's first |z| past 1 is 10: σ(10) rounds to 1 in float16 (so does σ(8))
     assert naive.first_fail_abs_logit == 10.0
     assert naive.first_fail_status in loss.FAILURES
-    assert naive.overflow > 0 and naive.nan > 0
+    assert naive.overflow > 0 and naive.nan_result > 0
     assert s.loc[("loss", "fused")].max_ulp <= 1.0
     assert math.isnan(s.loc[("loss", "fused")].first_fail_abs_logit)
 

@@ -54,9 +54,43 @@ def test_bfloat16_rounds_n_itself():
 
 
 def test_huge_n_in_float16_is_measured_not_dropped():
+    # issue 11 item 5: n = 10^5 overflows float16, so the program cannot hold its input:
+    # the rows are kept (value, exact reference) but invalid-input and not scored
     df = roundoff.run(["float16"], n=100_000)
-    d = row(df, "float16", "direct", 100_000)
-    assert d.n_in_dtype == np.inf and d.value == 0.0 and d.status == "underflow"
+    for formula in ("direct", "cancelled"):
+        d = row(df, "float16", formula, 100_000)
+        assert d.n_in_dtype == np.inf and d.value == 0.0 and d.status == "invalid-input"
+        assert d.reference == 2e-5 and np.isnan(d.ulp_error) and d.correct_digits == 0.0
+    # 10^8 used to read "exact with 0 digits"; n rounded but finite stays a valid input
+    s = roundoff.run(["float16", "bfloat16"], sweep=True, max_exp=8)
+    assert set(s[(s.dtype == "float16") & (s.n >= 10**5)].status) == {"invalid-input"}
+    assert "invalid-input" not in set(s[s.dtype == "bfloat16"].status)
+    b = row(s, "bfloat16", "direct", 10**8)
+    assert b.n_in_dtype == 100139008.0 and b.status == "exact"
+    # n's own rounding is part of the program's error: 10^7 → 10,027,008 puts 2/n 0.75 ulp off
+    b7 = row(s, "bfloat16", "direct", 10**7)
+    assert b7.n_in_dtype == 10027008.0 and b7.status == "ok" and 0.7 < b7.ulp_error < 0.8
+
+
+def test_roundoff_runs_through_the_expr_engine():
+    """One engine: the roundoff rows equal `stabench expr` on the same literals, and the engine's
+    reference equals the rational 2/n exactly (hi and lo)."""
+    from stabench.experiments import expr
+
+    df = roundoff.run(None, sweep=True, max_exp=18)
+    p = expr.plan(["direct: 2/1000", "cancelled: (1 + 1/1000) - (1 - 1/1000)"])
+    rows = expr.run(p)
+    for r in rows.itertuples():
+        o = row(df, r.dtype, r.form, 1000)
+        for c in ("value", "reference", "abs_error", "rel_error", "ulp_error", "bits_error", "status"):
+            assert getattr(o, c) == getattr(r, c), (r.dtype, r.form, c)
+    ns = sorted(set(df.n))
+    hi, lo = roundoff._reference(ns)
+    for k, h, l in zip(ns, hi, lo):
+        d = df[(df.n == k) & (df.formula == "direct")]
+        assert (d.reference == h).all()
+        m = expr.measure(expr.parse(f"2/{k}"), roundoff._dtypes.get("float64"), {})
+        assert m["reference"][0] == h and m["reference_lo"][0] == l
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2**63, 1.5, True])

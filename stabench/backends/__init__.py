@@ -78,6 +78,9 @@ class Output:
     loss: np.ndarray
     grad: np.ndarray | None = None
     variants: dict = field(default_factory=dict)
+    #: Why ``grad`` is None although a gradient was asked for (e.g. TF's tape gives no gradient
+    #: with respect to a float8 tensor): the grad rows are then ``unsupported`` with this text.
+    grad_error: str = ""
 
 
 class Unsupported(Exception):

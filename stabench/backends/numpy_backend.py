@@ -1,17 +1,25 @@
 """numpy backend: the textbook formulas, written as people write them, evaluated in the target dtype.
 
-numpy computes float16 (and ml_dtypes computes bfloat16) elementwise functions by widening to
-float32 and rounding the result back; sums reduce in the array's own dtype. That is what is measured.
+numpy computes float16 (and ml_dtypes computes bfloat16 and the float8 formats) elementwise
+functions by widening to float32 and rounding the result back, one rounding per operation; sums
+reduce in the array's own dtype (ml_dtypes' float8 sums add one term at a time, rounding each
+partial sum to the format). That is what is measured: every operation runs "in the format".
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import DType
+from ..dtypes import REGISTRY, DType
 from . import Method, Output, SigmoidCases, SoftmaxCases
 
 NAME = "numpy"
 FRAMEWORK = "numpy"
+
+#: The variant name of the mixed-precision execution (inputs in the format, arithmetic in float32).
+UPCAST = "upcast-float32"
+#: Formats of at most this width also run the upcast variant.
+UPCAST_MAX_BITS = 8
+_FLOAT32 = REGISTRY["float32"]
 
 _METHODS = {
     "sigmoid": [
@@ -38,11 +46,19 @@ def versions() -> dict:
 
 
 def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
-    """Loss (and gradient) of every case at once, in ``dtype``."""
+    """Loss (and gradient) of every case at once, in ``dtype``.
+
+    For an 8-bit format the same formula also runs as mixed precision does it
+    (``variants["upcast-float32"]``): the logits arrive in ``dtype`` (the cases hold them exactly)
+    and the loss is computed after an upcast to float32, returning float32. (Not for the 16-bit
+    formats, whose tables stay as they were: there the Keras Loss classes show the upcast.)
+    """
+    run = _sigmoid if method.experiment == "sigmoid" else _softmax
     with np.errstate(all="ignore"):  # overflow, 0·inf and log(0) are what we measure
-        if method.experiment == "sigmoid":
-            return _sigmoid(method.name, dtype, cases, grad)
-        return _softmax(method.name, dtype, cases, grad)
+        out = run(method.name, dtype, cases, grad)
+        if dtype.bits <= UPCAST_MAX_BITS:
+            out.variants[UPCAST] = run(method.name, _FLOAT32, cases, grad)
+    return out
 
 
 def _stable_sigmoid(z, one):

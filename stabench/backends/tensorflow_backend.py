@@ -129,7 +129,10 @@ def versions() -> dict:
 def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
     """Loss (and gradient) of every case at once, in ``dtype``: eagerly, and as a graph in
     ``variants["graph"]``."""
-    tfdt = tf.as_dtype(dtype.name)
+    try:  # TF has float8_e4m3fn, e5m2 and the fnuz formats, not float8_e4m3 or e3m4: its refusal is the answer
+        tfdt = tf.as_dtype(dtype.name)
+    except TypeError as e:
+        raise Unsupported(_one_line(e)) from None
     if method.name.startswith(("keras", "model")) and keras.backend.backend() != "tensorflow":
         raise Unsupported(f"Keras runs on its {keras.backend.backend()!r} backend (KERAS_BACKEND), not tensorflow")
     if method.experiment == "sigmoid":
@@ -142,6 +145,9 @@ def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
     graph = _run(graph_fn, inputs, None, None, "tf.function: ")
     out = _outputs(eager, rows)
     out.variants["graph"] = _outputs(graph, rows)
+    for o in (out, out.variants["graph"]):
+        if grad and o.grad is None:  # the tape differentiates float16/32/64 and bfloat16 only
+            o.grad_error = f"tf.GradientTape.gradient returned None with respect to the {tfdt.name} logits"
     return out
 
 

@@ -40,7 +40,7 @@ COLUMNS = {
     "method": "how it was computed (see the method list)",
     "form": "`naive` (through the probability) or `fused` (on the logits)",
     "dtype": "dtype the inputs were rounded to and the computation was asked to run in",
-    "result_dtype": "dtype of what came back (a framework may upcast); ulps are counted in it",
+    "result_dtype": "dtype of what came back (a framework may upcast); errors are counted in the coarser of dtype and result_dtype",
     "case_kind": "how the inputs were built (see Case kinds)",
     "logit": "the scalar z of the case (for --logits-file rows, the label's logit)",
     "label": "y for sigmoid, the class index k for softmax",
@@ -48,9 +48,9 @@ COLUMNS = {
     "value": "the computed result, in result_dtype (stored exactly in float64)",
     "reference": "the oracle's value for the inputs as rounded to dtype, rounded to float64",
     "abs_error": "abs(value − reference), the reference carried beyond float64 (hi + lo) where it matters",
-    "rel_error": "abs_error / abs(reference)",
-    "ulp_error": "abs_error in ulps of the reference in result_dtype (glibc-style); +inf for nan/inf failures",
-    "bits_error": "log2(1 + floats between value and the reference rounded to result_dtype) (Herbie)",
+    "rel_error": "abs_error / abs(reference); nan where abs_error is nan",
+    "ulp_error": "abs(value − exact) in ulps of the exact reference, in the coarser of dtype and result_dtype (glibc-style); +inf for nan/inf failures",
+    "bits_error": "log2(1 + floats between value and the exact reference correctly rounded to the coarser of dtype and result_dtype) (Herbie)",
     "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported",
     "error": "the framework's error text for `unsupported` rows, else empty",
 }
@@ -64,7 +64,8 @@ SUMMARY_COLUMNS = {
     "dtype": "as in the rows",
     "cases": "number of cases",
     "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
-    "median_ulp": "median ulp_error over valid cases (streaming runs: the upper edge of the power-of-two histogram bin holding the median)",
+    "median_ulp": "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)",
+    "median_ulp_bound": "the upper edge of the power-of-two bin [2^(e−1), 2^e) holding the median ulp_error (for an even count the upper middle one), so at least median_ulp; the same in row and streaming runs (0 when the median is 0)",
     "worst_logit": "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)",
     "nan_result": "cases with status nan-result",
     "overflow": "cases with status overflow",
@@ -246,7 +247,8 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     """Run the loss experiments; one row per (experiment, quantity, backend, method, dtype, case).
 
     ``opts`` (or keyword arguments naming its fields) selects what runs. ``progress``, if given, is
-    called with (done, total, label) after each (experiment, dtype, backend) step.
+    called with (done, total, label) before each (experiment, dtype, backend) step, the label
+    naming that step, and once at the end.
     """
     opts = opts or Options(**kw)
     exps = parse_experiments(opts.experiments)
@@ -272,11 +274,13 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
             batch = batches[(exp, dt.name)]
             ref = _reference(exp, batch, dt)
             for mod in mods:
+                if progress:  # the label names the step that now runs
+                    progress(done, total, f"{exp} {dt.name} {mod.NAME}")
                 for method in mod.methods(exp):
                     parts += _rows(exp, mod.NAME, method, dt, batch, ref, quantities, mod, opts)
                 done += 1
-                if progress:
-                    progress(done, total, f"{exp} {dt.name} {mod.NAME}")
+    if progress:
+        progress(done, total, "done")
     return pd.concat(parts, ignore_index=True)
 
 
@@ -296,6 +300,8 @@ def _rows(exp, backend, method, dt, batch, ref, quantities, mod, opts) -> list[p
 
 def _same(a, b) -> bool:
     """Bitwise equality of two results, nan-aware (nan == nan, −0 ≠ +0 is ignored)."""
+    if a is None or b is None:  # no gradient came back
+        return a is b
     a, b = np.asarray(a), np.asarray(b)
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
@@ -321,7 +327,10 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
     frames = []
     for q in quantities:
         hi, lo = ref[q]
-        if out is None:
+        tail = getattr(ref[q], "tail", None)  # the scaled residual of tiny references (oracle.Pair)
+        missing = out is not None and q == "grad" and out.grad is None  # asked for, none came back
+        if out is None or missing:
+            error = (out.grad_error or "the backend returned no gradient") if missing else error
             value = np.full(n, np.nan)
             result_dtype = dt
             m = {k: np.full(n, np.nan) for k in ("abs_error", "rel_error", "ulp_error", "bits_error")}
@@ -330,7 +339,9 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
             raw = np.asarray(out.loss if q == "loss" else out.grad)
             result_dtype = _dtypes.REGISTRY.get(raw.dtype.name, dt)
             value = raw.astype(np.float64).reshape(n)
-            m = metrics.compare(value, hi, result_dtype, reference_lo=lo, max_ulp=opts.max_ulp)
+            # an upcast result is judged in the ulps of the format asked for (the coarser one)
+            m = metrics.measure(value, hi, _dtypes.coarser(dt, result_dtype), reference_lo=lo,
+                                reference_tail=tail, max_ulp=opts.max_ulp)
             status = m["status"]
             status[batch.invalid] = metrics.INVALID_INPUT
         frames.append(row_frame(exp, q, backend, name, form, dt.name, result_dtype.name, batch.case_kind,
@@ -359,6 +370,9 @@ def streams(opts: Options) -> bool:
     if parse_experiments(opts.experiments) != ["sigmoid"]:
         raise InputError(f"--logits {opts.logits} at this size (or with --range) is for --experiment sigmoid "
                          "(softmax cases are vectors: use --logits-file or fewer --points)")
+    if any(d.bits == 8 for d in dts):  # the streaming engine's statuses do not know formats without inf
+        raise InputError("the 8-bit formats do not stream (--range, random above 2^18 points): their 256 values "
+                         "fit one run; use --logits exhaustive without --range, or fewer --points")
     if any(d.bits > 32 for d in dts):
         raise InputError("streaming runs (exhaustive float32, --range, random above 2^18 points) need dtypes of "
                          "at most 32 bits: float64 references need mpmath; drop float64 or use fewer --points")
@@ -415,6 +429,8 @@ _KEYS = ["experiment", "quantity", "backend", "method", "form", "dtype"]
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, quantity, backend, method, dtype): max/median ulps, status counts, and the
     smallest |logit| at which the method first fails."""
+    from .. import stream
+
     out = []
     for key, g in df.groupby(_KEYS, sort=False):
         st = g["status"]
@@ -426,10 +442,12 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
             ulps = valid["ulp_error"].to_numpy()
             z, lab = valid["logit"].to_numpy(), valid["label"].to_numpy()
             worst = np.lexsort((lab, z, np.abs(z), -ulps))[0]  # ties: smallest |z|, then z, then label
+            upper_median = float(np.sort(ulps)[len(ulps) // 2])  # as a streaming run counts it
             row.update(max_ulp=float(ulps.max()), median_ulp=float(np.median(ulps)),
+                       median_ulp_bound=stream.bin_upper_edge(upper_median),
                        worst_logit=float(valid["logit"].iloc[worst]))
         else:
-            row.update(max_ulp=np.nan, median_ulp=np.nan, worst_logit=np.nan)
+            row.update(max_ulp=np.nan, median_ulp=np.nan, median_ulp_bound=np.nan, worst_logit=np.nan)
         for s in ("nan-result", "overflow", "underflow", "inaccurate", "invalid-input", "unsupported"):
             row[s.replace("-", "_")] = int((st == s).sum())
         if len(fails):
@@ -444,6 +462,37 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     res = pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
     order = {"loss": 0, "grad": 1, **{e: i for i, e in enumerate(EXPERIMENTS)}}
     return res.sort_values(["experiment", "quantity"], key=lambda c: c.map(order), kind="stable", ignore_index=True)
+
+
+#: Status abbreviations of the compact terminal view (:func:`compact`).
+STATUS_ABBREV = {"inaccurate": "ina", "underflow": "und", "overflow": "ovf", "nan-result": "nan"}
+#: The line printed under the compact tables.
+COMPACT_LEGEND = ("Each cell: the smallest |z| at which the method fails, and how (ovf overflow, "
+                  "und underflow, ina inaccurate, nan nan-result; — never fails); under it the "
+                  "largest ulp_error, counted in the coarser of dtype and result_dtype; blank: not "
+                  "run in that dtype. Every column and a verdict per dtype: --full.")
+
+
+def compact(summ: pd.DataFrame) -> pd.DataFrame:
+    """The terminal's default view of a summary: one row per method, one column per dtype; each
+    cell is two lines: where the method first fails (``10 ovf``; ``—`` never; ``unsupported``) and
+    its max ulp. With several backends, a row ``backend:`` heads each backend's methods (names stay
+    short enough for 80 columns)."""
+    dts = list(dict.fromkeys(summ["dtype"]))
+    several = summ["backend"].nunique() > 1
+    rows = {}
+    for r in summ.itertuples(index=False):
+        if several and (r.backend, None) not in rows:
+            rows[(r.backend, None)] = {"method": f"{r.backend}:", **{d: "" for d in dts}}
+        row = rows.setdefault((r.backend, r.method), {"method": r.method, **{d: "" for d in dts}})
+        if r.unsupported == r.cases:
+            cell = "unsupported\n"
+        else:
+            first = f"{_g(r.first_fail_abs_logit)} {STATUS_ABBREV.get(r.first_fail_status, r.first_fail_status)}" \
+                if r.first_fail_status else "—"
+            cell = f"{first}\n{r.max_ulp:.3g}"
+        row[r.dtype] = cell
+    return pd.DataFrame(list(rows.values()), columns=["method"] + dts)
 
 
 def verdict(summ: pd.DataFrame) -> list[str]:

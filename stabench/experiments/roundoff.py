@@ -3,8 +3,14 @@
 The two are equal on paper. The second subtracts two numbers that agree in their leading digits,
 so the rounding errors of 1 + 1/n and 1 − 1/n (each up to half an ulp of 1) become the result's
 leading digits: the relative error grows like eps·n/4 and about log10(n) digits are lost
-(Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §1.7). The reference is exact:
-2/n as a rational number, rounded to a float64 pair (hi + lo).
+(Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §1.7).
+
+One engine with ``stabench expr``: each form is the expression ``2/10000`` or
+``(1 + 1/10000) - (1 - 1/10000)`` with n written out as a literal, measured by
+:func:`stabench.experiments.expr.measure` (the same evaluation, reference and metrics). A literal is
+the exact number written, so the reference is the exact 2/n, rounded to a float64 pair (hi + lo),
+and n's own rounding to the dtype (10,000 → 9,984 in bfloat16) counts as part of the program's
+error. An n beyond the dtype's range (10^5 in float16) makes the row ``invalid-input``.
 """
 from __future__ import annotations
 
@@ -28,15 +34,15 @@ COLUMNS = {
     "formula": "`direct` (2/n) or `cancelled` ((1 + 1/n) − (1 − 1/n))",
     "expression": "the expression evaluated, with n written out",
     "n": "the integer n",
-    "n_in_dtype": "n as stored in the dtype (rounded; inf where n exceeds the dtype's max)",
+    "n_in_dtype": "n as stored in the dtype (rounded; inf where n exceeds the dtype's max, nan in a format without infinities: the row is invalid-input)",
     "value": "the computed result, in the dtype (stored exactly in a float64 column)",
     "reference": "2/n exactly, rounded to float64",
-    "abs_error": "abs(value − 2/n), against the exact reference",
+    "abs_error": "abs(value − 2/n), against the exact reference (nan for invalid-input rows: not scored)",
     "rel_error": "abs_error / (2/n)",
     "ulp_error": "abs_error in ulps of the reference in the dtype (glibc-style)",
     "bits_error": "log2(1 + floats between value and the reference rounded to the dtype) (Herbie)",
     "correct_digits": "−log10(rel_error), capped at the dtype's digits; 0 when all are lost",
-    "status": "exact / ok / inaccurate / underflow / overflow / nan-result (see Statuses)",
+    "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input (see Statuses)",
 }
 
 #: The columns printed in the terminal (the exports carry all of them).
@@ -60,7 +66,7 @@ def sweep_ns(max_exp: int = 8) -> list[int]:
 
 
 def _reference(ns: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """2/n as float64 hi + lo (hi correctly rounded by Fraction.__float__, lo the exact remainder rounded)."""
+    """2/n as float64 hi + lo, from rational arithmetic (an independent check of the engine's)."""
     hi, lo = [], []
     for n in ns:
         exact = Fraction(2, n)
@@ -70,49 +76,45 @@ def _reference(ns: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(hi), np.array(lo)
 
 
-def compute(dt: _dtypes.DType, ns: np.ndarray) -> dict[str, np.ndarray]:
-    """Both formulas over every n at once, in ``dt``. Returns {formula: values in dt}."""
-    nn = dt.cast(ns)
-    one, two = dt.cast(1.0), dt.cast(2.0)
-    with np.errstate(all="ignore"):
-        inv = one / nn
-        return {"direct": two / nn, "cancelled": (one + inv) - (one - inv)}
-
-
 def run(dtype_list=None, n: int = 10_000, *, sweep: bool = False, max_exp: int = 8,
         max_ulp: float = metrics.DEFAULT_MAX_ULP) -> pd.DataFrame:
     """Run the experiment; one row per (dtype, formula, n). ``sweep`` uses n = 10 … 10^max_exp."""
+    from ..expr.evaluate import round_exact
+    from ..expr.examples import roundoff_forms
+    from ..expr.parse import parse
+    from .expr import measure
+
     dts = _dtypes.parse_list(dtype_list) if not (dtype_list and isinstance(dtype_list[0], _dtypes.DType)) else list(dtype_list)
     ns = sweep_ns(max_exp) if sweep else [_validate_n(n)]
-    ns_f = np.array([float(k) for k in ns])
-    ref, ref_lo = _reference(ns)
+    forms = {k: [parse(t) for t in roundoff_forms(k)] for k in ns}
+    cache: dict = {}
     parts = []
     for dt in dts:
-        values = compute(dt, ns_f)
-        for formula, v in values.items():
-            m = metrics.compare(v, ref, dt, reference_lo=ref_lo, max_ulp=max_ulp)
-            parts.append(pd.DataFrame({
-                "dtype": dt.name,
-                "formula": formula,
-                "expression": [FORMULAS[formula].format(n=k) for k in ns],
-                "n": np.array(ns, dtype=np.int64),
-                "n_in_dtype": dt.cast(ns_f).astype(np.float64),
-                "value": v.astype(np.float64),
-                "reference": ref,
-                "abs_error": m["abs_error"],
-                "rel_error": m["rel_error"],
-                "ulp_error": m["ulp_error"],
-                "bits_error": m["bits_error"],
-                "correct_digits": metrics.correct_digits(m["rel_error"], dt),
-                "status": metrics.status_names(m["status"]),
-            }))
+        for k in ns:
+            for e in forms[k]:
+                m = measure(e, dt, {}, cache=cache.setdefault(e.text, {}), max_ulp=max_ulp)
+                parts.append(pd.DataFrame({
+                    "dtype": dt.name,
+                    "formula": e.label,
+                    "expression": e.text,
+                    "n": np.array([k], dtype=np.int64),
+                    "n_in_dtype": round_exact(Fraction(k), dt),
+                    "value": m["value"],
+                    "reference": m["reference"],
+                    "abs_error": m["abs_error"],
+                    "rel_error": m["rel_error"],
+                    "ulp_error": m["ulp_error"],
+                    "bits_error": m["bits_error"],
+                    "correct_digits": metrics.correct_digits(m["rel_error"], dt),
+                    "status": metrics.status_names(m["status"]),
+                }))
     df = pd.concat(parts, ignore_index=True)
     return df.sort_values(["n", "dtype", "formula"], key=_order_key, kind="stable", ignore_index=True)
 
 
 def _order_key(col: pd.Series) -> pd.Series:
     if col.name == "dtype":
-        return col.map({n: i for i, n in enumerate(_dtypes.DTYPE_NAMES)})
+        return col.map({n: i for i, n in enumerate(_dtypes.NAMES)})
     if col.name == "formula":
         return col.map({"direct": 0, "cancelled": 1})
     return col
@@ -150,6 +152,8 @@ def verdict(df: pd.DataFrame) -> list[str]:
         last = g[g["n"] == g["n"].max()].set_index("formula")
         d, c = last.loc["direct"], last.loc["cancelled"]
         extra = " (exactly 0)" if c["value"] == 0 else ""
+        if c["status"] == "invalid-input":
+            extra = f" (n = {int(c['n'])} overflows {name}: invalid input)"
         lines.append(
             f"{name}: n={int(c['n'])}: direct keeps {d['correct_digits']:.1f} of "
             f"{_dtypes.get(name).digits:.1f} digits, cancelled keeps {c['correct_digits']:.1f}{extra}"

@@ -1,0 +1,286 @@
+"""``stabench expr``: your own expressions, in every dtype, against the exact value at the rounded
+inputs. One row per expression × dtype × point; a summary per expression × dtype.
+
+The pieces live in :mod:`stabench.expr` (parse, evaluate, reference, variables, examples); this
+module builds the rows and the summary from them. ``stabench roundoff`` runs through the same
+:func:`measure` (see :mod:`stabench.experiments.roundoff`).
+
+Which rows are ``invalid-input`` (kept, not scored: error columns nan, the ``note`` says why):
+an input that is nan or ±inf in the dtype (a value beyond the dtype's range included); a literal
+that overflows the dtype (``1e5`` in float16); an input at which the expression is undefined
+(log of a number ≤ 0, division by zero, …). An input that is rounded but finite (10,000 → 9,984 in
+bfloat16) is valid: the reference is computed from the rounded value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .. import dtypes as _dtypes
+from .. import metrics
+from ..errors import InputError
+from ..expr import examples as _examples
+from ..expr import variables as _vars
+from ..expr.evaluate import evaluate, literal_in
+from ..expr.parse import Expression, parse
+from ..expr.reference import reference
+
+#: Columns of the rows (the variables' columns, named as the variables, come after ``dtype``).
+COLUMNS = {
+    "form": "the expression's label (`label: expr` on the command line, else the expression itself or #1, #2, …)",
+    "expression": "the expression as given",
+    "dtype": "floating-point format the program ran in",
+    "value": "the result of the program in the dtype (stored exactly in a float64 column)",
+    "reference": "the exact value at the rounded inputs, rounded to float64 (nan where undefined)",
+    "abs_error": "abs(value − exact), the exact value carried as a float64 pair (hi + lo); nan where not scored",
+    "rel_error": "abs_error / abs(exact)",
+    "ulp_error": "abs_error in ulps of the exact value in the dtype (glibc-style); +inf for nan/inf failures",
+    "bits_error": "log2(1 + floats between value and the exact value rounded to the dtype) (Herbie)",
+    "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input (see Statuses)",
+    "note": "why a row is invalid-input (x is inf in float16, literal overflows, log of a number ≤ 0, …), else empty",
+}
+#: Columns of the summary (one row per form × dtype).
+SUMMARY_COLUMNS = {
+    "form": "as in the rows",
+    "expression": "as in the rows",
+    "dtype": "as in the rows",
+    "points": "rows of this form and dtype",
+    "max_ulp": "largest ulp_error over the scored rows (inf when any returned nan/inf for a finite value)",
+    "median_ulp": "median ulp_error over the scored rows",
+    "mean_bits": "mean bits_error over the scored rows (Herbie's average bits of error)",
+    "max_bits": "largest bits_error over the scored rows",
+    "failed": "scored rows with status inaccurate, underflow, overflow or nan-result",
+    "exact": "rows with status exact",
+    "ok": "rows with status ok",
+    "inaccurate": "rows with status inaccurate",
+    "underflow": "rows with status underflow",
+    "overflow": "rows with status overflow",
+    "nan_result": "rows with status nan-result",
+    "invalid_input": "rows with status invalid-input (not scored)",
+    "worst_input": "the input of the row with the largest ulp_error (then bits_error), e.g. x=1e-08",
+}
+#: The summary columns the terminal shows (80 columns); the exports carry all of them.
+SUMMARY_TERMINAL_COLUMNS = ["form", "dtype", "max_ulp", "median_ulp", "mean_bits", "failed", "worst_input"]
+#: The row columns the terminal shows with --detail (after the variables).
+DETAIL_TERMINAL_COLUMNS = ["form", "dtype", "value", "ulp_error", "status"]
+
+FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
+#: Labels longer than this are replaced by #1, #2, … (the legend prints the expressions).
+MAX_LABEL = 10
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated run: expressions, variables, dtypes, seed. Built by :func:`plan` before any work."""
+
+    expressions: tuple[Expression, ...]
+    variables: tuple[_vars.Variable, ...]
+    dtypes: tuple[_dtypes.DType, ...]
+    seed: int = 0
+    example: str | None = None
+
+
+def plan(expressions=None, variables=None, dtype_list=None, *, seed: int = 0, example: str | None = None) -> Plan:
+    """Parse and check everything (expressions, ``--var`` specs, dtypes, grid size); raise
+    :class:`InputError` on the first problem. ``example`` takes the forms and variables of a
+    :mod:`stabench.expr.examples` entry (``variables`` given too replace the example's by name)."""
+    if isinstance(expressions, str):
+        expressions = [expressions]
+    specs = list(variables or [])
+    if example is not None:
+        if expressions:
+            raise InputError("give expressions or --example, not both")
+        ex = _examples.get(example)
+        expressions = list(ex.forms)
+        mine = {s.split("=", 1)[0].strip() for s in specs if "=" in s}
+        specs = [s for s in ex.variables if s.split("=", 1)[0] not in mine] + specs
+    if not expressions:
+        raise InputError("no expression given; e.g. stabench expr 'log(1 + x)' 'log1p(x)' "
+                         "--var x=1e-8..1:log:100 (or --example list)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed must be an integer ≥ 0, got {seed!r}")
+    exprs = []
+    for i, text in enumerate(expressions, start=1):
+        try:
+            e = parse(text)
+        except InputError as err:
+            raise InputError(f"expression {i}: {err}") from None
+        if e.label == e.text and len(e.text) > MAX_LABEL:
+            e = Expression(f"#{i}", e.text, e.tree, e.variables)
+        exprs.append(e)
+    labels = [e.label for e in exprs]
+    dup = next((lab for lab in labels if labels.count(lab) > 1), None)
+    if dup is not None:
+        raise InputError(f"two expressions are labelled {dup!r}; labels must differ")
+    dts = _dtypes.parse_list(dtype_list)
+    vs = _vars.parse_vars(specs)
+    used = []
+    for e in exprs:
+        used += [v for v in e.variables if v not in used]
+    _vars.check(vs, used, dts, reserved=set(COLUMNS))
+    return Plan(tuple(exprs), tuple(vs), tuple(dts), int(seed), example.strip().lower() if example else None)
+
+
+def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], *, cache: dict | None = None,
+            max_ulp: float = metrics.DEFAULT_MAX_ULP) -> dict[str, np.ndarray]:
+    """One expression in one dtype over every point: the engine shared by ``expr`` and ``roundoff``.
+
+    ``points`` maps variables to float64 arrays of one length, already rounded to ``dt``. Returns
+    arrays ``value``, ``reference``, ``reference_lo``, ``abs_error``, ``rel_error``, ``ulp_error``,
+    ``bits_error``, ``status`` (codes) and ``note``.
+    """
+    n = len(next(iter(points.values()))) if points else 1
+    env = {k: dt.cast(points[k]) for k in expr.variables}
+    value = np.broadcast_to(evaluate(expr.tree, dt, env), (n,)).astype(np.float64)
+    note = np.full(n, "", dtype=object)
+    for k in expr.variables:
+        bad = ~np.isfinite(points[k]) & (note == "")
+        note[bad] = [f"{k} is {_word(v)} in {dt.name}" for v in points[k][bad]]
+    hi = np.full(n, np.nan)
+    lo = np.full(n, np.nan)
+    ok = note == ""
+    if ok.any():  # the exact value at the (finite) inputs; literals are exact, whatever the dtype
+        sub = {k: points[k][ok] for k in expr.variables}
+        h, l, why = reference(expr.tree, sub, cache)
+        hi[ok], lo[ok] = h, l
+        note[ok] = why
+    for node in expr.nodes():
+        # a literal the dtype cannot hold: the program cannot be written in it; the exact value
+        # stays in `reference`, the row is not scored
+        if node.kind in ("num", "const") and not np.isfinite(literal_in(node, dt)):
+            note[:] = f"literal {node.text or node.name} overflows {dt.name}"
+    m = metrics.measure(value, hi, dt, reference_lo=lo, max_ulp=max_ulp)  # statuses as codes
+    invalid = note != ""
+    status = m["status"]
+    status[invalid] = metrics.INVALID_INPUT
+    for k in ("abs_error", "rel_error", "ulp_error", "bits_error"):
+        m[k] = np.where(invalid, np.nan, m[k])
+    return {"value": value, "reference": hi, "reference_lo": lo, **m, "status": status, "note": note}
+
+
+def _word(v: float) -> str:
+    return "nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")
+
+
+def run(p: Plan, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progress=None) -> pd.DataFrame:
+    """Every row of the plan: one per expression × dtype × point (:data:`COLUMNS`, variables
+    after ``dtype``)."""
+    names = [v.name for v in p.variables]
+    caches = {e.label: {} for e in p.expressions}  # the exact value depends on the inputs only
+    total = len(p.expressions) * len(p.dtypes)
+    parts, done = [], 0
+    for dt in p.dtypes:
+        pts = _vars.grid(list(p.variables), dt, p.seed)
+        for e in p.expressions:
+            if progress is not None:
+                progress(done, total, f"expr {e.label} {dt.name}")
+            r = measure(e, dt, pts, cache=caches[e.label], max_ulp=max_ulp)
+            n = len(r["value"])
+            cols = {"form": e.label, "expression": e.text, "dtype": dt.name}
+            cols.update({k: pts[k] for k in names})
+            cols.update({k: r[k] for k in ("value", "reference", "abs_error", "rel_error", "ulp_error", "bits_error")})
+            cols["status"] = metrics.status_names(r["status"])
+            cols["note"] = r["note"]
+            parts.append(pd.DataFrame(cols, index=range(n)))
+            done += 1
+    if progress is not None:
+        progress(total, total, "expr")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _input_text(row, names, dt) -> str:
+    from ..render import shortest
+
+    return ", ".join(f"{k}={shortest(row[k], dt)}" for k in names)
+
+
+def summary(rows: pd.DataFrame, variables=None) -> pd.DataFrame:
+    """Per form × dtype: max/median ulps, mean/max bits, status counts, the worst input."""
+    names = [c for c in rows.columns if c not in COLUMNS] if variables is None else list(variables)
+    out = []
+    for (form, dtn), g in rows.groupby(["form", "dtype"], sort=False):
+        dt = _dtypes.get(dtn)
+        st = g["status"]
+        scored = g[st != "invalid-input"]
+        row = {"form": form, "expression": g["expression"].iloc[0], "dtype": dtn, "points": len(g)}
+        used = [k for k in names if k in parse(row["expression"]).variables]
+        if len(scored):
+            u = scored["ulp_error"].to_numpy()
+            b = scored["bits_error"].to_numpy()
+            worst = np.lexsort((-b, -u))[0]
+            row.update(max_ulp=float(u.max()), median_ulp=float(np.median(u)), mean_bits=float(b.mean()),
+                       max_bits=float(b.max()), worst_input=_input_text(scored.iloc[worst], used, dt))
+        else:
+            row.update(max_ulp=np.nan, median_ulp=np.nan, mean_bits=np.nan, max_bits=np.nan, worst_input="")
+        row["failed"] = int(st.isin(FAILURES).sum())
+        for s in ("exact", "ok", "inaccurate", "underflow", "overflow", "nan-result", "invalid-input"):
+            row[s.replace("-", "_")] = int((st == s).sum())
+        out.append(row)
+    return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+
+
+def legend(p: Plan) -> list[str]:
+    """Lines naming each form whose label is not its expression (#1 = …)."""
+    return [f"{e.label} = {e.text}" for e in p.expressions if e.label != e.text]
+
+
+def verdict(summ: pd.DataFrame) -> list[str]:
+    """One line per dtype: each form's worst error, and how many points failed."""
+    lines = []
+    for dtn, g in summ.groupby("dtype", sort=False):
+        parts = []
+        for r in g.itertuples(index=False):
+            scored = r.points - r.invalid_input
+            if scored == 0:
+                parts.append(f"{r.form}: no valid input")
+            elif r.failed:
+                parts.append(f"{r.form} fails on {r.failed} of {scored} (worst {_short_inputs(r.worst_input) or 'at the only point'})")
+            else:
+                parts.append(f"{r.form} within {r.max_ulp:.3g} ulp")
+        lines.append(f"{dtn}: " + "; ".join(parts))
+    return lines
+
+
+def varying_name(p: Plan) -> str | None:
+    """The one variable that takes several values (the x axis of a plot), else None."""
+    many = [v.name for v in p.variables if v.size() > 1]
+    return many[0] if len(many) == 1 else None
+
+
+def title(p: Plan) -> str:
+    """A short title: the example's name, or the labels of the forms."""
+    return p.example or " vs ".join(e.label for e in p.expressions)
+
+
+def _short_inputs(text: str) -> str:
+    """'x=2.511886431509582e-10, y=3.0' → 'x=2.512e-10, y=3' (the exports keep every digit)."""
+    parts = []
+    for item in filter(None, text.split(", ")):
+        k, v = item.split("=", 1)
+        parts.append(f"{k}={float(v):.4g}")
+    return ", ".join(parts)
+
+
+def for_terminal(df: pd.DataFrame, p: Plan) -> pd.DataFrame:
+    """A copy for the terminal: rows get the variables and value as the shortest text that
+    identifies them in their dtype (only the columns worth a glance); summaries get 2-decimal bits."""
+    from ..render import shortest
+
+    if "points" in df.columns:  # a summary
+        out = df.copy()
+        for c in ("mean_bits", "max_bits"):
+            out[c] = out[c].round(2)
+        out["worst_input"] = [_short_inputs(t) for t in out["worst_input"]]
+        return out
+    names = [v.name for v in p.variables]
+    dts = [_dtypes.get(d) for d in df["dtype"]]
+    out = pd.DataFrame({"form": df["form"], "dtype": df["dtype"]})
+    for c in names + ["value"]:
+        out[c] = [shortest(v, dt) for v, dt in zip(df[c].to_numpy(), dts)]
+    out["ulp_error"] = df["ulp_error"]
+    out["status"] = df["status"]
+    if (df["note"] != "").any():
+        out["note"] = df["note"]
+    return out

@@ -1,0 +1,341 @@
+"""The exact value of an expression at the rounded inputs, as a float64 pair (hi, lo).
+
+Ball arithmetic (python-flint's ``arb``, Johansson 2017, "Arb: efficient arbitrary-precision
+midpoint-radius interval arithmetic", IEEE Trans. Computers 66(8)): every operation returns a ball
+[m − r, m + r] that is guaranteed to contain the exact result. Ziv's strategy: evaluate at
+:data:`PRECISIONS` bits, rising, until both roundings are decided by the ball:
+
+- hi: RN(m − r) == RN(m + r) (round to nearest float64, ties to even, subnormals and overflow to
+  ±inf included; ±0 count as equal);
+- lo: RN(m − r − hi) == RN(m + r − hi).
+
+Rounding is monotone, so every point of the ball — the exact value among them — has that hi and that
+lo: **hi = RN(exact) and lo = RN(exact − hi), both correctly rounded**, hence
+
+    |hi + lo − exact| ≤ 2^-106·|exact| + 2^-1075        (:data:`MAX_REL_ERROR`, plus lo's own
+                                                          rounding on float64's subnormal grid).
+
+The roundings are done exactly with Python integers (the ball's midpoint and radius are read as
+man·2^exp; CPython's int/int division is correctly rounded).
+
+Inputs and literals: a variable's value is the float it holds in the dtype (exact in arb); a literal
+is the exact rational the user wrote; ``pi`` and ``e`` are arb's. Where the result is undefined at
+the input — log of a number ≤ 0, sqrt of a negative number, division by zero, 0 to a negative power,
+a negative number to a non-integer power, asin outside [−1, 1] … — the reference is nan and the
+row's ``note`` names the first such operation (the row becomes ``invalid-input``). A ball that still
+straddles a domain edge, or whose rounding is still undecided, at the last precision gives nan with
+the note ``reference undecided`` (exact zeros are decided: a ball within ±2^-1076 of 0 rounds to 0);
+so does a value beyond arb's own exponent range (exp(exp(exp(exp(3))))), where arb returns [±inf].
+
+Cost: 20–100 µs per point on a loaded 2-core machine (benchmarks/expr.py); points that need more
+bits (huge inputs, cancellation of large inputs) repeat at 512, 2048, … bits.
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+from .functions import FUNCTIONS, constant_arb
+from .parse import Node
+
+#: Working precisions (bits) of the Ziv loop. 128 decides most points at once; 2,048 covers the
+#: cancellation of two float64 inputs of any size (x + 1 − x needs ~1,100 bits at x = 1e308).
+PRECISIONS: tuple[int, ...] = (128, 512, 2048, 8192, 32768)
+
+#: Stated bound: |hi + lo − exact| ≤ MAX_REL_ERROR·|exact| + 2^-1075.
+MAX_REL_ERROR: float = 2.0**-106
+
+UNDECIDED = "reference undecided"
+
+# Bits between a ball's midpoint and radius beyond which the smaller is replaced by a bound 2^-_SPREAD
+# relative to the larger (keeps the integer shifts small; enlarging a ball keeps it an enclosure).
+_SPREAD = 4096
+
+
+# ---------------------------------------------------------------------------------------------
+# exact rounding of man·2^exp to float64
+
+def round_scaled(n: int, e: int) -> float:
+    """n·2^e rounded to the nearest float64 (ties to even), ±inf beyond the range, ±0 below."""
+    if n == 0:
+        return 0.0
+    top = abs(n).bit_length() + e  # 2^(top−1) ≤ |n·2^e| < 2^top
+    if top > 1025:
+        return math.inf if n > 0 else -math.inf
+    if top < -1076:  # below 2^-1077: under half the smallest subnormal
+        return 0.0 if n > 0 else -0.0
+    try:
+        return float(n << e) if e >= 0 else n / (1 << -e)
+    except OverflowError:
+        return math.inf if n > 0 else -math.inf
+
+
+def _ints(x: float) -> tuple[int, int]:
+    """A finite float64 as (n, e) with x = n·2^e."""
+    m, e = math.frexp(x)
+    return int(m * (1 << 53)), e - 53
+
+
+#: Fast-path range: hi and lo must be normal floats well inside float64's range.
+_FAST_MIN, _FAST_MAX = 2.0**-960, 2.0**1000
+_MARGIN = 1 + 2.0**-40
+
+
+def certify(y) -> tuple[float, float] | None:
+    """(hi, lo) if the ball ``y`` decides both roundings (see module docstring), else None.
+
+    A float fast path first (about 2 µs): hi0 = float(y), d = y − hi0 and e = d − float(d) in arb;
+    if |d| stays below half an ulp of hi0 and |e| below half an ulp of lo0 = float(d) (a quarter at
+    powers of two, where the cell below is half as wide; with a 2^-40 relative margin on the float
+    comparisons), then RN(exact) = hi0 and RN(exact − hi0) = lo0 strictly, whatever rounding
+    ``float()`` used. Otherwise the exact integer test of :func:`certify_exact` decides.
+    """
+    if not y.is_finite():
+        return None
+    hi0 = float(y)
+    if _FAST_MIN < abs(hi0) < _FAST_MAX:
+        d = y - hi0
+        lo0 = float(d)
+        if _FAST_MIN < abs(lo0) < abs(hi0):
+            e = float((d - lo0).abs_upper()) * _MARGIN + 5e-324
+            uh, ul = math.ulp(hi0), math.ulp(lo0)
+            if _pow2(hi0):
+                uh *= 0.5
+            if _pow2(lo0):
+                ul *= 0.5
+            if (abs(lo0) + e) * _MARGIN < 0.5 * uh and e < 0.5 * ul:
+                return hi0, lo0
+    return certify_exact(y)
+
+
+def _pow2(x: float) -> bool:
+    return math.frexp(x)[0] in (0.5, -0.5)
+
+
+def certify_exact(y) -> tuple[float, float] | None:
+    """:func:`certify` by exact integer arithmetic on the ball's endpoints (monotone rounding)."""
+    if not y.is_finite():
+        return None
+    m, me = y.mid().man_exp()
+    r, re = y.rad().man_exp()
+    m, me, r, re = int(m), int(me), int(r), int(re)
+    if r:
+        top_m = abs(m).bit_length() + me if m else None
+        top_r = r.bit_length() + re
+        if top_m is not None and top_m < top_r - _SPREAD:
+            m = 0  # the midpoint is negligible: the ball lies within [−2r, 2r] ⊂ [−r', r'] below
+            r, re = 1, top_r + 1
+        elif top_m is not None and top_r < top_m - _SPREAD:
+            r, re = 1, top_m - _SPREAD  # enlarge a negligible radius (still a valid enclosure)
+        if m == 0:
+            # [−r, r]: decided only as 0, when r < 2^-1075 (both ends round to ±0)
+            return (0.0, 0.0) if r.bit_length() + re <= -1075 else None
+    if r == 0:
+        lo_n, hi_n, t = m, m, me
+    else:
+        t = min(me, re)
+        mm, rr = m << (me - t), r << (re - t)
+        lo_n, hi_n = mm - rr, mm + rr
+    h1, h2 = round_scaled(lo_n, t), round_scaled(hi_n, t)
+    if h1 != h2:
+        return None
+    if math.isinf(h1):
+        return h1, 0.0
+    hi = h1 + 0.0  # −0.0 → 0.0: the sign of an exact zero is not carried
+    if hi == 0.0:
+        return 0.0, 0.0
+    p, pe = _ints(hi)
+    s = min(t, pe)
+    a = (lo_n << (t - s)) - (p << (pe - s))
+    b = (hi_n << (t - s)) - (p << (pe - s))
+    l1, l2 = round_scaled(a, s), round_scaled(b, s)
+    if l1 != l2:
+        return None
+    return hi, l1 + 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the tree in arb
+
+class _Domain(Exception):
+    """The operation is certainly undefined at this input (the message says which)."""
+
+
+def _literal_arb(q: Fraction):
+    from flint import arb, fmpq
+
+    return arb(fmpq(q.numerator, q.denominator))
+
+
+def _ev(node: Node, env: dict, check: bool):
+    """The ball of ``node`` at the current precision. With ``check``, a nan ball from finite
+    arguments raises _Domain when the arguments are certainly outside the domain."""
+    k = node.kind
+    if k == "var":
+        return env[node.name]
+    if k == "num":
+        return _literal_arb(node.value)
+    if k == "const":
+        return constant_arb(node.name)
+    args = [_ev(a, env, check) for a in node.args]
+    if k == "neg":
+        return -args[0]
+    a = args[0]
+    if k == "add":
+        out = a + args[1]
+    elif k == "sub":
+        out = a - args[1]
+    elif k == "mul":
+        out = a * args[1]
+    elif k == "div":
+        if check and args[1].is_zero():
+            raise _Domain("division by zero")
+        out = a / args[1]
+    elif k == "pow":
+        out = _pow(a, args[1], check)
+    else:
+        f = FUNCTIONS[node.name]
+        out = f.arb(*args)
+        if check and f.domain is not None and out.is_nan():
+            msg = f.domain(*args)
+            if msg:
+                raise _Domain(msg)
+    return out
+
+
+def _pow(a, b, check: bool):
+    if check:
+        if a.is_zero() and b.upper() < 0:
+            raise _Domain("0 to a negative power")
+        if a.upper() < 0 and not b.contains_integer():
+            raise _Domain("a negative number to a non-integer power")
+    if b.is_exact() and b.is_integer():
+        n = int(b.unique_fmpz())
+        if a.is_zero():
+            return a if n > 0 else (a + 1 if n == 0 else _nan())
+        if abs(n) < (1 << 62):
+            return a ** n if n >= 0 else 1 / (a ** (-n))
+    return a ** b
+
+
+def _nan():
+    from flint import arb
+
+    return arb.nan()
+
+
+def _compile(node: Node):
+    """The tree as nested closures over arb (no per-node dispatch in the per-point loop)."""
+    from flint import arb, ctx, fmpq
+
+    k = node.kind
+    if k == "var":
+        name = node.name
+        return lambda env: env[name]
+    if k == "num":
+        q = node.value
+        if Fraction(float(q)) == q:  # a float64 value: exact in arb at every precision
+            c = arb(float(q))
+            return lambda env: c
+        cache = {}
+
+        def lit(env):
+            v = cache.get(ctx.prec)
+            if v is None:
+                v = cache[ctx.prec] = arb(fmpq(q.numerator, q.denominator))
+            return v
+        return lit
+    if k == "const":
+        name, cache = node.name, {}
+
+        def const(env):
+            v = cache.get(ctx.prec)
+            if v is None:
+                v = cache[ctx.prec] = constant_arb(name)
+            return v
+        return const
+    subs = [_compile(a) for a in node.args]
+    if k == "neg":
+        a = subs[0]
+        return lambda env: -a(env)
+    if k in ("add", "sub", "mul", "div"):
+        a, b = subs
+        if k == "add":
+            return lambda env: a(env) + b(env)
+        if k == "sub":
+            return lambda env: a(env) - b(env)
+        if k == "mul":
+            return lambda env: a(env) * b(env)
+        return lambda env: a(env) / b(env)
+    if k == "pow":
+        a, b = subs
+        return lambda env: _pow(a(env), b(env), False)
+    f = FUNCTIONS[node.name].arb
+    if len(subs) == 1:
+        a = subs[0]
+        return lambda env: f(a(env))
+    a, b = subs
+    return lambda env: f(a(env), b(env))
+
+
+def _one_point(tree: Node, fn, names, values, arb, ctx) -> tuple[float, float, str]:
+    env = {name: arb(v) for name, v in zip(names, values)}  # floats are exact in arb
+    for prec in PRECISIONS:
+        ctx.prec = prec
+        try:
+            y = fn(env)
+        except (ZeroDivisionError, ValueError, OverflowError):
+            y = _nan()
+        got = certify(y)
+        if got is not None:
+            return got[0], got[1], ""
+        if y.is_nan():  # a domain error makes nan; [±inf] is only a magnitude beyond this precision
+            try:
+                _ev(tree, env, check=True)
+            except _Domain as d:
+                return math.nan, math.nan, str(d)
+            except (ZeroDivisionError, ValueError, OverflowError):
+                pass
+    return math.nan, math.nan, UNDECIDED
+
+
+def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact value of ``tree`` at every point: (hi, lo, note) arrays.
+
+    ``points`` maps each variable to float64 arrays of one length (the inputs as rounded to the
+    dtype; they must be finite — the caller keeps non-finite inputs out). Repeated points are
+    evaluated once; ``cache`` (a dict) carries results across calls for the same tree (e.g. the
+    dtypes whose inputs coincide).
+    """
+    from flint import arb, ctx
+
+    names = list(points)
+    n = len(next(iter(points.values()))) if names else 1
+    cols = [np.asarray(points[k], dtype=np.float64) for k in names]
+    if names:
+        # one key per distinct point (bit patterns, so −0.0 and 0.0 stay apart)
+        keys = np.stack([c.view(np.uint64) for c in cols], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    else:
+        uniq, inverse = np.zeros((1, 0), dtype=np.uint64), np.zeros(n, dtype=np.intp)
+    cache = {} if cache is None else cache
+    fn = _compile(tree)
+    hi = np.empty(len(uniq))
+    lo = np.empty(len(uniq))
+    note = np.empty(len(uniq), dtype=object)
+    old = ctx.prec
+    try:
+        for i, row in enumerate(uniq):
+            key = row.tobytes()
+            got = cache.get(key)
+            if got is None:
+                got = _one_point(tree, fn, names, row.view(np.float64).tolist(), arb, ctx)
+                cache[key] = got
+            hi[i], lo[i], note[i] = got
+    finally:
+        ctx.prec = old
+    return hi[inverse], lo[inverse], note[inverse]
