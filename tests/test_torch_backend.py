@@ -189,9 +189,11 @@ def test_with_logits_gradient_is_sigmoid_minus_y(small):
 
 def test_autocast_returns_float32_with_16_bit_accuracy(small):
     # all-equal z = 0, K = 10: the loss is log 10 = 2.3025851; under bfloat16 autocast the
-    # log_softmax runs in bfloat16 and nll_loss casts its output to float32
+    # log_softmax runs in bfloat16 and nll_loss casts its output to float32. Judged in the precision
+    # asked for (bfloat16) that is log 10 correctly rounded; as a float32 it is 2.4e4 ulps off
     r = soft(small, "nll-log-softmax@autocast", "bfloat16", 0.0, "all-equal")
-    assert r.value == 2.296875 and r.result_dtype == "float32" and r.status == "inaccurate"
+    assert r.value == 2.296875 and r.result_dtype == "float32" and r.status == "exact"
+    assert 2.3e4 < abs(r.value - r.reference) / 2.0**-22 < 2.5e4
     assert r.reference == pytest.approx(2.302585092994046)
     assert soft(small, "nll-log-softmax", "bfloat16", 0.0, "all-equal").value == 2.296875  # same digits, in bfloat16
     assert soft(small, "nll-log-softmax@autocast", "float16", 0.0, "all-equal").value == 2.302734375

@@ -115,7 +115,7 @@ def _joined(outs: list, n: int) -> Output:
     loss = np.concatenate([o.loss for o in outs])[:n]
     grad = None if first.grad is None else np.concatenate([o.grad for o in outs])[:n]
     variants = {k: _joined([o.variants[k] for o in outs], n) for k in first.variants}
-    return Output(loss, grad, variants)
+    return Output(loss, grad, variants, next((o.grad_error for o in outs if o.grad_error), ""))
 
 
 def names() -> list[str]:
