@@ -277,3 +277,15 @@ def test_every_float16_value():
     assert s.loc["bce-logits", "max_ulp"] == pytest.approx(2046.72, rel=1e-5)
     assert s.loc["bce-logits", "first_fail_abs_logit"] == 1.85546875
     assert s.loc["bce-probs", "first_fail_abs_logit"] == 2.03125
+
+
+def test_where_the_softmax_methods_first_fail_on_the_extreme_set():
+    # the cross-framework table's torch rows (docs/findings.md), loss
+    from stabench import crossframework
+
+    df = loss.run(backends=["torch"], experiments="softmax", dtypes=list(DTYPES), grad=False)
+    t = crossframework.first_failures(loss.summary(df)).set_index("method")
+    assert list(t.loc["cross-entropy", list(DTYPES)]) == ["10 (underflow)", "10 (underflow)", "10 (inaccurate)",
+                                                          "10 (inaccurate)"]
+    assert list(t.loc["cross-entropy@autocast", list(DTYPES)]) == ["17 (underflow)", "17 (underflow)",
+                                                                   "10 (inaccurate)", "10 (inaccurate)"]
