@@ -58,8 +58,8 @@ class _Group(TyperGroup):
             rv = 1 if kind == "pipe" else _fail(f"cannot write to stdout: {e.strerror}", WriteError.exit_code)
         finally:
             restore()
-        if interrupt.pending() is not None and not (isinstance(rv, int) and rv >= 128):
-            rv = 128 + interrupt.pending()  # an interrupt a finalizer swallowed still ends the run
+        if interrupt.pending() is not None:  # SIGTERM too; and an interrupt a finalizer swallowed
+            rv = 128 + interrupt.pending()
         if isinstance(rv, int) and rv >= 128:  # typer turns Ctrl-C into exit code 130 without a word
             what = "interrupted" if rv == 130 else "terminated"
             if export.WRITTEN:

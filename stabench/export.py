@@ -185,6 +185,8 @@ def check_path(path: str, what: str) -> str:
         st = os.stat(real)
     except FileNotFoundError:
         st = None
+    except NotADirectoryError:
+        raise InputError(f"{what} {_show(path)}: {_show(os.path.dirname(real))} is not a folder") from None
     except OSError as e:
         raise InputError(f"{what} {_show(path)}: {e.strerror}") from None
     if st is not None:

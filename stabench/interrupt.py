@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 _pending: int | None = None
@@ -46,10 +47,18 @@ def install():
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     old = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_hook = sys.unraisablehook
+
+    def hook(u):  # a swallowed interrupt is remembered: no "Exception ignored" traceback for it
+        if not isinstance(u.exc_value, Interrupted):
+            old_hook(u)
+
+    sys.unraisablehook = hook
 
     def restore():
         for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
+        sys.unraisablehook = old_hook
 
     return restore
 
