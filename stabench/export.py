@@ -80,17 +80,24 @@ def _sidecar(rows, metadata: dict, path: str) -> str:
     return json.dumps(doc, indent=1, allow_nan=False, default=str) + "\n"
 
 
-def read_csv(path):
+def read_csv(path, **kwargs):
     """Read a stabench CSV back as the DataFrame that was written: ``pandas.read_csv(path)``, with
     the :data:`EMPTY_TEXT` cells of text columns turned back into empty strings. (Plain
-    ``pandas.read_csv`` already gives floats, ints and strings; this only restores the empties.)"""
+    ``pandas.read_csv`` already gives floats, ints and strings; this only restores the empties.)
+    ``kwargs`` go to pandas (e.g. ``compression="xz"`` for a buffer)."""
     import pandas as pd
 
-    df = pd.read_csv(path)
+    df = pd.read_csv(path, **kwargs)
     for c in df.columns:
         if _is_text(df[c]) and (df[c] == EMPTY_TEXT).any():
             df[c] = df[c].where(df[c] != EMPTY_TEXT, "")
     return df
+
+
+def read_metadata(csv_path) -> dict:
+    """The metadata of the CSV at ``csv_path``, from its sidecar ``PATH.meta.json``."""
+    with open(sidecar(os.fspath(csv_path)), encoding="utf-8") as f:
+        return json.load(f)["metadata"]
 
 
 def _jsonable(v):
