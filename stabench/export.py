@@ -164,6 +164,8 @@ def _parquet(rows, metadata: dict, tables: dict) -> bytes:
 
 
 FORMATS: dict[str, Callable] = {"csv": _csv, "json": _json, "markdown": _markdown, "parquet": _parquet}
+#: Formats that are bytes, not text (never written to stdout).
+BINARY = {"parquet"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,6 +247,8 @@ def check_targets(targets: list[tuple[str, str]]) -> None:
             seen[k] = f"{what} {_show(path)}"
 
     for fmt, path in targets:
+        if path == "-" and fmt in BINARY:
+            raise InputError(f"{OPTION[fmt]} '-': {fmt} is binary; give a file name")
         if path == "-":
             continue
         claim(path, OPTION.get(fmt, fmt))
@@ -299,7 +303,8 @@ def _stage(path: str, data: bytes, staged: list) -> None:
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
-        os.fchmod(fd, mode)
+        if hasattr(os, "fchmod"):  # POSIX (Windows has no mode bits to keep)
+            os.fchmod(fd, mode)
     except OSError as e:
         raise _fail(path, e) from None
     finally:
@@ -366,9 +371,4 @@ def export(rows, metadata: dict, targets: list[tuple[str, str]], tables: dict | 
             files.append((sidecar(path), _sidecar(rows, metadata, path).encode("utf-8")))
     write_files(files, record=True)
     if stdout is not None:
-        if isinstance(stdout, bytes):
-            sys.stdout.flush()
-            sys.stdout.buffer.write(stdout)
-            sys.stdout.buffer.flush()
-        else:
-            write_text("-", stdout)
+        write_text("-", stdout)

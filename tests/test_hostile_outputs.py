@@ -239,6 +239,7 @@ def test_same_file_via_symlink_hardlink_relative_and_sidecar(tmp_path, no_work, 
     monkeypatch.chdir(tmp_path)
     refused(["roundoff", "--csv", "o.csv", "--json", "./o.csv.meta.json"], "metadata file", "same file")
     refused(["roundoff", "--csv", "-", "--json", "-"], "only one output may go to stdout")
+    refused(["roundoff", "--parquet", "-"], "binary; give a file name")
     assert (tmp_path / "real.json").read_text() == "keep"
 
 
