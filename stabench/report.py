@@ -86,13 +86,13 @@ def check_out_dir(out: str) -> str:
             names = os.listdir(real)
         except OSError as e:
             raise InputError(f"--out {show}: cannot read the folder ({e.strerror})") from None
+        for n in names:
+            if REPORT_FILE.match(n) and not stat.S_ISREG(os.lstat(os.path.join(real, n)).st_mode):
+                raise InputError(f"--out {show}: {n!r} in it is not a regular file; remove it or choose another folder")
         if names and not _is_report(os.path.join(real, "run.json")):
             raise InputError(f"--out {show} is a folder that does not hold a stabench report (no run.json "
                              "written by stabench); the report replaces its folder as a whole: "
                              "give a new or empty folder")
-        for n in names:
-            if REPORT_FILE.match(n) and not stat.S_ISREG(os.lstat(os.path.join(real, n)).st_mode):
-                raise InputError(f"--out {show}: {n!r} in it is not a regular file; remove it or choose another folder")
     if not os.path.isdir(parent):
         raise InputError(f"--out {show}: folder {export._show(parent)} does not exist")
     try:

@@ -414,7 +414,7 @@ def test_report_out_folders_refused_before_work(tmp_path, no_work):
     old_report(tmp_path / "r1")
     (tmp_path / "r1" / "run.json").unlink()
     (tmp_path / "r1" / "run.json").mkdir()  # run.json is a directory
-    refused(["report", "--out", str(tmp_path / "r1")], "does not hold a stabench report")
+    refused(["report", "--out", str(tmp_path / "r1")], "'run.json' in it is not a regular file")
     other = tmp_path / "home"
     other.mkdir()
     (other / "thesis.tex").write_text("precious")
