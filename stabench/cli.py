@@ -35,6 +35,18 @@ class _Group(TyperGroup):
         export.WRITTEN.clear()
         restore = interrupt.install()
         try:
+            rv = self._outcome(args, prog_name, complete_var, extra)
+        finally:
+            restore()
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def _outcome(self, args, prog_name, complete_var, extra):
+        """Run the command; every expected failure becomes an exit code and at most one line."""
+        from . import export, interrupt, stdio
+
+        try:
             rv = super().main(args, prog_name or "stabench", complete_var, standalone_mode=False, **extra)
             if (err := stdio.flush_stdout()) is not None:
                 raise err
@@ -56,20 +68,17 @@ class _Group(TyperGroup):
                 raise
             stdio.silence_stdout()
             rv = 1 if kind == "pipe" else _fail(f"cannot write to stdout: {e.strerror}", WriteError.exit_code)
-        finally:
-            restore()
-        if interrupt.pending() is not None:  # SIGTERM too; and an interrupt a finalizer swallowed
-            rv = 128 + interrupt.pending()
-        if isinstance(rv, int) and rv >= 128:  # typer turns Ctrl-C into exit code 130 without a word
-            what = "interrupted" if rv == 130 else "terminated"
-            if export.WRITTEN:
-                typer.echo(f"stabench: {what} after the outputs were written; they are complete", err=True)
-            else:
-                typer.echo(f"stabench: {what}; no output file was changed "
-                           "(a streaming loss run continues with --resume)", err=True)
-        if not standalone_mode:
-            return rv
-        sys.exit(rv if isinstance(rv, int) else 0)
+        with interrupt.shielded(raise_pending=False):  # the outcome is decided: a late signal waits
+            if interrupt.pending() is not None:  # SIGTERM too; and an interrupt a finalizer swallowed
+                rv = 128 + interrupt.pending()
+            if isinstance(rv, int) and rv >= 128:  # typer turns Ctrl-C into exit code 130 without a word
+                what = "interrupted" if rv == 130 else "terminated"
+                if export.WRITTEN:
+                    typer.echo(f"stabench: {what} after the outputs were written; they are complete", err=True)
+                else:
+                    typer.echo(f"stabench: {what}; no output file was changed "
+                               "(a streaming loss run continues with --resume)", err=True)
+        return rv
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -293,4 +302,9 @@ def train(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    from . import interrupt
+
+    try:
+        app()
+    finally:  # the exit code is decided and the outputs are complete: no signal may change that now
+        interrupt.ignore()

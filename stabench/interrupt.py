@@ -63,6 +63,15 @@ def install():
     return restore
 
 
+def ignore() -> None:
+    """Ignore SIGINT and SIGTERM from now on — for a process whose outcome is decided and which
+    is only exiting (a signal in the interpreter's teardown would print a traceback or change the
+    exit code of a run whose outputs are complete)."""
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+
+
 def pending() -> int | None:
     """The signal number received during this run (even one whose exception was swallowed)."""
     return _pending
