@@ -294,7 +294,7 @@ def _stage(path: str, data: bytes, staged: list) -> None:
         mode = _new_file_mode()
     with interrupt.shielded():
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".stabench.tmp", dir=folder)
+            fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(name), suffix=".stabench.tmp", dir=folder)
         except OSError as e:
             raise _fail(path, e) from None
         staged.append((tmp, real))
@@ -309,6 +309,12 @@ def _stage(path: str, data: bytes, staged: list) -> None:
         raise _fail(path, e) from None
     finally:
         os.close(fd)
+
+
+def _temp_prefix(name: str) -> str:
+    """``.NAME.`` for a temp file beside NAME, NAME cut to 60 bytes so that the temp name is never
+    too long where NAME itself fits."""
+    return "." + os.fsencode(name)[:60].decode("utf-8", "ignore") + "."
 
 
 def _unlink(p: str) -> None:

@@ -640,3 +640,18 @@ def test_check_path_api_messages():
         export.check_writable("/nonexistent-dir/x.csv")
     export.check_writable("-")
     assert export.sidecar("a.csv") == "a.csv.meta.json"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)), min_size=1, max_size=40))
+def test_any_file_name_is_written_exactly_or_refused_with_input_error(tmp_path_factory, name):
+    d = tmp_path_factory.mktemp("names")
+    df = roundoff.run(["float16"])
+    try:
+        export.check_targets([("csv", str(d / name))])
+    except InputError as e:
+        assert name in (".", "..") or len(os.fsencode(name)) > 200, e  # only folder names and too-long names
+        return
+    export.export(df, meta.build(), [("csv", str(d / name))])
+    assert sorted(os.listdir(d)) == sorted([name, name + ".meta.json"])
+    pd.testing.assert_frame_equal(export.read_csv(d / name), df, check_dtype=False)
