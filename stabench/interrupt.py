@@ -56,6 +56,8 @@ def install():
     sys.unraisablehook = hook
 
     def restore():
+        global _pending
+        _pending = None  # the run that installed the handlers is over: its signal is spent
         for s, h in old.items():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
         sys.unraisablehook = old_hook

@@ -633,6 +633,8 @@ def test_interrupt_shield_holds_the_signal_until_the_end():
         restore()
     assert signal.getsignal(signal.SIGTERM) is not interrupt._handler
     assert signal.getsignal(signal.SIGINT) is not interrupt._handler
+    assert interrupt.pending() is None  # spent with the run: later library writes are not refused
+    interrupt.check()
 
 
 def test_check_path_api_messages():
