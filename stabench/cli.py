@@ -192,6 +192,7 @@ def expr_cmd(
     csv: Optional[str] = CsvOpt,
     json: Optional[str] = JsonOpt,
     markdown: Optional[str] = MdOpt,
+    parquet: Optional[str] = ParquetOpt,
 ):
     """Your own expressions in every dtype, against the exact value at the rounded inputs.
 
@@ -202,13 +203,13 @@ def expr_cmd(
     if list_examples or (example or "").strip().lower() == "list":
         typer.echo("\n".join(exs.listing()))
         return
-    targets = _targets(csv, json, markdown)
-    if plot:
+    targets = _targets(csv, json, markdown, parquet)
+    if plot is not None:
         from . import export
 
         if plot == "-":
             raise InputError("--plot needs a file name (PNG), not '-'")
-        export.check_writable(plot)
+        export.check_targets(targets + [("plot", plot)])  # writable, and no other output's file
     from . import render
     from .experiments import expr as exp
 

@@ -40,7 +40,7 @@ VOLATILE = {"utc_time", "wall_seconds"}
 #: What an empty text cell is written as in a CSV (an empty cell reads back as a missing value).
 EMPTY_TEXT = "-"
 #: The option that names each format's output (for messages).
-OPTION = {"csv": "--csv", "json": "--json", "markdown": "--markdown", "parquet": "--parquet"}
+OPTION = {"csv": "--csv", "json": "--json", "markdown": "--markdown", "parquet": "--parquet", "plot": "--plot"}
 #: Output paths replaced during this run (so an interrupt message can say what happened).
 WRITTEN: list[str] = []
 
