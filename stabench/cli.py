@@ -16,7 +16,7 @@ try:  # typer ≥ 0.26 vendors click as typer._click; older releases use click i
 except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
-from .errors import InputError
+from .errors import InputError, WriteError
 
 
 #: The command line of the current invocation, recorded in every export's metadata.
@@ -28,9 +28,28 @@ class _Group(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         global _COMMAND
+        from . import export, interrupt, stdio
+
         _COMMAND = shlex.join(["stabench", *(sys.argv[1:] if args is None else args)])
+        stdio.setup()
+        export.WRITTEN.clear()
+        restore = interrupt.install()
+        try:
+            rv = self._outcome(args, prog_name, complete_var, extra)
+        finally:
+            restore()
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def _outcome(self, args, prog_name, complete_var, extra):
+        """Run the command; every expected failure becomes an exit code and at most one line."""
+        from . import export, interrupt, stdio
+
         try:
             rv = super().main(args, prog_name or "stabench", complete_var, standalone_mode=False, **extra)
+            if (err := stdio.flush_stdout()) is not None:
+                raise err
         except _cx.NoArgsIsHelpError as e:
             typer.echo(e.ctx.get_help())
             rv = 0
@@ -38,19 +57,33 @@ class _Group(TyperGroup):
             rv = _fail(e.format_message())
         except InputError as e:
             rv = _fail(str(e))
-        except (typer.Abort, KeyboardInterrupt):
-            rv = 130
-        if rv == 130:  # typer turns Ctrl-C into exit code 130 without a word
-            typer.echo("stabench: interrupted; no file was left half-written "
-                       "(a streaming loss run continues with --resume)", err=True)
-        if not standalone_mode:
-            return rv
-        sys.exit(rv if isinstance(rv, int) else 0)
+        except WriteError as e:
+            rv = _fail(str(e), WriteError.exit_code)
+        except (typer.Abort, KeyboardInterrupt) as e:
+            sig = getattr(e.__cause__ if isinstance(e, typer.Abort) else e, "signum", None)
+            rv = 128 + (sig or 2)
+        except OSError as e:
+            kind = stdio.stdout_failure(e)
+            if kind is None:
+                raise
+            stdio.silence_stdout()
+            rv = 1 if kind == "pipe" else _fail(f"cannot write to stdout: {e.strerror}", WriteError.exit_code)
+        with interrupt.shielded(raise_pending=False):  # the outcome is decided: a late signal waits
+            if interrupt.pending() is not None:  # SIGTERM too; and an interrupt a finalizer swallowed
+                rv = 128 + interrupt.pending()
+            if isinstance(rv, int) and rv >= 128:  # typer turns Ctrl-C into exit code 130 without a word
+                what = "interrupted" if rv == 130 else "terminated"
+                if export.WRITTEN:
+                    typer.echo(f"stabench: {what} after the outputs were written; they are complete", err=True)
+                else:
+                    typer.echo(f"stabench: {what}; no output file was changed "
+                               "(a streaming loss run continues with --resume)", err=True)
+        return rv
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = 2) -> int:
     typer.echo(f"stabench: error: {' '.join(message.split())}", err=True)
-    return 2
+    return code
 
 
 app = typer.Typer(
@@ -81,18 +114,18 @@ DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32,
 CsvOpt = typer.Option(None, "--csv", metavar="PATH", help="Write every row as CSV ('-' for stdout).")
 JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Write rows, summary tables and metadata as JSON ('-' for stdout).")
 MdOpt = typer.Option(None, "--markdown", metavar="PATH", help="Write the tables as Markdown ('-' for stdout).")
+ParquetOpt = typer.Option(None, "--parquet", metavar="PATH", help="Write every row as Parquet (needs pyarrow).")
 MaxUlpOpt = typer.Option(4.0, "--max-ulp", min=0.0, help="Errors above this many ulps are 'inaccurate'.")
 
 
-def _targets(csv: Optional[str], json: Optional[str], markdown: Optional[str]) -> list[tuple[str, str]]:
+def _targets(csv: Optional[str], json: Optional[str], markdown: Optional[str],
+             parquet: Optional[str] = None) -> list[tuple[str, str]]:
     """Validate output paths before any work, so a bad path fails fast and writes nothing."""
     from . import export
 
-    targets = [(f, p) for f, p in (("csv", csv), ("json", json), ("markdown", markdown)) if p]
-    if sum(p == "-" for _, p in targets) > 1:
-        raise InputError("only one output may go to stdout ('-')")
-    for _, p in targets:
-        export.check_writable(p)
+    targets = [(f, p) for f, p in (("csv", csv), ("json", json), ("markdown", markdown), ("parquet", parquet))
+               if p is not None]
+    export.check_targets(targets)
     return targets
 
 
@@ -114,12 +147,13 @@ def roundoff(
     csv: Optional[str] = CsvOpt,
     json: Optional[str] = JsonOpt,
     markdown: Optional[str] = MdOpt,
+    parquet: Optional[str] = ParquetOpt,
 ):
     """x = 2/n computed directly vs as (1 + 1/n) - (1 - 1/n), against the exact value.
 
     Example: stabench roundoff --dtype float16,float32 --n 10000 --csv roundoff.csv
     """
-    targets = _targets(csv, json, markdown)
+    targets = _targets(csv, json, markdown, parquet)
     from . import render
     from .experiments import roundoff as exp
 
@@ -158,6 +192,7 @@ def expr_cmd(
     csv: Optional[str] = CsvOpt,
     json: Optional[str] = JsonOpt,
     markdown: Optional[str] = MdOpt,
+    parquet: Optional[str] = ParquetOpt,
 ):
     """Your own expressions in every dtype, against the exact value at the rounded inputs.
 
@@ -168,13 +203,13 @@ def expr_cmd(
     if list_examples or (example or "").strip().lower() == "list":
         typer.echo("\n".join(exs.listing()))
         return
-    targets = _targets(csv, json, markdown)
-    if plot:
+    targets = _targets(csv, json, markdown, parquet)
+    if plot is not None:
         from . import export
 
         if plot == "-":
             raise InputError("--plot needs a file name (PNG), not '-'")
-        export.check_writable(plot)
+        export.check_targets(targets + [("plot", plot)])  # writable, and no other output's file
     from . import render
     from .experiments import expr as exp
 
@@ -230,13 +265,14 @@ def loss(
     csv: Optional[str] = CsvOpt,
     json: Optional[str] = JsonOpt,
     markdown: Optional[str] = MdOpt,
+    parquet: Optional[str] = ParquetOpt,
 ):
     """Cross-entropy through the probability (naive) vs on the logits (fused), against a
     high-precision oracle, for every dtype and logit.
 
     Example: stabench loss --dtype float16 --experiment sigmoid --csv loss.csv
     """
-    targets = _targets(csv, json, markdown)
+    targets = _targets(csv, json, markdown, parquet)
     from . import render
     from .experiments import loss as exp
 
@@ -293,7 +329,7 @@ def loss(
 
 @app.command()
 def report(
-    out: str = typer.Option("results", "--out", "-o", metavar="DIR", help="Folder to write (created if needed; files in it are replaced one by one, atomically)."),
+    out: str = typer.Option("stabench-report", "--out", "-o", metavar="DIR", help="Folder to write (created if needed; replaced as a whole, so it holds all old or all new files)."),
     dtype: Optional[List[str]] = DtypeOpt,
     backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
     quick: bool = typer.Option(False, "--quick", help="Fewer sweep points and a shorter roundoff sweep (seconds, not minutes)."),
@@ -303,7 +339,7 @@ def report(
     """Run every experiment and write a self-contained report: one CSV per experiment, run.json
     (metadata, timings, every summary), REPORT.md and PNG plots.
 
-    Example: stabench report --out results --quick
+    Example: stabench report --out my-report --quick
     """
     from . import render
     from . import report as rp
@@ -334,6 +370,7 @@ def train(
     csv: Optional[str] = CsvOpt,
     json: Optional[str] = JsonOpt,
     markdown: Optional[str] = MdOpt,
+    parquet: Optional[str] = ParquetOpt,
 ):
     """Train the lesson's digits network (Dense 25 → 15 → 10) with probabilities vs logits, in
     float32 and mixed precision, counting non-finite losses and gradients every epoch.
@@ -341,7 +378,7 @@ def train(
     Example: stabench train --policy mixed_float16 --epochs 20 --csv train.csv
     """
     _need_tensorflow()
-    targets = _targets(csv, json, markdown)
+    targets = _targets(csv, json, markdown, parquet)
     from . import render
     from .experiments import train as exp
 
@@ -375,4 +412,9 @@ def _need_tensorflow() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    from . import interrupt
+
+    try:
+        app()
+    finally:  # the exit code is decided and the outputs are complete: no signal may change that now
+        interrupt.ignore()

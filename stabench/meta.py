@@ -1,4 +1,5 @@
-"""The metadata block every export carries (pyperf-style): versions, platform, CPU, command, seed.
+"""The metadata block every export carries (pyperf-style): versions, platform, CPU (vendor, model,
+SIMD flags), command, seed.
 
 Built in one place. ``timestamp=False`` leaves out the UTC time, so that CSVs of the same command
 are byte-identical; JSON carries it.
@@ -8,22 +9,81 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import re
 import shlex
 import sys
 
 from . import __version__
 
 
-def _cpu() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else ``platform.processor()``."""
+#: CPU flags kept in the metadata: the SIMD and floating-point extensions a framework's kernels may
+#: use (x86: sse*, ssse3, avx*, fma, f16c, amx*; Arm: neon, asimd*, sve*, fp16). TensorFlow's
+#: float32 results differ between machines with different ones (docs/output.md).
+SIMD_FLAG = re.compile(r"^(sse|ssse|avx|fma|f16c|amx|xop|neon|asimd|sve|sme(?!p)|fphp|fp16|bf16|i8mm)")
+#: Arm "CPU implementer" codes (from the Arm architecture reference and Linux's cputable).
+ARM_VENDORS = {"0x41": "ARM", "0x42": "Broadcom", "0x43": "Cavium", "0x46": "Fujitsu", "0x48": "HiSilicon",
+               "0x4e": "NVIDIA", "0x50": "APM", "0x51": "Qualcomm", "0x61": "Apple", "0x69": "Intel",
+               "0xc0": "Ampere"}
+
+
+def simd_flags(flags) -> list[str]:
+    """The SIMD-relevant entries of a CPU flag list, sorted and unique."""
+    return sorted({f.lower() for f in flags if SIMD_FLAG.match(f.lower())})
+
+
+def parse_cpuinfo(text: str) -> dict:
+    """Vendor, model and SIMD flags from the text of Linux's /proc/cpuinfo (x86 or Arm); keys
+    with nothing found are left out."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            fields.setdefault(k.strip().lower(), v.strip())
+    out = {}
+    vendor = fields.get("vendor_id") or ARM_VENDORS.get(fields.get("cpu implementer", "").lower())
+    if vendor:
+        out["vendor"] = vendor
+    model = fields.get("model name") or fields.get("hardware") or fields.get("cpu model")
+    if model:
+        out["model"] = model
+    flags = fields.get("flags") or fields.get("features")
+    if flags is not None:
+        out["flags"] = simd_flags(flags.split())
+    return out
+
+
+def _sysctl(name: str) -> str | None:
+    import subprocess
+
+    try:
+        r = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+
+def cpu_info() -> dict:
+    """``{"vendor", "model", "flags"}`` of this machine: /proc/cpuinfo on Linux, sysctl on macOS,
+    ``platform.processor()`` elsewhere (unknown parts are ``"unknown"`` / an empty list)."""
+    info: dict = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
+            info = parse_cpuinfo(f.read())
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        if sys.platform == "darwin":
+            info = {"vendor": _sysctl("machdep.cpu.vendor") or ("Apple" if platform.machine() == "arm64" else None),
+                    "model": _sysctl("machdep.cpu.brand_string"),
+                    "flags": simd_flags(" ".join(filter(None, (_sysctl("machdep.cpu.features"),
+                                                              _sysctl("machdep.cpu.leaf7_features")))).split()
+                                        + (["neon"] if platform.machine() == "arm64" else []))}
+    return {"vendor": info.get("vendor") or "unknown",
+            "model": info.get("model") or platform.processor() or platform.machine() or "unknown",
+            "flags": info.get("flags") or []}
+
+
+def _cpu() -> str:
+    """CPU model name (kept as the ``cpu`` key for readers of older metadata)."""
+    return cpu_info()["model"]
 
 
 def command_line() -> str:
@@ -62,7 +122,10 @@ def build(*, seed=None, command: str | None = None, timestamp: bool = True, **ex
         if name.startswith("stabench.backends.") and name.endswith("_backend") and hasattr(mod, "versions"):
             m.update(mod.versions())
     m["platform"] = platform.platform()
-    m["cpu"] = _cpu()
+    cpu = cpu_info()
+    m["cpu"] = cpu["model"]
+    m["cpu_vendor"] = cpu["vendor"]
+    m["cpu_flags"] = " ".join(cpu["flags"])  # one string: the metadata stays flat (CSV sidecar, Markdown)
     m["command"] = command if command is not None else command_line()
     m["seed"] = seed
     if timestamp:

@@ -1,14 +1,26 @@
 """`stabench report`: run every experiment and write a self-contained folder.
 
-Everything is computed in memory first; then each file is written atomically (temp + rename).
-Ctrl-C while computing writes nothing; an existing folder keeps its previous files until each is
-replaced whole. Only ``run.json`` carries timestamps and wall times, so the CSVs and PNGs of the
-same command and versions are byte-identical.
+Everything is computed in memory first. The folder then changes as a whole: every file is written
+into a new sibling folder, files of the old folder that a report does not write are carried over
+(hard links), and the two folders are swapped — atomically with Linux's
+``renameat2(RENAME_EXCHANGE)``, elsewhere by two renames (old aside, new in) — and the old one is
+deleted. SIGINT/SIGTERM during the swap are held until it is done; at any other moment they remove
+the new folder and leave the old one untouched. Only SIGKILL or a crash between the two renames of
+the fallback can leave the folder missing, with the old and new folders beside it under
+``.NAME.*.stabench-old`` / ``.stabench-new`` names. Only ``run.json`` carries timestamps and wall
+times, so REPORT.md, the CSVs and the PNGs of the same command and versions are byte-identical.
 """
 from __future__ import annotations
 
+import errno
 import json
+import lzma
 import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -16,14 +28,22 @@ import pandas as pd
 
 from . import crossframework
 from . import dtypes as _dtypes
-from . import export, meta
-from .errors import InputError
+from . import export, interrupt, meta
+from .errors import InputError, WriteError
 from .experiments import loss, roundoff
 
 #: Logits in the report's sweep set (dense enough for curves); --quick uses fewer.
 SWEEP_POINTS, QUICK_SWEEP_POINTS = 120, 40
 #: Epochs of the training experiment in `report --quick` (the full report uses train.QUICK_EPOCHS).
 TRAIN_QUICK_EPOCHS = 3
+#: Default output folder: a new folder in the current directory (git-ignored by the repository's
+#: .gitignore, so a report run inside a clone leaves every tracked file unchanged).
+DEFAULT_OUT = "stabench-report"
+#: Names of the files a report writes; other files in an existing report folder are kept.
+REPORT_FILE = re.compile(r"^(REPORT\.md|run\.json|(roundoff|train)\.csv|(sigmoid|softmax)\.csv\.xz"
+                         r"|(sigmoid|softmax)-[a-z0-9]+-(ulp|loss)\.png|train-curves\.png)$")
+#: Columns of timings: kept out of REPORT.md and the CSVs (run.json has them).
+TIMING_COLUMNS = {"seconds", "wall_seconds"}
 #: The extra column the report's loss CSVs carry.
 LOGIT_SET_DOC = "which logit set the row came from: `extreme` or `sweep`"
 
@@ -39,19 +59,68 @@ class Report:
     headlines: dict = field(default_factory=dict)  #: experiment → paragraph
 
 
-def check_out_dir(out: str) -> None:
-    """Exit-2 checks for the output folder, before any work: creatable and writable."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise InputError(f"--out {out!r} exists and is not a folder")
-    parent = out if os.path.isdir(out) else os.path.dirname(os.path.abspath(out))
+def check_out_dir(out: str) -> str:
+    """Exit-2 checks for the output folder, before any work; returns its real path.
+
+    Refused: an empty or non-UTF-8 name; a path that exists and is not a folder; the current
+    folder or one above it, a mount point or the root; an existing non-empty folder that is not a
+    stabench report (no ``run.json`` written by stabench) — the report replaces the folder as a
+    whole; a report file name in it that is not a regular file (``run.json/``); a parent folder
+    that is missing or takes no new folders (read-only, /proc)."""
+    if out == "":
+        raise InputError("--out '': empty path; give a folder name (default: stabench-report)")
+    show = export._show(out)
+    try:
+        out.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"--out {show}: the path is not valid UTF-8; use a UTF-8 folder name") from None
+    real = os.path.realpath(out)
+    parent = os.path.dirname(real)
+    if os.path.lexists(real) and not os.path.isdir(real):
+        raise InputError(f"--out {show} exists and is not a folder; give a folder name")
+    cwd = os.path.realpath(os.getcwd())
+    if real == parent or os.path.ismount(real) or cwd == real or cwd.startswith(real + os.sep):
+        raise InputError(f"--out {show} is the current folder, one above it, a mount point or the root: "
+                         "the report replaces its folder as a whole; give a new folder name")
+    if os.path.isdir(real):
+        try:
+            names = os.listdir(real)
+        except OSError as e:
+            raise InputError(f"--out {show}: cannot read the folder ({e.strerror})") from None
+        for n in names:
+            if REPORT_FILE.match(n) and not stat.S_ISREG(os.lstat(os.path.join(real, n)).st_mode):
+                raise InputError(f"--out {show}: {n!r} in it is not a regular file; remove it or choose another folder")
+        if names and not _is_report(os.path.join(real, "run.json")):
+            raise InputError(f"--out {show} is a folder that does not hold a stabench report (no run.json "
+                             "written by stabench); the report replaces its folder as a whole: "
+                             "give a new or empty folder")
     if not os.path.isdir(parent):
-        raise InputError(f"--out {out!r}: folder {parent!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"--out {out!r}: permission denied")
+        raise InputError(f"--out {show}: folder {export._show(parent)} does not exist")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".stabench-probe-", dir=parent))
+    except OSError as e:
+        raise InputError(f"--out {show}: cannot create folders in {export._show(parent)} ({e.strerror})") from None
+    return real
+
+
+def _is_report(run_json: str) -> bool:
+    try:
+        if not stat.S_ISREG(os.lstat(run_json).st_mode):
+            return False
+        with open(run_json, encoding="utf-8") as f:
+            return json.load(f)["metadata"]["tool"] == "stabench"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _csv(df: pd.DataFrame, metadata: dict) -> bytes:
     return export.FORMATS["csv"](df, metadata, {}).encode()
+
+
+def _xz(data: bytes) -> bytes:
+    """xz-compressed: deterministic bytes (no timestamp in the format), ~25× smaller for the loss
+    rows; ``pandas.read_csv("sigmoid.csv.xz")`` reads it directly."""
+    return lzma.compress(data, format=lzma.FORMAT_XZ, preset=6)
 
 
 def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int = 0,
@@ -71,6 +140,7 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     total = len(steps)
 
     def tick(i, label):  # i steps done; the label names the step that runs next
+        interrupt.check()  # a Ctrl-C a finalizer swallowed ends the run here
         if progress:
             progress(i, total, steps[i] if i < total else "done")
 
@@ -126,9 +196,10 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         # wall times vary run to run: they stay in run.json, out of the byte-identical CSV
         rep.frames["train.csv"] = train_df.drop(columns=["seconds"])
     for exp, rows in loss_rows.items():
-        rep.frames[f"{exp}.csv"] = rows
+        rep.frames[f"{exp}.csv.xz"] = rows  # the sweep rows: 27 MB as plain CSV
     for name, frame in rep.frames.items():
-        rep.files[name] = _csv(frame, metadata)
+        data = _csv(frame, metadata)
+        rep.files[name] = _xz(data) if name.endswith(".xz") else data
 
     t = time.perf_counter()
     rep.files.update(_plots(loss_rows))
@@ -198,8 +269,10 @@ def _markdown(rep: Report, metadata: dict) -> str:
     lines = ["# stabench report", ""]
     lines += [f"stabench {metadata['stabench']} · python {metadata['python']} · numpy {metadata['numpy']}"
               + (f" · tensorflow {metadata['tensorflow']} · keras {metadata.get('keras', '?')}" if "tensorflow" in metadata else "")
-              + f" · {metadata['cpu']} · seed {metadata['seed']}", "",
-              f"Command: `{metadata['command']}`. Timings and the UTC time are in `run.json`.", ""]
+              + f" · {metadata['cpu']} ({metadata.get('cpu_vendor', 'unknown')}) · seed {metadata['seed']}", "",
+              f"Command: `{metadata['command']}`. Timings, the UTC time and the CPU's SIMD flags are in "
+              "`run.json`, the metadata of every CSV here. TensorFlow's float32 results depend on the CPU "
+              "(its reciprocal uses the hardware's approximation): compare them only between like machines.", ""]
     lines += ["## roundoff", "", rep.headlines["roundoff"], "",
               "Digits kept by 2/n computed directly and as (1 + 1/n) − (1 − 1/n); every row in `roundoff.csv`.", "",
               export.markdown_table(rep.tables["roundoff_sweep"])]
@@ -212,25 +285,132 @@ def _markdown(rep: Report, metadata: dict) -> str:
                 lines += [f"### {q} (extreme logit set)", "", export.markdown_table(t[cols])]
         for name in sorted(f for f in rep.files if f.startswith(exp + "-") and f.endswith(".png")):
             lines += [f"![{name}]({name})", ""]
-        lines += [f"Every row: `{exp}.csv`.", ""]
+        lines += [f"Every row: `{exp}.csv.xz` (xz-compressed CSV: `pandas.read_csv(\"{exp}.csv.xz\")`, "
+                  f"or `xz -dk {exp}.csv.xz` for a spreadsheet).", ""]
     lines += ["## Across frameworks", ""] + crossframework.markdown(
         rep.tables["crossframework_first_fail"], rep.tables["crossframework_confidently_wrong"])
     if "train_summary" in rep.tables:
         from .experiments import train
 
         t = rep.tables["train_summary"]
-        cols = [c for c in train.SUMMARY_TERMINAL_COLUMNS if c in t.columns]
+        cols = [c for c in train.SUMMARY_TERMINAL_COLUMNS if c in t.columns and c not in TIMING_COLUMNS]
         lines += ["## train", "", rep.headlines["train"], "", export.markdown_table(t[cols]),
                   "![train-curves.png](train-curves.png)", "", "Every epoch: `train.csv`.", ""]
     return "\n".join(lines)
 
 
 def write(rep: Report, out: str) -> list[str]:
-    """Write every file of ``rep`` into ``out`` (created if needed), each atomically."""
-    os.makedirs(out, exist_ok=True)
-    written = []
-    for name, data in rep.files.items():
-        path = os.path.join(out, name)
-        export.write_bytes(path, data)
-        written.append(path)
-    return written
+    """Replace the folder ``out`` with one holding every file of ``rep`` (plus the files of the old
+    folder that a report does not write), as a whole: see the module docstring. A full disk
+    raises :class:`WriteError` with the old folder untouched and no temporary folder left."""
+    real = os.path.realpath(out)
+    parent, name = os.path.split(real)
+    new = None
+    try:
+        with interrupt.shielded():
+            new = tempfile.mkdtemp(prefix=f".{name}.", suffix=".stabench-new", dir=parent)
+            try:  # the new folder gets the old one's mode
+                mode = stat.S_IMODE(os.stat(real).st_mode)
+            except OSError:
+                mode = 0o777 & ~_umask()
+            os.chmod(new, mode)
+        for fname, data in rep.files.items():
+            _write_file(os.path.join(new, fname), data, out)
+        if os.path.isdir(real):
+            _carry_over(real, new)
+        _fsync(new)
+        interrupt.check()  # an interrupt a finalizer swallowed stops here, before anything changes
+        with interrupt.shielded():
+            _swap(new, real)
+            new = None
+            export.WRITTEN.append(real)
+    except OSError as e:
+        raise WriteError(f"cannot write the report folder {export._show(out)}: {e.strerror or e}; "
+                         "the previous folder is unchanged") from None
+    finally:
+        if new is not None:
+            with interrupt.shielded(raise_pending=False):
+                shutil.rmtree(new, ignore_errors=True)
+    return [os.path.join(out, f) for f in rep.files]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_file(path: str, data: bytes, out: str) -> None:
+    """One file of the new folder (no temp file needed: the whole folder is the temp)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems cannot sync a folder
+        pass
+    finally:
+        os.close(fd)
+
+
+def _carry_over(old: str, new: str) -> None:
+    """Hard-link (or copy) into ``new`` every entry of ``old`` that a report does not write."""
+    def link(src, dst):
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(src, dst, follow_symlinks=False)
+
+    for n in os.listdir(old):
+        if REPORT_FILE.match(n):
+            continue
+        src, dst = os.path.join(old, n), os.path.join(new, n)
+        if os.path.isdir(src) and not os.path.islink(src):
+            shutil.copytree(src, dst, symlinks=True, copy_function=link)
+        else:
+            link(src, dst)
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE); False where that call
+    or the file system does not support it."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, musl
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    e = ctypes.get_errno()
+    if e in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(e, os.strerror(e), b)
+
+
+def _swap(new: str, real: str) -> None:
+    """Put folder ``new`` at ``real`` and delete what was there."""
+    if not os.path.exists(real):
+        os.rename(new, real)
+        return
+    parent, name = os.path.split(real)
+    if _exchange(new, real):
+        shutil.rmtree(new, ignore_errors=True)  # ``new`` now names the old folder
+        return
+    aside = tempfile.mkdtemp(prefix=f".{name}.", suffix=".stabench-old", dir=parent)
+    os.rename(real, aside)  # rename onto the empty folder mkdtemp reserved
+    os.rename(new, real)
+    shutil.rmtree(aside, ignore_errors=True)

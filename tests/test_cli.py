@@ -54,7 +54,7 @@ def test_several_exports_at_once(tmp_path):
     assert r.exit_code == 0
     df = export.read_csv(c)
     assert len(df) == 8 and df.loc[df.dtype.eq("float16") & df.formula.eq("cancelled"), "value"].item() == 0.0
-    assert f"# command: stabench roundoff --csv {c} --json {j} --markdown {m}" in open(c).read().splitlines()
+    assert export.read_metadata(c)["command"] == f"stabench roundoff --csv {c} --json {j} --markdown {m}"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -136,7 +136,7 @@ def test_loss_detail_and_csv(tmp_path):
     assert len(df) == 2 * 2 * 2
     row = df[(df.method == "naive") & (df.quantity == "loss") & (df.logit == -1000)].iloc[0]
     assert row.value == float("inf") and row.status == "overflow"
-    assert "# seed: 5" in open(out).read()
+    assert export.read_metadata(out)["seed"] == 5
     # the detail table folds: method, dtype, result_dtype, case_kind, logit, label, value | … status
     assert any(len(c) == 7 and c[0] == "naive" and c[4] == "-1000.0" and c[-1] == "inf" for c in table_rows(r.stdout))
     assert any(c[0] == "naive" and c[-1] == "overflow" for c in table_rows(r.stdout))

@@ -23,7 +23,7 @@ def quick(tmp_path_factory):
 def test_every_file_exists_and_parses(quick):
     out, r = quick
     names = set(os.listdir(out))
-    assert {"roundoff.csv", "sigmoid.csv", "softmax.csv", "run.json", "REPORT.md"} <= names
+    assert {"roundoff.csv", "sigmoid.csv.xz", "softmax.csv.xz", "run.json", "REPORT.md"} <= names
     pngs = [n for n in names if n.endswith(".png")]
     assert len(pngs) == 2 * 4 * 2  # experiment × dtype × (ulp, loss)
     for n in pngs:
@@ -36,7 +36,7 @@ def test_every_file_exists_and_parses(quick):
     md = (out / "REPORT.md").read_text()
     assert "![sigmoid-float16-ulp.png](sigmoid-float16-ulp.png)" in md
     assert "first naive method to fail is naive at |z| = 10" in md
-    sig = export.read_csv(out / "sigmoid.csv")
+    sig = export.read_csv(out / "sigmoid.csv.xz")
     assert set(sig.logit_set) == {"extreme", "sweep"}
     assert (sig.status == "overflow").any() and (sig.status == "nan-result").any()  # failures kept
     assert "wrote 21 files" in r.stdout
@@ -49,9 +49,9 @@ def test_csvs_equal_the_dataframes_and_runs_are_byte_identical():
         if name != "run.json":
             assert data == b.files[name], name
     import io
-    assert set(a.frames) == {"roundoff.csv", "sigmoid.csv", "softmax.csv"}
+    assert set(a.frames) == {"roundoff.csv", "sigmoid.csv.xz", "softmax.csv.xz"}
     for name, frame in a.frames.items():
-        back = export.read_csv(io.BytesIO(a.files[name]))
+        back = export.read_csv(io.BytesIO(a.files[name]), compression="xz" if name.endswith(".xz") else None)
         pd.testing.assert_frame_equal(back, frame.reset_index(drop=True), check_dtype=False)
 
 
@@ -66,6 +66,7 @@ def test_unwritable_out_exits_2(tmp_path):
 
 def test_ctrl_c_leaves_previous_files_and_exits_130(tmp_path, monkeypatch):
     (tmp_path / "REPORT.md").write_text("previous")
+    (tmp_path / "run.json").write_text('{"metadata": {"tool": "stabench"}}')
     from stabench.experiments import loss
 
     def interrupted(*a, **k):
@@ -74,7 +75,7 @@ def test_ctrl_c_leaves_previous_files_and_exits_130(tmp_path, monkeypatch):
     monkeypatch.setattr(loss, "run", interrupted)
     r = runner.invoke(app, ["report", "--out", str(tmp_path), "--quick", "--backend", "numpy"])
     assert r.exit_code == 130 and "stabench: interrupted" in r.stderr
-    assert os.listdir(tmp_path) == ["REPORT.md"] and (tmp_path / "REPORT.md").read_text() == "previous"
+    assert sorted(os.listdir(tmp_path)) == ["REPORT.md", "run.json"] and (tmp_path / "REPORT.md").read_text() == "previous"
 
 
 def test_report_with_tensorflow_includes_training():
@@ -85,7 +86,7 @@ def test_report_with_tensorflow_includes_training():
     rep = report.build(dtype_list=["float32"], backend_list=["numpy", "tensorflow"], quick=True, command="x")
     assert {"train.csv", "train-curves.png"} <= set(rep.files)
     assert rep.files["train-curves.png"].startswith(PNG_MAGIC) and len(rep.files["train-curves.png"]) > 20_000
-    sig = rep.frames["sigmoid.csv"]
+    sig = rep.frames["sigmoid.csv.xz"]
     assert {"numpy", "tensorflow"} == set(sig.backend)
     train = rep.frames["train.csv"]
     assert len(train) == 9 * report.TRAIN_QUICK_EPOCHS and "seconds" not in train.columns

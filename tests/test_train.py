@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stabench import export
 from stabench.errors import InputError
 from stabench.experiments import train
 
@@ -226,9 +227,9 @@ def test_cli_runs_and_exports(invoke, tf, tmp_path):
     r = invoke("train", "--epochs", "2", "--variant", "logits", "--policy", "float32", "--csv", str(path))
     assert r.exit_code == 0, r.output
     assert "logits float32: accuracy " in r.stdout
-    text = path.read_text()
-    assert "# epochs: 2" in text and "# scikit-learn: " in text
-    df = pd.read_csv(path, comment="#")
+    md = export.read_metadata(path)
+    assert md["epochs"] == 2 and "scikit-learn" in md
+    df = pd.read_csv(path)
     assert list(df.columns) == list(train.COLUMNS) and len(df) == 2
 
 
