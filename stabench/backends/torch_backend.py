@@ -23,7 +23,9 @@ differs from eager on some case):
 - ``compile``: ``torch.compile(fn, dynamic=True)`` (inductor, C++ codegen on CPU) — only when the
   environment variable ``STABENCH_TORCH_COMPILE=1`` is set, because compiling costs about 38 s for
   the first graph of a process with a cold inductor cache and 0.2–4 s per further graph (measured on
-  the 2-core AMD EPYC machine), minutes for the full method × dtype grid.
+  the 2-core AMD EPYC machine), minutes for the full method × dtype grid. In a process that imported
+  tensorflow first, the methods are refused (``unsupported``, saying why) instead: torch.compile
+  imports triton, and triton imported after tensorflow crashes the process.
 
 Threads: PyTorch's default intra-op pool (one thread per core). The ops here split work by row,
 never inside one case's reduction, so the values do not depend on the thread count
@@ -130,8 +132,21 @@ def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
     cast = tdt if tdt in (torch.float16, torch.bfloat16) else torch.bfloat16
     out.variants["autocast"] = _output(_run(fn, inputs, grad, autocast=cast, where="autocast: "), rows)
     if compile_enabled():
+        _check_compile_can_import()
         out.variants["compile"] = _output(_run(_compiled(method.name), inputs, grad, where="torch.compile: "), rows)
     return out
+
+
+def _check_compile_can_import() -> None:
+    """torch.compile imports triton; importing triton after tensorflow crashes the process with a
+    segmentation fault (measured: TensorFlow 2.21, triton 3.8; triton first, then tensorflow, works).
+    Refuse instead of crashing."""
+    import sys
+
+    if "tensorflow" in sys.modules and "triton" not in sys.modules:
+        raise Unsupported("torch.compile: importing triton after tensorflow in one process crashes it "
+                          "(segmentation fault, TensorFlow 2.21 / triton 3.8); run the compile variant "
+                          "without the tensorflow backend (--backend torch)")
 
 
 def _inputs(tdt, c) -> tuple:
