@@ -136,7 +136,7 @@ def test_random_is_seeded_and_spans_magnitudes():
     (dict(logits="exhaustive", dtypes=["float32"]), "exhaustive covers float16 and bfloat16"),
     (dict(experiments="softmax", classes=1), "--classes must be at least 2"),
     (dict(experiments="softmax", classes=10**7, logits="sweep", points=10**4), "request too large"),
-    (dict(backends=["jax"]), "unknown backend 'jax'"),
+    (dict(backends=["mxnet"]), "unknown backend 'mxnet'"),
 ])
 def test_bad_input(kw, message):
     with pytest.raises(InputError, match=None) as e:
