@@ -16,6 +16,7 @@ try:  # typer ≥ 0.26 vendors click as typer._click; older releases use click i
 except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
+from . import validate
 from .errors import InputError
 
 
@@ -71,7 +72,7 @@ DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32,
 CsvOpt = typer.Option(None, "--csv", metavar="PATH", help="Write every row as CSV ('-' for stdout).")
 JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Write rows, summary tables and metadata as JSON ('-' for stdout).")
 MdOpt = typer.Option(None, "--markdown", metavar="PATH", help="Write the tables as Markdown ('-' for stdout).")
-MaxUlpOpt = typer.Option(4.0, "--max-ulp", min=0.0, help="Errors above this many ulps are 'inaccurate'.")
+MaxUlpOpt = typer.Option(4.0, "--max-ulp", callback=lambda v: validate.max_ulp(v), help="Errors above this many ulps are 'inaccurate'.")
 
 
 def _targets(csv: Optional[str], json: Optional[str], markdown: Optional[str]) -> list[tuple[str, str]]:
@@ -159,7 +160,11 @@ def loss(
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
                        classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range)
+    validate.loss_options(opts)
     streaming = exp.streams(opts)
+    if not streaming:  # the row path keeps every row: refuse what would not fit the memory budget
+        from .limits import check_loss
+        check_loss(opts, [f for f, _ in targets] + (["detail"] if detail else []))
     started = time.perf_counter()
     bar = render.ProgressBar(delay=1.0)
     try:

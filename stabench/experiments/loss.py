@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import backends as _backends
 from .. import dtypes as _dtypes
-from .. import inputs, metrics, oracle
+from .. import inputs, limits, metrics, oracle, validate
 from ..errors import InputError
 
 EXPERIMENTS = ("sigmoid", "softmax")
@@ -248,6 +248,8 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     called with (done, total, label) after each (experiment, dtype, backend) step.
     """
     opts = opts or Options(**kw)
+    validate.loss_options(opts)
+    limits.check_loss(opts)
     exps = parse_experiments(opts.experiments)
     dts = _dtypes.parse_list(opts.dtypes)
     backend_names = parse_backends(opts.backends)
@@ -368,6 +370,7 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
     """
     from .. import stream
 
+    validate.loss_options(opts)
     backend_names = parse_backends(opts.backends)
     if backend_names != ["numpy"]:
         if opts.backends:
