@@ -30,6 +30,8 @@ class _Group(TyperGroup):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         global _COMMAND
         _COMMAND = shlex.join(["stabench", *(sys.argv[1:] if args is None else args)])
+        # an argument that is not UTF-8 (a file name's raw bytes) is recorded as \xNN escapes
+        _COMMAND = _COMMAND.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         try:
             rv = super().main(args, prog_name or "stabench", complete_var, standalone_mode=False, **extra)
         except _cx.NoArgsIsHelpError as e:
@@ -204,7 +206,7 @@ def report(
     dtype: Optional[List[str]] = DtypeOpt,
     backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow (a comma list; default: every installed backend)."),
     quick: bool = typer.Option(False, "--quick", help="Fewer sweep points and a shorter roundoff sweep (seconds, not minutes)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for random inputs (recorded)."),
+    seed: int = typer.Option(0, "--seed", callback=lambda v: validate.seed(v), help="Seed for random inputs (recorded)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Run every experiment and write a self-contained report: one CSV per experiment, run.json

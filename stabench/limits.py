@@ -51,7 +51,7 @@ OUTPUT_ROW_BYTES = {"csv": 350, "markdown": 600, "json": 6000, "detail": 3000}
 VARIANT_ROWS = 2
 #: Softmax: the (cases × K) float64 logits of every (experiment, dtype) batch live at once; the
 #: largest batch is copied this many more times by the oracle and a method's temporaries.
-ARRAY_COPIES = 5
+ARRAY_COPIES = 7
 
 
 def loss_estimate(opts, outputs=()) -> tuple[int, int]:

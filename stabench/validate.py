@@ -16,7 +16,7 @@ from .errors import InputError
 #: fraction alone), an optional exponent; or nan / inf / infinity (any case). ASCII only: Python's
 #: ``float()`` also takes "1_000", " ١٢ " (Arabic-Indic digits) and "infinity" inside words,
 #: which no file or option of this tool means.
-_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE)
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE | re.ASCII)
 
 
 def parse_number(text: str) -> float | None:
@@ -67,12 +67,16 @@ def loss_options(opts) -> None:
     if opts.labels is not None and not opts.labels.strip(" ,"):
         raise InputError("--labels is empty; give a comma list of labels "
                          "(sigmoid: numbers in [0, 1]; softmax: a class index)")
+    if opts.value_range is not None and not opts.value_range.strip(" ,"):
+        raise InputError("--range is empty; give two numbers LO,HI (e.g. --range=-100,100)")
     max_ulp(opts.max_ulp)
     seed(opts.seed)
     int_in("--points", opts.points, 1, limits.MAX_POINTS)
     int_in("--classes", opts.classes, 2, limits.MAX_CLASSES)
     int_in("--keep", opts.keep, 0, limits.MAX_KEEP)
     if opts.logits_file is not None:
+        if not opts.logits_file.strip():
+            raise InputError("--logits-file is empty; give the path of a .npy or .csv file")
         if opts.logits.strip() != "extreme":  # extreme is the default: the only value we cannot tell apart
             raise InputError(f"--logits {opts.logits} and --logits-file both give the logits; drop one")
         if opts.value_range is not None:
