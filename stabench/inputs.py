@@ -145,15 +145,12 @@ def load_file(path: str, label_column: str | None = "label") -> tuple[np.ndarray
     :data:`MAX_LINE_BYTES`, more than :data:`limits.MAX_FILE_VALUES` numbers) raises
     :class:`InputError` with one line.
     """
-    _check_regular_file(path)
-    ext = os.path.splitext(path)[1].lower()
+    ext = _extension(path)
     labels = None
     if ext == ".npy":
         logits = _load_npy(path)
-    elif ext == ".csv":
-        logits, labels = _load_csv(path, label_column)
     else:
-        raise InputError(f"--logits-file {path!r}: unknown extension {ext or '(none)'!r}; valid: .npy, .csv")
+        logits, labels = _load_csv(path, label_column)
     if logits.size == 0:
         raise InputError(f"--logits-file {path!r}: no logits in the file")
     return logits, labels
@@ -161,6 +158,15 @@ def load_file(path: str, label_column: str | None = "label") -> tuple[np.ndarray
 
 #: Longest line of a CSV logits file: bounds the memory one row can take while it is split.
 MAX_LINE_BYTES = 16 * 2**20
+
+
+def _extension(path: str) -> str:
+    """``.npy`` or ``.csv`` of a readable regular file, else InputError."""
+    _check_regular_file(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".csv"):
+        raise InputError(f"--logits-file {path!r}: unknown extension {ext or '(none)'!r}; valid: .npy, .csv")
+    return ext
 
 
 def _check_regular_file(path: str) -> None:
@@ -278,9 +284,8 @@ def _csv_header(cells: list[str]) -> list[str] | None:
 
 def file_has_labels(path: str, label_column: str = "label") -> bool:
     """Whether ``path`` is a CSV whose header has a ``label`` column (reads only its first row)."""
-    if os.path.splitext(path)[1].lower() != ".csv":
+    if _extension(path) != ".csv":
         return False
-    _check_regular_file(path)
     for _, cells in _csv_rows(path):
         header = _csv_header(cells)
         return header is not None and label_column in header
@@ -334,8 +339,7 @@ def _load_csv(path: str, label_column: str | None):
 def file_shape(path: str) -> tuple[int, int]:
     """An upper bound on (cases, columns) of a logits file, read cheaply (the .npy header; for a
     CSV, its line count and the fields of its first line), for the memory estimate."""
-    _check_regular_file(path)
-    if os.path.splitext(path)[1].lower() == ".npy":
+    if _extension(path) == ".npy":
         with open(path, "rb") as f:
             shape, _, _ = _npy_header(path, f)
         return (int(shape[0]), 1) if len(shape) == 1 else (int(shape[0]), int(shape[1])) if len(shape) == 2 else (0, 0)
