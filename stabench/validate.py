@@ -59,11 +59,11 @@ def _names(option: str, value, valid: str) -> None:
 
 def loss_options(opts) -> None:
     """Every check of a loss run's options that needs no data (``opts``: experiments.loss.Options)."""
-    from . import backends
+    from . import backends, dtypes
 
     _names("--experiment", opts.experiments, "sigmoid, softmax, all")
     _names("--backend", opts.backends, ", ".join(backends.names()))
-    _names("--dtype", opts.dtypes, "float16, bfloat16, float32, float64")
+    _names("--dtype", opts.dtypes, ", ".join(dtypes.DTYPE_NAMES))
     if opts.labels is not None and not opts.labels.strip(" ,"):
         raise InputError("--labels is empty; give a comma list of labels "
                          "(sigmoid: numbers in [0, 1]; softmax: a class index)")

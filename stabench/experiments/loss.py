@@ -106,6 +106,8 @@ def parse_experiments(value: str | list[str] | None) -> list[str]:
     """``sigmoid``, ``softmax``, ``all`` or a comma list."""
     vals = [value] if isinstance(value, str) else list(value or ["all"])
     names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    if not names:
+        raise InputError("--experiment is empty; valid: sigmoid, softmax, all")
     out = []
     for n in names:
         if n == "all":
@@ -123,6 +125,8 @@ def parse_backends(value: str | list[str] | None) -> list[str]:
         return _backends.installed()
     vals = [value] if isinstance(value, str) else list(value)
     names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    if not names:
+        raise InputError("--backend is empty; valid: " + ", ".join(_backends.names()))
     for n in names:
         _backends.load(n)  # raises InputError naming the valid ones / the missing framework
     return [n for n in _backends.names() if n in names]
