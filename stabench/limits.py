@@ -45,7 +45,10 @@ DEFAULT_FRAMEWORK_BYTES = 850 * MiB
 ROW_BYTES = 400
 #: What each output of the rows adds per row: the CSV and Markdown texts are built in memory,
 #: the JSON export builds one dict per row and then its text; ``detail`` is --detail's terminal table.
-OUTPUT_ROW_BYTES = {"csv": 350, "markdown": 600, "json": 6000, "detail": 3000}
+OUTPUT_ROW_BYTES = {"csv": 350, "markdown": 600, "json": 6000, "detail": 6000}
+#: --detail on the row path prints at most this many rows (rich builds the whole table first: about
+#: 4.4 KB and, on a loaded 2-core machine, 7 ms per row); larger runs export the rows instead.
+MAX_DETAIL_ROWS = 100_000
 #: Rows per method and case for backends that also report an execution variant (TensorFlow's
 #: ``@graph`` rows appear where graph mode differs): counted as if every one did.
 VARIANT_ROWS = 2
@@ -108,6 +111,9 @@ def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
 def check_loss(opts, outputs=()) -> None:
     """Refuse (InputError, before any work) a row-path loss run whose estimate exceeds the budget."""
     need, rows = loss_estimate(opts, outputs)
+    if "detail" in outputs and rows > MAX_DETAIL_ROWS:
+        raise InputError(f"--detail would print about {rows:,} rows (limit {MAX_DETAIL_ROWS:,}); "
+                         "drop --detail and write the rows with --csv PATH, or use fewer logits, dtypes or backends")
     if need <= MEMORY_BUDGET:
         return
     budget = f"{MEMORY_BUDGET / 2**30:g} GiB"

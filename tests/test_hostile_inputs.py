@@ -425,12 +425,19 @@ def test_validation_in_the_python_api():
     (["loss", "--logits", "sweep", "--points", "30000000"], "streaming run"),
     (["loss", "-e", "softmax", "--classes", str(2**20)], "--classes"),
     (["loss", "-e", "sigmoid", "-b", "numpy", "--logits", "sweep", "--points", "100000", "--json", "-"], "rather than JSON"),
-    (["loss", "-e", "sigmoid", "-b", "numpy", "-d", "float32", "--logits", "random", "--points", "200000", "--detail"],
-     "drop --detail"),
+    (["loss", "-e", "sigmoid", "-b", "numpy", "-d", "float32", "--logits", "random", "--points", "200000", "--json",
+      "-"], "rather than JSON"),
 ])
 def test_memory_budget_refuses_before_work(args, hint, tmp_path):
     line = refused(args, tmp_path, out="-" not in args)
     assert "memory budget" in line and "GiB" in line and hint in line, line
+
+
+def test_detail_is_bounded(tmp_path):
+    refused(["loss", "-e", "sigmoid", "-b", "numpy", "-d", "float32", "--logits", "random", "--points", "200000",
+             "--detail"], tmp_path, contains="--detail would print about 1,600,000 rows (limit 100,000)")
+    need, rows = limits.loss_estimate(loss.Options(), ["detail"])  # the default run's --detail is accepted
+    assert rows <= limits.MAX_DETAIL_ROWS and need < limits.MEMORY_BUDGET
 
 
 def test_huge_files_are_refused_from_their_size(tmp_path):
