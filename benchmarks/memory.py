@@ -5,8 +5,9 @@ classes, a JSON export, TensorFlow, a streaming run with the largest --keep) the
 raised by bisection to the largest value :func:`stabench.limits.loss_estimate` accepts, that
 request runs as ``python -m stabench`` in a subprocess, and two figures are reported:
 
-- ``peak_rss``: the largest resident set of any one process of the run (``os.wait4``'s
-  ``ru_maxrss``: exact, covers streaming workers, since the kernel folds waited-for descendants in);
+- ``peak_rss``: the largest resident set of any one process of the run (``ru_maxrss`` of the
+  launcher's children: exact, covers streaming workers, since the kernel folds waited-for
+  descendants in);
 - ``tree_rss``: the largest sum of the resident sets of the run's process tree, sampled every
   20 ms with psutil (forked workers share pages, so this over-counts; shown for completeness).
 
@@ -78,14 +79,15 @@ def kinds(tmp: str):
                                 os.path.join(tmp, "out.md")],
                      lambda p: loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float32"],
                                             logits="sweep", points=p), ["markdown"], (1, 10**8)),
-        # --detail is bounded by rows (limits.MAX_DETAIL_ROWS), far below the memory budget
-        "detail": (lambda p: [*ROW, "-d", "float32", "--logits", "sweep", "--points", str(p), "--detail"],
-                   lambda p: loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float32"],
-                                          logits="sweep", points=p), [], (1, (limits.MAX_DETAIL_ROWS // 8 - 1) // 2)),
         "tensorflow": (lambda p: ["-e", "sigmoid", "-b", "tensorflow", "-d", "float32", "--logits", "sweep",
                                   "--points", str(p)],
                        lambda p: loss.Options(experiments="sigmoid", backends="tensorflow", dtypes=["float32"],
                                               logits="sweep", points=p), [], (1, 10**8)),
+        # --detail is bounded by rows (limits.MAX_DETAIL_ROWS), far below the memory budget
+        "detail": (lambda p: [*ROW, "-d", "float32", "--logits", "sweep", "--points", str(p), "--detail"],
+                   lambda p: loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float32"],
+                                          logits="sweep", points=p), ["detail"],
+                   (1, (limits.MAX_DETAIL_ROWS // 8 - 1) // 2)),
         # streaming: no row estimate applies; the largest --keep over 2^25 random float32 logits
         "keep": (lambda p: [*ROW, "-d", "float32", "--logits", "random", "--points", str(p),
                             "--keep", str(limits.MAX_KEEP), "--workers", "2", "--csv", out_csv],
@@ -102,24 +104,33 @@ def _fake_npy(tmp: str, n: int) -> str:
     return path
 
 
+#: Runs stabench and reports its ru_maxrss. A small launcher of its own, because a child's
+#: ru_maxrss includes the memory of the process it was forked from (Linux records the old
+#: address space's high-water mark at exec), and this script has imported TensorFlow by then.
+LAUNCHER = """
+import resource, subprocess, sys
+rc = subprocess.call([sys.executable, "-m", "stabench", "loss", *sys.argv[1:]], stdout=subprocess.DEVNULL)
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
 def measure(argv: list[str]) -> tuple[int, float, float, int]:
     """(exit code, peak RSS of one process in bytes, peak tree RSS in bytes, wall s)."""
     import psutil
 
-    p = subprocess.Popen([sys.executable, "-m", "stabench", "loss", *argv], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen([sys.executable, "-c", LAUNCHER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     tree_peak = [0]
     done = threading.Event()
 
     def sample():
         try:
-            root = psutil.Process(p.pid)
+            launcher = psutil.Process(p.pid)
         except psutil.Error:
             return
         while not done.is_set():
             total = 0
             try:
-                for q in [root, *root.children(recursive=True)]:
+                for q in launcher.children(recursive=True):  # stabench and its workers
                     try:
                         total += q.memory_info().rss
                     except psutil.Error:
@@ -132,15 +143,14 @@ def measure(argv: list[str]) -> tuple[int, float, float, int]:
     t = threading.Thread(target=sample, daemon=True)
     start = time.perf_counter()
     t.start()
-    err = p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
+    out, err = p.communicate()
     wall = time.perf_counter() - start
     done.set()
     t.join()
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode:
+    rc, peak = (int(x) for x in out.split())
+    if rc:
         print(err.decode(errors="replace")[-500:], file=sys.stderr)
-    return p.returncode, ru.ru_maxrss * 1024, tree_peak[0], wall
+    return rc, peak, tree_peak[0], wall
 
 
 def main() -> None:
