@@ -339,6 +339,8 @@ def _load_csv(path: str, label_column: str | None):
 def file_shape(path: str) -> tuple[int, int]:
     """An upper bound on (cases, columns) of a logits file, read cheaply (the .npy header; for a
     CSV, its line count and the fields of its first line), for the memory estimate."""
+    from . import limits
+
     if _extension(path) == ".npy":
         with open(path, "rb") as f:
             shape, _, _ = _npy_header(path, f)
@@ -350,5 +352,7 @@ def file_shape(path: str) -> tuple[int, int]:
                 first = block.split(b"\n", 1)[0]
             lines += block.count(b"\n")
             last = block[-1:]
+            if lines > limits.MAX_FILE_VALUES:  # more rows than any file may hold: no need to count on
+                break
     lines += last != b"\n"
     return lines, (first or b"").count(b",") + 1
