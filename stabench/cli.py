@@ -16,6 +16,7 @@ try:  # typer ≥ 0.26 vendors click as typer._click; older releases use click i
 except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
+from . import validate
 from .errors import InputError, WriteError
 
 
@@ -31,6 +32,8 @@ class _Group(TyperGroup):
         from . import export, interrupt, stdio
 
         _COMMAND = shlex.join(["stabench", *(sys.argv[1:] if args is None else args)])
+        # an argument that is not UTF-8 (a file name's raw bytes) is recorded as \xNN escapes
+        _COMMAND = _COMMAND.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         stdio.setup()
         export.WRITTEN.clear()
         restore = interrupt.install()
@@ -115,7 +118,7 @@ CsvOpt = typer.Option(None, "--csv", metavar="PATH", help="Write every row as CS
 JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Write rows, summary tables and metadata as JSON ('-' for stdout).")
 MdOpt = typer.Option(None, "--markdown", metavar="PATH", help="Write the tables as Markdown ('-' for stdout).")
 ParquetOpt = typer.Option(None, "--parquet", metavar="PATH", help="Write every row as Parquet (needs pyarrow).")
-MaxUlpOpt = typer.Option(4.0, "--max-ulp", min=0.0, help="Errors above this many ulps are 'inaccurate'.")
+MaxUlpOpt = typer.Option(4.0, "--max-ulp", callback=lambda v: validate.max_ulp(v), help="Errors above this many ulps are 'inaccurate'.")
 
 
 def _targets(csv: Optional[str], json: Optional[str], markdown: Optional[str],
@@ -278,7 +281,11 @@ def loss(
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
                        classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range)
+    validate.loss_options(opts)
     streaming = exp.streams(opts)
+    if not streaming:  # the row path keeps every row: refuse what would not fit the memory budget
+        from .limits import check_loss
+        check_loss(opts, [f for f, _ in targets] + (["detail"] if detail else []))
     started = time.perf_counter()
     bar = render.ProgressBar(delay=1.0)
     try:
@@ -330,7 +337,7 @@ def report(
     dtype: Optional[List[str]] = DtypeOpt,
     backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow (a comma list; default: every installed backend)."),
     quick: bool = typer.Option(False, "--quick", help="Fewer sweep points and a shorter roundoff sweep (seconds, not minutes)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for random inputs (recorded)."),
+    seed: int = typer.Option(0, "--seed", callback=lambda v: validate.seed(v), help="Seed for random inputs (recorded)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Run every experiment and write a self-contained report: one CSV per experiment, run.json

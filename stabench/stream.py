@@ -94,57 +94,87 @@ class Source:
 
 
 def exhaustive_source(dtype: str, value_range: tuple[float, float] | None = None) -> Source:
-    """Every finite value of ``dtype`` (optionally only those in [lo, hi]) as intervals of bit
-    patterns: the negative values (−0 … −max by bits), then the positive ones (+0 … +max)."""
+    """Every finite value of ``dtype`` in the real interval [lo, hi] (default: all of them) as
+    intervals of bit patterns: the negative values first, then the positive ones.
+
+    [lo, hi] is an interval of real numbers: −0 and +0 are both 0, so both zeros are in it when
+    lo ≤ 0 ≤ hi and neither otherwise; ±inf as an end means unbounded; nan and infinities are
+    never in it. Formats of at most 16 bits are enumerated (exact for any encoding, also formats
+    without −0 or inf); wider ones use :func:`_magnitude_intervals` (IEEE sign-magnitude).
+    """
     dt = _dtypes.get(dtype)
-    sign = 1 << (dt.bits - 1)
-    inf_bits = int(np.array(np.inf, dtype=dt.type).view(dt.uint))  # first non-finite magnitude
     lo, hi = value_range if value_range else (-math.inf, math.inf)
+    if math.isnan(lo) or math.isnan(hi):
+        raise InputError("--range must not contain nan; give two numbers LO,HI (e.g. --range=-100,100)")
     if not lo <= hi:
-        raise InputError(f"--range {lo:g},{hi:g}: the low end must not exceed the high end")
-
-    def mag_bits(x: float, up: bool) -> int:
-        """Bits of the smallest float ≥ x (up) or largest ≤ x (down), for x ≥ 0, clamped to finite."""
-        if x >= dt.max:
-            return inf_bits - 1 if not up or x == dt.max else inf_bits
-        v = np.array(x, dtype=np.float64)
-        r = dt.cast(v)
-        b = int(np.asarray(r).view(dt.uint))
-        rv = float(np.asarray(r).astype(np.float64))
-        if up and rv < x:
-            b += 1
-        if not up and rv > x:
-            b -= 1
-        return b
-
-    intervals = []
-    if lo <= 0:  # negative side, including −0: magnitudes from |min(hi, 0)| to |lo|
-        m_lo = mag_bits(max(-hi, 0.0), up=True)
-        m_hi = mag_bits(-lo, up=False) if lo > -math.inf else inf_bits - 1
-        if m_lo <= m_hi:
-            # descending magnitude = ascending value: emit as one interval of bit patterns
-            intervals.append(("neg", m_lo, m_hi))
-    if hi >= 0:
-        m_lo = mag_bits(max(lo, 0.0), up=True)
-        m_hi = mag_bits(hi, up=False) if hi < math.inf else inf_bits - 1
-        if m_lo <= m_hi:
-            intervals.append(("pos", m_lo, m_hi))
-    out = tuple((sign | a, (sign | b) + 1) if s == "neg" else (a, b + 1) for s, a, b in intervals)
+        raise InputError(f"--range {lo:g},{hi:g}: LO must not exceed HI (e.g. --range=-100,100)")
+    out = _enumerated_intervals(dt, lo, hi) if dt.bits <= 16 else _magnitude_intervals(dt, lo, hi)
     if not out:
         raise InputError(f"--range {lo:g},{hi:g} holds no finite {dtype} value")
     return Source(dtype, "exhaustive", intervals=out)
 
 
+def _enumerated_intervals(dt: _dtypes.DType, lo: float, hi: float) -> tuple:
+    """Runs of consecutive bit patterns whose value is finite and in [lo, hi] (negatives first)."""
+    with np.errstate(invalid="ignore"):  # signalling-nan patterns raise 'invalid' when widened
+        v = np.arange(2**dt.bits, dtype=np.uint32).astype(dt.uint).view(dt.type).astype(np.float64)
+    ok = np.isfinite(v) & (v >= lo) & (v <= hi)  # −0.0 >= 0.0 is True: both zeros compare as 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.view(np.int8), [0]])))
+    runs = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+    sign = 1 << (dt.bits - 1)
+    return tuple(sorted(runs, key=lambda r: (r[0] < sign, r[0])))
+
+
+def _magnitude_intervals(dt: _dtypes.DType, lo: float, hi: float) -> tuple:
+    """[lo, hi] as bit-pattern intervals for an IEEE sign-magnitude format: values −x with x in
+    [max(−hi, 0), −lo] (when lo ≤ 0), then +x with x in [max(lo, 0), hi] (when hi ≥ 0)."""
+    sign = 1 << (dt.bits - 1)
+    max_bits = int(np.asarray(dt.cast(dt.max)).view(dt.uint))  # largest finite magnitude
+
+    def bits_at_least(x: float) -> int:
+        """Bits of the smallest finite x' ≥ x (x ≥ +0); max_bits + 1 when there is none."""
+        if x > dt.max:
+            return max_bits + 1
+        r = dt.cast(x)
+        b = int(np.asarray(r).view(dt.uint))
+        return b + 1 if float(r) < x else b
+
+    def bits_at_most(x: float) -> int:
+        """Bits of the largest finite x' ≤ x (x ≥ +0)."""
+        if x >= dt.max:
+            return max_bits
+        r = dt.cast(x)
+        b = int(np.asarray(r).view(dt.uint))
+        return b - 1 if float(r) > x else b
+
+    out = []
+    # "+ 0.0" turns −0.0 into +0.0: max(−0.0, 0.0) is −0.0, whose bit pattern is the sign bit
+    if lo <= 0:
+        a, b = bits_at_least(max(-hi, 0.0) + 0.0), bits_at_most(-lo + 0.0)
+        if a <= b:
+            out.append((sign | a, (sign | b) + 1))
+    if hi >= 0:
+        a, b = bits_at_least(max(lo, 0.0) + 0.0), bits_at_most(hi + 0.0)
+        if a <= b:
+            out.append((a, b + 1))
+    return tuple(out)
+
+
 def parse_range(text: str | None) -> tuple[float, float] | None:
-    """``--range LO,HI`` → (lo, hi)."""
+    """``--range LO,HI`` → (lo, hi): two decimal numbers (``inf`` allowed), LO ≤ HI, no nan."""
+    from .validate import parse_number
+
     if text is None:
         return None
-    try:
-        lo, hi = (float(p) for p in text.split(","))
-    except ValueError:
-        raise InputError(f"--range {text!r}: expected two numbers LO,HI (e.g. --range=-100,100)") from None
+    parts = text.split(",")
+    vals = [parse_number(p) for p in parts] if len(parts) == 2 else [None]
+    if any(v is None for v in vals):
+        raise InputError(f"--range {text!r}: expected two numbers LO,HI (e.g. --range=-100,100)")
+    lo, hi = vals
     if math.isnan(lo) or math.isnan(hi):
-        raise InputError("--range must not contain nan")
+        raise InputError("--range must not contain nan; give two numbers LO,HI (e.g. --range=-100,100)")
+    if lo > hi:
+        raise InputError(f"--range {text!r}: LO must not exceed HI (e.g. --range=-100,100)")
     return lo, hi
 
 

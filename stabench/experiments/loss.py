@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import backends as _backends
 from .. import dtypes as _dtypes
-from .. import inputs, metrics, oracle
+from .. import inputs, limits, metrics, oracle, validate
 from ..errors import InputError
 
 EXPERIMENTS = ("sigmoid", "softmax")
@@ -107,6 +107,8 @@ def parse_experiments(value: str | list[str] | None) -> list[str]:
     """``sigmoid``, ``softmax``, ``all`` or a comma list."""
     vals = [value] if isinstance(value, str) else list(value or ["all"])
     names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    if not names:
+        raise InputError("--experiment is empty; valid: sigmoid, softmax, all")
     out = []
     for n in names:
         if n == "all":
@@ -124,6 +126,8 @@ def parse_backends(value: str | list[str] | None) -> list[str]:
         return _backends.installed()
     vals = [value] if isinstance(value, str) else list(value)
     names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    if not names:
+        raise InputError("--backend is empty; valid: " + ", ".join(_backends.names()))
     for n in names:
         _backends.load(n)  # raises InputError naming the valid ones / the missing framework
     return [n for n in _backends.names() if n in names]
@@ -250,6 +254,8 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     naming that step, and once at the end.
     """
     opts = opts or Options(**kw)
+    validate.loss_options(opts)
+    limits.check_loss(opts)
     exps = parse_experiments(opts.experiments)
     dts = _dtypes.parse_list(opts.dtypes)
     backend_names = parse_backends(opts.backends)
@@ -382,6 +388,7 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
     """
     from .. import stream
 
+    validate.loss_options(opts)
     backend_names = parse_backends(opts.backends)
     if backend_names != ["numpy"]:
         if opts.backends:
