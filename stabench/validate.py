@@ -63,7 +63,8 @@ def loss_options(opts) -> None:
 
     _names("--experiment", opts.experiments, "sigmoid, softmax, all")
     _names("--backend", opts.backends, ", ".join(backends.names()))
-    _names("--dtype", opts.dtypes, ", ".join(dtypes.DTYPE_NAMES))
+    if opts.dtypes is not None:
+        dtypes.parse_list(opts.dtypes)  # empty or unknown: one line naming every format and group
     if opts.labels is not None and not opts.labels.strip(" ,"):
         raise InputError("--labels is empty; give a comma list of labels "
                          "(sigmoid: numbers in [0, 1]; softmax: a class index)")
