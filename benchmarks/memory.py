@@ -2,7 +2,7 @@
 
 For each kind (a --logits-file, a sweep, a random sample on the row path, softmax with many
 classes, a JSON export, TensorFlow, a streaming run with the largest --keep) the size parameter is
-raised by bisection to the largest value :func:`stabench.limits.loss_estimate` accepts, that
+raised by bisection to the largest value :func:`stabench.experiments.loss.loss_estimate` accepts, that
 request runs as ``python -m stabench`` in a subprocess, and two figures are reported:
 
 - ``peak_rss``: the largest resident set of any one process of the run (``ru_maxrss`` of the
@@ -38,7 +38,7 @@ ROW = ["-e", "sigmoid", "-b", "numpy"]
 def _largest(make_opts, outputs, lo: int, hi: int) -> int:
     """The largest n in [lo, hi] whose request fits the budget (the estimate grows with n)."""
     def fits(n):
-        need, _ = limits.loss_estimate(make_opts(n), outputs)
+        need, _ = loss.loss_estimate(make_opts(n), outputs)
         return need <= limits.MEMORY_BUDGET
 
     if not fits(lo):
@@ -171,7 +171,7 @@ def main() -> None:
             if a.kinds and name not in a.kinds:
                 continue
             n = _largest(make_opts, outputs, lo, hi) if make_opts else hi
-            est = limits.loss_estimate(make_opts(n), outputs)[0] if make_opts else float("nan")
+            est = loss.loss_estimate(make_opts(n), outputs)[0] if make_opts else float("nan")
             if a.quick:
                 n = max(lo, n // 8)
             rc, peak, tree, wall = measure(argv(n))

@@ -284,8 +284,7 @@ def loss(
     validate.loss_options(opts)
     streaming = exp.streams(opts)
     if not streaming:  # the row path keeps every row: refuse what would not fit the memory budget
-        from .limits import check_loss
-        check_loss(opts, [f for f, _ in targets] + (["detail"] if detail else []))
+        exp.check_loss(opts, [f for f, _ in targets] + (["detail"] if detail else []))
     started = time.perf_counter()
     bar = render.ProgressBar(delay=1.0)
     try:

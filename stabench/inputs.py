@@ -16,7 +16,7 @@ import numpy as np
 
 from .dtypes import DType, REGISTRY
 from .errors import InputError
-from .validate import parse_number
+from .numbers import parse_number
 
 PRESETS = ("extreme", "sweep", "random", "exhaustive")
 

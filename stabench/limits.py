@@ -13,7 +13,6 @@ Kept free of numpy and pandas at import (the CLI imports it while parsing).
 """
 from __future__ import annotations
 
-from .errors import InputError
 
 MiB = 2**20
 
@@ -55,74 +54,3 @@ VARIANT_ROWS = 2
 #: Softmax: the (cases × K) float64 logits of every (experiment, dtype) batch live at once; the
 #: largest batch is copied this many more times by the oracle and a method's temporaries.
 ARRAY_COPIES = 7
-
-
-def loss_estimate(opts, outputs=()) -> tuple[int, int]:
-    """(peak bytes, rows) that the row path of a loss run with ``opts`` (experiments.loss.Options)
-    would reach, an upper bound from counts alone; ``outputs``: export formats ("csv", "json",
-    "markdown") and "detail" for --detail."""
-    from . import backends, dtypes, inputs
-    from .experiments import loss as L
-
-    exps = L.parse_experiments(opts.experiments)
-    dts = dtypes.parse_list(opts.dtypes)
-    names = L.parse_backends(opts.backends)
-    quantities = 2 if opts.grad else 1
-    shape = inputs.file_shape(opts.logits_file) if opts.logits_file else None
-    rows = arrays = largest = 0
-    for exp in exps:
-        for dt in dts:
-            n, k = _cases(exp, dt, opts, shape)
-            arrays += n * k * 8
-            largest = max(largest, n * k * 8)
-            for b in names:
-                per_case = len(backends.load(b).methods(exp)) * quantities * (1 if b == "numpy" else VARIANT_ROWS)
-                rows += n * per_case
-    per_row = ROW_BYTES + sum(OUTPUT_ROW_BYTES.get(o, 0) for o in set(outputs))
-    fixed = BASE_BYTES + sum(FRAMEWORK_BYTES.get(b, DEFAULT_FRAMEWORK_BYTES) for b in names)
-    return fixed + rows * per_row + arrays + ARRAY_COPIES * largest, rows
-
-
-def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
-    """(cases, classes) of one experiment in one dtype, at most."""
-    from . import inputs
-
-    n_labels = 2 if opts.labels is None else len(inputs.parse_numbers(opts.labels, "--labels"))
-    if shape is not None:
-        rows, cols = shape
-        if exp == "softmax":
-            return rows, cols
-        return rows * (1 if inputs.file_has_labels(opts.logits_file) else n_labels), 1
-    spec = opts.logits.strip()
-    values = 2**dt.bits  # no set holds more distinct values than the format has bit patterns
-    if spec == "extreme":
-        s = len(inputs.extreme(dt))
-    elif spec == "sweep":
-        s = min(2 * opts.points + 1, values)
-    elif spec == "random":
-        s = opts.points
-    elif spec == "exhaustive":
-        s = len(inputs.exhaustive(dt))  # small formats only: it raises for the others
-    else:
-        s = len(inputs.parse_numbers(spec))
-    return (s * n_labels, 1) if exp == "sigmoid" else (3 * s, opts.classes)
-
-
-def check_loss(opts, outputs=()) -> None:
-    """Refuse (InputError, before any work) a row-path loss run whose estimate exceeds the budget."""
-    need, rows = loss_estimate(opts, outputs)
-    if "detail" in outputs and rows > MAX_DETAIL_ROWS:
-        raise InputError(f"--detail would print about {rows:,} rows (limit {MAX_DETAIL_ROWS:,}); "
-                         "drop --detail and write the rows with --csv PATH, or use fewer logits, dtypes or backends")
-    if need <= MEMORY_BUDGET:
-        return
-    budget = f"{MEMORY_BUDGET / 2**30:g} GiB"
-    if "json" in outputs or "detail" in outputs:
-        hint = "export CSV rather than JSON and drop --detail, or "
-    else:
-        hint = ""
-    raise InputError(
-        f"request too large: about {rows:,} result rows need ≈ {need / 2**30:.1f} GiB, over the {budget} "
-        f"memory budget (stabench.limits.MEMORY_BUDGET); {hint}use fewer --points, --classes, --dtype or "
-        "--backend values, --no-grad, or a streaming run that keeps only aggregates "
-        "(--experiment sigmoid with --logits random --points N, or --logits exhaustive --range LO,HI)")
