@@ -344,11 +344,102 @@ def _first_by_key(idx: np.ndarray, z, absz, lab) -> int:
 
 
 def run_task(plan: Plan, source: Source, i: int) -> dict:
-    """Aggregates of task ``i``: {(quantity, method): Agg}."""
-    aggs = {(q, m): Agg(plan.keep) for q in plan.quantities for m in plan.methods}
+    """Aggregates of task ``i``: {(quantity, method): Agg}, measured by the compiled kernel when
+    :func:`use_kernel` says so, else by numpy (the same numbers either way)."""
     z = source.task(i)
+    if use_kernel():
+        aggs = _run_task_kernel(plan, z)
+        if aggs is not None:
+            return aggs
+    aggs = {(q, m): Agg(plan.keep) for q in plan.quantities for m in plan.methods}
     for s in range(0, len(z), CHUNK):
         _process(plan, z[s:s + CHUNK], aggs)
+    return aggs
+
+
+#: Environment variable that picks the measurement path: ``numba`` (the compiled kernel; an error
+#: if numba is missing), ``numpy``, or ``auto`` (the default: numba when it is installed).
+KERNEL_ENV = "STABENCH_KERNEL"
+
+
+def use_kernel() -> bool:
+    """Whether streaming tasks are measured by the compiled kernel (:mod:`stabench.kernel`)."""
+    from . import kernel
+
+    choice = os.environ.get(KERNEL_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "numba", "numpy"):
+        raise InputError(f"{KERNEL_ENV}={choice!r}: valid: auto, numba, numpy")
+    if choice == "numba" and not kernel.available():
+        raise InputError(f"{KERNEL_ENV}=numba but numba is not installed (pip install 'stabench[fast]')")
+    return choice != "numpy" and kernel.available()
+
+
+def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
+    """:func:`run_task` through the compiled kernel: per chunk, the methods in numpy (one backend
+    call each), e^-|z| and log1p in numpy, then one kernel pass. None when a result dtype is not a
+    float of ≤ 32 bits (the numpy path measures those)."""
+    from . import kernel
+    from .backends import load
+
+    k = kernel._kernel()
+    mod = _MODULES.get(plan.backend) or _MODULES.setdefault(plan.backend, load(plan.backend))
+    dt = _dtypes.get(plan.dtype)
+    methods = [m for m in mod.methods("sigmoid") if m.name in plan.methods]
+    slots = [(q, m.name) for q in plan.quantities for m in methods]
+    n_s, grad = len(slots), "grad" in plan.quantities
+    keep = min(plan.keep, 2 * len(z))
+    counts = np.zeros((n_s, len(metrics.STATUSES)), np.int64)
+    hist = np.zeros((n_s, N_BINS), np.int64)
+    fstate = np.zeros((n_s, 9))
+    fstate[:, 0] = -1.0
+    top = np.zeros((n_s, keep, 5))
+    top_n = np.zeros(n_s, np.int64)
+    params = None
+    zz = np.empty(2 * min(CHUNK, len(z)), dtype=dt.type)
+    lab01 = dt.cast(np.array([0.0, 1.0]))
+    labels: dict = {}
+    pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS))
+    for s0 in range(0, len(z), CHUNK):
+        zc = z[s0:s0 + CHUNK]
+        n = len(zc)
+        zz[:n] = zc
+        zz[n:2 * n] = zc
+        lab = labels.get(n)
+        if lab is None:
+            lab = labels[n] = np.repeat(lab01, n)
+        cases = SigmoidCases(zz[:2 * n], lab)
+        z64 = zc.astype(np.float64)
+        with np.errstate(all="ignore"):  # as oracle.bce_binary_fast, which this kernel reproduces
+            e = np.exp(-np.abs(z64))
+            t = np.log1p(e)
+        outs = {m.name: mod.evaluate(m, dt, cases, grad) for m in methods}
+        vals, names = [], []
+        for q, m in slots:
+            v = np.asarray(outs[m].loss if q == "loss" else outs[m].grad)
+            if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
+                return None
+            names.append(v.dtype.name)
+            vals.append(np.ascontiguousarray(v, dtype=np.float32))  # float16/bfloat16: exact
+        if params is None:
+            rdts = [_dtypes.REGISTRY[name] for name in names]
+            groups: dict = {}
+            gid = [groups.setdefault((q, r.name), len(groups)) for (q, _), r in zip(slots, rdts)]
+            sp = [kernel.slot_params(r) for r in rdts]
+            params = (np.array([q == "grad" for q, _ in slots], np.int64), np.array(gid, np.int64),
+                      *(np.array([p[c] for p in sp], np.float64 if c == 3 else np.int64) for c in range(5)))
+        for a in range(0, n_s, kernel.SLOTS):
+            b = min(a + kernel.SLOTS, n_s)
+            k(z64, e, t, tuple(vals[a:b]) + pad[b - a:], b - a, *(p[a:b] for p in params), float(plan.max_ulp),
+              counts[a:b], hist[a:b], _LUT, fstate[a:b], top[a:b], top_n[a:b])
+    aggs = {}
+    for i, key in enumerate(slots):
+        a = aggs[key] = Agg(plan.keep)
+        a.n = 2 * len(z)
+        a.counts, a.hist = counts[i], hist[i]
+        fs = fstate[i].tolist()
+        a.max_ulp, a.worst = fs[0], tuple(fs[1:4])
+        a.first_fail = (fs[5], fs[6], fs[7], int(fs[8])) if fs[4] else ()
+        a.top = sorted((tuple(r) for r in top[i, :top_n[i]].tolist()), key=_top_key)
     return aggs
 
 
