@@ -87,23 +87,24 @@ def _dummy_args() -> tuple:
             np.zeros(8, np.intp), np.zeros((SLOTS, 9)), np.zeros((SLOTS, 0, 5)), np.zeros(SLOTS, np.int64))
 
 
+def is_cold() -> bool:
+    """Whether calling the kernel now would compile it (not in this process, not in the cache)."""
+    k = _kernel()
+    try:  # numba's cache lookup (internal API): on any change there, say "cold" rather than stall silently
+        sig = tuple(k.typeof_pyval(a) for a in _dummy_args())
+        return sig not in k.overloads and k._cache.load_overload(sig, k.targetctx) is None
+    except Exception:  # pragma: no cover - numba internals moved
+        return True
+
+
 def warm(quiet: bool = False) -> float:
     """Compile the kernel, or load it from the cache, now; returns the seconds it took. Prints one
     line on stderr first when it has to compile (a cold cache), so no run pays it silently."""
-    k = _kernel()
     t = time.perf_counter()
-    args = _dummy_args()
-    try:  # ask numba's cache whether the signature is stored (internal API: fall back to "cold")
-        sig = tuple(k.typeof_pyval(a) for a in args)
-        if sig in k.overloads:
-            return 0.0
-        cold = k._cache.load_overload(sig, k.targetctx) is None
-    except Exception:  # pragma: no cover - numba internals moved
-        cold = True
-    if cold and not quiet:
+    if is_cold() and not quiet:
         print(f"stabench: compiling the measurement kernel (once, ~{COMPILE_SECONDS} s; cached in "
               f"{cache_dir()})…", file=sys.stderr, flush=True)
-    k(*args)
+    _kernel()(*_dummy_args())
     return time.perf_counter() - t
 
 
