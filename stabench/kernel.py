@@ -36,7 +36,7 @@ from . import metrics
 #: unused entries are empty arrays). More (quantity, method) pairs take several calls.
 SLOTS = 8
 #: About how long a cold compilation takes on the 2-core CI machine (printed in the note).
-COMPILE_SECONDS = 15
+COMPILE_SECONDS = 10
 
 _STATE: dict = {}  #: "kernel": the numba dispatcher once built
 
