@@ -113,15 +113,12 @@ def _heap_offer(top, cnt, u, a, z, lab, v):
 
 
 @njit(cache=True)
-def _scan(ub, sb, gb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
-    """The exact (and rare) part of a block: the cases whose gate says they may change the running
-    worst case, first failure or worst-K list (gates only tighten as those update, so a case that
-    fails its gate against the state before the block cannot change them), one at a time."""
+def _scan(ub, sb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
+    """The exact (and rare) part of a block whose gate passed: each case folded into the running
+    worst case, first failure and worst-K list, one at a time."""
     lab_f = float(lab)
     for j in range(b0, b1):
         jj = j - b0
-        if not gb[jj]:
-            continue
         u = ub[jj]
         zj = z[j]
         az = abs(zj)
@@ -134,13 +131,14 @@ def _scan(ub, sb, gb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n)
                                                  fstate[slot, 7]):
                 fstate[slot, 4], fstate[slot, 5], fstate[slot, 6], fstate[slot, 7] = 1.0, az, zj, lab_f
                 fstate[slot, 8] = st
-        if keep > 0:
+        if keep > 0 and (top_n[slot] < keep or u >= top[slot, 0, 0]):
             top_n[slot] = _heap_offer(top[slot], top_n[slot], u, az, zj, lab_f, np.float64(vs[n_off + j]))
 
 
 #: Cases per block: the block's ulp errors and statuses stay in L1 between the vectorised pass
 #: and the histogram pass.
 _BLOCK = 512
+_INT64_MAX = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
 @njit(cache=True, inline="always")
@@ -150,7 +148,7 @@ def _status(v, r, rr, inv, max_ulp):
     ok/inaccurate, then underflow, exact, overflow, nan; a nan result counts as an infinite error."""
     u = abs(v - r) * inv
     st = _INACCURATE if u > max_ulp else _OK
-    st = _UNDERFLOW if (v == 0.0 and rr != 0.0) else st
+    st = _UNDERFLOW if (v == 0.0) & (rr != 0.0) else st  # & not "and": no branch, so it vectorises
     st = _EXACT if v == rr else st
     st = _OVERFLOW if abs(v) == np.inf else st
     st = _NAN if v != v else st
@@ -159,36 +157,77 @@ def _status(v, r, rr, inv, max_ulp):
 
 
 @njit(cache=True, inline="always")
-def _gate(u, st, az, mu, wa, no_fail, fa, thr_u, thr_a):
-    """Whether a case may change the running worst case, first failure or worst-K list."""
-    g = (u > mu) | ((u == mu) & (az <= wa))
-    g |= (st >= _INACCURATE) & (no_fail | (az <= fa))
-    g |= (u > thr_u) | ((u == thr_u) & (az <= thr_a))
-    return g
-
-
-@njit(cache=True)
-def _thresholds(fstate, top, top_n, s, keep):
-    """A slot's running state as gate thresholds (before a block)."""
-    full = top_n[s] == keep
-    thr_u = top[s, 0, 0] if keep > 0 and full else (np.inf if keep == 0 else -1.0)
-    thr_a = top[s, 0, 1] if keep > 0 and full else np.inf
-    return fstate[s, 0], fstate[s, 1], fstate[s, 4] == 0.0, fstate[s, 5], thr_u, thr_a
-
-
-@njit(cache=True)
-def _measure_block(vs, v_off, z, z_off, m, rb, rrb, ib, max_ulp, ub, sb, gb, mu, wa, no_fail, fa, thr_u, thr_a):
-    """Ulp error, status and gate of ``m`` cases of one slot (vectorisable); returns how many
-    cases pass a gate."""
-    gate = 0
+def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
+               ub0, sb0, ub1, sb1):
+    """One block of two slots that share a reference: each case's reference (from z, e, t; loss
+    or gradient for label ``lab``), its rounding to the result dtype and its ulp, then each slot's
+    ulp error and status into (ub, sb). Branch-free per case (``GRAD`` and ``DIRECT32`` are
+    constants at each call site, so LLVM vectorises each specialised copy). Returns the bits of
+    each slot's largest error, its number of failures, and the bits of the smallest |z| (floats
+    ≥ 0 order as their bit patterns: integer reductions, which vectorise without fast-math)."""
+    mb0 = np.int64(0)
+    mb1 = np.int64(0)
+    nf0 = 0
+    nf1 = 0
+    mz = _INT64_MAX
+    sgn = 1.0 if lab == 0 else -1.0
     for jj in range(m):
-        u, st = _status(np.float64(vs[v_off + jj]), rb[jj], rrb[jj], ib[jj], max_ulp)
-        ub[jj] = u
-        sb[jj] = st
-        g = _gate(u, st, abs(z[z_off + jj]), mu, wa, no_fail, fa, thr_u, thr_a)
-        gb[jj] = g
-        gate += g
-    return gate
+        j = b0 + jj
+        zj = z[j]
+        if GRAD:  # σ(z) for y = 0, −σ(−z) for y = 1; σ(|z|) = 1/(1+e), σ(−|z|) = e·σ(|z|)
+            ej = e[j]
+            big = 1.0 / (1.0 + ej)
+            small = ej * big
+            pos = zj >= 0
+            if lab == 0:
+                r = big if pos else small
+            else:
+                r = -(small if pos else big)
+        else:  # softplus(±z) = max(±z, 0) + log1p(e^-|z|), as oracle.bce_binary_fast
+            mz_ = sgn * zj
+            r = (mz_ if mz_ >= 0.0 else 0.0) + t[j]
+        if DIRECT32:
+            rr = np.float64(np.float32(r))
+        else:
+            rr = _round(r, p, em, mv, v32)
+        k = ((_bits(r) >> 52) & 0x7FF) - (p - 1)
+        k = k if k > es else es
+        inv = _from_bits((2046 - k) << 52)  # 1/ulp(r) in the result dtype: exact
+        u0, st0 = _status(np.float64(vs0[off + j]), r, rr, inv, max_ulp)
+        u1, st1 = _status(np.float64(vs1[off + j]), r, rr, inv, max_ulp)
+        ub0[jj] = u0
+        sb0[jj] = st0
+        ub1[jj] = u1
+        sb1[jj] = st1
+        b = _bits(u0)
+        mb0 = b if b > mb0 else mb0
+        b = _bits(u1)
+        mb1 = b if b > mb1 else mb1
+        nf0 += st0 >= _INACCURATE
+        nf1 += st1 >= _INACCURATE
+        b = _bits(abs(zj))
+        mz = b if b < mz else mz
+    return mb0, mb1, nf0, nf1, mz
+
+
+@njit(cache=True)
+def _gate(fstate, top, top_n, s, keep, umax, nfail, azmin):
+    """Whether some case of a block (largest error ``umax``, ``nfail`` failures, smallest |z|
+    ``azmin``) may change slot ``s``'s running worst case, first failure or worst-K list. A
+    superset test: a case that changes one of them has an error ≥ umax's threshold and a |z| ≥
+    azmin, so a block that fails the gate holds no such case."""
+    mu = fstate[s, 0]
+    if umax > mu or (umax == mu and azmin <= fstate[s, 1]):
+        return True
+    if nfail > 0 and (fstate[s, 4] == 0.0 or azmin <= fstate[s, 5]):
+        return True
+    if keep > 0:
+        if top_n[s] < keep:
+            return True
+        tu = top[s, 0, 0]
+        if umax > tu or (umax == tu and azmin <= top[s, 0, 1]):
+            return True
+    return False
 
 
 def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, via32, max_ulp,
@@ -205,22 +244,18 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
     fstate[s] = (max u, worst |z|, z, label, has failure, first failure |z|, z, label, status),
     top[s] a heap of (u, |z|, z, label, value) with top_n[s] entries.
 
-    Slots go two at a time when they share a group (one reference for both). Per block of
-    :data:`_BLOCK` cases: a branch-free pass (vectorised by LLVM) computes the reference, each
-    case's ulp error and status, and whether it passes the gates of the running worst case, first
-    failure and worst-K list (their values before the block); a scalar pass counts (status, bin)
-    pairs; only cases that pass a gate are then folded in exactly, one by one.
+    Slots go two at a time when they share a group (one reference for both; a lone slot is paired
+    with itself and its twin's results dropped). Per block of :data:`_BLOCK` cases: a branch-free
+    pass (vectorised by LLVM) computes the reference, each case's ulp error and status, and the
+    block's largest error, failures and smallest |z|; a scalar pass counts (status, bin) pairs;
+    only a block that passes :func:`_gate` is folded in case by case (:func:`_scan`).
     """
     n = z.shape[0]
     keep = top.shape[1]
     nb = hist.shape[1]
     ns = counts.shape[1]
-    rb = np.empty(_BLOCK)  # the block's reference, its rounding and 1/ulp, shared by the pair
-    rrb = np.empty(_BLOCK)
-    ib = np.empty(_BLOCK)
     ub0, ub1 = np.empty(_BLOCK), np.empty(_BLOCK)
     sb0, sb1 = np.empty(_BLOCK, np.int64), np.empty(_BLOCK, np.int64)
-    gb0, gb1 = np.empty(_BLOCK, np.int64), np.empty(_BLOCK, np.int64)
     hc = np.zeros((2, 4, ns * nb), np.int64)
     s = 0
     while s < n_slots:
@@ -236,52 +271,33 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
         direct32 = p == 24 and not v32
         hc[:, :, :] = 0
         for lab in range(2):
-            n_off = lab * n
-            sgn = 1.0 if lab == 0 else -1.0
+            off = lab * n
             for b0 in range(0, n, _BLOCK):
-                b1 = min(b0 + _BLOCK, n)
-                m = b1 - b0
-                # the reference (separate simple loops, so that each one vectorises)
-                if grad:  # σ(z) for y = 0, −σ(−z) for y = 1; σ(|z|) = 1/(1+e), σ(−|z|) = e·σ(|z|)
-                    for jj in range(m):
-                        ej = e[b0 + jj]
-                        big = 1.0 / (1.0 + ej)
-                        small = ej * big
-                        pos = z[b0 + jj] >= 0
-                        if lab == 0:
-                            rb[jj] = big if pos else small
-                        else:
-                            rb[jj] = -(small if pos else big)
-                else:  # softplus(±z) = max(±z, 0) + log1p(e^-|z|), as oracle.bce_binary_fast
-                    for jj in range(m):
-                        mz = sgn * z[b0 + jj]
-                        rb[jj] = (mz if mz >= 0.0 else 0.0) + t[b0 + jj]
-                if direct32:
-                    for jj in range(m):
-                        rrb[jj] = np.float64(np.float32(rb[jj]))
+                m = min(_BLOCK, n - b0)
+                if grad and direct32:
+                    mb0, mb1, nf0, nf1, mz = _pair_pass(True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1)
+                elif grad:
+                    mb0, mb1, nf0, nf1, mz = _pair_pass(True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1)
+                elif direct32:
+                    mb0, mb1, nf0, nf1, mz = _pair_pass(False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1)
                 else:
-                    for jj in range(m):
-                        rrb[jj] = _round(rb[jj], p, em, mv, v32)
-                for jj in range(m):
-                    k = ((_bits(rb[jj]) >> 52) & 0x7FF) - (p - 1)
-                    k = k if k > es else es
-                    ib[jj] = _from_bits((2046 - k) << 52)  # 1/ulp(r) in the result dtype: exact
-                gate0 = _measure_block(vs0, n_off + b0, z, b0, m, rb, rrb, ib, max_ulp, ub0, sb0, gb0,
-                                       *_thresholds(fstate, top, top_n, s, keep))
+                    mb0, mb1, nf0, nf1, mz = _pair_pass(False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1)
+                azmin = _from_bits(mz)
                 for jj in range(m):
                     hc[0, jj & 3, sb0[jj] * nb + lut[_bits(ub0[jj]) >> 52]] += 1
-                if gate0:
-                    _scan(ub0, sb0, gb0, vs0, z, n_off, b0, b1, lab, s, fstate, keep, top, top_n)
+                if _gate(fstate, top, top_n, s, keep, _from_bits(mb0), nf0, azmin):
+                    _scan(ub0, sb0, vs0, z, off, b0, b0 + m, lab, s, fstate, keep, top, top_n)
                 if s1 != s:
-                    gate1 = _measure_block(vs1, n_off + b0, z, b0, m, rb, rrb, ib, max_ulp, ub1, sb1, gb1,
-                                           *_thresholds(fstate, top, top_n, s1, keep))
                     for jj in range(m):
                         hc[1, jj & 3, sb1[jj] * nb + lut[_bits(ub1[jj]) >> 52]] += 1
-                    if gate1:
-                        _scan(ub1, sb1, gb1, vs1, z, n_off, b0, b1, lab, s1, fstate, keep, top, top_n)
-        for h, slot in ((0, s), (1, s1)):
-            if h == 1 and s1 == s:
-                break
+                    if _gate(fstate, top, top_n, s1, keep, _from_bits(mb1), nf1, azmin):
+                        _scan(ub1, sb1, vs1, z, off, b0, b0 + m, lab, s1, fstate, keep, top, top_n)
+        for h in range(2 if s1 != s else 1):
+            slot = s if h == 0 else s1
             for st in range(ns):
                 for b in range(nb):
                     c = hc[h, 0, st * nb + b] + hc[h, 1, st * nb + b] + hc[h, 2, st * nb + b] + hc[h, 3, st * nb + b]
