@@ -115,30 +115,41 @@ def _heap_offer(top, cnt, u, a, z, lab, v):
 @njit(cache=True)
 def _scan(ub, sb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
     """The exact (and rare) part of a block whose gate passed: each case folded into the running
-    worst case, first failure and worst-K list, one at a time."""
+    worst case, first failure and worst-K list, one at a time (the running values held in locals,
+    written back at the end)."""
     lab_f = float(lab)
+    mu, wa, wz, wl = fstate[slot, 0], fstate[slot, 1], fstate[slot, 2], fstate[slot, 3]
+    hf, fa, fz, fl, fst = fstate[slot, 4], fstate[slot, 5], fstate[slot, 6], fstate[slot, 7], fstate[slot, 8]
+    heap = top[slot]
+    cnt = top_n[slot]
+    root = heap[0, 0] if keep > 0 and cnt == keep else (np.inf if keep == 0 else -1.0)
     for j in range(b0, b1):
         jj = j - b0
         u = ub[jj]
+        st = sb[jj]
+        if u < mu and u < root and st < _INACCURATE:
+            continue  # the common case: changes nothing
         zj = z[j]
         az = abs(zj)
-        st = sb[jj]
-        if u > fstate[slot, 0] or (u == fstate[slot, 0] and
-                                   _key_lt(0.0, az, zj, lab_f, 0.0, fstate[slot, 1], fstate[slot, 2], fstate[slot, 3])):
-            fstate[slot, 0], fstate[slot, 1], fstate[slot, 2], fstate[slot, 3] = u, az, zj, lab_f
+        if u > mu or (u == mu and _key_lt(0.0, az, zj, lab_f, 0.0, wa, wz, wl)):
+            mu, wa, wz, wl = u, az, zj, lab_f
         if st >= _INACCURATE and st <= _NAN:
-            if fstate[slot, 4] == 0.0 or _key_lt(0.0, az, zj, lab_f, 0.0, fstate[slot, 5], fstate[slot, 6],
-                                                 fstate[slot, 7]):
-                fstate[slot, 4], fstate[slot, 5], fstate[slot, 6], fstate[slot, 7] = 1.0, az, zj, lab_f
-                fstate[slot, 8] = st
-        if keep > 0 and (top_n[slot] < keep or u >= top[slot, 0, 0]):
-            top_n[slot] = _heap_offer(top[slot], top_n[slot], u, az, zj, lab_f, np.float64(vs[n_off + j]))
+            if hf == 0.0 or _key_lt(0.0, az, zj, lab_f, 0.0, fa, fz, fl):
+                hf, fa, fz, fl, fst = 1.0, az, zj, lab_f, float(st)
+        if keep > 0 and u >= root:
+            cnt = _heap_offer(heap, cnt, u, az, zj, lab_f, np.float64(vs[n_off + j]))
+            root = heap[0, 0] if cnt == keep else -1.0
+    fstate[slot, 0], fstate[slot, 1], fstate[slot, 2], fstate[slot, 3] = mu, wa, wz, wl
+    fstate[slot, 4], fstate[slot, 5], fstate[slot, 6], fstate[slot, 7], fstate[slot, 8] = hf, fa, fz, fl, fst
+    top_n[slot] = cnt
 
 
 #: Cases per block: the block's ulp errors and statuses stay in L1 between the vectorised pass
 #: and the histogram pass.
 _BLOCK = 512
 _INT64_MAX = np.int64(0x7FFFFFFFFFFFFFFF)
+#: Interleaved histogram copies: consecutive cases in one bin do not wait on each other's store.
+_COPIES = 2
 
 
 @njit(cache=True, inline="always")
@@ -256,7 +267,7 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
     ns = counts.shape[1]
     ub0, ub1 = np.empty(_BLOCK), np.empty(_BLOCK)
     sb0, sb1 = np.empty(_BLOCK, np.int64), np.empty(_BLOCK, np.int64)
-    hc = np.zeros((2, 4, ns * nb), np.int64)
+    hc = np.zeros((2, _COPIES, ns * nb), np.int32)  # int32: ≤ 2^31 cases per call, and it fits L1
     s = 0
     while s < n_slots:
         s1 = s + 1 if s + 1 < n_slots and group[s + 1] == group[s] else s
@@ -288,19 +299,21 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
                                                         mv, v32, max_ulp, ub0, sb0, ub1, sb1)
                 azmin = _from_bits(mz)
                 for jj in range(m):
-                    hc[0, jj & 3, sb0[jj] * nb + lut[_bits(ub0[jj]) >> 52]] += 1
+                    hc[0, jj & (_COPIES - 1), sb0[jj] * nb + lut[_bits(ub0[jj]) >> 52]] += 1
                 if _gate(fstate, top, top_n, s, keep, _from_bits(mb0), nf0, azmin):
                     _scan(ub0, sb0, vs0, z, off, b0, b0 + m, lab, s, fstate, keep, top, top_n)
                 if s1 != s:
                     for jj in range(m):
-                        hc[1, jj & 3, sb1[jj] * nb + lut[_bits(ub1[jj]) >> 52]] += 1
+                        hc[1, jj & (_COPIES - 1), sb1[jj] * nb + lut[_bits(ub1[jj]) >> 52]] += 1
                     if _gate(fstate, top, top_n, s1, keep, _from_bits(mb1), nf1, azmin):
                         _scan(ub1, sb1, vs1, z, off, b0, b0 + m, lab, s1, fstate, keep, top, top_n)
         for h in range(2 if s1 != s else 1):
             slot = s if h == 0 else s1
             for st in range(ns):
                 for b in range(nb):
-                    c = hc[h, 0, st * nb + b] + hc[h, 1, st * nb + b] + hc[h, 2, st * nb + b] + hc[h, 3, st * nb + b]
+                    c = 0
+                    for cp in range(_COPIES):
+                        c += hc[h, cp, st * nb + b]
                     counts[slot, st] += c
                     hist[slot, b] += c
         s = s1 + 1
