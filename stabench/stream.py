@@ -9,6 +9,11 @@ definitions) gives each case's ulp error and status. Per (quantity, method) a ta
 :class:`Agg`: counts per status, max ulp error and the worst logit, a histogram of ulp errors, the
 smallest |z| of a failure, and the worst ``keep`` cases. Merging the tasks' aggregates in task order
 gives a result that is exact over every input and the same however the work was split.
+
+With numba installed, each chunk is measured by the compiled kernel of :mod:`stabench.kernel`
+instead (the same numbers, bit for bit; ``STABENCH_KERNEL`` chooses). Tasks run in a local process
+pool whose workers die with the parent (:func:`run`), or on a Dask cluster (:mod:`stabench.cluster`).
+The resume state carries a digest and is checked field by field before any work (:func:`load_state`).
 """
 from __future__ import annotations
 
@@ -446,10 +451,6 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
 
 def _aggs_json(aggs: dict) -> dict:
     return {f"{q}|{m}": a.to_json() for (q, m), a in aggs.items()}
-
-
-def _aggs_from_json(d: dict, keep: int) -> dict:
-    return {tuple(k.split("|", 1)): Agg.from_json(v, keep) for k, v in d.items()}
 
 
 #: Upper bound of ``--workers``: more processes than this only add memory and start-up time.
