@@ -168,8 +168,22 @@ def _status(v, r, rr, inv, max_ulp):
 
 
 @njit(cache=True, inline="always")
+def _bin(u, nb, h_lo, h_hi):
+    """Histogram bin of an error u ≥ 0, as ``stream._hist_lut`` maps it but in arithmetic (no
+    table lookup, so it vectorises): 0 for u = 0, nb − 1 for inf, else the binary exponent of u
+    clipped to [h_lo, h_hi], shifted to start at bin 1."""
+    e = _bits(u) >> 52
+    c = e - 1022
+    c = c if c > h_lo else h_lo
+    c = c if c < h_hi else h_hi
+    b = c - (h_lo - 1)
+    b = 0 if e == 0 else b
+    return nb - 1 if e == 2047 else b
+
+
+@njit(cache=True, inline="always")
 def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
-               ub0, sb0, ub1, sb1):
+               ub0, sb0, ub1, sb1, xb0, xb1, nb, h_lo, h_hi):
     """One block of two slots that share a reference: each case's reference (from z, e, t; loss
     or gradient for label ``lab``), its rounding to the result dtype and its ulp, then each slot's
     ulp error and status into (ub, sb). Branch-free per case (``GRAD`` and ``DIRECT32`` are
@@ -210,6 +224,8 @@ def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv
         sb0[jj] = st0
         ub1[jj] = u1
         sb1[jj] = st1
+        xb0[jj] = st0 * nb + _bin(u0, nb, h_lo, h_hi)
+        xb1[jj] = st1 * nb + _bin(u1, nb, h_lo, h_hi)
         b = _bits(u0)
         mb0 = b if b > mb0 else mb0
         b = _bits(u1)
@@ -267,6 +283,9 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
     ns = counts.shape[1]
     ub0, ub1 = np.empty(_BLOCK), np.empty(_BLOCK)
     sb0, sb1 = np.empty(_BLOCK, np.int64), np.empty(_BLOCK, np.int64)
+    xb0, xb1 = np.empty(_BLOCK, np.int64), np.empty(_BLOCK, np.int64)
+    h_lo = 1 - lut[1022]  # the histogram's exponent range, read back from the table
+    h_hi = lut[2046] + h_lo - 1
     hc = np.zeros((2, _COPIES, ns * nb), np.int32)  # int32: ≤ 2^31 cases per call, and it fits L1
     s = 0
     while s < n_slots:
@@ -287,24 +306,28 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
                 m = min(_BLOCK, n - b0)
                 if grad and direct32:
                     mb0, mb1, nf0, nf1, mz = _pair_pass(True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1)
+                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
+                                                        xb0, xb1, nb, h_lo, h_hi)
                 elif grad:
                     mb0, mb1, nf0, nf1, mz = _pair_pass(True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1)
+                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
+                                                        xb0, xb1, nb, h_lo, h_hi)
                 elif direct32:
                     mb0, mb1, nf0, nf1, mz = _pair_pass(False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1)
+                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
+                                                        xb0, xb1, nb, h_lo, h_hi)
                 else:
                     mb0, mb1, nf0, nf1, mz = _pair_pass(False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1)
+                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
+                                                        xb0, xb1, nb, h_lo, h_hi)
                 azmin = _from_bits(mz)
                 for jj in range(m):
-                    hc[0, jj & (_COPIES - 1), sb0[jj] * nb + lut[_bits(ub0[jj]) >> 52]] += 1
+                    hc[0, jj & (_COPIES - 1), xb0[jj]] += 1
                 if _gate(fstate, top, top_n, s, keep, _from_bits(mb0), nf0, azmin):
                     _scan(ub0, sb0, vs0, z, off, b0, b0 + m, lab, s, fstate, keep, top, top_n)
                 if s1 != s:
                     for jj in range(m):
-                        hc[1, jj & (_COPIES - 1), sb1[jj] * nb + lut[_bits(ub1[jj]) >> 52]] += 1
+                        hc[1, jj & (_COPIES - 1), xb1[jj]] += 1
                     if _gate(fstate, top, top_n, s1, keep, _from_bits(mb1), nf1, azmin):
                         _scan(ub1, sb1, vs1, z, off, b0, b0 + m, lab, s1, fstate, keep, top, top_n)
         for h in range(2 if s1 != s else 1):

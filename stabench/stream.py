@@ -427,16 +427,21 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
             names.append(v.dtype.name)
             vals.append(np.ascontiguousarray(v, dtype=np.float32))  # float16/bfloat16: exact
         if params is None:
+            first_names = names
             rdts = [_dtypes.REGISTRY[name] for name in names]
             groups: dict = {}
             gid = [groups.setdefault((q, r.name), len(groups)) for (q, _), r in zip(slots, rdts)]
             sp = [kernel.slot_params(r) for r in rdts]
             params = (np.array([q == "grad" for q, _ in slots], np.int64), np.array(gid, np.int64),
                       *(np.array([p[c] for p in sp], np.float64 if c == 3 else np.int64) for c in range(5)))
-        for a in range(0, n_s, kernel.SLOTS):
-            b = min(a + kernel.SLOTS, n_s)
-            k(z64, e, t, tuple(vals[a:b]) + pad[b - a:], b - a, *(p[a:b] for p in params), float(plan.max_ulp),
-              counts[a:b], hist[a:b], _LUT, fstate[a:b], top[a:b], top_n[a:b])
+            # the kernel's arguments that stay the same for every chunk, per call of ≤ SLOTS slots
+            calls = [(a, min(a + kernel.SLOTS, n_s)) for a in range(0, n_s, kernel.SLOTS)]
+            fixed = [((b - a, *(p[a:b] for p in params), float(plan.max_ulp)),
+                      (counts[a:b], hist[a:b], _LUT, fstate[a:b], top[a:b], top_n[a:b])) for a, b in calls]
+        elif names != first_names:
+            return None  # a result dtype changed between chunks: let the numpy path measure it
+        for (a, b), (head, tail) in zip(calls, fixed):
+            k(z64, e, t, tuple(vals[a:b]) + pad[b - a:], *head, *tail)
     aggs = {}
     for i, key in enumerate(slots):
         a = aggs[key] = Agg(plan.keep)
