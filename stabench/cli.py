@@ -261,7 +261,8 @@ def loss(
     full: bool = typer.Option(False, "--full", help="Print every summary column (folded into several tables to fit the terminal) instead of the compact view."),
     keep: int = typer.Option(10, "--keep", help="Streaming runs: worst cases kept per method for --detail and the exports."),
     value_range: Optional[str] = typer.Option(None, "--range", metavar="LO,HI", help="With --logits exhaustive: only the floats in [LO, HI] (--range=-100,100)."),
-    workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use; 0 means every core.", show_default=False),
+    workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use (0: every core; at most 4 × the cores, ≤ 256).", show_default=False),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Streaming runs: run the tasks on this Dask scheduler's cluster (tcp://HOST:PORT; pip install 'stabench[dask]')."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
     max_ulp: float = MaxUlpOpt,
     csv: Optional[str] = CsvOpt,
@@ -275,9 +276,10 @@ def loss(
     Example: stabench loss --dtype float16 --experiment sigmoid --csv loss.csv
     """
     targets = _targets(csv, json, markdown, parquet)
-    from . import render
+    from . import render, stream
     from .experiments import loss as exp
 
+    stream.check_workers(workers)
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
                        classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range)
@@ -294,11 +296,12 @@ def loss(
                            "(pass --backend numpy to silence this)", err=True)
             state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
             df, summ, hist = exp.run_streaming(opts, workers=workers or None, state_path=state,
-                                               resume=resume, progress=bar)
+                                               resume=resume, progress=bar, scheduler=scheduler)
             tables = {"summary": summ, "histogram": hist}
         else:
-            if resume:
-                raise InputError("--resume is for streaming runs (exhaustive float32, large random samples)")
+            if resume or scheduler is not None:
+                raise InputError(f"{'--resume' if resume else '--scheduler'} is for streaming runs "
+                                 "(exhaustive float32, --range, random above 2^18 points)")
             df = exp.run(opts, progress=bar)
             summ = exp.summary(df)
             tables = {"summary": summ}

@@ -380,8 +380,10 @@ def streams(opts: Options) -> bool:
 
 
 def run_streaming(opts: Options, *, workers: int | None = None, state_path: str | None = None,
-                  resume: bool = False, progress=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """A streaming sigmoid run (labels 0 and 1, every method of the numpy backend).
+                  resume: bool = False, progress=None, scheduler: str | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A streaming sigmoid run (labels 0 and 1, every method of the numpy backend), on local
+    processes or, with ``scheduler`` (a Dask scheduler address), on that cluster.
 
     Returns (kept rows: the worst ``opts.keep`` cases per method, summary, histogram of ulp errors).
     The summary is exact over every input.
@@ -398,11 +400,12 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
         raise InputError("streaming runs use labels 0 and 1; drop --labels")
     if opts.keep < 0:
         raise InputError(f"--keep must be ≥ 0, got {opts.keep}")
+    stream.check_workers(workers)
     mod = _backends.load("numpy")
     quantities = ("loss", "grad") if opts.grad else ("loss",)
     rng = stream.parse_range(opts.value_range)
-    rows, summs, hists = [], [], []
-    for dt in _dtypes.parse_list(opts.dtypes):
+    runs = []
+    for dt in _dtypes.parse_list(opts.dtypes):  # every input and state checked before any work
         if opts.logits == "exhaustive":
             src = stream.exhaustive_source(dt.name, rng)
         else:
@@ -410,9 +413,25 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
         plan = stream.Plan(dt.name, "numpy", tuple(m.name for m in mod.methods("sigmoid")), quantities,
                            float(opts.max_ulp), int(opts.keep))
         sp = f"{state_path}.{dt.name}" if state_path else None
-        total = stream.run(plan, src, workers=workers, state_path=sp, resume=resume, progress=progress)
-        s, h, r = stream.tables(total, plan, "numpy")
-        summs.append(s), hists.append(h), rows.append(r)
+        if resume and sp:
+            stream.load_state(plan, src, sp)
+        stream.check_state_path(sp)
+        runs.append((plan, src, sp))
+    client = None
+    if scheduler is not None:
+        from .. import cluster
+
+        client = cluster.connect(scheduler, _backends.REGISTRY["numpy"][1])
+    rows, summs, hists = [], [], []
+    try:
+        for plan, src, sp in runs:
+            total = stream.run(plan, src, workers=workers, state_path=sp, resume=resume, progress=progress,
+                               client=client)
+            s, h, r = stream.tables(total, plan, "numpy")
+            summs.append(s), hists.append(h), rows.append(r)
+    finally:
+        if client is not None:
+            client.close()
     summ = pd.concat(summs, ignore_index=True)
     order = {"loss": 0, "grad": 1}
     summ = summ.sort_values("quantity", key=lambda c: c.map(order), kind="stable", ignore_index=True)
