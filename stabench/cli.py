@@ -16,6 +16,7 @@ try:  # typer ≥ 0.26 vendors click as typer._click; older releases use click i
 except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
+from . import validate
 from .errors import InputError, WriteError
 
 
@@ -31,6 +32,8 @@ class _Group(TyperGroup):
         from . import export, interrupt, stdio
 
         _COMMAND = shlex.join(["stabench", *(sys.argv[1:] if args is None else args)])
+        # an argument that is not UTF-8 (a file name's raw bytes) is recorded as \xNN escapes
+        _COMMAND = _COMMAND.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         stdio.setup()
         export.WRITTEN.clear()
         restore = interrupt.install()
@@ -115,7 +118,7 @@ CsvOpt = typer.Option(None, "--csv", metavar="PATH", help="Write every row as CS
 JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Write rows, summary tables and metadata as JSON ('-' for stdout).")
 MdOpt = typer.Option(None, "--markdown", metavar="PATH", help="Write the tables as Markdown ('-' for stdout).")
 ParquetOpt = typer.Option(None, "--parquet", metavar="PATH", help="Write every row as Parquet (needs pyarrow).")
-MaxUlpOpt = typer.Option(4.0, "--max-ulp", min=0.0, help="Errors above this many ulps are 'inaccurate'.")
+MaxUlpOpt = typer.Option(4.0, "--max-ulp", callback=lambda v: validate.max_ulp(v), help="Errors above this many ulps are 'inaccurate'.")
 
 
 def _targets(csv: Optional[str], json: Optional[str], markdown: Optional[str],
@@ -258,7 +261,8 @@ def loss(
     full: bool = typer.Option(False, "--full", help="Print every summary column (folded into several tables to fit the terminal) instead of the compact view."),
     keep: int = typer.Option(10, "--keep", help="Streaming runs: worst cases kept per method for --detail and the exports."),
     value_range: Optional[str] = typer.Option(None, "--range", metavar="LO,HI", help="With --logits exhaustive: only the floats in [LO, HI] (--range=-100,100)."),
-    workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use; 0 means every core.", show_default=False),
+    workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use (0: every core; at most 4 × the cores, ≤ 256).", show_default=False),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Streaming runs: run the tasks on this Dask scheduler's cluster (tcp://HOST:PORT; pip install 'stabench[dask]')."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Rows per backend call, the last call filled by repeating cases (default: all the cases in one call); results can depend on it."),
     max_ulp: float = MaxUlpOpt,
@@ -273,14 +277,18 @@ def loss(
     Example: stabench loss --dtype float16 --experiment sigmoid --csv loss.csv
     """
     targets = _targets(csv, json, markdown, parquet)
-    from . import render
+    from . import render, stream
     from .experiments import loss as exp
 
+    stream.check_workers(workers)
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
                        classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range,
                        batch_size=batch_size)
+    validate.loss_options(opts)
     streaming = exp.streams(opts)
+    if not streaming:  # the row path keeps every row: refuse what would not fit the memory budget
+        exp.check_loss(opts, [f for f, _ in targets] + (["detail"] if detail else []))
     started = time.perf_counter()
     bar = render.ProgressBar(delay=1.0)
     try:
@@ -290,11 +298,12 @@ def loss(
                            "(pass --backend numpy to silence this)", err=True)
             state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
             df, summ, hist = exp.run_streaming(opts, workers=workers or None, state_path=state,
-                                               resume=resume, progress=bar)
+                                               resume=resume, progress=bar, scheduler=scheduler)
             tables = {"summary": summ, "histogram": hist}
         else:
-            if resume:
-                raise InputError("--resume is for streaming runs (exhaustive float32, large random samples)")
+            if resume or scheduler is not None:
+                raise InputError(f"{'--resume' if resume else '--scheduler'} is for streaming runs "
+                                 "(exhaustive float32, --range, random above 2^18 points)")
             df = exp.run(opts, progress=bar)
             summ = exp.summary(df)
             tables = {"summary": summ}
@@ -333,7 +342,7 @@ def report(
     dtype: Optional[List[str]] = DtypeOpt,
     backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
     quick: bool = typer.Option(False, "--quick", help="Fewer sweep points and a shorter roundoff sweep (seconds, not minutes)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for random inputs (recorded)."),
+    seed: int = typer.Option(0, "--seed", callback=lambda v: validate.seed(v), help="Seed for random inputs (recorded)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Run every experiment and write a self-contained report: one CSV per experiment, run.json

@@ -6,14 +6,17 @@ computation's, not the input's rounding.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 import os
+import re
 
 import numpy as np
 
 from .dtypes import DType, REGISTRY
 from .errors import InputError
+from .numbers import parse_number
 
 PRESETS = ("extreme", "sweep", "random", "exhaustive")
 
@@ -88,14 +91,15 @@ def exhaustive(dt: DType) -> np.ndarray:
 
 
 def parse_numbers(text: str, what: str = "--logits") -> np.ndarray:
-    """A comma list of numbers (``-100,10,30``; ``nan`` and ``inf`` allowed)."""
+    """A comma list of decimal numbers (``-100,10,30``; ``nan`` and ``inf`` allowed)."""
+    valid = f"{', '.join(PRESETS)} or a comma list of numbers" if what == "--logits" else "a comma list of numbers"
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
-        raise InputError(f"{what} is empty; give {', '.join(PRESETS)} or a comma list of numbers")
-    try:
-        return np.array([float(p) for p in parts], dtype=np.float64)
-    except ValueError:
-        raise InputError(f"{what}: {text!r} is not one of {', '.join(PRESETS)} nor a comma list of numbers") from None
+        raise InputError(f"{what} is empty; give {valid}")
+    vals = [parse_number(p) for p in parts]
+    if any(v is None for v in vals):
+        raise InputError(f"{what}: {text!r} is not {'one of ' if what == '--logits' else ''}{valid}")
+    return np.array(vals, dtype=np.float64)
 
 
 def scalars(spec: str, dt: DType, *, points: int = 200, seed: int = 0) -> np.ndarray:
@@ -128,66 +132,229 @@ def check_size(cases: int, classes: int = 1) -> None:
 def load_file(path: str, label_column: str | None = "label") -> tuple[np.ndarray, np.ndarray | None]:
     """Load user logits from ``.npy`` or ``.csv``. Returns (logits, labels or None).
 
-    - ``.npy``: a 1-D array (scalar logits) or a 2-D array (one case per row), numeric; loaded with
-      ``allow_pickle=False``, so no code in the file ever runs.
-    - ``.csv``: numbers, one case per row, an optional header. A column named ``label`` (case
-      insensitive) holds the labels; every other column is a logit. Rows must all have the same
-      number of fields. Always returned 2-D (rows × logit columns).
+    - ``.npy``: a 1-D array (scalar logits) or a 2-D array (one case per row) of a float or integer
+      dtype. The header is read first (shape, dtype, size checked against the file), then the data
+      with ``allow_pickle=False``, so no code in the file ever runs.
+    - ``.csv``: UTF-8 text (a byte-order mark is dropped), one case per row, every row with the same
+      number of fields. The first row is a header if and only if none of its cells is a number and
+      every cell is a column name (a letter or ``_`` first, then letters, digits, ``_ - .`` or
+      spaces); otherwise it is data. A header column named ``label`` (any case) holds the labels;
+      every other column is a logit. Every data cell must be a decimal number (``1.5``, ``-2e-3``,
+      ``nan``, ``inf``); anything else is refused naming its row and column. Lines holding only
+      spaces are skipped. Always returned 2-D (rows × logit columns).
+
+    Anything else (no such path, a folder, a FIFO or device, undecodable bytes, a line over
+    :data:`MAX_LINE_BYTES`, more than :data:`limits.MAX_FILE_VALUES` numbers) raises
+    :class:`InputError` with one line.
     """
-    if not os.path.isfile(path):
-        raise InputError(f"--logits-file {path!r}: no such file")
-    ext = os.path.splitext(path)[1].lower()
+    ext = _extension(path)
     labels = None
     if ext == ".npy":
-        try:
-            a = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise InputError(f"--logits-file {path!r}: not a plain numeric .npy array ({e})") from None
-        except Exception as e:  # malformed header, truncated data
-            raise InputError(f"--logits-file {path!r}: cannot read .npy ({type(e).__name__}: {e})") from None
-        if a.dtype.kind not in "fiu":
-            raise InputError(f"--logits-file {path!r}: array dtype {a.dtype} is not numeric")
-        if a.ndim not in (1, 2):
-            raise InputError(f"--logits-file {path!r}: expected a 1-D or 2-D array, got shape {a.shape}")
-        logits = a.astype(np.float64)
-    elif ext == ".csv":
-        logits, labels = _load_csv(path, label_column)
+        logits = _load_npy(path)
     else:
-        raise InputError(f"--logits-file {path!r}: unknown extension {ext or '(none)'!r}; valid: .npy, .csv")
+        logits, labels = _load_csv(path, label_column)
     if logits.size == 0:
         raise InputError(f"--logits-file {path!r}: no logits in the file")
     return logits, labels
 
 
+#: Longest line of a CSV logits file: bounds the memory one row can take while it is split.
+MAX_LINE_BYTES = 16 * 2**20
+
+
+def _extension(path: str) -> str:
+    """``.npy`` or ``.csv`` of a readable regular file, else InputError."""
+    _check_regular_file(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".csv"):
+        raise InputError(f"--logits-file {path!r}: unknown extension {ext or '(none)'!r}; valid: .npy, .csv")
+    return ext
+
+
+def _check_regular_file(path: str) -> None:
+    """Refuse what is not a readable regular file, saying what it is."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"--logits-file {path!r}: no such file") from None
+    except NotADirectoryError:
+        raise InputError(f"--logits-file {path!r}: no such file (a part of the path is not a folder)") from None
+    except PermissionError:
+        raise InputError(f"--logits-file {path!r}: permission denied") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise InputError(f"--logits-file {path!r}: cannot open ({getattr(e, 'strerror', None) or e})") from None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    for test, what in kinds:
+        if test(st.st_mode):
+            raise InputError(f"--logits-file {path!r} is {what}, not a regular file; give a .npy or .csv file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"--logits-file {path!r} is not a regular file; give a .npy or .csv file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"--logits-file {path!r}: permission denied")
+
+
+def _npy_header(path: str, f) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, data offset) from a .npy header, refusing what is not a plain numeric array."""
+    from numpy.lib import format as npf
+
+    magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        what = "a .npz (zip) archive" if magic.startswith(b"PK") else "not a .npy file (no NUMPY header)"
+        raise InputError(f"--logits-file {path!r} is {what}; save one array with numpy.save")
+    f.seek(0)
+    try:
+        version = npf.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = npf.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = npf.read_array_header_2_0(f)
+        else:
+            shape, _, dtype = npf._read_array_header(f, version)
+    except (ValueError, OSError, SyntaxError, TypeError) as e:
+        raise InputError(f"--logits-file {path!r}: malformed .npy header ({' '.join(str(e).split())[:200]})") from None
+    return shape, dtype, f.tell()
+
+
+def _load_npy(path: str) -> np.ndarray:
+    from . import limits
+
+    with open(path, "rb") as f:
+        shape, dtype, offset = _npy_header(path, f)
+        if dtype.hasobject or dtype.kind not in "fiu":
+            raise InputError(f"--logits-file {path!r}: array dtype {dtype} is not a float or integer type")
+        if len(shape) not in (1, 2):
+            raise InputError(f"--logits-file {path!r}: expected a 1-D or 2-D array, got shape {shape}")
+        count = math.prod(shape)
+        if count > limits.MAX_FILE_VALUES:
+            raise InputError(f"--logits-file {path!r} holds {count:,} numbers, over the limit of "
+                             f"{limits.MAX_FILE_VALUES:,} (memory budget); split the file")
+        size = os.fstat(f.fileno()).st_size
+        if size < offset + count * dtype.itemsize:
+            raise InputError(f"--logits-file {path!r}: truncated .npy (the header says {shape} of {dtype}, "
+                             f"the file has {size - offset:,} bytes of data)")
+        f.seek(0)
+        try:
+            a = np.load(f, allow_pickle=False)
+        except Exception as e:  # anything the header check did not catch
+            raise InputError(f"--logits-file {path!r}: cannot read .npy ({type(e).__name__})") from None
+    return a.astype(np.float64)
+
+
+#: A CSV header cell: a column name, not a number or a stray word with digits first.
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .\-]*")
+
+
+def _csv_rows(path: str):
+    """(line number, cells) of each non-blank CSV record: UTF-8 decoded, BOM dropped, lines bounded."""
+    def lines(f):
+        n = 0
+        while True:
+            raw = f.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            n += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise InputError(f"--logits-file {path!r}: row {n} is longer than {MAX_LINE_BYTES:,} bytes")
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(f"--logits-file {path!r}: row {n} is not UTF-8 text (byte 0x{raw[e.start]:02x} "
+                                 f"at column {e.start + 1}); save the file as UTF-8") from None
+
+    with open(path, "rb") as f:
+        reader = csv.reader(lines(f))
+        try:
+            for cells in reader:
+                if cells and any(c.strip() for c in cells) or len(cells) > 1:
+                    yield reader.line_num, cells
+        except csv.Error as e:
+            raise InputError(f"--logits-file {path!r}: row {reader.line_num}: {e}") from None
+
+
+def _csv_header(cells: list[str]) -> list[str] | None:
+    """The header rule: names in lower case if the first row is a header, else None."""
+    names = [c.strip() for c in cells]
+    if all(_COLUMN_NAME.fullmatch(c) for c in names) and not any(parse_number(c) is not None for c in names):
+        return [c.lower() for c in names]
+    return None
+
+
+def file_has_labels(path: str, label_column: str = "label") -> bool:
+    """Whether ``path`` is a CSV whose header has a ``label`` column (reads only its first row)."""
+    if _extension(path) != ".csv":
+        return False
+    for _, cells in _csv_rows(path):
+        header = _csv_header(cells)
+        return header is not None and label_column in header
+    return False
+
+
 def _load_csv(path: str, label_column: str | None):
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if not rows:
+    from array import array
+
+    from . import limits
+
+    values = array("d")
+    header, width, line = None, None, 0
+    for line, cells in _csv_rows(path):
+        if width is None:
+            width = len(cells)
+            header = _csv_header(cells)
+            if header is not None:
+                continue
+        elif len(cells) != width:
+            raise InputError(f"--logits-file {path!r}: ragged rows: row {line} has {len(cells)} fields, "
+                             f"the first row has {width}")
+        for j, c in enumerate(cells):
+            x = parse_number(c)
+            if x is None:
+                shown = c.strip()[:40] + ("…" if len(c.strip()) > 40 else "")
+                raise InputError(f"--logits-file {path!r}: row {line}, column {j + 1}: {shown!r} is not a number "
+                                 "(decimal numbers, nan and inf are)")
+            values.append(x)
+        if len(values) > limits.MAX_FILE_VALUES:
+            raise InputError(f"--logits-file {path!r} holds more than {limits.MAX_FILE_VALUES:,} numbers "
+                             "(memory budget); split the file")
+    if width is None:
         raise InputError(f"--logits-file {path!r}: the file is empty")
-    header = None
-    try:
-        float(rows[0][0])
-    except ValueError:
-        header, rows = [c.strip().lower() for c in rows[0]], rows[1:]
-    if not rows:
+    if not values:
         raise InputError(f"--logits-file {path!r}: a header but no rows")
-    width = len(rows[0])
-    for i, r in enumerate(rows):
-        if len(r) != width:
-            raise InputError(f"--logits-file {path!r}: ragged rows: row {i + 1 + (header is not None)} has "
-                             f"{len(r)} fields, the first has {width}")
-    try:
-        data = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
-    except ValueError as e:
-        raise InputError(f"--logits-file {path!r}: malformed number ({e})") from None
+    data = np.frombuffer(values, dtype=np.float64).reshape(-1, width).copy()
     labels = None
-    if header is not None:
-        if len(header) != width:
-            raise InputError(f"--logits-file {path!r}: header has {len(header)} fields, rows have {width}")
-        if label_column and label_column in header:
+    if header is not None and label_column:
+        if header.count(label_column) > 1:
+            raise InputError(f"--logits-file {path!r}: {header.count(label_column)} columns named {label_column!r}; keep one")
+        if label_column in header:
             j = header.index(label_column)
-            labels = data[:, j]
+            labels = data[:, j].copy()
             data = np.delete(data, j, axis=1)
     if data.shape[1] == 0:
-        raise InputError(f"--logits-file {path!r}: no logit columns")
+        raise InputError(f"--logits-file {path!r}: no logit columns (only {label_column!r})")
     return data, labels
+
+
+def file_shape(path: str) -> tuple[int, int]:
+    """An upper bound on (cases, columns) of a logits file, read cheaply (the .npy header; for a
+    CSV, its line count and the fields of its first line), for the memory estimate."""
+    from . import limits
+
+    if _extension(path) == ".npy":
+        with open(path, "rb") as f:
+            shape, _, _ = _npy_header(path, f)
+        return (int(shape[0]), 1) if len(shape) == 1 else (int(shape[0]), int(shape[1])) if len(shape) == 2 else (0, 0)
+    lines, last, first = 0, b"\n", None
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            if first is None:
+                first = block.split(b"\n", 1)[0]
+            lines += block.count(b"\n")
+            last = block[-1:]
+            if lines > limits.MAX_FILE_VALUES:  # more rows than any file may hold: no need to count on
+                break
+    lines += last != b"\n"
+    return lines, (first or b"").count(b",") + 1

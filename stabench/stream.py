@@ -9,6 +9,11 @@ definitions) gives each case's ulp error and status. Per (quantity, method) a ta
 :class:`Agg`: counts per status, max ulp error and the worst logit, a histogram of ulp errors, the
 smallest |z| of a failure, and the worst ``keep`` cases. Merging the tasks' aggregates in task order
 gives a result that is exact over every input and the same however the work was split.
+
+With numba installed, each chunk is measured by the compiled kernel of :mod:`stabench.kernel`
+instead (the same numbers, bit for bit; ``STABENCH_KERNEL`` chooses). Tasks run in a local process
+pool whose workers die with the parent (:func:`run`), or on a Dask cluster (:mod:`stabench.cluster`).
+The resume state carries a digest and is checked field by field before any work (:func:`load_state`).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -94,57 +100,87 @@ class Source:
 
 
 def exhaustive_source(dtype: str, value_range: tuple[float, float] | None = None) -> Source:
-    """Every finite value of ``dtype`` (optionally only those in [lo, hi]) as intervals of bit
-    patterns: the negative values (−0 … −max by bits), then the positive ones (+0 … +max)."""
+    """Every finite value of ``dtype`` in the real interval [lo, hi] (default: all of them) as
+    intervals of bit patterns: the negative values first, then the positive ones.
+
+    [lo, hi] is an interval of real numbers: −0 and +0 are both 0, so both zeros are in it when
+    lo ≤ 0 ≤ hi and neither otherwise; ±inf as an end means unbounded; nan and infinities are
+    never in it. Formats of at most 16 bits are enumerated (exact for any encoding, also formats
+    without −0 or inf); wider ones use :func:`_magnitude_intervals` (IEEE sign-magnitude).
+    """
     dt = _dtypes.get(dtype)
-    sign = 1 << (dt.bits - 1)
-    inf_bits = int(np.array(np.inf, dtype=dt.type).view(dt.uint))  # first non-finite magnitude
     lo, hi = value_range if value_range else (-math.inf, math.inf)
+    if math.isnan(lo) or math.isnan(hi):
+        raise InputError("--range must not contain nan; give two numbers LO,HI (e.g. --range=-100,100)")
     if not lo <= hi:
-        raise InputError(f"--range {lo:g},{hi:g}: the low end must not exceed the high end")
-
-    def mag_bits(x: float, up: bool) -> int:
-        """Bits of the smallest float ≥ x (up) or largest ≤ x (down), for x ≥ 0, clamped to finite."""
-        if x >= dt.max:
-            return inf_bits - 1 if not up or x == dt.max else inf_bits
-        v = np.array(x, dtype=np.float64)
-        r = dt.cast(v)
-        b = int(np.asarray(r).view(dt.uint))
-        rv = float(np.asarray(r).astype(np.float64))
-        if up and rv < x:
-            b += 1
-        if not up and rv > x:
-            b -= 1
-        return b
-
-    intervals = []
-    if lo <= 0:  # negative side, including −0: magnitudes from |min(hi, 0)| to |lo|
-        m_lo = mag_bits(max(-hi, 0.0), up=True)
-        m_hi = mag_bits(-lo, up=False) if lo > -math.inf else inf_bits - 1
-        if m_lo <= m_hi:
-            # descending magnitude = ascending value: emit as one interval of bit patterns
-            intervals.append(("neg", m_lo, m_hi))
-    if hi >= 0:
-        m_lo = mag_bits(max(lo, 0.0), up=True)
-        m_hi = mag_bits(hi, up=False) if hi < math.inf else inf_bits - 1
-        if m_lo <= m_hi:
-            intervals.append(("pos", m_lo, m_hi))
-    out = tuple((sign | a, (sign | b) + 1) if s == "neg" else (a, b + 1) for s, a, b in intervals)
+        raise InputError(f"--range {lo:g},{hi:g}: LO must not exceed HI (e.g. --range=-100,100)")
+    out = _enumerated_intervals(dt, lo, hi) if dt.bits <= 16 else _magnitude_intervals(dt, lo, hi)
     if not out:
         raise InputError(f"--range {lo:g},{hi:g} holds no finite {dtype} value")
     return Source(dtype, "exhaustive", intervals=out)
 
 
+def _enumerated_intervals(dt: _dtypes.DType, lo: float, hi: float) -> tuple:
+    """Runs of consecutive bit patterns whose value is finite and in [lo, hi] (negatives first)."""
+    with np.errstate(invalid="ignore"):  # signalling-nan patterns raise 'invalid' when widened
+        v = np.arange(2**dt.bits, dtype=np.uint32).astype(dt.uint).view(dt.type).astype(np.float64)
+    ok = np.isfinite(v) & (v >= lo) & (v <= hi)  # −0.0 >= 0.0 is True: both zeros compare as 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.view(np.int8), [0]])))
+    runs = [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+    sign = 1 << (dt.bits - 1)
+    return tuple(sorted(runs, key=lambda r: (r[0] < sign, r[0])))
+
+
+def _magnitude_intervals(dt: _dtypes.DType, lo: float, hi: float) -> tuple:
+    """[lo, hi] as bit-pattern intervals for an IEEE sign-magnitude format: values −x with x in
+    [max(−hi, 0), −lo] (when lo ≤ 0), then +x with x in [max(lo, 0), hi] (when hi ≥ 0)."""
+    sign = 1 << (dt.bits - 1)
+    max_bits = int(np.asarray(dt.cast(dt.max)).view(dt.uint))  # largest finite magnitude
+
+    def bits_at_least(x: float) -> int:
+        """Bits of the smallest finite x' ≥ x (x ≥ +0); max_bits + 1 when there is none."""
+        if x > dt.max:
+            return max_bits + 1
+        r = dt.cast(x)
+        b = int(np.asarray(r).view(dt.uint))
+        return b + 1 if float(r) < x else b
+
+    def bits_at_most(x: float) -> int:
+        """Bits of the largest finite x' ≤ x (x ≥ +0)."""
+        if x >= dt.max:
+            return max_bits
+        r = dt.cast(x)
+        b = int(np.asarray(r).view(dt.uint))
+        return b - 1 if float(r) > x else b
+
+    out = []
+    # "+ 0.0" turns −0.0 into +0.0: max(−0.0, 0.0) is −0.0, whose bit pattern is the sign bit
+    if lo <= 0:
+        a, b = bits_at_least(max(-hi, 0.0) + 0.0), bits_at_most(-lo + 0.0)
+        if a <= b:
+            out.append((sign | a, (sign | b) + 1))
+    if hi >= 0:
+        a, b = bits_at_least(max(lo, 0.0) + 0.0), bits_at_most(hi + 0.0)
+        if a <= b:
+            out.append((a, b + 1))
+    return tuple(out)
+
+
 def parse_range(text: str | None) -> tuple[float, float] | None:
-    """``--range LO,HI`` → (lo, hi)."""
+    """``--range LO,HI`` → (lo, hi): two decimal numbers (``inf`` allowed), LO ≤ HI, no nan."""
+    from .validate import parse_number
+
     if text is None:
         return None
-    try:
-        lo, hi = (float(p) for p in text.split(","))
-    except ValueError:
-        raise InputError(f"--range {text!r}: expected two numbers LO,HI (e.g. --range=-100,100)") from None
+    parts = text.split(",")
+    vals = [parse_number(p) for p in parts] if len(parts) == 2 else [None]
+    if any(v is None for v in vals):
+        raise InputError(f"--range {text!r}: expected two numbers LO,HI (e.g. --range=-100,100)")
+    lo, hi = vals
     if math.isnan(lo) or math.isnan(hi):
-        raise InputError("--range must not contain nan")
+        raise InputError("--range must not contain nan; give two numbers LO,HI (e.g. --range=-100,100)")
+    if lo > hi:
+        raise InputError(f"--range {text!r}: LO must not exceed HI (e.g. --range=-100,100)")
     return lo, hi
 
 
@@ -344,11 +380,107 @@ def _first_by_key(idx: np.ndarray, z, absz, lab) -> int:
 
 
 def run_task(plan: Plan, source: Source, i: int) -> dict:
-    """Aggregates of task ``i``: {(quantity, method): Agg}."""
-    aggs = {(q, m): Agg(plan.keep) for q in plan.quantities for m in plan.methods}
+    """Aggregates of task ``i``: {(quantity, method): Agg}, measured by the compiled kernel when
+    :func:`use_kernel` says so, else by numpy (the same numbers either way)."""
     z = source.task(i)
+    if use_kernel():
+        aggs = _run_task_kernel(plan, z)
+        if aggs is not None:
+            return aggs
+    aggs = {(q, m): Agg(plan.keep) for q in plan.quantities for m in plan.methods}
     for s in range(0, len(z), CHUNK):
         _process(plan, z[s:s + CHUNK], aggs)
+    return aggs
+
+
+#: Environment variable that picks the measurement path: ``numba`` (the compiled kernel; an error
+#: if numba is missing), ``numpy``, or ``auto`` (the default: numba when it is installed).
+KERNEL_ENV = "STABENCH_KERNEL"
+
+
+def use_kernel() -> bool:
+    """Whether streaming tasks are measured by the compiled kernel (:mod:`stabench.kernel`)."""
+    from . import kernel
+
+    choice = os.environ.get(KERNEL_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "numba", "numpy"):
+        raise InputError(f"{KERNEL_ENV}={choice!r}: valid: auto, numba, numpy")
+    if choice == "numba" and not kernel.available():
+        raise InputError(f"{KERNEL_ENV}=numba but numba is not installed (pip install 'stabench[fast]')")
+    return choice != "numpy" and kernel.available()
+
+
+def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
+    """:func:`run_task` through the compiled kernel: per chunk, the methods in numpy (one backend
+    call each), e^-|z| and log1p in numpy, then one kernel pass. None when a result dtype is not a
+    float of ≤ 32 bits (the numpy path measures those)."""
+    from . import kernel
+    from .backends import load
+
+    k = kernel._kernel()
+    mod = _MODULES.get(plan.backend) or _MODULES.setdefault(plan.backend, load(plan.backend))
+    dt = _dtypes.get(plan.dtype)
+    methods = [m for m in mod.methods("sigmoid") if m.name in plan.methods]
+    slots = [(q, m.name) for q in plan.quantities for m in methods]
+    n_s, grad = len(slots), "grad" in plan.quantities
+    keep = min(plan.keep, 2 * len(z))
+    counts = np.zeros((n_s, len(metrics.STATUSES)), np.int64)
+    hist = np.zeros((n_s, N_BINS), np.int64)
+    fstate = np.zeros((n_s, 9))
+    fstate[:, 0] = -1.0
+    top = np.zeros((n_s, keep, 5))
+    top_n = np.zeros(n_s, np.int64)
+    params = None
+    zz = np.empty(2 * min(CHUNK, len(z)), dtype=dt.type)
+    lab01 = dt.cast(np.array([0.0, 1.0]))
+    labels: dict = {}
+    pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS))
+    for s0 in range(0, len(z), CHUNK):
+        zc = z[s0:s0 + CHUNK]
+        n = len(zc)
+        zz[:n] = zc
+        zz[n:2 * n] = zc
+        lab = labels.get(n)
+        if lab is None:
+            lab = labels[n] = np.repeat(lab01, n)
+        cases = SigmoidCases(zz[:2 * n], lab)
+        z64 = zc.astype(np.float64)
+        with np.errstate(all="ignore"):  # as oracle.bce_binary_fast, which this kernel reproduces
+            e = np.exp(-np.abs(z64))
+            t = np.log1p(e)
+        outs = {m.name: mod.evaluate(m, dt, cases, grad) for m in methods}
+        vals, names = [], []
+        for q, m in slots:
+            v = np.asarray(outs[m].loss if q == "loss" else outs[m].grad)
+            if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
+                return None
+            names.append(v.dtype.name)
+            vals.append(np.ascontiguousarray(v, dtype=np.float32))  # float16/bfloat16: exact
+        if params is None:
+            first_names = names
+            rdts = [_dtypes.REGISTRY[name] for name in names]
+            groups: dict = {}
+            gid = [groups.setdefault((q, r.name), len(groups)) for (q, _), r in zip(slots, rdts)]
+            sp = [kernel.slot_params(r) for r in rdts]
+            params = (np.array([q == "grad" for q, _ in slots], np.int64), np.array(gid, np.int64),
+                      *(np.array([p[c] for p in sp], np.float64 if c == 3 else np.int64) for c in range(5)))
+            # the kernel's arguments that stay the same for every chunk, per call of ≤ SLOTS slots
+            calls = [(a, min(a + kernel.SLOTS, n_s)) for a in range(0, n_s, kernel.SLOTS)]
+            fixed = [((b - a, *(p[a:b] for p in params), float(plan.max_ulp)),
+                      (counts[a:b], hist[a:b], _LUT, fstate[a:b], top[a:b], top_n[a:b])) for a, b in calls]
+        elif names != first_names:
+            return None  # a result dtype changed between chunks: let the numpy path measure it
+        for (a, b), (head, tail) in zip(calls, fixed):
+            k(z64, e, t, tuple(vals[a:b]) + pad[b - a:], *head, *tail)
+    aggs = {}
+    for i, key in enumerate(slots):
+        a = aggs[key] = Agg(plan.keep)
+        a.n = 2 * len(z)
+        a.counts, a.hist = counts[i], hist[i]
+        fs = fstate[i].tolist()
+        a.max_ulp, a.worst = fs[0], tuple(fs[1:4])
+        a.first_fail = (fs[5], fs[6], fs[7], int(fs[8])) if fs[4] else ()
+        a.top = sorted((tuple(r) for r in top[i, :top_n[i]].tolist()), key=_top_key)
     return aggs
 
 
@@ -356,8 +488,102 @@ def _aggs_json(aggs: dict) -> dict:
     return {f"{q}|{m}": a.to_json() for (q, m), a in aggs.items()}
 
 
-def _aggs_from_json(d: dict, keep: int) -> dict:
-    return {tuple(k.split("|", 1)): Agg.from_json(v, keep) for k, v in d.items()}
+#: Upper bound of ``--workers``: more processes than this only add memory and start-up time.
+MAX_WORKERS_PER_CORE, MAX_WORKERS_CAP = 4, 256
+
+
+def max_workers() -> int:
+    """The largest accepted ``--workers``: 4 × the cores, at most 256."""
+    return min(MAX_WORKERS_CAP, MAX_WORKERS_PER_CORE * (os.cpu_count() or 1))
+
+
+def check_workers(workers: int | None) -> None:
+    """Refuse a ``--workers`` below 0 or above :func:`max_workers` (0 or None: every core)."""
+    if workers is None:
+        return
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0 or workers > max_workers():
+        raise InputError(f"--workers {workers}: must be 0 (every core) to {max_workers()} "
+                         f"({MAX_WORKERS_PER_CORE} × the {os.cpu_count() or 1} cores, at most {MAX_WORKERS_CAP})")
+
+
+# ---------------------------------------------------------------------------------------------
+# resume state: {"format", "key", "done", "total", "digest"}, the digest a sha256 of the rest
+
+STATE_FORMAT = "stabench-stream-state/1"
+
+
+def _state_body(key: str, done, total: dict) -> dict:
+    return {"format": STATE_FORMAT, "key": key, "done": sorted(done), "total": _aggs_json(total)}
+
+
+def _digest(body: dict) -> str:
+    """sha256 of the canonical JSON of ``body`` (sorted keys, no spaces)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def check_state_path(state_path: str | None) -> None:
+    """Refuse a state path that exists but is not a regular file (a directory, a FIFO …)."""
+    if state_path and os.path.lexists(state_path) and not os.path.isfile(state_path):
+        raise InputError(f"resume state {state_path!r} is not a regular file; remove it or write the outputs elsewhere")
+
+
+def load_state(plan: Plan, source: Source, state_path: str) -> tuple[set, dict] | None:
+    """The finished tasks and merged aggregates saved in ``state_path`` (None if there is none),
+    after checking that the file is well formed, intact (its digest) and from this run (its key,
+    and counts that add up to the finished tasks' cases); anything else is an :class:`InputError`."""
+    check_state_path(state_path)
+    if not os.path.exists(state_path):
+        return None
+
+    def bad(why: str) -> InputError:
+        return InputError(f"--resume: state file {state_path!r} {why}; delete it to start over")
+
+    try:
+        with open(state_path, encoding="utf-8") as f:
+            st = json.load(f, parse_constant=_refuse_constant)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise bad(f"cannot be read ({e})") from None
+    want = {"format", "key", "done", "total", "digest"}
+    if not isinstance(st, dict) or set(st) != want:
+        raise bad(f"is malformed (expected an object with the fields {', '.join(sorted(want))})")
+    if st["format"] != STATE_FORMAT:
+        raise bad(f"has format {st['format']!r}, not {STATE_FORMAT!r}")
+    body = {k: st[k] for k in want - {"digest"}}
+    if st["digest"] != _digest(body):
+        raise bad("is corrupted (its digest does not match its contents)")
+    if st["key"] != state_key(plan, source):
+        raise InputError(f"--resume: {state_path!r} belongs to a run with other arguments; "
+                         "rerun with the same arguments or without --resume")
+    done = st["done"]
+    if not isinstance(done, list) or not all(_is_int(i) and 0 <= i < source.n_tasks for i in done) \
+            or len(set(done)) != len(done):
+        raise bad(f"is malformed (done: distinct task numbers 0…{source.n_tasks - 1})")
+    keys = {f"{q}|{m}" for q in plan.quantities for m in plan.methods}
+    if not isinstance(st["total"], dict) or set(st["total"]) != keys:
+        raise bad(f"is malformed (total: one aggregate per {', '.join(sorted(keys))})")
+    cases = 2 * sum(_task_len(source, i) for i in done)
+    total = {}
+    for k, d in st["total"].items():
+        try:
+            a = Agg.from_json(d, plan.keep)
+            well_typed = (_is_int(d["n"]) and all(_is_int(c) and c >= 0 for c in list(d["counts"]) + list(d["hist"]))
+                          and len(a.counts) == len(metrics.STATUSES) and len(a.hist) == N_BINS)
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
+            raise bad(f"is malformed (aggregate {k}: {type(e).__name__}: {e})") from None
+        if not well_typed:
+            raise bad(f"is malformed (aggregate {k}: counts must be integers ≥ 0)")
+        if not (a.n == cases == a.counts.sum() == a.hist.sum()) or math.isnan(a.max_ulp) or len(a.top) > plan.keep:
+            raise bad(f"is corrupted (aggregate {k} does not add up to its {cases:,} cases)")
+        total[tuple(k.split("|", 1))] = a
+    return set(done), total
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a valid value here")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,33 +600,34 @@ def state_key(plan: Plan, source: Source) -> str:
 
 
 def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: str | None = None,
-        resume: bool = False, progress=None) -> dict:
-    """Run every task (in parallel over ``workers`` processes) and merge the aggregates.
+        resume: bool = False, progress=None, client=None) -> dict:
+    """Run every task (in parallel over ``workers`` processes, or on a dask.distributed
+    ``client``'s cluster) and merge the aggregates.
 
     Merging is order-independent (sums, and maxima/minima with value-based tie-breaks), so the
     result is the same however the work was split or resumed. With ``state_path``, the merged
-    aggregate and the finished task numbers are saved there (atomically) after each task, so an
-    interrupted run continues with ``resume=True``; the file is removed when the run completes.
-    ``progress(done_logits, total_logits, label)`` is called as tasks finish.
+    aggregate and the finished task numbers are saved there (atomically, with a digest) after each
+    task, so an interrupted run continues with ``resume=True``; the file is removed when the run
+    completes. ``progress(done_logits, total_logits, label)`` is called as tasks finish.
+
+    Local workers end with the parent: they die with it (Linux: PR_SET_PDEATHSIG; elsewhere a
+    watchdog notices the parent is gone within half a second); Ctrl-C or SIGTERM in the parent
+    kills them at once (finished tasks are saved; the running ones are redone on resume), and a
+    second Ctrl-C during that clean-up exits immediately.
     """
     from .export import write_text
 
+    check_workers(workers)
+    check_state_path(state_path)
     key = state_key(plan, source)
     total = {(q, m): Agg(plan.keep) for q in plan.quantities for m in plan.methods}
     done: set[int] = set()
-    if resume and state_path and os.path.exists(state_path):
-        try:
-            with open(state_path, encoding="utf-8") as f:
-                st = json.load(f)
-        except (OSError, ValueError) as e:
-            raise InputError(f"--resume: cannot read state file {state_path!r} ({e})") from None
-        if st.get("key") != key:
-            raise InputError(f"--resume: {state_path!r} belongs to a run with other arguments; "
-                             "rerun with the same arguments or without --resume")
-        done = set(st["done"])
-        total = _aggs_from_json(st["total"], plan.keep)
+    if resume and state_path:
+        loaded = load_state(plan, source, state_path)
+        if loaded:
+            done, total = loaded
     todo = [i for i in range(source.n_tasks) if i not in done]
-    workers = max(1, workers or os.cpu_count() or 1)
+    workers = workers or os.cpu_count() or 1
     label = f"sigmoid {source.dtype} {source.kind}"
 
     def finish(i: int, aggs: dict) -> None:
@@ -408,50 +635,156 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
             total[k].merge(a)
         done.add(i)
         if state_path:
-            write_text(state_path, json.dumps({"key": key, "done": sorted(done), "total": _aggs_json(total)}))
+            body = _state_body(key, done, total)
+            write_text(state_path, json.dumps({**body, "digest": _digest(body)}))
         if progress:
             progress(sum(_task_len(source, j) for j in done), source.total, label)
 
     if progress:
         progress(sum(_task_len(source, j) for j in done), source.total, label)
-    if workers == 1 or len(todo) <= 1:
-        for i in todo:
-            finish(i, run_task(plan, source, i))
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, wait
+    if client is not None:
+        from . import cluster
 
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
-        pending: dict = {}
-        it = iter(todo)
-        try:
-            for i in it:  # at most 2 tasks per worker in flight: bounded memory
-                pending[pool.submit(run_task, plan, source, i)] = i
-                if len(pending) >= 2 * workers:
-                    break
-            while pending:
-                fin, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in sorted(fin, key=pending.get):
-                    i = pending.pop(fut)
-                    finish(i, fut.result())
-                    nxt = next(it, None)
-                    if nxt is not None:
-                        pending[pool.submit(run_task, plan, source, nxt)] = nxt
-        finally:
-            for fut in pending:
-                fut.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+        cluster.run_tasks(client, plan, source, todo, finish)
+    elif todo:
+        if use_kernel():
+            from . import kernel
+
+            kernel.warm()  # compile (or load) once here, before the workers fork: they share it
+        with _terminate_raises():
+            if workers == 1 or len(todo) <= 1:
+                for i in todo:
+                    finish(i, run_task(plan, source, i))
+            else:
+                _run_pool(plan, source, todo, workers, finish)
     if state_path and os.path.exists(state_path):
         os.unlink(state_path)
     return total
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the parent, which saves the state and stops the pool cleanly."""
+class _terminate_raises:
+    """While active (main thread only), SIGTERM raises KeyboardInterrupt: the run stops as on
+    Ctrl-C — workers killed, finished tasks saved — instead of dying with its workers running."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            def on_term(signum, frame):
+                raise KeyboardInterrupt
+            self.old = signal.signal(signal.SIGTERM, on_term)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+        return False
+
+
+def _run_pool(plan: Plan, source: Source, todo: list, workers: int, finish) -> None:
+    """The tasks on a local process pool (fork where available), at most 2 per worker in flight."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    ok = False
+    try:
+        drive(lambda i: pool.submit(run_task, plan, source, i),
+              lambda fs: wait(fs, return_when=FIRST_COMPLETED)[0], todo, finish, 2 * workers)
+        ok = True
+    finally:
+        if ok:
+            pool.shutdown(wait=True)
+        else:
+            _kill_pool(pool)
+
+
+def drive(submit, wait_first, todo: list, finish, in_flight: int) -> None:
+    """Submit the tasks ``todo`` (at most ``in_flight`` at once: bounded memory) and ``finish``
+    each as it completes; ``wait_first(futures)`` returns the completed ones."""
+    pending: dict = {}
+    it = iter(todo)
+    for i in it:
+        pending[submit(i)] = i
+        if len(pending) >= in_flight:
+            break
+    while pending:
+        for fut in sorted(wait_first(list(pending)), key=pending.get):
+            i = pending.pop(fut)
+            finish(i, fut.result())
+            nxt = next(it, None)
+            if nxt is not None:
+                pending[submit(nxt)] = nxt
+
+
+def _kill_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: kill its processes (their unfinished tasks are simply redone on resume),
+    then let the executor wind down. A Ctrl-C meanwhile exits at once (no waiting anywhere)."""
     import signal
+    import threading
+
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+
+    def kill_all():
+        for p in procs:
+            try:
+                p.kill()
+            except (OSError, ValueError, AttributeError):
+                pass
+
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        def second_interrupt(signum, frame):
+            kill_all()
+            os._exit(130)
+        old = signal.signal(signal.SIGINT, second_interrupt)
+        signal.signal(signal.SIGTERM, second_interrupt)
+    try:
+        kill_all()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            p.join(timeout=2)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+def _worker_init(parent: int) -> None:
+    """Runs in each pool worker: leave Ctrl-C to the parent (which saves the state and stops the
+    pool), and die with the parent — PR_SET_PDEATHSIG on Linux (the kernel sends SIGKILL when the
+    parent exits, even by SIGKILL), plus a watchdog thread that exits once the parent is gone
+    (other systems, or a parent that died before prctl took effect)."""
+    import signal
+    import threading
+    import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watchdog():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watchdog, name="stabench-parent-watchdog", daemon=True).start()
 
 
 def _task_len(source: Source, i: int) -> int:

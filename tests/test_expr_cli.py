@@ -115,7 +115,7 @@ def test_roundoff_numbers_are_identical_through_both_commands():
     (["value", "--var", "value=1"], "also a column of the rows"),
     (["x*y", "--var", "x=1,2", "--var", "y=1,2", "--plot", "p.png"], "--plot needs exactly one variable"),
     (["x", "--var", "x=1", "--plot", "-"], "--plot needs a file name"),
-    (["x", "--var", "x=1", "--csv", "/nonexistent/dir/o.csv"], "cannot write"),
+    (["x", "--var", "x=1", "--csv", "/nonexistent/dir/o.csv"], "does not exist"),
 ])
 def test_bad_input_exits_2_with_one_line(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -134,8 +134,9 @@ def test_random_is_seeded_and_spans_magnitudes():
     (dict(experiments="softmax", labels="-1"), "outside [0, 10)"),
     (dict(logits="wide"), "is not one of extreme, sweep, random, exhaustive"),
     (dict(logits="exhaustive", dtypes=["float32"]), "exhaustive covers float16 and bfloat16"),
-    (dict(experiments="softmax", classes=1), "--classes must be at least 2"),
-    (dict(experiments="softmax", classes=10**7, logits="sweep", points=10**4), "request too large"),
+    (dict(experiments="softmax", classes=1), "--classes must be an integer from 2"),
+    (dict(experiments="softmax", classes=10**7, logits="sweep", points=10**4), "--classes must be an integer from 2 to"),
+    (dict(experiments="softmax", classes=10**5, logits="sweep", points=10**4), "request too large"),
     (dict(backends=["mxnet"]), "unknown backend 'mxnet'"),
 ])
 def test_bad_input(kw, message):
@@ -167,8 +168,8 @@ def test_logits_files(tmp_path):
 @pytest.mark.parametrize("name, text, message", [
     ("e.csv", "", "the file is empty"),
     ("r.csv", "1,2,3\n4,5\n", "ragged rows: row 2 has 2 fields"),
-    ("m.csv", "1,2,x\n", "malformed number"),
-    ("h.csv", "a,b,label\n", "a header but no rows"),
+    ("m.csv", "1,2,x\n", "row 1, column 3: 'x' is not a number"),
+    ("h.csv", "a,b\n", "a header but no rows"),
     ("t.txt", "1,2", "unknown extension '.txt'"),
 ])
 def test_bad_files(tmp_path, name, text, message):
@@ -181,7 +182,7 @@ def test_bad_files(tmp_path, name, text, message):
 def test_pickled_npy_is_refused(tmp_path):
     p = str(tmp_path / "obj.npy")
     np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(InputError, match="not a plain numeric .npy array"):
+    with pytest.raises(InputError, match="not a float or integer type"):
         run(experiments="sigmoid", logits_file=p)
 
 

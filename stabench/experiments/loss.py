@@ -15,7 +15,7 @@ import pandas as pd
 
 from .. import backends as _backends
 from .. import dtypes as _dtypes
-from .. import inputs, metrics, oracle
+from .. import inputs, limits, metrics, oracle, validate
 from ..errors import InputError
 
 EXPERIMENTS = ("sigmoid", "softmax")
@@ -108,6 +108,8 @@ def parse_experiments(value: str | list[str] | None) -> list[str]:
     """``sigmoid``, ``softmax``, ``all`` or a comma list."""
     vals = [value] if isinstance(value, str) else list(value or ["all"])
     names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    if not names:
+        raise InputError("--experiment is empty; valid: sigmoid, softmax, all")
     out = []
     for n in names:
         if n == "all":
@@ -125,6 +127,8 @@ def parse_backends(value: str | list[str] | None) -> list[str]:
         return _backends.installed()
     vals = [value] if isinstance(value, str) else list(value)
     names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    if not names:
+        raise InputError("--backend is empty; valid: " + ", ".join(_backends.names()))
     for n in names:
         _backends.load(n)  # raises InputError naming the valid ones / the missing framework
     return [n for n in _backends.names() if n in names]
@@ -251,13 +255,13 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     naming that step, and once at the end.
     """
     opts = opts or Options(**kw)
+    validate.loss_options(opts)
+    check_loss(opts)
     exps = parse_experiments(opts.experiments)
     dts = _dtypes.parse_list(opts.dtypes)
     backend_names = parse_backends(opts.backends)
     if not backend_names:
         raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
-    if opts.batch_size is not None and not 1 <= opts.batch_size <= inputs.MAX_ELEMENTS:
-        raise InputError(f"--batch-size must be an integer from 1 to {inputs.MAX_ELEMENTS}, got {opts.batch_size}")
     file = inputs.load_file(opts.logits_file) if opts.logits_file else None
     # every input is built and checked before a framework is imported: bad input fails fast
     batches = {(exp, dt.name): (sigmoid_batch if exp == "sigmoid" else softmax_batch)(opts, dt, file)
@@ -380,14 +384,17 @@ def streams(opts: Options) -> bool:
 
 
 def run_streaming(opts: Options, *, workers: int | None = None, state_path: str | None = None,
-                  resume: bool = False, progress=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """A streaming sigmoid run (labels 0 and 1, every method of the numpy backend).
+                  resume: bool = False, progress=None, scheduler: str | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A streaming sigmoid run (labels 0 and 1, every method of the numpy backend), on local
+    processes or, with ``scheduler`` (a Dask scheduler address), on that cluster.
 
     Returns (kept rows: the worst ``opts.keep`` cases per method, summary, histogram of ulp errors).
     The summary is exact over every input.
     """
     from .. import stream
 
+    validate.loss_options(opts)
     backend_names = parse_backends(opts.backends)
     if backend_names != ["numpy"]:
         if opts.backends:
@@ -399,11 +406,12 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
         raise InputError(f"--keep must be ≥ 0, got {opts.keep}")
     if opts.batch_size is not None:
         raise InputError("--batch-size is for row runs; streaming runs use the numpy backend in fixed chunks")
+    stream.check_workers(workers)
     mod = _backends.load("numpy")
     quantities = ("loss", "grad") if opts.grad else ("loss",)
     rng = stream.parse_range(opts.value_range)
-    rows, summs, hists = [], [], []
-    for dt in _dtypes.parse_list(opts.dtypes):
+    runs = []
+    for dt in _dtypes.parse_list(opts.dtypes):  # every input and state checked before any work
         if opts.logits == "exhaustive":
             src = stream.exhaustive_source(dt.name, rng)
         else:
@@ -411,9 +419,25 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
         plan = stream.Plan(dt.name, "numpy", tuple(m.name for m in mod.methods("sigmoid")), quantities,
                            float(opts.max_ulp), int(opts.keep))
         sp = f"{state_path}.{dt.name}" if state_path else None
-        total = stream.run(plan, src, workers=workers, state_path=sp, resume=resume, progress=progress)
-        s, h, r = stream.tables(total, plan, "numpy")
-        summs.append(s), hists.append(h), rows.append(r)
+        if resume and sp:
+            stream.load_state(plan, src, sp)
+        stream.check_state_path(sp)
+        runs.append((plan, src, sp))
+    client = None
+    if scheduler is not None:
+        from .. import cluster
+
+        client = cluster.connect(scheduler, _backends.REGISTRY["numpy"][1])
+    rows, summs, hists = [], [], []
+    try:
+        for plan, src, sp in runs:
+            total = stream.run(plan, src, workers=workers, state_path=sp, resume=resume, progress=progress,
+                               client=client)
+            s, h, r = stream.tables(total, plan, "numpy")
+            summs.append(s), hists.append(h), rows.append(r)
+    finally:
+        if client is not None:
+            client.close()
     summ = pd.concat(summs, ignore_index=True)
     order = {"loss": 0, "grad": 1}
     summ = summ.sort_values("quantity", key=lambda c: c.map(order), kind="stable", ignore_index=True)
@@ -515,3 +539,74 @@ def verdict(summ: pd.DataFrame) -> list[str]:
 
 def _g(x: float) -> str:
     return f"{x:.4g}"
+
+
+# --- the row path's memory budget (constants in stabench.limits) ---------------------------------
+
+def loss_estimate(opts, outputs=()) -> tuple[int, int]:
+    """(peak bytes, rows) that the row path of a loss run with ``opts`` (experiments.loss.Options)
+    would reach, an upper bound from counts alone; ``outputs``: export formats ("csv", "json",
+    "markdown") and "detail" for --detail."""
+    from .. import backends, dtypes, inputs
+
+    exps = parse_experiments(opts.experiments)
+    dts = dtypes.parse_list(opts.dtypes)
+    names = parse_backends(opts.backends)
+    quantities = 2 if opts.grad else 1
+    shape = inputs.file_shape(opts.logits_file) if opts.logits_file else None
+    rows = arrays = largest = 0
+    for exp in exps:
+        for dt in dts:
+            n, k = _cases(exp, dt, opts, shape)
+            arrays += n * k * 8
+            largest = max(largest, n * k * 8)
+            for b in names:
+                per_case = len(backends.load(b).methods(exp)) * quantities * (1 if b == "numpy" else limits.VARIANT_ROWS)
+                rows += n * per_case
+    per_row = limits.ROW_BYTES + sum(limits.OUTPUT_ROW_BYTES.get(o, 0) for o in set(outputs))
+    fixed = limits.BASE_BYTES + sum(limits.FRAMEWORK_BYTES.get(b, limits.DEFAULT_FRAMEWORK_BYTES) for b in names)
+    return fixed + rows * per_row + arrays + limits.ARRAY_COPIES * largest, rows
+
+
+def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
+    """(cases, classes) of one experiment in one dtype, at most."""
+
+    n_labels = 2 if opts.labels is None else len(inputs.parse_numbers(opts.labels, "--labels"))
+    if shape is not None:
+        rows, cols = shape
+        if exp == "softmax":
+            return rows, cols
+        return rows * (1 if inputs.file_has_labels(opts.logits_file) else n_labels), 1
+    spec = opts.logits.strip()
+    values = 2**dt.bits  # no set holds more distinct values than the format has bit patterns
+    if spec == "extreme":
+        s = len(inputs.extreme(dt))
+    elif spec == "sweep":
+        s = min(2 * opts.points + 1, values)
+    elif spec == "random":
+        s = opts.points
+    elif spec == "exhaustive":
+        s = len(inputs.exhaustive(dt))  # small formats only: it raises for the others
+    else:
+        s = len(inputs.parse_numbers(spec))
+    return (s * n_labels, 1) if exp == "sigmoid" else (3 * s, opts.classes)
+
+
+def check_loss(opts, outputs=()) -> None:
+    """Refuse (InputError, before any work) a row-path loss run whose estimate exceeds the budget."""
+    need, rows = loss_estimate(opts, outputs)
+    if "detail" in outputs and rows > limits.MAX_DETAIL_ROWS:
+        raise InputError(f"--detail would print about {rows:,} rows (limit {limits.MAX_DETAIL_ROWS:,}); "
+                         "drop --detail and write the rows with --csv PATH, or use fewer logits, dtypes or backends")
+    if need <= limits.MEMORY_BUDGET:
+        return
+    budget = f"{limits.MEMORY_BUDGET / 2**30:g} GiB"
+    if "json" in outputs or "detail" in outputs:
+        hint = "export CSV rather than JSON and drop --detail, or "
+    else:
+        hint = ""
+    raise InputError(
+        f"request too large: about {rows:,} result rows need ≈ {need / 2**30:.1f} GiB, over the {budget} "
+        f"memory budget (stabench.limits.MEMORY_BUDGET); {hint}use fewer --points, --classes, --dtype or "
+        "--backend values, --no-grad, or a streaming run that keeps only aggregates "
+        "(--experiment sigmoid with --logits random --points N, or --logits exhaustive --range LO,HI)")

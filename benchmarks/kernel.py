@@ -1,0 +1,113 @@
+"""The exhaustive numpy sigmoid audit against its floor (issue 12): on a slice of 2^k float32
+logits × labels 0 and 1 (loss only, naive and fused, as the full-float32 audit in
+docs/performance.md), side by side in one run, on the same process pool:
+
+- floor: numpy running only the two methods under test, chunk by chunk (cases built into
+  preallocated buffers, one backend call per method and chunk) — what auditing numpy's own
+  functions cannot go below;
+- audit (kernel): ``stream.run_task`` with the compiled measurement kernel (numba);
+- audit (numpy): the same without numba (``STABENCH_KERNEL=numpy``), for comparison;
+
+then the audit's rate in cases/s, its ratio to the floor, the full-float32 estimate
+(8,556,380,160 cases) and the peak RSS of the process tree (parent + workers).
+
+    python benchmarks/kernel.py [--slice-bits 27] [--workers 2] [--skip-numpy]
+
+Targets: audit ≤ 1.5× floor, ≥ 143 M cases/s on the 2-core machine, peak RSS ≤ 1 GiB.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from stabench import dtypes, kernel, stream
+from stabench.backends import SigmoidCases, load
+
+FULL_CASES = 2 * 4_278_190_080
+
+
+def floor_task(source: stream.Source, i: int) -> int:
+    """The methods under test only, over task ``i``: returns the number of cases."""
+    mod = load("numpy")
+    dt = dtypes.get(source.dtype)
+    methods = mod.methods("sigmoid")
+    z = source.task(i)
+    zz = np.empty(2 * min(stream.CHUNK, len(z)), dtype=dt.type)
+    lab01 = dt.cast(np.array([0.0, 1.0]))
+    labels = {}
+    for s in range(0, len(z), stream.CHUNK):
+        zc = z[s:s + stream.CHUNK]
+        n = len(zc)
+        zz[:n] = zc
+        zz[n:2 * n] = zc
+        if n not in labels:
+            labels[n] = np.repeat(lab01, n)
+        cases = SigmoidCases(zz[:2 * n], labels[n])
+        for m in methods:
+            mod.evaluate(m, dt, cases, False)
+    return 2 * len(z)
+
+
+def audit_task(plan: stream.Plan, source: stream.Source, i: int) -> int:
+    stream.run_task(plan, source, i)
+    return 2 * source.total // source.n_tasks
+
+
+def timed(pool: ProcessPoolExecutor, fn, args_list) -> float:
+    t = time.perf_counter()
+    list(pool.map(fn, *zip(*args_list)))
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--slice-bits", type=int, default=27, help="2^k float32 logits (default 2^27)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--skip-numpy", action="store_true", help="skip the (slow) numpy audit")
+    a = ap.parse_args()
+    first = int(np.float32(0.5).view(np.uint32))  # a fixed slice: 2^k floats upward from 0.5
+    src = stream.Source("float32", "exhaustive", intervals=((first, first + 2 ** a.slice_bits),))
+    plan = stream.Plan("float32", "numpy", ("naive", "fused"), ("loss",), 4.0, 10)
+    cases = 2 * src.total
+    print(f"slice: {src.total:,} float32 logits from 0.5 up × labels 0, 1 = {cases:,} cases; "
+          f"{a.workers} worker processes; CPU: {_cpu()}")
+    print(f"kernel compile/load: {kernel.warm():.1f} s (cache: {kernel.cache_dir()})")
+    tasks = range(src.n_tasks)
+    results = {}
+    with ProcessPoolExecutor(a.workers) as pool:  # forked after warm(): workers share the kernel
+        list(pool.map(floor_task, [src] * a.workers, range(a.workers)))  # warm-up
+        for rep in range(2):  # floor and audit alternate: the same load for both
+            results.setdefault("floor", []).append(timed(pool, floor_task, [(src, i) for i in tasks]))
+            os.environ[stream.KERNEL_ENV] = "numba"
+            results.setdefault("audit (kernel)", []).append(timed(pool, audit_task, [(plan, src, i) for i in tasks]))
+    if not a.skip_numpy:
+        os.environ[stream.KERNEL_ENV] = "numpy"
+        with ProcessPoolExecutor(a.workers) as pool:
+            results["audit (numpy)"] = [timed(pool, audit_task, [(plan, src, i) for i in tasks])]
+    floor = min(results["floor"])
+    for name, ts in results.items():
+        t = min(ts)
+        rate = cases / t
+        print(f"{name:15s} {t:7.2f} s  {rate / 1e6:7.1f} M cases/s  {t / floor:5.2f}× floor  "
+              f"full float32: {FULL_CASES / rate:6.0f} s")
+    rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+           + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    print(f"peak RSS: parent + largest worker ≤ {rss:.0f} MiB (targets: ≤ 1.5× floor, ≥ 143 M cases/s, ≤ 1 GiB)")
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = "unknown"
+    return f"{name}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Peak memory of the largest request of each kind that the memory budget accepts.
+
+For each kind (a --logits-file, a sweep, a random sample on the row path, softmax with many
+classes, a JSON export, TensorFlow, a streaming run with the largest --keep) the size parameter is
+raised by bisection to the largest value :func:`stabench.experiments.loss.loss_estimate` accepts, that
+request runs as ``python -m stabench`` in a subprocess, and two figures are reported:
+
+- ``peak_rss``: the largest resident set of any one process of the run (``ru_maxrss`` of the
+  launcher's children: exact, covers streaming workers, since the kernel folds waited-for
+  descendants in);
+- ``tree_rss``: the largest sum of the resident sets of the run's process tree, sampled every
+  20 ms with psutil (forked workers share pages, so this over-counts; shown for completeness).
+
+Usage: ``PYTHONPATH=$PWD python benchmarks/memory.py [--quick] [KIND ...]``. ``--quick`` scales
+every request down 8× (a smoke test of the script; the figures then say nothing about the budget).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from stabench import limits
+from stabench.experiments import loss
+
+GiB = 2**30
+
+ROW = ["-e", "sigmoid", "-b", "numpy"]
+
+
+def _largest(make_opts, outputs, lo: int, hi: int) -> int:
+    """The largest n in [lo, hi] whose request fits the budget (the estimate grows with n)."""
+    def fits(n):
+        need, _ = loss.loss_estimate(make_opts(n), outputs)
+        return need <= limits.MEMORY_BUDGET
+
+    if not fits(lo):
+        raise SystemExit(f"even n = {lo} is over the budget")
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+def kinds(tmp: str):
+    """(name, argv builder, Options builder, outputs, bisection range) per kind."""
+    rows_file = os.path.join(tmp, "rows.npy")
+    out_csv, out_json = os.path.join(tmp, "out.csv"), os.path.join(tmp, "out.json")
+
+    def file_argv(n):
+        np.save(rows_file, np.random.default_rng(0).standard_normal(n).astype(np.float32) * 30)
+        return [*ROW, "-d", "float32", "--logits-file", rows_file, "--csv", out_csv]
+
+    return {
+        "file": (file_argv, lambda n: loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float32"],
+                                                   logits_file=_fake_npy(tmp, n)),
+                 ["csv"], (1, 10**8)),
+        "sweep": (lambda p: [*ROW, "-d", "float16,float32", "--logits", "sweep", "--points", str(p)],
+                  lambda p: loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float16", "float32"],
+                                         logits="sweep", points=p), [], (1, 10**8)),
+        "random": (lambda p: [*ROW, "-d", "float16,bfloat16,float32", "--logits", "random", "--points", str(p)],
+                   lambda p: loss.Options(experiments="sigmoid", backends="numpy",
+                                          dtypes=["float16", "bfloat16", "float32"], logits="random", points=p),
+                   [], (1, 2**18)),
+        "classes": (lambda k: ["-e", "softmax", "-b", "numpy", "-d", "float32", "--classes", str(k)],
+                    lambda k: loss.Options(experiments="softmax", backends="numpy", dtypes=["float32"], classes=k),
+                    [], (2, limits.MAX_CLASSES)),
+        "json": (lambda p: [*ROW, "-d", "float32", "--logits", "sweep", "--points", str(p), "--json", out_json],
+                 lambda p: loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float32"],
+                                        logits="sweep", points=p), ["json"], (1, 10**8)),
+        "markdown": (lambda p: [*ROW, "-d", "float32", "--logits", "sweep", "--points", str(p), "--markdown",
+                                os.path.join(tmp, "out.md")],
+                     lambda p: loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float32"],
+                                            logits="sweep", points=p), ["markdown"], (1, 10**8)),
+        "tensorflow": (lambda p: ["-e", "sigmoid", "-b", "tensorflow", "-d", "float32", "--logits", "sweep",
+                                  "--points", str(p)],
+                       lambda p: loss.Options(experiments="sigmoid", backends="tensorflow", dtypes=["float32"],
+                                              logits="sweep", points=p), [], (1, 10**8)),
+        # --detail is bounded by rows (limits.MAX_DETAIL_ROWS), far below the memory budget
+        "detail": (lambda p: [*ROW, "-d", "float32", "--logits", "sweep", "--points", str(p), "--detail"],
+                   lambda p: loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float32"],
+                                          logits="sweep", points=p), ["detail"],
+                   (1, (limits.MAX_DETAIL_ROWS // 8 - 1) // 2)),
+        # streaming: no row estimate applies; the largest --keep over 2^25 random float32 logits
+        "keep": (lambda p: [*ROW, "-d", "float32", "--logits", "random", "--points", str(p),
+                            "--keep", str(limits.MAX_KEEP), "--workers", "2", "--csv", out_csv],
+                 None, [], (2**25, 2**25)),
+    }
+
+
+def _fake_npy(tmp: str, n: int) -> str:
+    """A .npy header claiming n float32 rows over a sparse file: what the estimate reads."""
+    path = os.path.join(tmp, "fake.npy")
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n,)})
+        f.truncate(f.tell() + 4 * n)
+    return path
+
+
+#: Runs stabench and reports its ru_maxrss. A small launcher of its own, because a child's
+#: ru_maxrss includes the memory of the process it was forked from (Linux records the old
+#: address space's high-water mark at exec), and this script has imported TensorFlow by then.
+LAUNCHER = """
+import resource, subprocess, sys
+rc = subprocess.call([sys.executable, "-m", "stabench", "loss", *sys.argv[1:]], stdout=subprocess.DEVNULL)
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def measure(argv: list[str]) -> tuple[int, float, float, int]:
+    """(exit code, peak RSS of one process in bytes, peak tree RSS in bytes, wall s)."""
+    import psutil
+
+    p = subprocess.Popen([sys.executable, "-c", LAUNCHER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tree_peak = [0]
+    done = threading.Event()
+
+    def sample():
+        try:
+            launcher = psutil.Process(p.pid)
+        except psutil.Error:
+            return
+        while not done.is_set():
+            total = 0
+            try:
+                for q in launcher.children(recursive=True):  # stabench and its workers
+                    try:
+                        total += q.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                pass
+            tree_peak[0] = max(tree_peak[0], total)
+            time.sleep(0.02)
+
+    t = threading.Thread(target=sample, daemon=True)
+    start = time.perf_counter()
+    t.start()
+    out, err = p.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    t.join()
+    rc, peak = (int(x) for x in out.split())
+    if rc:
+        print(err.decode(errors="replace")[-500:], file=sys.stderr)
+    return rc, peak, tree_peak[0], wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("kinds", nargs="*")
+    a = ap.parse_args()
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"budget {limits.MEMORY_BUDGET / GiB:g} GiB; {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}")
+    print(f"{'kind':<11} {'parameter':>12} {'estimate':>10} {'peak_rss':>10} {'tree_rss':>10} {'wall_s':>7}  rc")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (argv, make_opts, outputs, (lo, hi)) in kinds(tmp).items():
+            if a.kinds and name not in a.kinds:
+                continue
+            n = _largest(make_opts, outputs, lo, hi) if make_opts else hi
+            est = loss.loss_estimate(make_opts(n), outputs)[0] if make_opts else float("nan")
+            if a.quick:
+                n = max(lo, n // 8)
+            rc, peak, tree, wall = measure(argv(n))
+            print(f"{name:<11} {n:>12,} {est / GiB:>9.2f}G {peak / GiB:>9.2f}G {tree / GiB:>9.2f}G {wall:>7.1f}  {rc}",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

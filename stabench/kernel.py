@@ -1,0 +1,126 @@
+"""The compiled measurement kernel of streaming runs (numba): one single-threaded pass per chunk.
+
+The methods under test run in their own framework (numba's exp/log differ from numpy's float32
+results on 1–5 % of inputs, so a compiled copy would audit the wrong functions), and the float64
+reference's e = exp(−|z|) and log1p(e) come from numpy too (numba calls glibc one value at a time,
+which differs from numpy's vectorised float64 exp/log1p by 1–3 float64 ulps on 3–8 % of logits —
+within the reference's error bound, but not bit-identical to :func:`oracle.bce_binary_fast`).
+Everything else happens here, in one loop over the chunk's cases: assembling the reference from
+(z, e, log1p e) exactly as :func:`oracle.bce_binary_fast` does (the same IEEE operations in the
+same order, no fast-math: bit-identical), rounding it to each result dtype as
+:meth:`dtypes.DType.cast` does, the ulp error, the status, and the aggregates of
+:class:`stream.Agg` — counts, histogram, max and its logit, first failure, worst K (a heap) —
+updated in place across the chunks of a task. ``tests/test_kernel.py`` checks that every
+aggregate equals the numpy path's over every float16 value and a float32 slice.
+
+numba is optional (``pip install stabench[fast]``): without it, :mod:`stream` runs the numpy
+path, with identical results. The compilation (several seconds) is cached on disk
+(``cache=True``): next to this file in ``__pycache__`` when the package folder is writable,
+otherwise in ``$NUMBA_CACHE_DIR`` or, when that is unset, ``~/.cache/stabench/numba``
+(:func:`cache_dir` says which). :func:`warm` compiles or loads it at a defined moment — before the
+workers start — and prints a one-line note on stderr when it has to compile.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import metrics
+
+#: Method results passed to one kernel call (a tuple of this many arrays: one compiled signature;
+#: unused entries are empty arrays). More (quantity, method) pairs take several calls.
+SLOTS = 8
+#: About how long a cold compilation takes on the 2-core CI machine (printed in the note).
+COMPILE_SECONDS = 10
+
+_STATE: dict = {}  #: "kernel": the numba dispatcher once built
+
+
+def available() -> bool:
+    """Whether numba is importable (checked without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def _user_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "stabench", "numba")
+
+
+def _kernel():
+    """The numba dispatcher, built on first use (numba is imported only here)."""
+    if "kernel" in _STATE:
+        return _STATE["kernel"]
+    here = os.path.dirname(os.path.abspath(__file__))
+    if "NUMBA_CACHE_DIR" not in os.environ and not os.access(here, os.W_OK):
+        # numba would fall back to its own user-wide folder; name ours so the docs can point at it
+        os.environ["NUMBA_CACHE_DIR"] = _user_cache_dir()
+    import numba
+
+    if os.environ.get("NUMBA_CACHE_DIR") and not numba.config.CACHE_DIR:
+        numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]  # numba was imported before us
+    from . import _kernel_impl
+
+    _STATE["kernel"] = k = numba.njit(cache=True, nogil=True, error_model="numpy")(_kernel_impl.measure)
+    return k
+
+
+def cache_dir() -> str:
+    """Where the compiled kernel is cached (a folder)."""
+    try:
+        return _kernel()._cache._cache_path  # numba's cache locator (not public API)
+    except Exception:  # pragma: no cover - numba internals moved
+        return os.environ.get("NUMBA_CACHE_DIR") or "numba's default cache folder"
+
+
+def _dummy_args() -> tuple:
+    """Arguments of the kernel's one signature (no slots: nothing is measured)."""
+    f8 = np.zeros(1)
+    i8 = np.zeros(SLOTS, dtype=np.int64)
+    vals = tuple(np.zeros(0, dtype=np.float32) for _ in range(SLOTS))
+    return (f8, f8, f8, vals, 0, i8, i8, i8, i8, i8, np.zeros(SLOTS), i8, 4.0,
+            np.zeros((SLOTS, len(metrics.STATUSES)), np.int64), np.zeros((SLOTS, 2), np.int64),
+            np.zeros(8, np.intp), np.zeros((SLOTS, 9)), np.zeros((SLOTS, 0, 5)), np.zeros(SLOTS, np.int64))
+
+
+def is_cold() -> bool:
+    """Whether calling the kernel now would compile it (not in this process, not in the cache)."""
+    k = _kernel()
+    try:  # numba's cache lookup (internal API): on any change there, say "cold" rather than stall silently
+        sig = tuple(k.typeof_pyval(a) for a in _dummy_args())
+        return sig not in k.overloads and k._cache.load_overload(sig, k.targetctx) is None
+    except Exception:  # pragma: no cover - numba internals moved
+        return True
+
+
+def warm(quiet: bool = False) -> float:
+    """Compile the kernel, or load it from the cache, now; returns the seconds it took. Prints one
+    line on stderr first when it has to compile (a cold cache), so no run pays it silently."""
+    t = time.perf_counter()
+    if is_cold() and not quiet:
+        print(f"stabench: compiling the measurement kernel (once, ~{COMPILE_SECONDS} s; cached in "
+              f"{cache_dir()})…", file=sys.stderr, flush=True)
+    _kernel()(*_dummy_args())
+    return time.perf_counter() - t
+
+
+def double_rounds(dt) -> bool:
+    """Whether ``dt.cast`` rounds float64 through float32 (ml_dtypes' bfloat16 does: 1 + 2^-8 +
+    2^-30 becomes 1, not 1 + 2^-7), measured, so the kernel rounds references the same way."""
+    if dt.precision >= 24:
+        return False
+    x = 1.0 + 2.0 ** -dt.precision + 2.0 ** -(dt.precision + 30)  # just above a tie
+    return float(dt.cast(np.array([x])).astype(np.float64)[0]) == 1.0
+
+
+def slot_params(dt) -> tuple[int, int, int, float, int]:
+    """(precision, biased float64 exponent of the smallest normal, of the smallest subnormal,
+    largest value, double-rounding flag) of a result dtype: what the kernel needs to round
+    references to it and take ulps in it."""
+    e_min = 1023 + int(round(math.log2(dt.smallest_normal)))
+    e_sub = 1023 + int(round(math.log2(dt.smallest_subnormal)))
+    return dt.precision, e_min, e_sub, dt.max, int(double_rounds(dt))

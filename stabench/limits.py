@@ -1,0 +1,56 @@
+"""Every limit of stabench in one place: the memory budget, what a row costs, and option bounds.
+
+A loss run on the row path keeps every case as a row of a pandas table (and its exports build
+their text in memory), so its peak memory grows with the number of rows. :func:`check_loss`
+estimates that peak *before any work* from counts alone (no array is built) and refuses a request
+over :data:`MEMORY_BUDGET` with one line naming the way around it: fewer points, dtypes or
+backends, ``--no-grad``, or a streaming run, which keeps only aggregates and stays at a few
+hundred MB whatever its size. The per-row figures are measured by ``benchmarks/memory.py`` (peak
+RSS of the largest accepted request of each kind) and rounded up; rerun it after changing how rows
+are built or exported, and adjust the figures here.
+
+Kept free of numpy and pandas at import (the CLI imports it while parsing).
+"""
+from __future__ import annotations
+
+
+MiB = 2**20
+
+#: Peak resident memory (RSS) any accepted request may reach, in bytes: 2 GiB, for a 2-core 24 GiB
+#: machine shared with other work. Requests whose estimate exceeds it are refused (exit 2).
+MEMORY_BUDGET = 2 * 1024 * MiB
+
+#: --seed: numpy's and Keras' seeding accept 0 … 2^32 − 1 everywhere.
+MAX_SEED = 2**32 - 1
+#: --points: at most 2^32 (as many as there are float32 bit patterns); streaming runs take any
+#: count up to it, row runs are bounded by the memory estimate long before.
+MAX_POINTS = 2**32
+#: --classes: K for the softmax preset cases (2 … 2^20; the memory estimate bounds K × cases).
+MAX_CLASSES = 2**20
+#: --keep: worst cases kept per method in streaming runs (each worker holds them per task).
+MAX_KEEP = 10_000
+#: Numbers a --logits-file may hold (2^25 float64 = 256 MiB), checked while it is read.
+MAX_FILE_VALUES = 2**25
+
+# ---- measured costs (benchmarks/memory.py; AMD EPYC, 2 cores, Python 3.11, numpy 2.4, pandas 3.1)
+
+#: Python, numpy, pandas, rich and stabench loaded, before any rows.
+BASE_BYTES = 180 * MiB
+#: Resident memory a framework adds once imported (numpy is in BASE_BYTES). Unlisted frameworks
+#: count DEFAULT_FRAMEWORK_BYTES.
+FRAMEWORK_BYTES = {"numpy": 0, "tensorflow": 850 * MiB}
+DEFAULT_FRAMEWORK_BYTES = 850 * MiB
+#: One row of the loss table at its peak (the parts, their concatenation, the summary's groupby).
+ROW_BYTES = 400
+#: What each output of the rows adds per row: the CSV and Markdown texts are built in memory,
+#: the JSON export builds one dict per row and then its text; ``detail`` is --detail's terminal table.
+OUTPUT_ROW_BYTES = {"csv": 350, "markdown": 600, "json": 6000, "detail": 6000}
+#: --detail on the row path prints at most this many rows (rich builds the whole table first: about
+#: 4.4 KB and, on a loaded 2-core machine, 7 ms per row); larger runs export the rows instead.
+MAX_DETAIL_ROWS = 100_000
+#: Rows per method and case for backends that also report an execution variant (TensorFlow's
+#: ``@graph`` rows appear where graph mode differs): counted as if every one did.
+VARIANT_ROWS = 2
+#: Softmax: the (cases × K) float64 logits of every (experiment, dtype) batch live at once; the
+#: largest batch is copied this many more times by the oracle and a method's temporaries.
+ARRAY_COPIES = 7

@@ -1,0 +1,165 @@
+"""The compiled measurement kernel (numba) against the numpy path — every aggregate equal, over
+every float16 and bfloat16 value and float32 slices — and its reference against mpmath."""
+import mpmath
+import numpy as np
+import pytest
+
+from stabench import dtypes, kernel, metrics, oracle, stream
+
+needs_numba = pytest.mark.skipif(not kernel.available(), reason="numba is not installed")
+
+
+def _aggs(plan, src, path, monkeypatch):
+    monkeypatch.setenv(stream.KERNEL_ENV, path)
+    return {k: (a.n, a.counts.tolist(), a.hist.tolist(), repr(a.max_ulp), repr(a.worst), repr(a.first_fail),
+                repr(a.top)) for k, a in stream.run(plan, src, workers=1).items()}
+
+
+def _same(plan, src, monkeypatch):
+    want = _aggs(plan, src, "numpy", monkeypatch)
+    got = _aggs(plan, src, "numba", monkeypatch)
+    assert got == want
+    return got
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+@pytest.mark.parametrize("quantities", [("loss",), ("loss", "grad")])
+def test_kernel_equals_numpy_over_every_value(name, quantities, monkeypatch):
+    monkeypatch.setattr(stream, "TASK", 20_000)  # several tasks: merging is exercised too
+    monkeypatch.setattr(stream, "CHUNK", 4096)
+    plan = stream.Plan(name, "numpy", ("naive", "fused"), quantities, 4.0, 7)
+    got = _same(plan, stream.exhaustive_source(name), monkeypatch)
+    naive = got[("loss", "naive")]
+    assert naive[1][metrics.NAN] > 0 and naive[1][metrics.OVERFLOW] > 0  # the failures are there
+
+
+F32 = [  # bit-pattern slices: subnormals, around ½, σ(z) rounding to 1, e^z underflowing, the top
+    (0x00000000, 0x00040000), (0x80000000, 0x80040000), (0x3F000000, 0x3F080000),
+    (0x41800000, 0x41880000), (0xC2B00000, 0xC2B80000), (0x7F780000, 0x7F800000),
+]
+
+
+@needs_numba
+@pytest.mark.parametrize("lo, hi", F32)
+def test_kernel_equals_numpy_on_float32_slices(lo, hi, monkeypatch):
+    monkeypatch.setattr(stream, "TASK", 1 << 17)
+    plan = stream.Plan("float32", "numpy", ("naive", "fused"), ("loss", "grad"), 4.0, 10)
+    _same(plan, stream.Source("float32", "exhaustive", intervals=((lo, hi),)), monkeypatch)
+
+
+@needs_numba
+def test_kernel_equals_numpy_on_random_float32_with_ties(monkeypatch):
+    """Random logits (in no order, some drawn twice), a tight tolerance and many kept cases."""
+    monkeypatch.setattr(stream, "TASK", 50_000)
+    plan = stream.Plan("float32", "numpy", ("naive", "fused"), ("loss", "grad"), 0.5, 300)
+    _same(plan, stream.Source("float32", "random", points=200_000, seed=3), monkeypatch)
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["float16", "bfloat16", "float32"])
+def test_reference_rounding_is_the_dtype_cast(name):
+    """The kernel rounds float64 references exactly as ``dtype.cast`` does — directly for float16
+    and float32, through float32 for ml_dtypes' bfloat16 — subnormals and overflow included."""
+    from stabench import _kernel_impl as K
+
+    dt = dtypes.get(name)
+    p, e_min, _, max_v, via32 = kernel.slot_params(dt)
+    assert via32 == (name == "bfloat16")
+    rng = np.random.default_rng(5)
+    x = np.ldexp(rng.uniform(1, 2, 20_000), rng.integers(-160, 130, 20_000)) * rng.choice([-1, 1], 20_000)
+    ties = (np.arange(1, 2001) * 2.0 + 1) * 2.0 ** -(p + 4)  # exact midpoints and their neighbours
+    x = np.concatenate([x, ties, np.nextafter(ties, 0), np.nextafter(ties, 1), [0.0, -0.0, max_v, 2 * max_v]])
+    want = dt.cast(x).astype(np.float64)
+    got = np.array([K._round(float(v), p, e_min, max_v, via32) for v in x])
+    assert np.array_equal(got.view(np.int64), want.view(np.int64))
+
+
+def _exact(z):
+    with mpmath.workprec(200):
+        zz = mpmath.mpf(z)
+        sp = lambda x: x + mpmath.log1p(mpmath.exp(-x)) if x > 0 else mpmath.log1p(mpmath.exp(x))  # noqa: E731
+        sig = lambda x: 1 / (1 + mpmath.exp(-x))  # noqa: E731
+        return {"loss": (sp(zz), sp(-zz)), "grad": (sig(zz), -sig(-zz))}
+
+
+@needs_numba
+def test_kernel_reference_against_mpmath():
+    """Fed the exact answers (mpmath, rounded once to float32), the kernel must call every case
+    exact and find no error above ½ ulp + the reference's bound: its float64 reference is within
+    oracle.BINARY_FAST_MAX_REL_ERROR of mpmath (it is the streaming oracle's, operation for
+    operation), its rounding and ulp are right."""
+    rng = np.random.default_rng(11)
+    z = rng.integers(0, 2**32, size=1500, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    z = np.concatenate([z[np.isfinite(z)], np.float32([0.0, -0.0, 1e-45, -1e-45, 16.63, -16.63, 88.7, -88.7,
+                                                       103.9, -103.9, 3.4028235e38, -3.4028235e38])])
+    n = len(z)
+    exact = [_exact(float(v)) for v in z]
+    slots, vals = [], []
+    for q in ("loss", "grad"):
+        v = np.empty(2 * n, np.float32)
+        for lab in (0, 1):
+            x64 = np.array([float(ex[q][lab]) for ex in exact])
+            v32 = x64.astype(np.float32)
+            mid = np.abs(x64 - v32.astype(np.float64)) == 0.5 * dtypes.get("float32").ulp(v32)
+            assert not mid.any()  # rounding through float64 is a single rounding here
+            v[lab * n:(lab + 1) * n] = v32
+        slots.append(q), vals.append(v)
+    z64 = z.astype(np.float64)
+    e = np.exp(-np.abs(z64))
+    t = np.log1p(e)
+    sp = kernel.slot_params(dtypes.get("float32"))
+    ns = len(slots)
+    counts = np.zeros((ns, len(metrics.STATUSES)), np.int64)
+    hist = np.zeros((ns, stream.N_BINS), np.int64)
+    fstate = np.zeros((ns, 9))
+    fstate[:, 0] = -1
+    top = np.zeros((ns, 3, 5))
+    top_n = np.zeros(ns, np.int64)
+    params = [np.array([q == "grad" for q in slots], np.int64), np.arange(ns, dtype=np.int64),
+              *(np.array([sp[c]] * ns, np.float64 if c == 3 else np.int64) for c in range(5))]
+    pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS - ns))
+    kernel._kernel()(z64, e, t, tuple(vals) + pad, ns, *params, 4.0, counts, hist, stream._LUT, fstate, top, top_n)
+    assert (counts[:, metrics.EXACT] == 2 * n).all(), counts
+    bound = 0.5 + 2.0**24 * oracle.BINARY_FAST_MAX_REL_ERROR
+    assert (fstate[:, 0] <= bound).all() and (fstate[:, 0] > 0.49).all(), fstate[:, 0]
+
+
+@needs_numba
+def test_kernel_path_is_chosen_by_the_environment(monkeypatch):
+    from stabench.errors import InputError
+
+    monkeypatch.setenv(stream.KERNEL_ENV, "numpy")
+    assert not stream.use_kernel()
+    monkeypatch.setenv(stream.KERNEL_ENV, "numba")
+    assert stream.use_kernel()
+    monkeypatch.setenv(stream.KERNEL_ENV, "fortran")
+    with pytest.raises(InputError, match="valid: auto, numba, numpy"):
+        stream.use_kernel()
+
+
+@needs_numba
+def test_cold_cache_prints_one_note(tmp_path):
+    """A cold cache compiles once, with a note on stderr; the next process loads it silently."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    code = "from stabench import kernel; kernel.warm()"
+    first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.count("compiling the measurement kernel") == 1 and str(tmp_path) in first.stderr
+    second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0 and second.stderr == "", second.stderr
+    assert any(f.endswith(".nbi") for _, _, fs in os.walk(tmp_path) for f in fs)  # numba's cache index
+
+
+def test_without_numba_the_numpy_path_runs(monkeypatch):
+    monkeypatch.setattr(kernel, "available", lambda: False)
+    monkeypatch.delenv(stream.KERNEL_ENV, raising=False)
+    assert not stream.use_kernel()
+    monkeypatch.setattr(stream, "TASK", 20_000)
+    plan = stream.Plan("float16", "numpy", ("naive", "fused"), ("loss",), 4.0, 3)
+    total = stream.run(plan, stream.exhaustive_source("float16"), workers=1)
+    assert total[("loss", "fused")].n == 2 * 63_488
