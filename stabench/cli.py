@@ -249,7 +249,7 @@ def expr_cmd(
 def loss(
     experiment: str = typer.Option("all", "--experiment", "-e", help="sigmoid, softmax or all."),
     dtype: Optional[List[str]] = DtypeOpt,
-    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow (a comma list; default: every installed backend)."),
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
     logits: str = typer.Option("extreme", "--logits", help="extreme, sweep, random, exhaustive, or a comma list of numbers (--logits=-100,10,30)."),
     logits_file: Optional[str] = typer.Option(None, "--logits-file", metavar="PATH", help="Your own logits: .npy or .csv, one case per row; a 'label' column or --labels gives labels."),
     labels: Optional[str] = typer.Option(None, "--labels", help="sigmoid: labels in [0, 1] (default 0,1); softmax: the label index (default 0), or one per file row."),
@@ -264,6 +264,7 @@ def loss(
     workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use (0: every core; at most 4 × the cores, ≤ 256).", show_default=False),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Streaming runs: run the tasks on this Dask scheduler's cluster (tcp://HOST:PORT; pip install 'stabench[dask]')."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Rows per backend call, the last call filled by repeating cases (default: all the cases in one call); results can depend on it."),
     max_ulp: float = MaxUlpOpt,
     csv: Optional[str] = CsvOpt,
     json: Optional[str] = JsonOpt,
@@ -282,7 +283,8 @@ def loss(
     stream.check_workers(workers)
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
-                       classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range)
+                       classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range,
+                       batch_size=batch_size)
     validate.loss_options(opts)
     streaming = exp.streams(opts)
     if not streaming:  # the row path keeps every row: refuse what would not fit the memory budget
@@ -291,7 +293,7 @@ def loss(
     bar = render.ProgressBar(delay=1.0)
     try:
         if streaming:
-            if not backend and "tensorflow" in exp.parse_backends(None):
+            if not backend and exp.parse_backends(None) != ["numpy"]:
                 typer.echo("stabench: note: streaming runs use the numpy backend "
                            "(pass --backend numpy to silence this)", err=True)
             state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
@@ -307,7 +309,8 @@ def loss(
             tables = {"summary": summ}
     finally:
         bar.close()
-    _emit(df, tables, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3))
+    _emit(df, tables, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3),
+          batch_size="all" if batch_size is None else batch_size)
     if any(p == "-" for _, p in targets):
         return
     out = render.console()
@@ -337,7 +340,7 @@ def loss(
 def report(
     out: str = typer.Option("stabench-report", "--out", "-o", metavar="DIR", help="Folder to write (created if needed; replaced as a whole, so it holds all old or all new files)."),
     dtype: Optional[List[str]] = DtypeOpt,
-    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow (a comma list; default: every installed backend)."),
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
     quick: bool = typer.Option(False, "--quick", help="Fewer sweep points and a shorter roundoff sweep (seconds, not minutes)."),
     seed: int = typer.Option(0, "--seed", callback=lambda v: validate.seed(v), help="Seed for random inputs (recorded)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -350,6 +353,7 @@ def report(
     from . import render
     from . import report as rp
 
+    _need_tensorflow()
     rp.check_out_dir(out)
     bar = render.ProgressBar(quiet=quiet)
     try:
@@ -382,6 +386,7 @@ def train(
 
     Example: stabench train --policy mixed_float16 --epochs 20 --csv train.csv
     """
+    _need_tensorflow()
     targets = _targets(csv, json, markdown, parquet)
     from . import render
     from .experiments import train as exp
@@ -404,6 +409,14 @@ def train(
     render.show(exp.for_terminal(summ), f"train: digits network, {epochs} epochs per variant × policy (seed {seed})",
                 columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out, keys=["variant", "policy"])
     render.say(out, exp.verdict(summ))
+
+
+def _need_tensorflow() -> None:
+    """`train` and `report` (whose training section is `train`) need TensorFlow: checked before any work."""
+    from .backends import missing
+
+    if missing("tensorflow"):
+        raise InputError('this command needs TensorFlow, which is not installed: pip install "stabench[tensorflow]"')
 
 
 def main() -> None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 MiB = 2**20
 
-#: Peak resident memory (RSS) any accepted request may reach, in bytes: 2 GiB, for a 2-core 24 GiB
+#: Peak resident memory (RSS) any accepted request may reach, in bytes: 3 GiB, for a 2-core 24 GiB
 #: machine shared with other work. Requests whose estimate exceeds it are refused (exit 2).
-MEMORY_BUDGET = 2 * 1024 * MiB
+#: (2 GiB before the torch and jax backends: the default `stabench loss` with all four frameworks
+#: installed peaks at 2.0 GiB, 1.9 GiB of it the frameworks' imports, and its estimate is 2.3 GiB.)
+MEMORY_BUDGET = 3 * 1024 * MiB
 
 #: --seed: numpy's and Keras' seeding accept 0 … 2^32 − 1 everywhere.
 MAX_SEED = 2**32 - 1
@@ -38,7 +40,10 @@ MAX_FILE_VALUES = 2**25
 BASE_BYTES = 180 * MiB
 #: Resident memory a framework adds once imported (numpy is in BASE_BYTES). Unlisted frameworks
 #: count DEFAULT_FRAMEWORK_BYTES.
-FRAMEWORK_BYTES = {"numpy": 0, "tensorflow": 850 * MiB}
+FRAMEWORK_BYTES = {"numpy": 0, "tensorflow": 850 * MiB,
+                   # torch, jax: peak RSS of `stabench loss -b torch` / `-b jax` (default run) less
+                   # that of `-b numpy` (127 MiB): 783 and 706 MiB (torch 2.14.1, jax 0.10.2)
+                   "torch": 660 * MiB, "jax": 580 * MiB}
 DEFAULT_FRAMEWORK_BYTES = 850 * MiB
 #: One row of the loss table at its peak (the parts, their concatenation, the summary's groupby).
 ROW_BYTES = 400

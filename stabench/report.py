@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from . import crossframework
 from . import dtypes as _dtypes
 from . import export, interrupt, meta
 from .errors import InputError, WriteError
@@ -170,6 +171,12 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         rep.headlines[exp] = headline(summ[summ.logit_set == "extreme"])
         tick(i, exp)
 
+    t = time.perf_counter()  # the cross-framework tables: first failures (extreme set), confidently wrong
+    extreme = pd.concat([rep.tables[f"{e}_summary"] for e in ("sigmoid", "softmax")], ignore_index=True)
+    rep.tables["crossframework_first_fail"] = crossframework.first_failures(extreme[extreme.logit_set == "extreme"])
+    rep.tables["crossframework_confidently_wrong"] = crossframework.confidently_wrong(backends, dts)
+    rep.timings["crossframework"] = time.perf_counter() - t
+
     train_df = None
     if with_train:
         from .experiments import train
@@ -280,6 +287,8 @@ def _markdown(rep: Report, metadata: dict) -> str:
             lines += [f"![{name}]({name})", ""]
         lines += [f"Every row: `{exp}.csv.xz` (xz-compressed CSV: `pandas.read_csv(\"{exp}.csv.xz\")`, "
                   f"or `xz -dk {exp}.csv.xz` for a spreadsheet).", ""]
+    lines += ["## Across frameworks", ""] + crossframework.markdown(
+        rep.tables["crossframework_first_fail"], rep.tables["crossframework_confidently_wrong"])
     if "train_summary" in rep.tables:
         from .experiments import train
 

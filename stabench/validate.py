@@ -59,6 +59,10 @@ def loss_options(opts) -> None:
     int_in("--points", opts.points, 1, limits.MAX_POINTS)
     int_in("--classes", opts.classes, 2, limits.MAX_CLASSES)
     int_in("--keep", opts.keep, 0, limits.MAX_KEEP)
+    if getattr(opts, "batch_size", None) is not None:
+        from .inputs import MAX_ELEMENTS
+
+        int_in("--batch-size", opts.batch_size, 1, MAX_ELEMENTS)
     if opts.logits_file is not None:
         if not opts.logits_file.strip():
             raise InputError("--logits-file is empty; give the path of a .npy or .csv file")

@@ -147,7 +147,7 @@ def test_loss_detail_and_csv(tmp_path):
     (["loss", "-e", "sigmoid", "--labels", "1.5"], "sigmoid label 1.5 is outside [0, 1]"),
     (["loss", "-e", "softmax", "--labels", "10"], "softmax label 10 is outside [0, 10)"),
     (["loss", "--logits-file", "/nonexistent.npy"], "no such file"),
-    (["loss", "--backend", "torch"], "unknown backend 'torch'"),
+    (["loss", "--backend", "pytorch"], "unknown backend 'pytorch'"),
 ])
 def test_loss_bad_input(args, message):
     r = invoke(*args)

@@ -137,7 +137,7 @@ def test_random_is_seeded_and_spans_magnitudes():
     (dict(experiments="softmax", classes=1), "--classes must be an integer from 2"),
     (dict(experiments="softmax", classes=10**7, logits="sweep", points=10**4), "--classes must be an integer from 2 to"),
     (dict(experiments="softmax", classes=10**5, logits="sweep", points=10**4), "request too large"),
-    (dict(backends=["jax"]), "unknown backend 'jax'"),
+    (dict(backends=["mxnet"]), "unknown backend 'mxnet'"),
 ])
 def test_bad_input(kw, message):
     with pytest.raises(InputError, match=None) as e:

@@ -31,7 +31,7 @@ def test_every_file_exists_and_parses(quick):
         assert data.startswith(PNG_MAGIC) and len(data) > 20_000
     doc = json.loads((out / "run.json").read_text())
     assert doc["metadata"]["seed"] == 3 and "utc_time" in doc["metadata"]
-    assert set(doc["metadata"]["wall_seconds"]) == {"roundoff", "sigmoid", "softmax", "plots"}
+    assert set(doc["metadata"]["wall_seconds"]) == {"roundoff", "sigmoid", "softmax", "crossframework", "plots"}
     assert {"roundoff_sweep", "sigmoid_summary", "softmax_summary"} <= set(doc["tables"])
     md = (out / "REPORT.md").read_text()
     assert "![sigmoid-float16-ulp.png](sigmoid-float16-ulp.png)" in md

@@ -56,7 +56,7 @@ def test_a_missing_framework_is_an_input_error(monkeypatch, missing, pip):
         return None if name == missing else real(name, *a, **k)
 
     monkeypatch.setattr(importlib.util, "find_spec", fake)
-    with pytest.raises(InputError, match=rf"stabench train needs {pip}, which is not installed \(pip install {pip}\)"):
+    with pytest.raises(InputError, match=rf'stabench train needs {pip}, which is not installed: pip install "stabench\[tensorflow\]"'):
         train.run(variants="logits", policies="float32", epochs=1)
 
 

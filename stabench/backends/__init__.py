@@ -8,7 +8,9 @@ The interface is small so that a new framework (torch, jax) is one new module:
   the target dtype, returning the loss per case and, when ``grad``, dL/dz per case (for softmax,
   the label's component), as arrays of the dtype the framework returned (an upcast shows). A
   framework that refuses the dtype raises :class:`Unsupported` with its own error text;
-- ``versions() -> dict``: framework versions for the metadata block.
+- ``versions() -> dict``: framework versions for the metadata block;
+- optionally ``VARIANT_DTYPES``: ``{variant: dtype names}`` for an execution variant evaluated only
+  in those dtypes (elsewhere a variant missing from the rows means: identical to the method).
 
 Backends are imported lazily by name (:func:`load`), so choosing numpy never imports tensorflow.
 """
@@ -20,10 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: --backend name → (module, the framework it needs)
+#: --backend name → (module, the frameworks it needs: a comma list of import names). Each backend is
+#: also the name of the install extra that brings its frameworks: ``pip install "stabench[NAME]"``.
 REGISTRY = {
     "numpy": ("stabench.backends.numpy_backend", "numpy"),
     "tensorflow": ("stabench.backends.tensorflow_backend", "tensorflow"),
+    "torch": ("stabench.backends.torch_backend", "torch"),
+    "jax": ("stabench.backends.jax_backend", "jax,optax"),
 }
 
 
@@ -82,14 +87,50 @@ class Unsupported(Exception):
     """The framework refused this dtype for this method; the message is its own error text."""
 
 
+def evaluate(module, method: Method, dtype, cases, grad: bool, batch_size: int | None = None) -> Output:
+    """``module.evaluate`` over every case in one call — or, with ``batch_size``, in calls of exactly
+    ``batch_size`` rows each: the cases in order, the last call filled up by repeating cases from
+    the start (a batch larger than the cases repeats them). The values of each case's first
+    occurrence are returned. A framework's result can depend on the shape of the call (XLA's CPU
+    reductions do), which is what this makes visible."""
+    if batch_size is None:
+        return module.evaluate(method, dtype, cases, grad)
+    n = len(cases)
+    calls = -(-n // batch_size)
+    idx = np.arange(calls * batch_size) % n
+    outs = [module.evaluate(method, dtype, _subset(cases, idx[i * batch_size:(i + 1) * batch_size]), grad)
+            for i in range(calls)]
+    return _joined(outs, n)
+
+
+def _subset(cases, idx: np.ndarray):
+    if isinstance(cases, SigmoidCases):
+        return SigmoidCases(cases.z[idx], cases.y[idx])
+    return SoftmaxCases(cases.logits[idx], cases.labels[idx])
+
+
+def _joined(outs: list, n: int) -> Output:
+    """One Output of the first ``n`` values of several, variants joined alike."""
+    first = outs[0]
+    loss = np.concatenate([o.loss for o in outs])[:n]
+    grad = None if first.grad is None else np.concatenate([o.grad for o in outs])[:n]
+    variants = {k: _joined([o.variants[k] for o in outs], n) for k in first.variants}
+    return Output(loss, grad, variants, next((o.grad_error for o in outs if o.grad_error), ""))
+
+
 def names() -> list[str]:
     """Every backend stabench knows."""
     return list(REGISTRY)
 
 
+def missing(frameworks: str) -> list[str]:
+    """The frameworks of a comma list that are not importable here (checked without importing them)."""
+    return [fw for fw in frameworks.split(",") if importlib.util.find_spec(fw) is None]
+
+
 def installed() -> list[str]:
-    """Backends whose framework is importable here (checked without importing it)."""
-    return [n for n, (_, fw) in REGISTRY.items() if importlib.util.find_spec(fw) is not None]
+    """Backends whose frameworks are importable here (checked without importing them)."""
+    return [n for n, (_, fw) in REGISTRY.items() if not missing(fw)]
 
 
 def load(name: str):
@@ -99,6 +140,8 @@ def load(name: str):
     if name not in REGISTRY:
         raise InputError(f"unknown backend {name!r}; valid: {', '.join(REGISTRY)}")
     module, fw = REGISTRY[name]
-    if importlib.util.find_spec(fw) is None:
-        raise InputError(f"backend {name!r} needs {fw}, which is not installed (pip install {fw})")
+    absent = missing(fw)
+    if absent:
+        raise InputError(f"backend {name!r} needs {', '.join(absent)}, which is not installed: "
+                         f'pip install "stabench[{name}]"')
     return importlib.import_module(module)

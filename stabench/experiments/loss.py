@@ -36,7 +36,7 @@ FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
 COLUMNS = {
     "experiment": "`sigmoid` (binary cross-entropy) or `softmax` (sparse categorical cross-entropy)",
     "quantity": "`loss`, or `grad`: dL/dz (for softmax the component of the label's logit)",
-    "backend": "framework that computed the value (`numpy`, `tensorflow`)",
+    "backend": "framework that computed the value (`numpy`, `tensorflow`, `torch`, `jax`)",
     "method": "how it was computed (see the method list)",
     "form": "`naive` (through the probability) or `fused` (on the logits)",
     "dtype": "dtype the inputs were rounded to and the computation was asked to run in",
@@ -101,6 +101,7 @@ class Options:
     max_ulp: float = metrics.DEFAULT_MAX_ULP
     keep: int = 10  #: streaming runs: worst cases kept per method
     value_range: str | None = None  #: streaming exhaustive runs: "LO,HI"
+    batch_size: int | None = None  #: rows per backend call (None: all the cases of an experiment and dtype)
 
 
 def parse_experiments(value: str | list[str] | None) -> list[str]:
@@ -265,6 +266,9 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     # every input is built and checked before a framework is imported: bad input fails fast
     batches = {(exp, dt.name): (sigmoid_batch if exp == "sigmoid" else softmax_batch)(opts, dt, file)
                for exp in exps for dt in dts}
+    if opts.batch_size is not None:
+        for b in batches.values():
+            inputs.check_size(opts.batch_size, b.classes)
     mods = [_backends.load(b) for b in backend_names]
     quantities = ["loss", "grad"] if opts.grad else ["loss"]
     total, done = len(exps) * len(dts) * len(mods), 0
@@ -287,7 +291,7 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
 def _rows(exp, backend, method, dt, batch, ref, quantities, mod, opts) -> list[pd.DataFrame]:
     """The rows of one method in one dtype (plus any execution variant that differs)."""
     try:
-        out, error = mod.evaluate(method, dt, batch.cases, "grad" in quantities), ""
+        out, error = _backends.evaluate(mod, method, dt, batch.cases, "grad" in quantities, opts.batch_size), ""
     except _backends.Unsupported as e:
         out, error = None, " ".join(str(e).split())
     frames = _method_rows(exp, backend, method.name, method.form, dt, batch, ref, quantities, out, error, opts)
@@ -400,6 +404,8 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
         raise InputError("streaming runs use labels 0 and 1; drop --labels")
     if opts.keep < 0:
         raise InputError(f"--keep must be ≥ 0, got {opts.keep}")
+    if opts.batch_size is not None:
+        raise InputError("--batch-size is for row runs; streaming runs use the numpy backend in fixed chunks")
     stream.check_workers(workers)
     mod = _backends.load("numpy")
     quantities = ("loss", "grad") if opts.grad else ("loss",)

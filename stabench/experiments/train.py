@@ -173,7 +173,7 @@ def _frameworks():
     for module, pip in (("sklearn", "scikit-learn"), ("tensorflow", "tensorflow")):
         # find_spec, not an import: tensorflow must be imported quietly, below
         if importlib.util.find_spec(module) is None:
-            raise InputError(f"stabench train needs {pip}, which is not installed (pip install {pip})")
+            raise InputError(f'stabench train needs {pip}, which is not installed: pip install "stabench[tensorflow]"')
     import sklearn  # noqa: F401  (its version goes into the metadata)
     from ..frameworks import tensorflow_and_keras
 

@@ -1,0 +1,215 @@
+"""jax backend: optax's losses and the naive forms through ``jax.nn``, in the target dtype, on CPU.
+
+Nothing of JAX's or optax's behaviour is written here. Each method calls the optax function, or
+``jax.nn.sigmoid``/``jax.nn.softmax``/``jax.nn.log_softmax`` then ``jnp.log``, on arrays of the
+target dtype (the inputs are already rounded to it, so ``jnp.asarray`` is exact), once over the
+whole batch, and returns what comes back in the dtype it came back in (``result_dtype``). Where JAX
+refuses a dtype (any exception) the method raises :class:`Unsupported` with JAX's own error text.
+
+Gradients: ``jax.vjp`` of the per-case loss vector with a cotangent of ones — ``jax.grad`` of the
+sum, each case's gradient its own (no 1/N). For softmax, the label's component ∂L/∂z_k.
+
+Execution: eagerly (op by op, as JAX dispatches outside ``jit``) and under ``jax.jit``
+(``Output.variants["jit"]``; XLA fuses the ops, so the two can differ; reported as ``method@jit``
+only where they do).
+
+float64: JAX computes float64 only with ``jax_enable_x64``; without it, ``jnp.asarray`` of a
+float64 array silently makes float32. Each float64 evaluation therefore runs inside
+``jax.enable_x64(True)`` (the global setting is restored afterwards), and the result's dtype is
+returned as is, so a float32 result could never pass for float64. What the default configuration
+does with float64 inputs is measured too: ``variants["x64-off"]`` runs the same call (jitted) inside
+``jax.enable_x64(False)`` — its rows come back with ``result_dtype`` float32.
+
+Compilation cache: outside ``jit`` JAX compiles every primitive for every shape and dtype it meets,
+and a loss run meets many (about 50 s of compiling for the default run on a loaded 2-core CPU, 10 s
+once cached). Unless the user configured ``jax_compilation_cache_dir`` or set
+``STABENCH_JAX_CACHE`` (a folder, or ``off``), compilations are cached on disk in
+``$XDG_CACHE_HOME/stabench/jax`` (default ``~/.cache/stabench/jax``), small ones included. A cached
+executable is the one XLA compiled, so values do not depend on the cache.
+
+Batch size: XLA's CPU code for a reduction depends on the array's shape, so a result can depend on
+how many rows share the call (see docs/findings.md). ``stabench loss --batch-size N`` evaluates
+every backend in calls of exactly N rows; the default is one call over all the cases.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from ..dtypes import DType
+from . import Method, Output, SigmoidCases, Unsupported
+
+import jax  # noqa: E402 — a backend module is imported only when its backend is chosen
+import jax.numpy as jnp  # noqa: E402
+import optax  # noqa: E402
+
+NAME = "jax"
+FRAMEWORK = "jax"
+
+#: Variants evaluated only in some dtypes (the others have no such row, not an identical one).
+VARIANT_DTYPES = {"x64-off": ("float64",)}
+
+#: Environment variable naming the compilation cache folder (``off``: no cache).
+CACHE_ENV = "STABENCH_JAX_CACHE"
+
+
+def _cache_dir(configured: str | None) -> str | None:
+    """The folder for JAX's persistent compilation cache, or None to leave JAX's setting
+    (``configured``: its ``jax_compilation_cache_dir``) alone."""
+    if configured:
+        return None  # the user chose one
+    env = os.environ.get(CACHE_ENV)
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "0", "none") else env
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "stabench", "jax")
+
+
+def _enable_cache() -> None:
+    path = _cache_dir(jax.config.jax_compilation_cache_dir)
+    if path is None:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # an unwritable home: compile every time, as JAX does by default
+        return
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+_enable_cache()
+
+_METHODS = {
+    "sigmoid": [
+        Method("sigmoid", "naive", "naive", "p = jax.nn.sigmoid(z); −(y·jnp.log(p) + (1 − y)·jnp.log(1 − p))"),
+        Method("sigmoid", "optax", "fused", "optax.sigmoid_binary_cross_entropy(z, y)"),
+    ],
+    "softmax": [
+        Method("softmax", "naive", "naive", "−jnp.log(jax.nn.softmax(z))[k]"),
+        Method("softmax", "log-softmax", "fused", "−jax.nn.log_softmax(z)[k]"),
+        Method("softmax", "optax-int", "fused", "optax.softmax_cross_entropy_with_integer_labels(z, k)"),
+        Method("softmax", "optax-onehot", "fused",
+               "optax.softmax_cross_entropy(z, jax.nn.one_hot(k, K, dtype=z.dtype))"),
+    ],
+}
+
+
+def _take(a, k):
+    return jnp.take_along_axis(a, k[:, None], axis=1)[:, 0]
+
+
+def _sigmoid_naive(z, y):
+    p = jax.nn.sigmoid(z)
+    return -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
+
+
+def _sigmoid_optax(z, y):
+    return optax.sigmoid_binary_cross_entropy(z, y)
+
+
+def _softmax_naive(z, k):
+    return -jnp.log(_take(jax.nn.softmax(z, axis=1), k))
+
+
+def _softmax_log_softmax(z, k):
+    return -_take(jax.nn.log_softmax(z, axis=1), k)
+
+
+def _softmax_optax_int(z, k):
+    return optax.softmax_cross_entropy_with_integer_labels(z, k)
+
+
+def _softmax_optax_onehot(z, k):
+    return optax.softmax_cross_entropy(z, jax.nn.one_hot(k, z.shape[1], dtype=z.dtype))
+
+
+_FNS = {
+    ("sigmoid", "naive"): _sigmoid_naive, ("sigmoid", "optax"): _sigmoid_optax,
+    ("softmax", "naive"): _softmax_naive, ("softmax", "log-softmax"): _softmax_log_softmax,
+    ("softmax", "optax-int"): _softmax_optax_int, ("softmax", "optax-onehot"): _softmax_optax_onehot,
+}
+
+
+def _with_grad(fn):
+    """(z, y) → (loss, dΣloss/dz): one reverse pass with a cotangent of ones."""
+    def both(z, y):
+        loss, pull = jax.vjp(lambda a: fn(a, y), z)
+        (g,) = pull(jnp.ones_like(loss))
+        return loss, g
+    return both
+
+
+def _without_grad(fn):
+    return lambda z, y: (fn(z, y), None)
+
+
+#: (experiment, method, grad) → (eager function, jitted function), built once: jax.jit caches its
+#: compilations per shape, dtype and x64 setting.
+_CALLS = {}
+for _key, _fn in _FNS.items():
+    for _grad in (False, True):
+        _f = (_with_grad if _grad else _without_grad)(_fn)
+        _CALLS[(*_key, _grad)] = (_f, jax.jit(_f))
+
+
+def methods(experiment: str) -> list[Method]:
+    """The methods this backend offers for ``experiment``."""
+    return list(_METHODS[experiment])
+
+
+def versions() -> dict:
+    """JAX, jaxlib and optax versions."""
+    import jaxlib
+
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__}
+
+
+def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
+    """Loss (and gradient) of every case at once, in ``dtype``: eagerly, and jitted in
+    ``variants["jit"]`` (float64 also with x64 off, in ``variants["x64-off"]``)."""
+    eager, jitted = _CALLS[(method.experiment, method.name, grad)]
+    rows = None if method.experiment == "sigmoid" else cases.labels
+    x64 = dtype.bits > 32
+    out = _output(_run(eager, dtype, cases, x64), rows)
+    out.variants["jit"] = _output(_run(jitted, dtype, cases, x64, "jax.jit: "), rows)
+    if x64:
+        out.variants["x64-off"] = _output(_run(jitted, dtype, cases, False, "jax.jit, x64 off: "), rows)
+    return out
+
+
+def _run(fn, dtype: DType, cases, x64: bool, where: str = ""):
+    """Build the arrays and call ``fn`` with x64 on or off for this evaluation only. Any exception
+    is JAX refusing the dtype; a variant's is reported with its prefix rather than hidden."""
+    try:
+        with jax.enable_x64(x64), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Explicitly requested dtype float64 … truncated": measured
+            if isinstance(cases, SigmoidCases):
+                z = jnp.asarray(dtype.cast(cases.z), dtype=dtype.name)
+                y = jnp.asarray(dtype.cast(cases.y), dtype=dtype.name)
+            else:
+                z = jnp.asarray(dtype.cast(cases.logits), dtype=dtype.name)
+                y = jnp.asarray(cases.labels.astype(np.int32))
+            loss, g = fn(z, y)
+            return np.asarray(loss), (None if g is None else np.asarray(g))
+    except Exception as e:  # noqa: BLE001 — JAX raises many types; each is an answer
+        raise Unsupported(where + _one_line(e)) from None
+
+
+def _one_line(e: Exception) -> str:
+    """The exception as one line: its type and its text, whitespace collapsed."""
+    text = " ".join(str(e).split()) or repr(e)
+    return f"{type(e).__name__}: {text}"
+
+
+def _output(result, rows) -> Output:
+    """Flat arrays of the dtype JAX returned, one value per case (the label's gradient component)."""
+    loss, g = result
+    loss = loss.reshape(-1)
+    if g is None:
+        return Output(loss, None)
+    if rows is not None:
+        g = g[np.arange(len(rows)), rows]
+    return Output(loss, g.reshape(-1))

@@ -1,0 +1,229 @@
+"""The backend registry: lazy imports, the install-extra messages, --batch-size, and the
+cross-framework tables (the facts that span frameworks)."""
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from typer.testing import CliRunner
+
+from stabench import backends, crossframework, dtypes
+from stabench.cli import app
+from stabench.errors import InputError
+from stabench.experiments import loss
+from frames import one
+
+HEAVY = ("tensorflow", "torch", "jax", "optax", "keras")
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["roundoff"], ["loss", "--help"]])
+def test_help_and_roundoff_never_import_a_framework(argv):
+    code = ("import sys\nfrom stabench.cli import app\n"
+            f"try:\n    app({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    p = _python(code)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_numpy_run_imports_no_framework():
+    p = _python("import sys\nfrom stabench.experiments import loss\nloss.run(backends=['numpy'])\n"
+                f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stderr
+
+
+def test_registry_names_and_extras():
+    assert backends.names() == ["numpy", "tensorflow", "torch", "jax"]
+    # each backend's name is also the extra that installs its frameworks
+    import tomllib
+    import pathlib
+
+    extras = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert {"tensorflow", "torch", "jax", "all", "test"} <= set(extras)
+    assert extras["all"] == ["stabench[tensorflow,torch,jax]"] and "stabench[all]" in extras["test"]
+    assert any(d.startswith("optax") for d in extras["jax"])
+
+
+def test_unknown_backend_names_the_valid_ones():
+    with pytest.raises(InputError, match="unknown backend 'pytorch'; valid: numpy, tensorflow, torch, jax"):
+        backends.load("pytorch")
+
+
+@pytest.fixture
+def without(monkeypatch):
+    """Make the given frameworks look uninstalled (find_spec answers None)."""
+    real = importlib.util.find_spec
+
+    def hide(*names):
+        monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a, **k: None if n in names else real(n, *a, **k))
+    return hide
+
+
+@pytest.mark.parametrize("name, hidden, text", [("torch", ("torch",), "torch"), ("jax", ("optax",), "optax"),
+                                                ("jax", ("jax", "optax"), "jax, optax"),
+                                                ("tensorflow", ("tensorflow",), "tensorflow")])
+def test_a_backend_whose_framework_is_missing_names_its_extra(without, name, hidden, text):
+    without(*hidden)
+    with pytest.raises(InputError) as e:
+        backends.load(name)
+    assert str(e.value) == f'backend {name!r} needs {text}, which is not installed: pip install "stabench[{name}]"'
+    assert name not in backends.installed()
+
+
+def test_cli_exit_2_for_missing_and_unknown_backends(without):
+    r = CliRunner().invoke(app, ["loss", "--backend", "nosuch"])
+    assert r.exit_code == 2 and "unknown backend 'nosuch'" in r.output
+    without("torch")
+    r = CliRunner().invoke(app, ["loss", "--backend", "torch", "--dtype", "float16"])
+    assert r.exit_code == 2
+    assert r.output.strip() == 'stabench: error: backend \'torch\' needs torch, which is not installed: pip install "stabench[torch]"'
+
+
+@pytest.mark.parametrize("argv", [["train", "--epochs", "1"], ["report", "--quick"]])
+def test_train_and_report_need_tensorflow(without, argv, tmp_path):
+    without("tensorflow")
+    r = CliRunner().invoke(app, argv + (["--out", str(tmp_path / "r")] if argv[0] == "report" else []))
+    assert r.exit_code == 2
+    assert r.output.strip() == ('stabench: error: this command needs TensorFlow, which is not installed: '
+                                'pip install "stabench[tensorflow]"')
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", "300000000"])
+def test_bad_batch_size_exits_2(value):
+    r = CliRunner().invoke(app, ["loss", "--backend", "numpy", "--batch-size", value])
+    assert r.exit_code == 2 and "--batch-size" in r.output and r.output.count("\n") == 1, r.output
+
+
+def test_batch_size_too_large_for_the_classes_exits_2():
+    r = CliRunner().invoke(app, ["loss", "--backend", "numpy", "-e", "softmax", "-k", "1000", "--batch-size", "1000000"])
+    assert r.exit_code == 2 and "request too large" in r.output
+
+
+def test_batch_size_is_refused_by_streaming_runs():
+    with pytest.raises(InputError, match="--batch-size is for row runs"):
+        loss.run_streaming(loss.Options(experiments="sigmoid", dtypes=["float16"], logits="exhaustive", batch_size=8,
+                                        backends=["numpy"]))
+
+
+def test_batch_size_is_recorded_in_the_metadata(tmp_path):
+    import json
+
+    p = tmp_path / "o.json"
+    r = CliRunner().invoke(app, ["loss", "--backend", "numpy", "-d", "float16", "--batch-size", "7", "--json", str(p)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(p.read_text())["metadata"]["batch_size"] == 7
+    r = CliRunner().invoke(app, ["loss", "--backend", "numpy", "-d", "float16", "--json", str(p)])
+    assert json.loads(p.read_text())["metadata"]["batch_size"] == "all"
+
+
+@settings(max_examples=25, deadline=None)
+@given(batch=st.integers(1, 200), exp=st.sampled_from(["sigmoid", "softmax"]))
+def test_batching_returns_each_case_once_in_order(batch, exp):
+    # numpy computes each case on its own, so any batch size gives the unbatched values bitwise
+    mod = backends.load("numpy")
+    dt = dtypes.get("float32")
+    make = loss.sigmoid_batch if exp == "sigmoid" else loss.softmax_batch
+    cases = make(loss.Options(logits="sweep", points=30), dt).cases
+    for m in mod.methods(exp):
+        a = backends.evaluate(mod, m, dt, cases, True)
+        b = backends.evaluate(mod, m, dt, cases, True, batch_size=batch)
+        assert b.loss.shape == (len(cases),) and np.array_equal(a.loss, b.loss, equal_nan=True)
+        assert np.array_equal(a.grad, b.grad, equal_nan=True)
+
+
+def test_batching_calls_the_backend_with_exactly_the_batch():
+    seen = []
+
+    class Fake:
+        @staticmethod
+        def evaluate(method, dtype, cases, grad):
+            seen.append(cases.z.copy())
+            out = backends.Output(cases.z * 2, None)
+            out.variants["v"] = backends.Output(cases.z * 3, None)
+            return out
+
+    cases = backends.SigmoidCases(np.arange(5.0), np.zeros(5))
+    out = backends.evaluate(Fake, None, None, cases, False, batch_size=3)
+    assert [list(s) for s in seen] == [[0, 1, 2], [3, 4, 0]]
+    assert list(out.loss) == [0, 2, 4, 6, 8] and list(out.variants["v"].loss) == [0, 3, 6, 9, 12]
+    seen.clear()
+    backends.evaluate(Fake, None, None, cases, False, batch_size=8)
+    assert [list(s) for s in seen] == [[0, 1, 2, 3, 4, 0, 1, 2]]
+
+
+# ---------------------------------------------------------------------------------------------
+# the cross-framework tables
+
+
+def test_first_failures_table_shape_and_cells():
+    df = loss.run(backends=["numpy"], dtypes=["float16", "float32"])
+    t = crossframework.first_failures(loss.summary(df))
+    assert list(t.columns) == crossframework.FIRST_FAIL_COLUMNS + ["float16", "float32"]
+    assert len(t) == 2 * (2 + 4)  # (loss, grad) × (sigmoid 2 + softmax 4 methods)
+    r = t[(t.experiment == "sigmoid") & (t.quantity == "loss")].set_index("method")
+    assert r.loc["fused", "float16"] == "—"
+    assert r.loc["naive", "float32"] == "10 (inaccurate)"
+    assert list(t.experiment) == ["sigmoid"] * 4 + ["softmax"] * 8
+
+
+def test_first_failures_fills_a_variant_from_its_method():
+    import pandas as pd
+
+    rows = [dict(experiment="sigmoid", quantity="loss", backend="jax", method=m, form="fused", dtype=d, cases=2,
+                 unsupported=0, first_fail_abs_logit=z, first_fail_status=s)
+            for m, d, z, s in (("a", "float16", 10.0, "underflow"), ("a", "float32", np.nan, ""),
+                               ("a@jit", "float32", 1.0, "inaccurate"))]
+    t = crossframework.first_failures(pd.DataFrame(rows)).set_index("method")
+    assert t.loc["a@jit", "float16"] == "10 (underflow)" and t.loc["a@jit", "float32"] == "1 (inaccurate)"
+    assert t.loc["a", "float32"] == "—"
+
+
+needs_all = pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("tensorflow", "torch", "jax", "optax")),
+                               reason="needs every framework")
+
+
+@needs_all
+def test_confidently_wrong_across_frameworks():
+    w = crossframework.confidently_wrong(dtypes=["float32"])
+    L = w[w.quantity == "loss"].set_index(["experiment", "backend", "method"])["float32"]
+    G = w[w.quantity == "grad"].set_index(["experiment", "backend", "method"])["float32"]
+    # sigmoid z = −1000, y = 1 (true 1000, dL/dz = −1): three answers for the probability path —
+    # inf (numpy, jax), Keras' clip 16.118, PyTorch's clamp 100 — with a zero gradient for the
+    # clipped ones; every fused form gets 1000 and −1
+    assert L["sigmoid", "numpy", "naive"] == np.inf and L["sigmoid", "jax", "naive"] == np.inf
+    assert L["sigmoid", "tensorflow", "keras-probs"] == pytest.approx(16.118095, rel=1e-6)
+    assert L["sigmoid", "torch", "bce-probs"] == 100.0
+    assert G["sigmoid", "tensorflow", "keras-probs"] == 0.0 and G["sigmoid", "torch", "bce-probs"] == 0.0
+    for key in (("numpy", "fused"), ("tensorflow", "tf-nn"), ("torch", "bce-logits"), ("jax", "optax")):
+        assert L[("sigmoid", *key)] == 1000.0 and G[("sigmoid", *key)] == -1.0
+    # softmax [0, −1000, 1000], label 1 (true 2000)
+    assert L["softmax", "torch", "nll-probs"] == np.inf and L["softmax", "jax", "naive"] == np.inf
+    assert L["softmax", "tensorflow", "keras-probs"] == pytest.approx(16.118095, rel=1e-6)
+    for key in (("tensorflow", "tf-nn"), ("torch", "cross-entropy"), ("jax", "optax-int")):
+        assert L[("softmax", *key)] == 2000.0 and G[("softmax", *key)] == -1.0
+
+
+@needs_all
+def test_no_framework_computes_the_tiny_softmax_loss_accurately():
+    # [0, 10, 20], label 2, float32: the loss log1p(e^−10 + e^−20) = 4.540096e-5. Every softmax
+    # method of TensorFlow, PyTorch and JAX computes logsumexp − z_k (or log of the softmax) and is
+    # off by thousands of ulps; only numpy's log1p form is accurate
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "c.csv")
+        with open(p, "w") as f:
+            f.write("a,b,c,label\n0,10,20,2\n")
+        df = loss.run(experiments="softmax", dtypes=["float32"], logits_file=p, grad=False)
+    frameworks = df[df.backend != "numpy"]
+    assert set(frameworks.backend) == {"tensorflow", "torch", "jax"}
+    assert (frameworks.status == "inaccurate").all() and frameworks.ulp_error.min() > 4000
+    assert one(df, backend="numpy", method="fused-log1p").ulp_error < 1
