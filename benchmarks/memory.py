@@ -38,7 +38,7 @@ ROW = ["-e", "sigmoid", "-b", "numpy"]
 def _largest(make_opts, outputs, lo: int, hi: int) -> int:
     """The largest n in [lo, hi] whose request fits the budget (the estimate grows with n)."""
     def fits(n):
-        need, _ = loss.loss_estimate(make_opts(n), outputs)
+        need, _ = loss.budget_use(make_opts(n), outputs)
         return need <= limits.MEMORY_BUDGET
 
     if not fits(lo):

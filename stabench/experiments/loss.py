@@ -592,15 +592,23 @@ def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
     return (s * n_labels, 1) if exp == "sigmoid" else (3 * s, opts.classes)
 
 
+def budget_use(opts, outputs=()) -> tuple[int, int]:
+    """(bytes, rows): what the request adds beyond the frameworks' own footprint — the quantity
+    :data:`stabench.limits.MEMORY_BUDGET` bounds — and the rows of :func:`loss_estimate`."""
+    need, rows = loss_estimate(opts, outputs)
+    frameworks = sum(limits.FRAMEWORK_BYTES.get(b, limits.DEFAULT_FRAMEWORK_BYTES) for b in parse_backends(opts.backends))
+    return need - frameworks, rows
+
+
 def check_loss(opts, outputs=()) -> None:
     """Refuse (InputError, before any work) a row-path loss run whose estimate exceeds the budget."""
     need, rows = loss_estimate(opts, outputs)
     if "detail" in outputs and rows > limits.MAX_DETAIL_ROWS:
         raise InputError(f"--detail would print about {rows:,} rows (limit {limits.MAX_DETAIL_ROWS:,}); "
                          "drop --detail and write the rows with --csv PATH, or use fewer logits, dtypes or backends")
-    if need <= limits.MEMORY_BUDGET:
+    if budget_use(opts, outputs)[0] <= limits.MEMORY_BUDGET:
         return
-    budget = f"{limits.MEMORY_BUDGET / 2**30:g} GiB"
+    budget = f"{limits.MEMORY_BUDGET / 2**30:g} GiB (beyond the frameworks' own footprint)"
     if "json" in outputs or "detail" in outputs:
         hint = "export CSV rather than JSON and drop --detail, or "
     else:
