@@ -142,9 +142,9 @@ def _emit(rows, tables: dict, targets, seed=None, **extra) -> None:
 @app.command()
 def roundoff(
     dtype: Optional[List[str]] = DtypeOpt,
-    n: int = typer.Option(10_000, "--n", help="The n in 2/n (an integer ≥ 1)."),
+    n: Optional[int] = typer.Option(None, "--n", help="The n in 2/n (an integer ≥ 1; default 10000; not with --sweep)."),
     sweep: bool = typer.Option(False, "--sweep", help="Run n = 10, 100, …, 10^max-exp and show digits kept against the estimate."),
-    max_exp: int = typer.Option(8, "--max-exp", help="Largest power of ten for --sweep (1 to 18)."),
+    max_exp: Optional[int] = typer.Option(None, "--max-exp", help="Largest power of ten for --sweep (1 to 18; default 8)."),
     detail: bool = typer.Option(False, "--detail", help="With --sweep, also print every row."),
     max_ulp: float = MaxUlpOpt,
     csv: Optional[str] = CsvOpt,
@@ -156,11 +156,16 @@ def roundoff(
 
     Example: stabench roundoff --dtype float16,float32 --n 10000 --csv roundoff.csv
     """
+    if sweep and n is not None:
+        raise InputError("--n and --sweep: the sweep sets n itself (10 … 10^max-exp); drop one")
+    if not sweep and max_exp is not None:
+        raise InputError("--max-exp sets the largest n of --sweep; add --sweep or drop --max-exp")
     targets = _targets(csv, json, markdown, parquet)
     from . import render
     from .experiments import roundoff as exp
 
-    df = exp.run(dtype, n, sweep=sweep, max_exp=max_exp, max_ulp=max_ulp)
+    df = exp.run(dtype, 10_000 if n is None else n, sweep=sweep, max_exp=8 if max_exp is None else max_exp,
+                 max_ulp=max_ulp)
     tables = {"sweep": exp.sweep_table(df)} if sweep else {}
     _emit(df, tables, targets)
     if any(p == "-" for _, p in targets):
