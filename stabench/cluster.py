@@ -69,7 +69,7 @@ def connect(address: str, framework: str = "numpy"):
         except (OSError, TimeoutError):
             raise InputError(f"--scheduler {address}: the scheduler has no workers; start some with "
                              f"`dask worker {address}`") from None
-        need = ["stabench", "numpy", framework]
+        need = list(dict.fromkeys(["stabench", "numpy", *framework.split(",")]))  # "jax,optax": both
         for worker, found in sorted(client.run(_probe(), need).items()):
             for mod in need:
                 if found.get(mod) is None or str(found[mod]).startswith("broken"):
