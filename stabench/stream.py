@@ -21,6 +21,7 @@ The resume state carries a digest and is checked field by field before any work 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -646,7 +647,9 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
     if client is not None:
         from . import cluster
 
-        cluster.run_tasks(client, plan, source, todo, finish)
+        # the cluster module gets what it runs as arguments: it never imports this engine (no cycle)
+        kernel_check = use_kernel if _experiment.get(plan.experiment).kernel else None
+        cluster.run_tasks(client, functools.partial(run_task, plan, source), todo, finish, drive, kernel_check)
     elif todo:
         if use_kernel():
             from . import kernel
