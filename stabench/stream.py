@@ -457,7 +457,9 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
             if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
                 return None
             names.append(v.dtype.name)
-            vals.append(np.ascontiguousarray(v, dtype=np.float32))  # float16/bfloat16: exact
+            v32 = np.ascontiguousarray(v, dtype=np.float32)  # float16/bfloat16: exact
+            # a framework may hand back a read-only view (JAX): one numba type for every slot
+            vals.append(v32 if v32.flags.writeable else v32.copy())
         if params is None:
             first_names = names
             rdts = [_dtypes.REGISTRY[name] for name in names]

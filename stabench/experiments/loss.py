@@ -218,6 +218,12 @@ def streams(opts: Options) -> bool:
     return True
 
 
+def stream_backends(value) -> list[str]:
+    """The backends of a streaming run: those named, or without ``--backend`` the first registered
+    one (numpy: a full float32 audit costs minutes per framework method, so others are asked for)."""
+    return parse_backends(value) if value else _backends.names()[:1]
+
+
 def run_streaming(opts: Options, *, workers: int | None = None, state_path: str | None = None,
                   resume: bool = False, progress=None, scheduler: str | None = None
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -233,7 +239,7 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
 
     validate.loss_options(opts)
     exps = [_experiment.get(e) for e in parse_experiments(opts.experiments)]
-    backend_names = parse_backends(opts.backends) if opts.backends else _backends.names()[:1]
+    backend_names = stream_backends(opts.backends)
     for exp in exps:
         exp.check_stream(opts)
     if opts.keep < 0:

@@ -1,0 +1,74 @@
+"""Streaming for every backend: a framework's methods stream through the same engine (one backend
+call per method and chunk) and give the summary of the row path on the same logits."""
+import importlib.util
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from stabench import stream
+from stabench.cli import app
+from stabench.experiments import loss
+
+KEYS = ["quantity", "method", "dtype"]
+#: float32 logits around where sigmoid(z) rounds to 1 (z ≈ 16.64): the naive methods start failing
+#: here, so the aggregates see exact, ok and failing cases, in several tasks and chunks.
+RANGE = "16.6355,16.6365"
+COMPARED = ["cases", "max_ulp", "median_ulp_bound", "worst_logit", "nan_result", "overflow", "underflow",
+            "inaccurate", "first_fail_abs_logit", "first_fail_status"]
+
+
+@pytest.fixture
+def small_tasks(monkeypatch):
+    monkeypatch.setattr(stream, "TASK", 200)
+    monkeypatch.setattr(stream, "CHUNK", 64)
+
+
+def _needs(name):
+    frameworks = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}[name]
+    return pytest.mark.skipif(importlib.util.find_spec(frameworks) is None, reason=f"{name} not installed")
+
+
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=_needs(b)) for b in ("torch", "tensorflow", "jax")])
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_streamed_framework_summary_equals_the_row_path(backend, kernel, small_tasks, tmp_path, monkeypatch):
+    if kernel == "numba" and importlib.util.find_spec("numba") is None:
+        pytest.skip("numba not installed")
+    monkeypatch.setenv(stream.KERNEL_ENV, kernel)
+    opts = loss.Options(experiments="sigmoid", dtypes=["float32"], backends=[backend], logits="exhaustive",
+                        value_range=RANGE, keep=3)
+    assert loss.streams(opts)
+    rows, summ, hist = loss.run_streaming(opts, workers=1)
+    src = stream.exhaustive_source("float32", stream.parse_range(RANGE))
+    z = np.concatenate([src.task(i) for i in range(src.n_tasks)])
+    assert src.n_tasks >= 3 and len(z) > 500
+    path = tmp_path / "z.npy"
+    np.save(path, z)
+    full = loss.summary(loss.run(experiments="sigmoid", dtypes=["float32"], backends=[backend],
+                                 logits_file=str(path)))
+    assert set(summ.backend) == {backend} and set(summ.experiment) == {"sigmoid"}
+    a, b = summ.set_index(KEYS), full.set_index(KEYS)
+    assert len(a) == 2 * len({m for m in full.method if "@" not in m})  # loss and grad of every method
+    for col in COMPARED:
+        pd.testing.assert_series_equal(a[col], b.loc[a.index, col], check_dtype=False, check_names=False)
+    assert a["cases"].eq(2 * len(z)).all()
+    # some naive method fails in this range and some fused one does not: the comparison has teeth
+    assert (a["first_fail_status"] != "").any() and (a["first_fail_status"] == "").any()
+    assert hist.groupby(["quantity", "method"])["count"].sum().eq(2 * len(z)).all()
+    assert set(hist.backend) == {backend}
+    assert len(rows) == 3 * len(a) and set(rows.backend) == {backend}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+def test_cli_streams_a_torch_method_without_a_note(tmp_path):
+    out = tmp_path / "s.json"
+    r = CliRunner().invoke(app, ["loss", "-e", "sigmoid", "-b", "torch", "--dtype", "float32", "--logits",
+                                 "exhaustive", "--range", "1,1.001", "--no-grad", "--json", str(out), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert "note" not in r.output
+    assert out.exists()
+
+
+def test_without_backend_a_streaming_run_uses_the_first_registered_backend():
+    assert loss.stream_backends(None) == ["numpy"]
