@@ -692,11 +692,17 @@ class _terminate_raises:
 
 
 def _run_pool(plan: Plan, source: Source, todo: list, workers: int, finish) -> None:
-    """The tasks on a local process pool (fork where available), at most 2 per worker in flight."""
+    """The tasks on a local process pool, at most 2 per worker in flight: forked where available
+    and the backend declares ``FORK_SAFE`` (numpy), else spawned. A framework with its own thread
+    pool (torch, TensorFlow, JAX/XLA) hangs in a child forked after the parent used it — seen
+    here: a torch run on a forked pool never finished — so each spawned worker imports it afresh."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    from .backends import load
+
+    fork = getattr(load(plan.backend), "FORK_SAFE", False) and "fork" in mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if fork else "spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                                initargs=(os.getpid(),))
     ok = False

@@ -72,3 +72,31 @@ def test_cli_streams_a_torch_method_without_a_note(tmp_path):
 
 def test_without_backend_a_streaming_run_uses_the_first_registered_backend():
     assert loss.stream_backends(None) == ["numpy"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
+def test_a_torch_run_on_a_process_pool_finishes_and_equals_one_process(tmp_path):
+    """torch keeps a thread pool: workers forked after the parent used it hang, so a framework
+    backend gets spawned workers. Two tasks (2^22 logits each) on two processes, in a subprocess
+    with a timeout (a hang fails the test), give the single-process summary."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    rng = "1,1.5"  # 2^22 + 1 float32 logits: two tasks
+    out = tmp_path / "pool.json"
+    cmd = [sys.executable, "-m", "stabench", "loss", "-e", "sigmoid", "-b", "torch", "--dtype", "float32",
+           "--logits", "exhaustive", "--range", rng, "--no-grad", "--keep", "0", "--workers", "2",
+           "--json", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ})
+    assert r.returncode == 0, r.stderr
+    pool = json.loads(out.read_text())
+    opts = loss.Options(experiments="sigmoid", dtypes=["float32"], backends=["torch"], logits="exhaustive",
+                        value_range=rng, grad=False, keep=0)
+    assert stream.exhaustive_source("float32", stream.parse_range(rng)).n_tasks == 2
+    _, summ, _ = loss.run_streaming(opts, workers=1)
+    got = pd.DataFrame(pool["tables"]["summary"]).set_index("method")
+    want = summ.set_index("method")
+    for col in ["cases", "max_ulp", "worst_logit", "inaccurate", "overflow", "underflow", "nan_result"]:
+        assert list(got.loc[want.index, col]) == list(want[col]), col
