@@ -1,7 +1,8 @@
-"""The loss experiments: cross-entropy through the probability (naive) vs on the logits (fused).
-
-- ``sigmoid``: binary cross-entropy of a logit z and a label y ∈ [0, 1].
-- ``softmax``: sparse categorical cross-entropy of K logits and a label k ∈ [0, K).
+"""The loss runner: cross-entropy through the probability (naive) vs on the logits (fused), for
+every experiment registered in :mod:`stabench.experiment` (``sigmoid``: binary cross-entropy,
+:mod:`.sigmoid`; ``softmax``: sparse categorical cross-entropy, :mod:`.softmax`), as rows
+(:func:`run`) or streamed into exact aggregates (:func:`run_streaming`). Nothing here names an
+experiment: each one builds its cases, reference and methods behind the interface.
 
 For each dtype the inputs are rounded to that dtype first; the oracle computes the reference from
 those rounded inputs; every backend method runs once over the whole batch; the metrics compare.
