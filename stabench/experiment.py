@@ -130,7 +130,6 @@ class Experiment:
     summary_columns: dict = SUMMARY_COLUMNS  #: summary columns → doc
     reference_bound: str = ""  #: the stated error bound of :meth:`reference` (tested in tests/)
     streams: bool = False  #: whether :meth:`stream_cases` builds cases from a chunk of scalars
-    stream_kind: str = ""  #: the case_kind of a streaming run's kept rows
     kernel: bool = False  #: whether stabench.kernel reproduces :meth:`stream_reference` (the compiled pass)
     plot_subset_doc: str = ""  #: which cases the report's per-dtype plots show
 
@@ -155,17 +154,25 @@ class Experiment:
         if not self.streams:
             raise InputError(f"experiment {self.name} does not stream; use --logits-file or fewer --points")
 
-    def stream_cases(self, z: np.ndarray, dt):
-        """(cases, logit, label) for a chunk of scalars ``z`` in ``dt``: what one backend call per
-        method evaluates, and each case's logit and label (float64) for the aggregates."""
+    def stream_options(self, opts) -> tuple:
+        """The options a streaming run's cases depend on, as ((name, value), …): they travel in
+        ``stream.Plan.options`` (and so in the resume state's key)."""
+        return ()
+
+    def stream_cases(self, z: np.ndarray, dt, options: tuple = ()):
+        """(cases, logit, key) for a chunk of scalars ``z`` in ``dt``: what one backend call per
+        method evaluates, each case's logit, and a float64 ``key`` that with the logit identifies
+        the case (the aggregates' tie-break after |z| and z, in the row path's order; the kept
+        rows are rebuilt from (logit, key) by :meth:`stream_rows`)."""
         raise NotImplementedError
 
-    def stream_reference(self, z: np.ndarray, quantities) -> dict:
+    def stream_reference(self, z: np.ndarray, quantities, options: tuple = ()) -> dict:
         """{quantity: float64 reference per case of :meth:`stream_cases`} (the streaming oracle)."""
         raise NotImplementedError
 
-    def kept_reference(self, logit: np.ndarray, label: np.ndarray, quantity: str, classes: int):
-        """(hi, lo) of the ordinary oracle for cases given by (logit, label): the kept worst rows."""
+    def stream_rows(self, logit: np.ndarray, key: np.ndarray, quantity: str, options: tuple = ()):
+        """(case_kind, label, classes, (hi, lo)) of kept cases given by (logit, key): the row
+        columns and the ordinary oracle's reference, to re-measure the worst cases as rows."""
         raise NotImplementedError
 
     def plot_subset(self, sweep: pd.DataFrame) -> pd.DataFrame:
@@ -175,6 +182,22 @@ class Experiment:
     def summary(self, df: pd.DataFrame) -> pd.DataFrame:
         """The summary table of this experiment's rows (:attr:`summary_columns`)."""
         return summary(df)
+
+
+class CommandExperiment(Experiment):
+    """An experiment with a command of its own and no backend methods (``roundoff``, ``expr``): it
+    registers its name, columns, reference bound and summary, so that the contract is one."""
+
+    def __init__(self, name: str, title: str, columns: dict, summary_columns: dict, reference_bound: str,
+                 summarize):
+        self.name, self.title, self.columns, self.summary_columns = name, title, columns, summary_columns
+        self.reference_bound, self._summarize = reference_bound, summarize
+
+    def methods(self, backend) -> list:
+        return []  # its forms are expressions evaluated by stabench.expr, not backend methods
+
+    def summary(self, df: pd.DataFrame) -> pd.DataFrame:
+        return self._summarize(df)
 
 
 def names() -> list[str]:

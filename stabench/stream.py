@@ -258,6 +258,8 @@ class Plan:
     keep: int
     #: a registered experiment that streams; default the first registered one (sigmoid)
     experiment: str = field(default_factory=lambda: _experiment.names()[0])
+    #: the experiment's case options (Experiment.stream_options), e.g. (("classes", 10), ("label", 0))
+    options: tuple = ()
 
 
 def _ulp_fast(ref: np.ndarray, dt: _dtypes.DType) -> np.ndarray:
@@ -277,8 +279,8 @@ def _process(plan: Plan, z: np.ndarray, aggs: dict) -> None:
     exp = _experiment.get(plan.experiment)
     dt = _dtypes.get(plan.dtype)
     methods = [m for m in exp.methods(mod) if m.name in plan.methods]
-    cases, z64, lab64 = exp.stream_cases(z, dt)
-    refs = exp.stream_reference(z, plan.quantities)
+    cases, z64, lab64 = exp.stream_cases(z, dt, plan.options)
+    refs = exp.stream_reference(z, plan.quantities, plan.options)
     absz = np.abs(z64)
     absz_min = float(absz.min())
     derived = {}  # (quantity, result dtype) → (rounded reference, ulp)
@@ -885,8 +887,8 @@ def _kept_rows(kept, plan: Plan, backend: str) -> pd.DataFrame:
     df = pd.DataFrame(kept, columns=["quantity", "method", "logit", "label", "value"])
     for (q, m), g in df.groupby(["quantity", "method"], sort=False):
         z, y, v = g["logit"].to_numpy(), g["label"].to_numpy(), g["value"].to_numpy()
-        hi, lo = exp.kept_reference(z, y, q, 1)
+        kind, label, classes, (hi, lo) = exp.stream_rows(z, y, q, plan.options)
         res = metrics.compare(v, hi, dt, reference_lo=lo, max_ulp=plan.max_ulp)
         frames.append(_experiment.row_frame(plan.experiment, q, backend, m, forms[m], dt.name, dt.name,
-                                            exp.stream_kind, z, y, 1, v, hi, res, res["status"], ""))
+                                            kind, z, label, classes, v, hi, res, res["status"], ""))
     return pd.concat(frames, ignore_index=True)

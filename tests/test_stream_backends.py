@@ -100,3 +100,34 @@ def test_a_torch_run_on_a_process_pool_finishes_and_equals_one_process(tmp_path)
     want = summ.set_index("method")
     for col in ["cases", "max_ulp", "worst_logit", "inaccurate", "overflow", "underflow", "nan_result"]:
         assert list(got.loc[want.index, col]) == list(want[col]), col
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=_needs("torch"))])
+def test_streamed_softmax_preset_kinds_equal_the_row_path(backend, small_tasks):
+    """Softmax streams its preset kinds (label-at-z, wrong-at-z, all-equal with K classes), built
+    from each z of a chunk: over every float16 value the summary is the row path's, and the kept
+    worst rows are real rows of the right kind."""
+    opts = loss.Options(experiments="softmax", dtypes=["float16"], backends=[backend], logits="exhaustive",
+                        value_range="-inf,inf", keep=4, classes=3, labels="2")
+    assert loss.streams(opts)
+    rows, summ, hist = loss.run_streaming(opts, workers=1)
+    full_rows = loss.run(experiments="softmax", dtypes=["float16"], backends=[backend], logits="exhaustive",
+                         classes=3, labels="2")
+    full = loss.summary(full_rows[~full_rows.method.str.contains("@")])
+    a, b = summ.set_index(KEYS), full.set_index(KEYS)
+    assert set(a.index) == set(b.index) and set(summ.experiment) == {"softmax"}
+    for col in COMPARED:
+        pd.testing.assert_series_equal(a[col], b.loc[a.index, col], check_dtype=False, check_names=False)
+    n = len(full_rows) // len(full_rows.groupby(["quantity", "method"]))
+    assert a["cases"].eq(n).all() and hist.groupby(["quantity", "method"])["count"].sum().eq(n).all()
+    assert (a["first_fail_status"] != "").any()
+    # kept rows: the worst by ulp error, each equal to the row path's row for that case
+    assert len(rows) == 4 * len(a) and set(rows.case_kind) <= {"label-at-z", "wrong-at-z", "all-equal"}
+    assert rows["classes"].eq(3).all() and rows["label"].eq(2).all()
+    key = ["quantity", "method", "case_kind", "logit"]
+    merged = rows.merge(full_rows, on=key, suffixes=("", "_row"))
+    assert len(merged) == len(rows)
+    assert np.array_equal(merged["value"], merged["value_row"], equal_nan=True)
+    assert (merged["status"] == merged["status_row"]).all()
+    worst = rows.groupby(["quantity", "method"])["ulp_error"].max()
+    assert np.array_equal(worst.to_numpy(), a.loc[[(q, m, "float16") for q, m in worst.index], "max_ulp"].to_numpy())

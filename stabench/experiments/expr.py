@@ -21,7 +21,7 @@ import pandas as pd
 from .. import dtypes as _dtypes
 from .. import metrics
 from ..errors import InputError
-from ..experiment import Experiment
+from ..experiment import CommandExperiment
 from ..expr import examples as _examples
 from ..expr import variables as _vars
 from ..expr.evaluate import evaluate, literal_in
@@ -287,24 +287,8 @@ def for_terminal(df: pd.DataFrame, p: Plan) -> pd.DataFrame:
     return out
 
 
-class _Expr(Experiment):
-    """Registers ``expr`` with :mod:`stabench.experiment` (name, columns, summary contract). Its
-    cases are the variables' values of a :class:`Plan`, its reference
-    :mod:`stabench.expr.reference`, its methods the user's expressions (no backends)."""
-
-    name = "expr"
-    title = "user expressions, each evaluated in every dtype against an exact reference"
-    case_kinds: dict = {}
-    columns = COLUMNS
-    summary_columns = SUMMARY_COLUMNS
-    reference_bound = "stabench.expr.reference: a stated relative bound per function, tested against mpmath"
-    streams = False
-
-    def methods(self, backend) -> list:
-        return []
-
-    def summary(self, df: pd.DataFrame) -> pd.DataFrame:
-        return summary(df)
-
-
-EXPERIMENT = _Expr()
+#: ``expr`` in :mod:`stabench.experiment`: its cases are a :class:`Plan`'s variables, its reference
+#: :mod:`stabench.expr.reference`, its methods the user's expressions (no backends).
+EXPERIMENT = CommandExperiment("expr", "user expressions, each evaluated in every dtype against an exact reference",
+                               COLUMNS, SUMMARY_COLUMNS, "stabench.expr.reference: a stated relative bound per "
+                               "function, tested against mpmath", summary)

@@ -264,7 +264,7 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
                 else:
                     src = stream.Source(dt.name, "random", points=opts.points, seed=opts.seed)
                 plan = stream.Plan(dt.name, mod.NAME, methods, quantities, float(opts.max_ulp), int(opts.keep),
-                                   experiment=exp.name)
+                                   experiment=exp.name, options=exp.stream_options(opts))
                 # one state file per (experiment, backend, dtype); the names that vary are in its suffix
                 parts = ([exp.name] if len(exps) > 1 else []) + ([mod.NAME] if len(mods) > 1 else []) + [dt.name]
                 sp = f"{state_path}.{'.'.join(parts)}" if state_path else None

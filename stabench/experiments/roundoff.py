@@ -23,7 +23,7 @@ import pandas as pd
 from .. import dtypes as _dtypes
 from .. import metrics
 from ..errors import InputError
-from ..experiment import Experiment
+from ..experiment import CommandExperiment
 
 FORMULAS = {"direct": "2/{n}", "cancelled": "(1 + 1/{n}) - (1 - 1/{n})"}
 MAX_N = 2**63 - 1
@@ -162,24 +162,7 @@ def verdict(df: pd.DataFrame) -> list[str]:
     return lines
 
 
-class _Roundoff(Experiment):
-    """Registers ``roundoff`` with :mod:`stabench.experiment` (name, columns, summary contract). It
-    has a command of its own (no logit cases, no backends): its cases are the n of :func:`run`, its
-    reference the exact 2/n (:func:`_reference`), its summary the sweep table."""
-
-    name = "roundoff"
-    title = "x = 2/n directly vs as (1 + 1/n) − (1 − 1/n)"
-    case_kinds: dict = {}
-    columns = COLUMNS
-    summary_columns = SWEEP_COLUMNS
-    reference_bound = "exact: 2/n as a rational, rounded to a float64 pair hi + lo"
-    streams = False
-
-    def methods(self, backend) -> list:
-        return []  # both forms are expressions evaluated by stabench.expr, not backend methods
-
-    def summary(self, df: pd.DataFrame) -> pd.DataFrame:
-        return sweep_table(df)
-
-
-EXPERIMENT = _Roundoff()
+#: ``roundoff`` in :mod:`stabench.experiment`: its cases are the n of :func:`run`, its reference the
+#: exact 2/n (:func:`_reference`), its summary the sweep table.
+EXPERIMENT = CommandExperiment("roundoff", "x = 2/n directly vs as (1 + 1/n) − (1 − 1/n)", COLUMNS, SWEEP_COLUMNS,
+                               "exact: 2/n as a rational, rounded to a float64 pair hi + lo", sweep_table)

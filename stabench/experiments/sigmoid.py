@@ -32,7 +32,6 @@ class Sigmoid(Experiment):
     reference_bound = ("float32 and narrower: within 2^-40 relative of the exact value (oracle.bce, "
                        "tests/test_oracle.py); float64: correctly rounded hi + lo (mpmath, Ziv)")
     streams = True
-    stream_kind = "scalar"
     kernel = True  # stabench.kernel reproduces oracle.bce_binary_fast for labels 0 and 1
     plot_subset_doc = "label y = 1"
 
@@ -75,18 +74,19 @@ class Sigmoid(Experiment):
         if opts.labels is not None and sorted(set(labels(opts.labels))) != [0.0, 1.0]:
             raise InputError("streaming runs use labels 0 and 1; drop --labels")
 
-    def stream_cases(self, z, dt):
+    def stream_cases(self, z, dt, options=()):
         """Every logit of the chunk with label 0, then with label 1."""
         zz = np.concatenate([z, z])
         lab = np.repeat(dt.cast(np.array([0.0, 1.0])), len(z))
         return _backends.SigmoidCases(zz, lab), zz.astype(np.float64), lab.astype(np.float64)
 
-    def stream_reference(self, z, quantities) -> dict:
+    def stream_reference(self, z, quantities, options=()) -> dict:
         ref = oracle.bce_binary_fast(z)
         return {q: np.concatenate(ref[q]) for q in quantities}
 
-    def kept_reference(self, logit, label, quantity, classes):
-        return oracle.bce(logit, label, precise=False)[quantity]
+    def stream_rows(self, logit, key, quantity, options=()):
+        """The key is the label (0 or 1)."""
+        return "scalar", key, 1, oracle.bce(logit, key, precise=False)[quantity]
 
     def plot_subset(self, sweep):
         return sweep[sweep.label == 1.0]  # the positive class

@@ -49,6 +49,41 @@ class Softmax(Experiment):
     reference_bound = ("float32 and narrower: within 2^-40 relative of the exact value (oracle.softmax_ce, "
                        "tests/test_oracle.py); float64: correctly rounded hi + lo (mpmath, Ziv)")
     plot_subset_doc = "label's logit at z, others 0"
+    streams = True  # the preset kinds, built from each scalar z of the chunk
+
+    def stream_options(self, opts) -> tuple:
+        k = opts.classes
+        if not 2 <= k:
+            raise InputError(f"--classes must be at least 2, got {k}")
+        return (("classes", int(k)), ("label", int(labels(opts.labels or "0", 1, k)[0])))
+
+    def check_stream(self, opts) -> None:
+        self.stream_options(opts)
+
+    def stream_cases(self, z, dt, options=()):
+        """The three preset kinds of every scalar of the chunk, kind-major (as a row run orders
+        them); the key is the kind's index, so ties on z fall in the row path's order."""
+        o = dict(options)
+        s = z.astype(np.float64)
+        logits, _ = preset(s, o["classes"], o["label"])
+        n = len(s)
+        lab = np.full(3 * n, o["label"], dtype=np.int64)
+        return _backends.SoftmaxCases(logits, lab), np.tile(s, 3), np.repeat(np.arange(3.0), n)
+
+    def stream_reference(self, z, quantities, options=()) -> dict:
+        o = dict(options)
+        logits, _ = preset(z.astype(np.float64), o["classes"], o["label"])
+        ref = oracle.softmax_ce(logits, np.full(len(logits), o["label"], dtype=np.int64), False)
+        return {q: ref[q][0] for q in quantities}
+
+    def stream_rows(self, logit, key, quantity, options=()):
+        o = dict(options)
+        n = len(logit)
+        logits, kinds = preset(np.asarray(logit, dtype=np.float64), o["classes"], o["label"])
+        pick = key.astype(np.int64) * n + np.arange(n)  # row i of its kind's block
+        lab = np.full(n, o["label"], dtype=np.int64)
+        ref = oracle.softmax_ce(logits[pick], lab, False)[quantity]
+        return kinds[pick], lab.astype(np.float64), o["classes"], (ref[0], ref[1])
 
     def batch(self, opts, dt, file=None) -> Batch:
         """The three preset kinds per scalar, or file rows (a 1-D .npy array is one case)."""
