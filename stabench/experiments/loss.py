@@ -193,7 +193,8 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
 def streams(opts: Options) -> bool:
     """Whether this run streams (aggregates per chunk) instead of keeping every row: an exhaustive
     run in a 32-bit dtype, a ``--range`` run, or a random run above ``stream.STREAM_RANDOM_ABOVE``
-    points. Raises :class:`InputError` for what cannot stream (softmax, float64)."""
+    points. Raises :class:`InputError` for what cannot stream (an experiment that does not, 8-bit and
+    float64 dtypes)."""
     from .. import stream
 
     if opts.value_range and opts.logits != "exhaustive":
