@@ -298,9 +298,10 @@ def loss(
     bar = render.ProgressBar(delay=1.0)
     try:
         if streaming:
-            if not backend and exp.parse_backends(None) != ["numpy"]:
-                typer.echo("stabench: note: streaming runs use the numpy backend "
-                           "(pass --backend numpy to silence this)", err=True)
+            first = exp.stream_backends(None)
+            if not backend and exp.parse_backends(None) != first:  # a full audit costs minutes per framework
+                typer.echo(f"stabench: note: streaming runs without --backend use {first[0]} only "
+                           "(pass --backend with a comma list for others, e.g. --backend torch)", err=True)
             state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
             df, summ, hist = exp.run_streaming(opts, workers=workers or None, state_path=state,
                                                resume=resume, progress=bar, scheduler=scheduler)
