@@ -255,6 +255,7 @@ def loss(
     experiment: str = typer.Option("all", "--experiment", "-e", help="sigmoid, softmax or all."),
     dtype: Optional[List[str]] = DtypeOpt,
     backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", metavar="NAMES", help="Only these methods (a comma list of names, e.g. bce-logits,fused; default: every method of the chosen backends)."),
     logits: str = typer.Option("extreme", "--logits", help="extreme, sweep, random, exhaustive, or a comma list of numbers (--logits=-100,10,30)."),
     logits_file: Optional[str] = typer.Option(None, "--logits-file", metavar="PATH", help="Your own logits: .npy or .csv, one case per row; a 'label' column or --labels gives labels."),
     labels: Optional[str] = typer.Option(None, "--labels", help="sigmoid: labels in [0, 1] (default 0,1); softmax: the label index (default 0), or one per file row."),
@@ -288,9 +289,10 @@ def loss(
     stream.check_workers(workers)
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
-                       classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range,
+                       classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range, methods=method,
                        batch_size=batch_size)
     validate.loss_options(opts)
+    exp.check_methods(opts)
     streaming = exp.streams(opts)
     if not streaming:  # the row path keeps every row: refuse what would not fit the memory budget
         exp.check_loss(opts, [f for f, _ in targets] + (["detail"] if detail else []))

@@ -1,6 +1,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from stabench import dtypes, inputs
@@ -190,3 +191,11 @@ def test_softmax_file_needs_labels(tmp_path):
     p = write(tmp_path, "n.csv", "1,2,3\n")
     with pytest.raises(InputError, match="needs labels"):
         run(experiments="softmax", logits_file=p)
+
+
+def test_method_filter_keeps_only_the_named_methods_with_the_same_numbers():
+    every = loss.run(experiments="sigmoid", dtypes=["float16"], backends=["numpy"], logits="-30,0,30")
+    some = loss.run(experiments="sigmoid", dtypes=["float16"], backends=["numpy"], logits="-30,0,30", methods="fused")
+    assert set(some.method) == {"fused"} and len(some) == (every.method == "fused").sum() == 12
+    pd.testing.assert_frame_equal(some.reset_index(drop=True),
+                                  every[every.method == "fused"].reset_index(drop=True))

@@ -55,6 +55,36 @@ class Options:
     keep: int = 10  #: streaming runs: worst cases kept per method
     value_range: str | None = None  #: streaming exhaustive runs: "LO,HI"
     batch_size: int | None = None  #: rows per backend call (None: all the cases of an experiment and dtype)
+    methods: str | None = None  #: a comma list of method names to run (None: every method)
+
+
+def method_names(opts: Options) -> set[str] | None:
+    """The names ``--method`` selects (None: every method)."""
+    if opts.methods is None:
+        return None
+    return {p.strip() for p in str(opts.methods).split(",") if p.strip()}
+
+
+def chosen_methods(exp, mod, opts: Options) -> list:
+    """The methods of backend ``mod`` for experiment ``exp`` that ``--method`` selects."""
+    names = method_names(opts)
+    return [m for m in exp.methods(mod) if names is None or m.name in names]
+
+
+def check_methods(opts: Options) -> None:
+    """Refuse (before any work) a ``--method`` that is empty or names a method that none of the
+    chosen backends offers for the chosen experiments."""
+    names = method_names(opts)
+    if names is None:
+        return
+    offered = sorted({m.name for e in parse_experiments(opts.experiments) for b in parse_backends(opts.backends)
+                      for m in _experiment.get(e).methods(_backends.load(b))})
+    if not names:
+        raise InputError(f"--method is empty; valid: {', '.join(offered)}")
+    unknown = sorted(names - set(offered))
+    if unknown:
+        raise InputError(f"--method {', '.join(unknown)}: no chosen backend offers it for the chosen experiments; "
+                         f"valid: {', '.join(offered)}")
 
 
 def parse_experiments(value: str | list[str] | None) -> list[str]:
@@ -104,6 +134,7 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     """
     opts = opts or Options(**kw)
     validate.loss_options(opts)
+    check_methods(opts)
     check_loss(opts)
     exps = parse_experiments(opts.experiments)
     dts = _dtypes.parse_list(opts.dtypes)
@@ -127,7 +158,7 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
             for mod in mods:
                 if progress:  # the label names the step that now runs
                     progress(done, total, f"{exp} {dt.name} {mod.NAME}")
-                for method in _experiment.get(exp).methods(mod):
+                for method in chosen_methods(_experiment.get(exp), mod, opts):
                     parts += _rows(exp, mod.NAME, method, dt, batch, ref, quantities, mod, opts)
                 done += 1
     if progress:
@@ -240,6 +271,7 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
     from .. import stream
 
     validate.loss_options(opts)
+    check_methods(opts)
     exps = [_experiment.get(e) for e in parse_experiments(opts.experiments)]
     backend_names = stream_backends(opts.backends)
     for exp in exps:
@@ -256,7 +288,7 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
     runs = []
     for exp in exps:  # every input and state checked before any work
         for mod in mods:
-            methods = tuple(m.name for m in exp.methods(mod))
+            methods = tuple(m.name for m in chosen_methods(exp, mod, opts))
             for dt in _dtypes.parse_list(opts.dtypes):
                 if not methods:
                     continue
@@ -370,7 +402,7 @@ def loss_estimate(opts, outputs=()) -> tuple[int, int]:
             arrays += n * k * 8
             largest = max(largest, n * k * 8)
             for b in names:
-                per_case = len(_experiment.get(exp).methods(backends.load(b))) * quantities * (1 if b == "numpy" else limits.VARIANT_ROWS)
+                per_case = len(chosen_methods(_experiment.get(exp), backends.load(b), opts)) * quantities * (1 if b == "numpy" else limits.VARIANT_ROWS)
                 rows += n * per_case
     per_row = limits.ROW_BYTES + sum(limits.OUTPUT_ROW_BYTES.get(o, 0) for o in set(outputs))
     fixed = limits.BASE_BYTES + sum(limits.FRAMEWORK_BYTES.get(b, limits.DEFAULT_FRAMEWORK_BYTES) for b in names)
