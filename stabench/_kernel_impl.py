@@ -113,7 +113,7 @@ def _heap_offer(top, cnt, u, a, z, lab, v):
 
 
 @njit(cache=True)
-def _scan(ub, sb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
+def _scan(ub, xb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
     """The exact (and rare) part of a block whose gate passed: each case folded into the running
     worst case, first failure and worst-K list, one at a time (the running values held in locals,
     written back at the end)."""
@@ -126,7 +126,7 @@ def _scan(ub, sb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
     for j in range(b0, b1):
         jj = j - b0
         u = ub[jj]
-        st = sb[jj] >> 7
+        st = xb[jj] >> 7  # the key's status
         if u < mu and u < root and st < _INACCURATE:
             continue  # the common case: changes nothing
         zj = z[j]
@@ -183,15 +183,18 @@ def _bin(u, nb, h_lo, h_hi):
 
 @njit(cache=True, inline="always")
 def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
-               ub0, sb0, ub1, sb1, xb0, xb1, nb, h_lo, h_hi):
+               ub0, ub1, xb0, xb1, nb, h_lo, h_hi):
     """One block of two slots that share a reference: each case's reference (from z, e, t; loss
     or gradient for label ``lab``), its rounding to the result dtype and its ulp, then each slot's
-    ulp error and status into (ub, sb). Branch-free per case (``GRAD`` and ``DIRECT32`` are
-    constants at each call site, so LLVM vectorises each specialised copy). Returns the bits of
-    each slot's largest error, its number of failures, and the bits of the smallest |z| (floats
-    ≥ 0 order as their bit patterns: integer reductions, which vectorise without fast-math)."""
+    ulp error into ub and its (status, histogram bin) key, ``status << 7 | bin``, into xb.
+    Branch-free per case (``GRAD`` and ``DIRECT32`` are constants at each call site, so LLVM
+    vectorises each specialised copy). Returns the bits of each slot's largest error, its number of
+    failures, the bits of the smallest |z| (floats ≥ 0 order as their bit patterns: integer
+    reductions, which vectorise without fast-math), and each slot's smallest and largest key."""
     mb0 = np.int64(0)
     mb1 = np.int64(0)
+    kl0 = kl1 = np.int32(0x7FFFFFFF)
+    kh0 = kh1 = np.int32(-1)
     nf0 = 0
     nf1 = 0
     mz = _INT64_MAX
@@ -229,8 +232,14 @@ def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv
         u1, st1 = _status(np.float64(vs1[j]), r, rr, inv, max_ulp)
         ub0[jj] = u0
         ub1[jj] = u1
-        xb0[jj] = np.int32((st0 << 7) | _bin(u0, nb, h_lo, h_hi))
-        xb1[jj] = np.int32((st1 << 7) | _bin(u1, nb, h_lo, h_hi))
+        k0 = np.int32((st0 << 7) | _bin(u0, nb, h_lo, h_hi))
+        k1 = np.int32((st1 << 7) | _bin(u1, nb, h_lo, h_hi))
+        xb0[jj] = k0
+        xb1[jj] = k1
+        kl0 = k0 if k0 < kl0 else kl0
+        kh0 = k0 if k0 > kh0 else kh0
+        kl1 = k1 if k1 < kl1 else kl1
+        kh1 = k1 if k1 > kh1 else kh1
         b = _bits(u0)
         mb0 = b if b > mb0 else mb0
         b = _bits(u1)
@@ -239,11 +248,18 @@ def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv
         nf1 += st1 >= _INACCURATE
         b = _bits(abs(zj))
         mz = b if b < mz else mz
-    return mb0, mb1, nf0, nf1, mz
+    return mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1
 
 
 @njit(cache=True, inline="always")
-def _hist4(h, x, m):
+def _hist4(h, x, m, lo, hi):
+    """Count the keys ``x[:m]`` into the four copies ``h[c]`` (case j into copy j % 4: four
+    independent increment chains, so consecutive equal keys do not wait on each other's store);
+    a block whose keys are all equal (``lo == hi``: saturated results, whole binades of one error
+    exponent) is one addition."""
+    if lo == hi:
+        h[0, lo] += m
+        return
     j = 0
     while j + 4 <= m:
         h[0, x[j]] += 1
@@ -301,10 +317,11 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
     nb = hist.shape[1]
     ns = counts.shape[1]
     ub0, ub1 = np.empty(_BLOCK), np.empty(_BLOCK)
-    sb0, sb1 = np.empty(_BLOCK, np.int64), np.empty(_BLOCK, np.int64)
     xb0, xb1 = np.empty(_BLOCK, np.int32), np.empty(_BLOCK, np.int32)
     h_lo = 1 - lut[1022]  # the histogram's exponent range, read back from the table
     h_hi = lut[2046] + h_lo - 1
+    if nb > 128:
+        raise ValueError("the kernel's keys hold at most 128 histogram bins")
     hc = np.zeros((2, _COPIES, ns * 128), np.int32)  # int32: ≤ 2^31 cases per call, and it fits L1
     s = 0
     while s < n_slots:
@@ -324,27 +341,23 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
             for b0 in range(0, n, _BLOCK):
                 m = min(_BLOCK, n - b0)
                 if grad and direct32:
-                    mb0, mb1, nf0, nf1, mz = _pair_pass(True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
-                                                        xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1 = _pair_pass(True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                                                        mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 elif grad:
-                    mb0, mb1, nf0, nf1, mz = _pair_pass(True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
-                                                        xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1 = _pair_pass(True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                                                        mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 elif direct32:
-                    mb0, mb1, nf0, nf1, mz = _pair_pass(False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
-                                                        xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1 = _pair_pass(False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                                                        mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 else:
-                    mb0, mb1, nf0, nf1, mz = _pair_pass(False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
-                                                        xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1 = _pair_pass(False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                                                        mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 azmin = _from_bits(mz)
-                _hist4(hc[0], xb0, m)
+                _hist4(hc[0], xb0, m, kl0, kh0)
                 if _gate(fstate, top, top_n, s, keep, _from_bits(mb0), nf0, azmin):
                     _scan(ub0, xb0, vs0, z, off, b0, b0 + m, lab, s, fstate, keep, top, top_n)
                 if s1 != s:
-                    _hist4(hc[1], xb1, m)
+                    _hist4(hc[1], xb1, m, kl1, kh1)
                     if _gate(fstate, top, top_n, s1, keep, _from_bits(mb1), nf1, azmin):
                         _scan(ub1, xb1, vs1, z, off, b0, b0 + m, lab, s1, fstate, keep, top, top_n)
         for h in range(2 if s1 != s else 1):
