@@ -445,9 +445,7 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
             lab = labels[n] = np.repeat(lab01, n)
         cases = SigmoidCases(zz[:2 * n], lab)
         z64 = zc.astype(np.float64)
-        with np.errstate(all="ignore"):  # as oracle.bce_binary_fast, which this kernel reproduces
-            e = np.exp(-np.abs(z64))
-            t = np.log1p(e)
+        e, t = kernel.exp_log1p(z64)  # as oracle.bce_binary_fast, constants where e^-|z| is 0 or 1
         outs = {m.name: mod.evaluate(m, dt, cases, grad) for m in methods}
         vals, names = [], []
         for q, m in slots:
