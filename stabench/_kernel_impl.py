@@ -188,15 +188,13 @@ def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv
     or gradient for label ``lab``), its rounding to the result dtype and its ulp, then each slot's
     ulp error into ub and its (status, histogram bin) key, ``status << 7 | bin``, into xb.
     Branch-free per case (``GRAD`` and ``DIRECT32`` are constants at each call site, so LLVM
-    vectorises each specialised copy). Returns the bits of each slot's largest error, its number of
-    failures, the bits of the smallest |z| (floats ≥ 0 order as their bit patterns: integer
-    reductions, which vectorise without fast-math), and each slot's smallest and largest key."""
+    vectorises each specialised copy). Returns the bits of each slot's largest error, the bits of
+    the smallest |z| (floats ≥ 0 order as their bit patterns: integer reductions, which vectorise
+    without fast-math), and each slot's smallest and largest key."""
     mb0 = np.int64(0)
     mb1 = np.int64(0)
     kl0 = kl1 = np.int32(0x7FFFFFFF)
     kh0 = kh1 = np.int32(-1)
-    nf0 = 0
-    nf1 = 0
     mz = _INT64_MAX
     sgn = 1.0 if lab == 0 else -1.0
     # slices indexed from 0: numba's negative-index wraparound then folds away and the loads stay
@@ -244,11 +242,9 @@ def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv
         mb0 = b if b > mb0 else mb0
         b = _bits(u1)
         mb1 = b if b > mb1 else mb1
-        nf0 += st0 >= _INACCURATE
-        nf1 += st1 >= _INACCURATE
         b = _bits(abs(zj))
         mz = b if b < mz else mz
-    return mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1
+    return mb0, mb1, mz, kl0, kh0, kl1, kh1
 
 
 @njit(cache=True, inline="always")
@@ -274,14 +270,15 @@ def _hist4(h, x, m, lo, hi):
 
 @njit(cache=True)
 def _gate(fstate, top, top_n, s, keep, umax, nfail, azmin):
-    """Whether some case of a block (largest error ``umax``, ``nfail`` failures, smallest |z|
+    """Whether some case of a block (largest error ``umax``, any failure ``nfail`` — the largest
+    key's status is a failure: they are the highest codes —, smallest |z|
     ``azmin``) may change slot ``s``'s running worst case, first failure or worst-K list. A
     superset test: a case that changes one of them has an error ≥ umax's threshold and a |z| ≥
     azmin, so a block that fails the gate holds no such case."""
     mu = fstate[s, 0]
     if umax > mu or (umax == mu and azmin <= fstate[s, 1]):
         return True
-    if nfail > 0 and (fstate[s, 4] == 0.0 or azmin <= fstate[s, 5]):
+    if nfail and (fstate[s, 4] == 0.0 or azmin <= fstate[s, 5]):
         return True
     if keep > 0:
         if top_n[s] < keep:
@@ -341,24 +338,24 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
             for b0 in range(0, n, _BLOCK):
                 m = min(_BLOCK, n - b0)
                 if grad and direct32:
-                    mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1 = _pair_pass(True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
                                                         mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 elif grad:
-                    mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1 = _pair_pass(True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
                                                         mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 elif direct32:
-                    mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1 = _pair_pass(False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
                                                         mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 else:
-                    mb0, mb1, nf0, nf1, mz, kl0, kh0, kl1, kh1 = _pair_pass(False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
                                                         mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 azmin = _from_bits(mz)
                 _hist4(hc[0], xb0, m, kl0, kh0)
-                if _gate(fstate, top, top_n, s, keep, _from_bits(mb0), nf0, azmin):
+                if _gate(fstate, top, top_n, s, keep, _from_bits(mb0), kh0 >> 7 >= _INACCURATE, azmin):
                     _scan(ub0, xb0, vs0, z, off, b0, b0 + m, lab, s, fstate, keep, top, top_n)
                 if s1 != s:
                     _hist4(hc[1], xb1, m, kl1, kh1)
-                    if _gate(fstate, top, top_n, s1, keep, _from_bits(mb1), nf1, azmin):
+                    if _gate(fstate, top, top_n, s1, keep, _from_bits(mb1), kh1 >> 7 >= _INACCURATE, azmin):
                         _scan(ub1, xb1, vs1, z, off, b0, b0 + m, lab, s1, fstate, keep, top, top_n)
         for h in range(2 if s1 != s else 1):
             slot = s if h == 0 else s1
