@@ -157,18 +157,17 @@ def exp_log1p(z64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the constant 0 (|z| ≥ :data:`EXP_ZERO_FROM`) or 1 (|z| ≤ :data:`EXP_ONE_TO`) gets the
     constants without calling numpy: in an exhaustive float32 run that is about 80 % of all logits
     (the binades above 2^9.5 and below 2^−55). The returned arrays may be shared and read-only."""
-    a = np.abs(z64)
-    n = len(a)
-    if n:
-        lo, hi = a.min(), a.max()  # nan: both comparisons fail, numpy decides
-        if lo >= EXP_ZERO_FROM and _shortcut_ok():
+    n = len(z64)
+    if n:  # the range of z, not of |z| (one pass less): a chunk of one sign, as exhaustive ones are
+        lo, hi = z64.min(), z64.max()  # nan: every comparison fails, numpy decides
+        if (lo >= EXP_ZERO_FROM or hi <= -EXP_ZERO_FROM) and _shortcut_ok():
             zeros = _const(n)[0]
             return zeros, zeros
-        if hi <= EXP_ONE_TO and _shortcut_ok():
+        if -EXP_ONE_TO <= lo and hi <= EXP_ONE_TO and _shortcut_ok():
             _, ones, ln2 = _const(n)
             return ones, ln2
     with np.errstate(all="ignore"):  # exactly oracle.bce_binary_fast's expressions (not in place:
-        e = np.exp(-a)               # numpy may pick another inner loop for aliased operands)
+        e = np.exp(-np.abs(z64))     # numpy may pick another inner loop for aliased operands)
         return e, np.log1p(e)
 
 

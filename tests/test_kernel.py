@@ -201,9 +201,11 @@ def test_exp_log1p_takes_the_constants_only_inside_the_regions(monkeypatch):
     monkeypatch.setattr(np, "exp", lambda x, *a, **k: calls.append(len(x)) or real(x, *a, **k))
     assert kernel._shortcut_ok()  # the self-check itself called numpy (before counting)
     calls.clear()
-    kernel.exp_log1p(np.array([746.0, -1e30, 3.4e38]))
+    kernel.exp_log1p(np.array([746.0, 1e30, 3.4e38]))
+    kernel.exp_log1p(np.array([-746.0, -1e30, -3.4e38]))
     kernel.exp_log1p(np.array([2.0 ** -55, -1e-30, 0.0]))
     assert calls == []
     kernel.exp_log1p(np.array([745.9, 1e30]))
     kernel.exp_log1p(np.array([2.0 ** -54, 0.0]))
-    assert calls == [2, 2]
+    kernel.exp_log1p(np.array([800.0, -800.0]))  # both signs: not one range, numpy decides
+    assert calls == [2, 2, 2]
