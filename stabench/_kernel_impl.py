@@ -333,10 +333,10 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
         v32 = via32[s]
         direct32 = p == 24 and not v32
         hc[:, :, :] = 0
-        for lab in range(2):
-            off = lab * n
-            for b0 in range(0, n, _BLOCK):
-                m = min(_BLOCK, n - b0)
+        for b0 in range(0, n, _BLOCK):  # labels inside: the block's z, e, t stay in L1 for both
+            m = min(_BLOCK, n - b0)
+            for lab in range(2):
+                off = lab * n
                 if grad and direct32:
                     mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
                                                         mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
