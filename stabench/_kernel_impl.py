@@ -129,7 +129,7 @@ def _scan(ub, xb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
         st = xb[jj] >> 7  # the key's status
         if u < mu and u < root and st < _INACCURATE:
             continue  # the common case: changes nothing
-        zj = z[j]
+        zj = np.float64(z[j])
         az = abs(zj)
         if u > mu or (u == mu and _key_lt(0.0, az, zj, lab_f, 0.0, wa, wz, wl)):
             mu, wa, wz, wl = u, az, zj, lab_f
@@ -206,7 +206,7 @@ def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv
     vs1 = vs1[off + b0:off + b0 + m]
     for jj in range(m):
         j = jj
-        zj = z[j]
+        zj = np.float64(z[j])
         if GRAD:  # σ(z) for y = 0, −σ(−z) for y = 1; σ(|z|) = 1/(1+e), σ(−|z|) = e·σ(|z|)
             ej = e[j]
             big = 1.0 / (1.0 + ej)
@@ -293,7 +293,8 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
             counts, hist, lut, fstate, top, top_n):
     """Fold one chunk into the aggregates of ``n_slots`` (quantity, method) slots, in place.
 
-    z: the chunk's logits as float64 (n); e = exp(−|z|) and t = log1p(e) from numpy (n).
+    z: the chunk's logits as float32 (n); e = exp(−|z|) and t = log1p(e) from numpy, as float64
+    (n; :func:`kernel.inputs`).
     vals[s]: slot s's results as float32, 2n cases: (z, label 0) then (z, label 1).
     quantity[s]: 0 loss, 1 grad; group[s]: slots with equal group share (quantity, result dtype),
     hence the reference, its rounding and its ulp; prec, e_min, e_sub, max_v, via32: the result

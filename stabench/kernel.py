@@ -82,7 +82,7 @@ def _dummy_args() -> tuple:
     f8 = np.zeros(1)
     i8 = np.zeros(SLOTS, dtype=np.int64)
     vals = tuple(np.zeros(0, dtype=np.float32) for _ in range(SLOTS))
-    return (f8, f8, f8, vals, 0, i8, i8, i8, i8, i8, np.zeros(SLOTS), i8, 4.0,
+    return (np.zeros(1, np.float32), f8, f8, vals, 0, i8, i8, i8, i8, i8, np.zeros(SLOTS), i8, 4.0,
             np.zeros((SLOTS, len(metrics.STATUSES)), np.int64), np.zeros((SLOTS, 2), np.int64),
             np.zeros(8, np.intp), np.zeros((SLOTS, 9)), np.zeros((SLOTS, 0, 5)), np.zeros(SLOTS, np.int64))
 
@@ -151,15 +151,16 @@ def _const(n: int) -> tuple:
     return c
 
 
-def exp_log1p(z64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``e = np.exp(-np.abs(z64))`` and ``np.log1p(e)``, bit for bit, as the streaming oracle
-    (:func:`oracle.bce_binary_fast`) computes them — but a chunk whose every |z| lies where e is
-    the constant 0 (|z| ≥ :data:`EXP_ZERO_FROM`) or 1 (|z| ≤ :data:`EXP_ONE_TO`) gets the
-    constants without calling numpy: in an exhaustive float32 run that is about 80 % of all logits
-    (the binades above 2^9.5 and below 2^−55). The returned arrays may be shared and read-only."""
-    n = len(z64)
+def exp_log1p(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``e = np.exp(-np.abs(z64))`` and ``np.log1p(e)`` for ``z64 = z`` as float64, bit for bit, as
+    the streaming oracle (:func:`oracle.bce_binary_fast`) computes them — but a chunk whose every
+    |z| lies where e is the constant 0 (|z| ≥ :data:`EXP_ZERO_FROM`) or 1 (|z| ≤ :data:`EXP_ONE_TO`)
+    gets the constants without calling numpy (nor converting z): in an exhaustive float32 run that
+    is about 80 % of all logits (the binades above 2^9.5 and below 2^−55). The returned arrays may
+    be shared and read-only."""
+    n = len(z)
     if n:  # the range of z, not of |z| (one pass less): a chunk of one sign, as exhaustive ones are
-        lo, hi = z64.min(), z64.max()  # nan: every comparison fails, numpy decides
+        lo, hi = z.min(), z.max()  # nan: every comparison fails, numpy decides
         if (lo >= EXP_ZERO_FROM or hi <= -EXP_ZERO_FROM) and _shortcut_ok():
             zeros = _const(n)[0]
             return zeros, zeros
@@ -167,8 +168,16 @@ def exp_log1p(z64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             _, ones, ln2 = _const(n)
             return ones, ln2
     with np.errstate(all="ignore"):  # exactly oracle.bce_binary_fast's expressions (not in place:
-        e = np.exp(-np.abs(z64))     # numpy may pick another inner loop for aliased operands)
+        e = np.exp(-np.abs(np.asarray(z, np.float64)))  # numpy may pick another loop for aliases)
         return e, np.log1p(e)
+
+
+def inputs(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's (z, e, t) for one chunk of logits of a ≤ 32-bit float dtype: z as contiguous
+    float32 (exact; the kernel widens each value itself, so no float64 copy of the chunk is made)
+    and :func:`exp_log1p`'s e and t."""
+    z32 = np.ascontiguousarray(z, dtype=np.float32)
+    return (z32, *exp_log1p(z32))
 
 
 def double_rounds(dt) -> bool:

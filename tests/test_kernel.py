@@ -119,7 +119,7 @@ def test_kernel_reference_against_mpmath():
     params = [np.array([q == "grad" for q in slots], np.int64), np.arange(ns, dtype=np.int64),
               *(np.array([sp[c]] * ns, np.float64 if c == 3 else np.int64) for c in range(5))]
     pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS - ns))
-    kernel._kernel()(z64, e, t, tuple(vals) + pad, ns, *params, 4.0, counts, hist, stream._LUT, fstate, top, top_n)
+    kernel._kernel()(z, e, t, tuple(vals) + pad, ns, *params, 4.0, counts, hist, stream._LUT, fstate, top, top_n)
     assert (counts[:, metrics.EXACT] == 2 * n).all(), counts
     bound = 0.5 + 2.0**24 * oracle.BINARY_FAST_MAX_REL_ERROR
     assert (fstate[:, 0] <= bound).all() and (fstate[:, 0] > 0.49).all(), fstate[:, 0]
