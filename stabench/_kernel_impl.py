@@ -157,13 +157,14 @@ def _status(v, r, rr, inv, max_ulp):
     """(ulp error, status) of result ``v`` against reference ``r`` (``rr`` rounded to the result
     dtype, ``inv`` = 1/ulp(r)), branch-free, in the numpy path's order of precedence:
     ok/inaccurate, then underflow, exact, overflow, nan; a nan result counts as an infinite error."""
-    u = abs(v - r) * inv
+    u = abs(v - r) * inv  # inf exactly when v is ±inf (r is finite and a finite v's error is
+    #                       below 2^129 · 2^149), nan exactly when v is nan: tested on u, not v
     st = _INACCURATE if u > max_ulp else _OK
     st = _UNDERFLOW if (v == 0.0) & (rr != 0.0) else st  # & not "and": no branch, so it vectorises
     st = _EXACT if v == rr else st
-    st = _OVERFLOW if abs(v) == np.inf else st
-    st = _NAN if v != v else st
-    u = np.inf if v != v else u
+    st = _OVERFLOW if u == np.inf else st
+    st = _NAN if u != u else st
+    u = np.inf if u != u else u
     return u, st
 
 
@@ -173,10 +174,9 @@ def _bin(u, nb, h_lo, h_hi):
     table lookup, so it vectorises): 0 for u = 0, nb − 1 for inf, else the binary exponent of u
     clipped to [h_lo, h_hi], shifted to start at bin 1."""
     e = _bits(u) >> 52
-    c = e - 1022
-    c = c if c > h_lo else h_lo
-    c = c if c < h_hi else h_hi
-    b = c - (h_lo - 1)
+    c = e if e > h_lo + 1022 else h_lo + 1022
+    c = c if c < h_hi + 1022 else h_hi + 1022
+    b = c - (h_lo + 1021)
     b = 0 if e == 0 else b
     return nb - 1 if e == 2047 else b
 
