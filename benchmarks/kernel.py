@@ -122,6 +122,8 @@ def main() -> None:
           f"{ac / fc:.2f}× floor; {cases / ac / 1e6:.0f} M cases/s per core, so "
           f"{os.cpu_count() * cases / ac / 1e6:.0f} M cases/s on {os.cpu_count()} idle cores "
           f"(full float32: {FULL_CASES * ac / cases / os.cpu_count():.0f} s)")
+    print("per repetition, wall s (floor/audit): " + ", ".join(
+        f"{fl:.2f}/{au:.2f}" for fl, au in zip(results["floor"], results["audit (kernel)"])))
     pairs = sorted(au / fl for fl, au in zip(results["floor"], results["audit (kernel)"]))
     print(f"audit/floor per repetition (adjacent in time, so under the same load): "
           f"{', '.join(f'{r:.2f}' for r in pairs)}; median {pairs[len(pairs) // 2]:.2f}×")
