@@ -123,8 +123,8 @@ def _scan(ub, xb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
     heap = top[slot]
     cnt = top_n[slot]
     root = heap[0, 0] if keep > 0 and cnt == keep else (np.inf if keep == 0 else -1.0)
-    for j in range(b0, b1):
-        jj = j - b0
+    for jj in range(b1 - b0):  # from 0: the block arrays' indices need no wraparound check
+        j = b0 + jj
         u = ub[jj]
         st = xb[jj] >> 7  # the key's status
         if u < mu and u < root and st < _INACCURATE:
@@ -232,8 +232,8 @@ def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv
         ub1[jj] = u1
         k0 = np.int32((st0 << 7) | _bin(u0, nb, h_lo, h_hi))
         k1 = np.int32((st1 << 7) | _bin(u1, nb, h_lo, h_hi))
-        xb0[jj] = k0
-        xb1[jj] = k1
+        xb0[jj] = np.uint32(k0)
+        xb1[jj] = np.uint32(k1)
         kl0 = k0 if k0 < kl0 else kl0
         kh0 = k0 if k0 > kh0 else kh0
         kl1 = k1 if k1 < kl1 else kl1
@@ -315,7 +315,8 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
     nb = hist.shape[1]
     ns = counts.shape[1]
     ub0, ub1 = np.empty(_BLOCK), np.empty(_BLOCK)
-    xb0, xb1 = np.empty(_BLOCK, np.int32), np.empty(_BLOCK, np.int32)
+    # unsigned keys: numba then skips the negative-index wraparound on each histogram increment
+    xb0, xb1 = np.empty(_BLOCK, np.uint32), np.empty(_BLOCK, np.uint32)
     h_lo = 1 - lut[1022]  # the histogram's exponent range, read back from the table
     h_hi = lut[2046] + h_lo - 1
     if nb > 128:
