@@ -4,7 +4,8 @@ The methods under test run in their own framework (numba's exp/log differ from n
 results on 1–5 % of inputs, so a compiled copy would audit the wrong functions), and the float64
 reference's e = exp(−|z|) and log1p(e) come from numpy too (numba calls glibc one value at a time,
 which differs from numpy's vectorised float64 exp/log1p by 1–3 float64 ulps on 3–8 % of logits —
-within the reference's error bound, but not bit-identical to :func:`oracle.bce_binary_fast`).
+within the reference's error bound, but not bit-identical to :func:`oracle.bce_binary_fast`);
+:func:`inputs` skips them for chunks where e^−|z| is the constant 0 or 1.
 Everything else happens here, in one loop over the chunk's cases: assembling the reference from
 (z, e, log1p e) exactly as :func:`oracle.bce_binary_fast` does (the same IEEE operations in the
 same order, no fast-math: bit-identical), rounding it to each result dtype as
