@@ -340,17 +340,21 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
             for lab in range(2):
                 off = lab * n
                 if grad and direct32:
-                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(
+                        True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
+                        ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 elif grad:
-                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(
+                        True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
+                        ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 elif direct32:
-                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(
+                        False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
+                        ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 else:
-                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(
+                        False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
+                        ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 azmin = _from_bits(mz)
                 _hist4(hc[0], xb0, m, kl0, kh0)
                 if _gate(fstate, top, top_n, s, keep, _from_bits(mb0), kh0 >> 7 >= _INACCURATE, azmin):
