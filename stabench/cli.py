@@ -142,9 +142,9 @@ def _emit(rows, tables: dict, targets, seed=None, **extra) -> None:
 @app.command()
 def roundoff(
     dtype: Optional[List[str]] = DtypeOpt,
-    n: int = typer.Option(10_000, "--n", help="The n in 2/n (an integer ≥ 1)."),
+    n: Optional[int] = typer.Option(None, "--n", help="The n in 2/n (an integer ≥ 1; default 10000; not with --sweep)."),
     sweep: bool = typer.Option(False, "--sweep", help="Run n = 10, 100, …, 10^max-exp and show digits kept against the estimate."),
-    max_exp: int = typer.Option(8, "--max-exp", help="Largest power of ten for --sweep (1 to 18)."),
+    max_exp: Optional[int] = typer.Option(None, "--max-exp", help="Largest power of ten for --sweep (1 to 18; default 8)."),
     detail: bool = typer.Option(False, "--detail", help="With --sweep, also print every row."),
     max_ulp: float = MaxUlpOpt,
     csv: Optional[str] = CsvOpt,
@@ -156,11 +156,16 @@ def roundoff(
 
     Example: stabench roundoff --dtype float16,float32 --n 10000 --csv roundoff.csv
     """
+    if sweep and n is not None:
+        raise InputError("--n and --sweep: the sweep sets n itself (10 … 10^max-exp); drop one")
+    if not sweep and max_exp is not None:
+        raise InputError("--max-exp sets the largest n of --sweep; add --sweep or drop --max-exp")
     targets = _targets(csv, json, markdown, parquet)
     from . import render
     from .experiments import roundoff as exp
 
-    df = exp.run(dtype, n, sweep=sweep, max_exp=max_exp, max_ulp=max_ulp)
+    df = exp.run(dtype, 10_000 if n is None else n, sweep=sweep, max_exp=8 if max_exp is None else max_exp,
+                 max_ulp=max_ulp)
     tables = {"sweep": exp.sweep_table(df)} if sweep else {}
     _emit(df, tables, targets)
     if any(p == "-" for _, p in targets):
@@ -262,7 +267,7 @@ def loss(
     keep: int = typer.Option(10, "--keep", help="Streaming runs: worst cases kept per method for --detail and the exports."),
     value_range: Optional[str] = typer.Option(None, "--range", metavar="LO,HI", help="With --logits exhaustive: only the floats in [LO, HI] (--range=-100,100)."),
     workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use (0: every core; at most 4 × the cores, ≤ 256).", show_default=False),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Streaming runs: run the tasks on this Dask scheduler's cluster (tcp://HOST:PORT; pip install 'stabench[dask]')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Streaming runs: run the tasks on this Dask scheduler's cluster (tcp://HOST:PORT; pip install 'stabench\\[dask]')."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Rows per backend call, the last call filled by repeating cases (default: all the cases in one call); results can depend on it."),
     max_ulp: float = MaxUlpOpt,
@@ -293,9 +298,10 @@ def loss(
     bar = render.ProgressBar(delay=1.0)
     try:
         if streaming:
-            if not backend and exp.parse_backends(None) != ["numpy"]:
-                typer.echo("stabench: note: streaming runs use the numpy backend "
-                           "(pass --backend numpy to silence this)", err=True)
+            first = exp.stream_backends(None)
+            if not backend and exp.parse_backends(None) != first:  # a full audit costs minutes per framework
+                typer.echo(f"stabench: note: streaming runs without --backend use {first[0]} only "
+                           "(pass --backend with a comma list for others, e.g. --backend torch)", err=True)
             state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
             df, summ, hist = exp.run_streaming(opts, workers=workers or None, state_path=state,
                                                resume=resume, progress=bar, scheduler=scheduler)

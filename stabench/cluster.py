@@ -1,6 +1,7 @@
 """Streaming tasks on a Dask distributed cluster (``stabench loss … --scheduler ADDRESS``).
 
-The tasks are the local run's (:func:`stream.run_task`, one per 2^22 logits); the parent submits
+The tasks are the local run's (:func:`stream.run_task`, one per 2^22 logits, handed in by the
+engine: this module does not import it); the parent submits
 them to the cluster, at most two per worker thread in flight, and merges and saves each result as
 it arrives, exactly as the local pool does — so the summary is the local one, number for number,
 and ``--resume`` works the same. Before any task: the scheduler must answer within
@@ -69,7 +70,7 @@ def connect(address: str, framework: str = "numpy"):
         except (OSError, TimeoutError):
             raise InputError(f"--scheduler {address}: the scheduler has no workers; start some with "
                              f"`dask worker {address}`") from None
-        need = ["stabench", "numpy", framework]
+        need = list(dict.fromkeys(["stabench", "numpy", *framework.split(",")]))  # "jax,optax": both
         for worker, found in sorted(client.run(_probe(), need).items()):
             for mod in need:
                 if found.get(mod) is None or str(found[mod]).startswith("broken"):
@@ -85,12 +86,12 @@ def connect(address: str, framework: str = "numpy"):
     return client
 
 
-def warm_kernel(client) -> None:
+def warm_kernel(client, use_kernel) -> None:
     """Compile (or load) the measurement kernel on every worker before the tasks, with a note
-    when some worker has to compile it."""
-    from . import kernel, stream
+    when some worker has to compile it. ``use_kernel``: stream.use_kernel (run on each worker)."""
+    from . import kernel
 
-    if not all(client.run(stream.use_kernel).values()):
+    if not all(client.run(use_kernel).values()):
         return
     if any(client.run(kernel.is_cold).values()):
         print(f"stabench: compiling the measurement kernel on the cluster's workers (once per "
@@ -98,27 +99,28 @@ def warm_kernel(client) -> None:
     client.run(kernel.warm, quiet=True)
 
 
-def run_tasks(client, plan, source, todo: list, finish) -> None:
-    """Run ``stream.run_task`` for each task in ``todo`` on the cluster; ``finish(i, aggs)`` in
-    this process as each completes. On an exception (Ctrl-C included) the pending tasks are
-    cancelled."""
+def run_tasks(client, task, todo: list, finish, drive, use_kernel=None) -> None:
+    """Run ``task(i)`` (stream.run_task bound to a plan and source) for each task in ``todo`` on the
+    cluster; ``finish(i, aggs)`` in this process as each completes, scheduled by ``drive``
+    (stream.drive). ``use_kernel``: stream.use_kernel when the tasks may use the compiled kernel
+    (warmed on every worker first), else None. On an exception (Ctrl-C included) the pending tasks
+    are cancelled."""
     from distributed import wait
-
-    from . import stream
 
     if not todo:
         return
-    warm_kernel(client)
+    if use_kernel is not None:
+        warm_kernel(client, use_kernel)
     threads = sum(client.nthreads().values()) or 1
     futures = []
 
     def submit(i):
-        fut = client.submit(stream.run_task, plan, source, i, pure=False)
+        fut = client.submit(task, i, pure=False)
         futures.append(fut)
         return fut
 
     try:
         with client.as_current():  # distributed.wait finds the client as the current one
-            stream.drive(submit, lambda fs: wait(fs, return_when="FIRST_COMPLETED").done, todo, finish, 2 * threads)
+            drive(submit, lambda fs: wait(fs, return_when="FIRST_COMPLETED").done, todo, finish, 2 * threads)
     finally:
         client.cancel([f for f in futures if not f.done()])

@@ -28,7 +28,7 @@ import pandas as pd
 
 from . import crossframework
 from . import dtypes as _dtypes
-from . import export, interrupt, meta
+from . import experiment, export, interrupt, meta
 from .errors import InputError, WriteError
 from .experiments import loss, roundoff
 
@@ -136,7 +136,7 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     rep = Report()
     points = QUICK_SWEEP_POINTS if quick else SWEEP_POINTS
     with_train = "tensorflow" in backends  # the training experiment needs TensorFlow
-    steps = ["roundoff", "sigmoid", "softmax"] + (["train"] if with_train else []) + ["plots"]
+    steps = ["roundoff", *experiment.names()] + (["train"] if with_train else []) + ["plots"]
     total = len(steps)
 
     def tick(i, label):  # i steps done; the label names the step that runs next
@@ -154,7 +154,7 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     tick(1, "roundoff")
 
     loss_rows = {}
-    for i, exp in enumerate(("sigmoid", "softmax"), start=2):
+    for i, exp in enumerate(experiment.names(), start=2):
         t = time.perf_counter()
         parts = []
         for logit_set in ("extreme", "sweep"):
@@ -172,7 +172,7 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         tick(i, exp)
 
     t = time.perf_counter()  # the cross-framework tables: first failures (extreme set), confidently wrong
-    extreme = pd.concat([rep.tables[f"{e}_summary"] for e in ("sigmoid", "softmax")], ignore_index=True)
+    extreme = pd.concat([rep.tables[f"{e}_summary"] for e in experiment.names()], ignore_index=True)
     rep.tables["crossframework_first_fail"] = crossframework.first_failures(extreme[extreme.logit_set == "extreme"])
     rep.tables["crossframework_confidently_wrong"] = crossframework.confidently_wrong(backends, dts)
     rep.timings["crossframework"] = time.perf_counter() - t
@@ -227,9 +227,9 @@ def _plots(loss_rows: dict) -> dict:
     files = {}
     for exp, rows in loss_rows.items():
         sweep = rows[(rows.logit_set == "sweep") & (rows.quantity == "loss")]
-        # one panel subset per plot: sigmoid with label 1 (the positive class); softmax label-at-z
-        subset = sweep[sweep.label == 1.0] if exp == "sigmoid" else sweep[sweep.case_kind == "label-at-z"]
-        what = "label y = 1" if exp == "sigmoid" else "label's logit at z, others 0"
+        # one panel subset per plot, as the experiment chooses (sigmoid: label 1; softmax: label-at-z)
+        subset = experiment.get(exp).plot_subset(sweep)
+        what = experiment.get(exp).plot_subset_doc
         for dt, g in subset.groupby("dtype", sort=False):
             files[f"{exp}-{dt}-ulp.png"] = plots.ulp_plot(g, f"{exp} loss error, {dt} ({what})")
             files[f"{exp}-{dt}-loss.png"] = plots.value_plot(
@@ -276,7 +276,7 @@ def _markdown(rep: Report, metadata: dict) -> str:
     lines += ["## roundoff", "", rep.headlines["roundoff"], "",
               "Digits kept by 2/n computed directly and as (1 + 1/n) − (1 − 1/n); every row in `roundoff.csv`.", "",
               export.markdown_table(rep.tables["roundoff_sweep"])]
-    for exp in ("sigmoid", "softmax"):
+    for exp in experiment.names():
         summ = rep.tables[f"{exp}_summary"]
         lines += [f"## {exp}", "", rep.headlines[exp][0].upper() + rep.headlines[exp][1:], ""]
         for q in ("loss", "grad"):

@@ -1,16 +1,19 @@
-"""Streaming runs of the sigmoid experiment: every float32 logit (or a very large random sample) in
-bounded memory, on every core, aggregated per chunk instead of kept as rows.
+"""Streaming runs of any experiment that streams (:attr:`stabench.experiment.Experiment.streams`)
+with any backend: every float32 logit (or a very large random sample) in bounded memory, on every
+core, aggregated per chunk instead of kept as rows.
 
 The input is split into *tasks* of :data:`TASK` logits (the unit of parallelism and of ``--resume``),
-each processed in *chunks* of :data:`CHUNK` logits (small enough to stay in cache). A chunk holds
-every logit with labels 0 and 1; each method runs once over it (one backend call per method), the
-reference comes from :func:`oracle.bce_binary_fast`, and a lean version of :mod:`metrics` (same
+each processed in *chunks* of :data:`CHUNK` logits (small enough to stay in cache). The experiment
+builds a chunk's cases from its logits (:meth:`Experiment.stream_cases`: for sigmoid every logit with
+labels 0 and 1); each method runs once over it (one backend call per method, whatever the backend),
+the reference comes from :meth:`Experiment.stream_reference`, and a lean version of :mod:`metrics` (same
 definitions) gives each case's ulp error and status. Per (quantity, method) a task keeps only an
 :class:`Agg`: counts per status, max ulp error and the worst logit, a histogram of ulp errors, the
 smallest |z| of a failure, and the worst ``keep`` cases. Merging the tasks' aggregates in task order
 gives a result that is exact over every input and the same however the work was split.
 
-With numba installed, each chunk is measured by the compiled kernel of :mod:`stabench.kernel`
+With numba installed, each chunk of an experiment whose streaming reference the kernel reproduces
+(:attr:`Experiment.kernel`) is measured by the compiled kernel of :mod:`stabench.kernel`
 instead (the same numbers, bit for bit; ``STABENCH_KERNEL`` chooses). Tasks run in a local process
 pool whose workers die with the parent (:func:`run`), or on a Dask cluster (:mod:`stabench.cluster`).
 The resume state carries a digest and is checked field by field before any work (:func:`load_state`).
@@ -18,6 +21,7 @@ The resume state carries a digest and is checked field by field before any work 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -30,18 +34,18 @@ import numpy as np
 import pandas as pd
 
 from . import dtypes as _dtypes
-from . import metrics, oracle
+from . import experiment as _experiment
+from . import metrics
 from .backends import SigmoidCases
 from .errors import InputError
+from .experiment import HIST_MAX, HIST_MIN, N_BINS, bin_upper_edge  # noqa: F401  (stream.* API)
 
 #: Logits per chunk (×2 cases): ~2^16 float64 temporaries stay in L2 cache.
 CHUNK = 1 << 16
 #: Logits per task: the unit of parallel work and of resumable progress (2^32 / 2^22 = 1024 tasks).
 TASK = 1 << 22
-#: Histogram bins: ulp_error in [2^(e−1), 2^e) for e = HIST_MIN … HIST_MAX (clipped), plus a bin
-#: for exactly 0 and one for failures without a count (nan / ±inf results).
-HIST_MIN, HIST_MAX = -30, 64
-N_BINS = HIST_MAX - HIST_MIN + 3
+#: Histogram bins (HIST_MIN, HIST_MAX, N_BINS: :mod:`stabench.experiment`, whose summary contract
+#: defines median_ulp_bound by them).
 #: Random runs with more points than this stream; fewer run as ordinary rows (which cost about
 #: 5 s per million points, against 0.3 s streamed: benchmarks/stream.py).
 STREAM_RANDOM_ABOVE = 1 << 18
@@ -243,7 +247,8 @@ def _top_key(t):
 
 @dataclass(frozen=True)
 class Plan:
-    """What to evaluate: backend methods (by name), quantities, tolerance, rows kept per method."""
+    """What to evaluate: the experiment (a registered name), backend methods (by name), quantities,
+    tolerance, rows kept per method."""
 
     dtype: str
     backend: str
@@ -251,6 +256,10 @@ class Plan:
     quantities: tuple
     max_ulp: float
     keep: int
+    #: a registered experiment that streams; default the first registered one (sigmoid)
+    experiment: str = field(default_factory=lambda: _experiment.names()[0])
+    #: the experiment's case options (Experiment.stream_options), e.g. (("classes", 10), ("label", 0))
+    options: tuple = ()
 
 
 def _ulp_fast(ref: np.ndarray, dt: _dtypes.DType) -> np.ndarray:
@@ -267,18 +276,13 @@ def _process(plan: Plan, z: np.ndarray, aggs: dict) -> None:
     from .backends import load
 
     mod = _MODULES.get(plan.backend) or _MODULES.setdefault(plan.backend, load(plan.backend))
+    exp = _experiment.get(plan.experiment)
     dt = _dtypes.get(plan.dtype)
-    methods = [m for m in mod.methods("sigmoid") if m.name in plan.methods]
-    n = len(z)
-    zz = np.concatenate([z, z])
-    labels = np.repeat(dt.cast(np.array([0.0, 1.0])), n)
-    cases = SigmoidCases(zz, labels)
-    ref = oracle.bce_binary_fast(z)
-    refs = {q: np.concatenate(ref[q]) for q in plan.quantities}
-    z64 = zz.astype(np.float64)
+    methods = [m for m in exp.methods(mod) if m.name in plan.methods]
+    cases, z64, lab64 = exp.stream_cases(z, dt, plan.options)
+    refs = exp.stream_reference(z, plan.quantities, plan.options)
     absz = np.abs(z64)
     absz_min = float(absz.min())
-    lab64 = labels.astype(np.float64)
     derived = {}  # (quantity, result dtype) → (rounded reference, ulp)
     for m in methods:
         out = mod.evaluate(m, dt, cases, "grad" in plan.quantities)
@@ -383,7 +387,7 @@ def run_task(plan: Plan, source: Source, i: int) -> dict:
     """Aggregates of task ``i``: {(quantity, method): Agg}, measured by the compiled kernel when
     :func:`use_kernel` says so, else by numpy (the same numbers either way)."""
     z = source.task(i)
-    if use_kernel():
+    if _experiment.get(plan.experiment).kernel and use_kernel():
         aggs = _run_task_kernel(plan, z)
         if aggs is not None:
             return aggs
@@ -420,7 +424,7 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
     k = kernel._kernel()
     mod = _MODULES.get(plan.backend) or _MODULES.setdefault(plan.backend, load(plan.backend))
     dt = _dtypes.get(plan.dtype)
-    methods = [m for m in mod.methods("sigmoid") if m.name in plan.methods]
+    methods = [m for m in _experiment.get(plan.experiment).methods(mod) if m.name in plan.methods]
     slots = [(q, m.name) for q in plan.quantities for m in methods]
     n_s, grad = len(slots), "grad" in plan.quantities
     keep = min(plan.keep, 2 * len(z))
@@ -452,7 +456,9 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
             if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
                 return None
             names.append(v.dtype.name)
-            vals.append(np.ascontiguousarray(v, dtype=np.float32))  # float16/bfloat16: exact
+            v32 = np.ascontiguousarray(v, dtype=np.float32)  # float16/bfloat16: exact
+            # a framework may hand back a read-only view (JAX): one numba type for every slot
+            vals.append(v32 if v32.flags.writeable else v32.copy())
         if params is None:
             first_names = names
             rdts = [_dtypes.REGISTRY[name] for name in names]
@@ -642,7 +648,9 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
     if client is not None:
         from . import cluster
 
-        cluster.run_tasks(client, plan, source, todo, finish)
+        # the cluster module gets what it runs as arguments: it never imports this engine (no cycle)
+        kernel_check = use_kernel if _experiment.get(plan.experiment).kernel else None
+        cluster.run_tasks(client, functools.partial(run_task, plan, source), todo, finish, drive, kernel_check)
     elif todo:
         if use_kernel():
             from . import kernel
@@ -683,11 +691,17 @@ class _terminate_raises:
 
 
 def _run_pool(plan: Plan, source: Source, todo: list, workers: int, finish) -> None:
-    """The tasks on a local process pool (fork where available), at most 2 per worker in flight."""
+    """The tasks on a local process pool, at most 2 per worker in flight: forked where available
+    and the backend declares ``FORK_SAFE`` (numpy), else spawned. A framework with its own thread
+    pool (torch, TensorFlow, JAX/XLA) hangs in a child forked after the parent used it — seen
+    here: a torch run on a forked pool never finished — so each spawned worker imports it afresh."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    from .backends import load
+
+    fork = getattr(load(plan.backend), "FORK_SAFE", False) and "fork" in mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if fork else "spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                                initargs=(os.getpid(),))
     ok = False
@@ -792,17 +806,6 @@ def _task_len(source: Source, i: int) -> int:
 # tables
 
 
-def bin_upper_edge(u: float) -> float:
-    """The upper edge of the histogram bin holding ulp_error ``u`` (0 for 0, inf for inf/nan):
-    the row path's ``median_ulp_bound``, the same number a streaming run gives."""
-    if u == 0:
-        return 0.0
-    if not math.isfinite(u):
-        return math.inf
-    e = min(max(math.frexp(u)[1], HIST_MIN), HIST_MAX)  # u in [2^(e−1), 2^e)
-    return math.inf if e == HIST_MAX else 2.0 ** e
-
-
 def hist_edges() -> list[tuple[float, float]]:
     """(low, high) ulp_error edges of each histogram bin; (0, 0) is exactly 0, (inf, inf) failures."""
     edges = [(0.0, 0.0)]
@@ -816,6 +819,7 @@ def hist_edges() -> list[tuple[float, float]]:
 
 HIST_COLUMNS = {
     "quantity": "loss or grad",
+    "backend": "the backend",
     "method": "the method",
     "dtype": "the dtype",
     "ulp_low": "the bin holds ulp_error ≥ ulp_low (bins are powers of two; (0, 0) is exactly 0)",
@@ -824,13 +828,13 @@ HIST_COLUMNS = {
 }
 
 
-def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(summary, histogram, kept worst rows) from merged aggregates; the summary has
-    :data:`experiments.loss.SUMMARY_COLUMNS`."""
-    from .experiments import loss as L
-
+def tables(total: dict, plan: Plan, backend: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(summary, histogram, kept worst rows) from merged aggregates; the summary has the
+    experiment's :attr:`~stabench.experiment.Experiment.summary_columns`."""
+    backend = backend or plan.backend
+    exp = _experiment.get(plan.experiment)
     edges = hist_edges()
-    forms = _forms(backend)
+    forms = _forms(plan)
     summ, hist, kept = [], [], []
     for (q, m), a in total.items():
         c = dict(zip(metrics.STATUSES, a.counts.tolist()))
@@ -842,7 +846,7 @@ def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.Data
             med = edges[j][1] if j < len(edges) - 1 else math.inf
         # median_ulp itself needs every error: a streaming run keeps none (nan, documented)
         summ.append({
-            "experiment": "sigmoid", "quantity": q, "backend": backend, "method": m,
+            "experiment": plan.experiment, "quantity": q, "backend": backend, "method": m,
             "form": forms[m], "dtype": plan.dtype, "cases": a.n,
             "max_ulp": a.max_ulp, "median_ulp": math.nan, "median_ulp_bound": med,
             "worst_logit": a.worst[1] if a.worst else math.nan,
@@ -853,36 +857,35 @@ def tables(total: dict, plan: Plan, backend: str) -> tuple[pd.DataFrame, pd.Data
         })
         for (lo, hi), cnt in zip(edges, a.hist.tolist()):
             if cnt:
-                hist.append({"quantity": q, "method": m, "dtype": plan.dtype, "ulp_low": lo, "ulp_high": hi, "count": cnt})
+                hist.append({"quantity": q, "backend": backend, "method": m, "dtype": plan.dtype, "ulp_low": lo, "ulp_high": hi, "count": cnt})
         for t in a.top:
             kept.append((q, m, t[2], t[3], t[4]))
-    summary = pd.DataFrame(summ, columns=list(L.SUMMARY_COLUMNS))
+    summary = pd.DataFrame(summ, columns=list(exp.summary_columns))
     rows = _kept_rows(kept, plan, backend)
     return summary, pd.DataFrame(hist, columns=list(HIST_COLUMNS)), rows
 
 
-def _forms(backend: str) -> dict:
+def _forms(plan: Plan) -> dict:
     """Method name → form (naive | fused), as the backend declares them."""
     from .backends import load
 
-    return {m.name: m.form for m in load(backend).methods("sigmoid")}
+    return {m.name: m.form for m in _experiment.get(plan.experiment).methods(load(plan.backend))}
 
 
 def _kept_rows(kept, plan: Plan, backend: str) -> pd.DataFrame:
     """Full rows (every column of the loss table) for the kept worst cases, re-measured with
-    :func:`metrics.compare` against the ordinary oracle."""
-    from .experiments import loss as L
-
+    :func:`metrics.compare` against the experiment's ordinary oracle."""
+    exp = _experiment.get(plan.experiment)
     if not kept:
-        return pd.DataFrame(columns=list(L.COLUMNS))
+        return pd.DataFrame(columns=list(exp.columns))
     dt = _dtypes.get(plan.dtype)
-    forms = _forms(backend)
+    forms = _forms(plan)
     frames = []
     df = pd.DataFrame(kept, columns=["quantity", "method", "logit", "label", "value"])
     for (q, m), g in df.groupby(["quantity", "method"], sort=False):
         z, y, v = g["logit"].to_numpy(), g["label"].to_numpy(), g["value"].to_numpy()
-        hi, lo = oracle.bce(z, y, precise=False)[q]
+        kind, label, classes, (hi, lo) = exp.stream_rows(z, y, q, plan.options)
         res = metrics.compare(v, hi, dt, reference_lo=lo, max_ulp=plan.max_ulp)
-        frames.append(L.row_frame("sigmoid", q, backend, m, forms[m], dt.name, dt.name, "scalar", z, y, 1,
-                                  v, hi, res, res["status"], ""))
+        frames.append(_experiment.row_frame(plan.experiment, q, backend, m, forms[m], dt.name, dt.name,
+                                            kind, z, label, classes, v, hi, res, res["status"], ""))
     return pd.concat(frames, ignore_index=True)

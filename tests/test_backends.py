@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from stabench import backends, crossframework, dtypes
 from stabench.cli import app
 from stabench.errors import InputError
+from stabench import experiment
 from stabench.experiments import loss
 from frames import one
 
@@ -132,7 +133,7 @@ def test_batching_returns_each_case_once_in_order(batch, exp):
     # numpy computes each case on its own, so any batch size gives the unbatched values bitwise
     mod = backends.load("numpy")
     dt = dtypes.get("float32")
-    make = loss.sigmoid_batch if exp == "sigmoid" else loss.softmax_batch
+    make = experiment.get(exp).batch
     cases = make(loss.Options(logits="sweep", points=30), dt).cases
     for m in mod.methods(exp):
         a = backends.evaluate(mod, m, dt, cases, True)

@@ -15,6 +15,7 @@ import pytest
 
 from stabench import dtypes
 from stabench.backends import SigmoidCases, Unsupported
+from stabench import experiment
 from stabench.experiments import loss
 from frames import one, pick
 
@@ -69,7 +70,7 @@ def test_methods_and_forms(jb):
 
 def test_every_method_returns_one_value_per_case_in_every_dtype(extreme):
     for exp, names in (("sigmoid", SIGMOID), ("softmax", SOFTMAX)):
-        make = loss.sigmoid_batch if exp == "sigmoid" else loss.softmax_batch
+        make = experiment.get(exp).batch
         for name in DTYPES:
             n = len(make(loss.Options(), dtypes.get(name)).cases)
             for m in names:
@@ -188,7 +189,7 @@ def test_jit_differs_from_eager_only_where_measured(extreme):
 
 def test_deterministic(jb):
     dt = dtypes.get("bfloat16")
-    cases = loss.softmax_batch(loss.Options(logits=SMALL), dt).cases
+    cases = experiment.get("softmax").batch(loss.Options(logits=SMALL), dt).cases
     for m in jb.methods("softmax"):
         a, b = jb.evaluate(m, dt, cases, True), jb.evaluate(m, dt, cases, True)
         assert same(a.loss, b.loss) and same(a.grad, b.grad), m.name

@@ -120,7 +120,8 @@ def test_float32_slice_through_the_cli(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--range", "1,0"], "must not exceed"),
     (["--range", "a,b"], "expected two numbers"),
-    (["-e", "all"], "is for --experiment sigmoid"),
+    (["-e", "softmax", "--labels", "10"], "outside [0, 10)"),
+    (["-e", "softmax", "--classes", "1"], "--classes must be an integer from 2"),
     (["-d", "float64"], None),
 ])
 def test_streaming_bad_input(args, message):
@@ -133,8 +134,7 @@ def test_streaming_bad_input(args, message):
     assert r.exit_code == 2 and message in r.stderr, r.stderr
 
 
-def test_range_with_all_experiments_is_refused():
-    with pytest.raises(InputError, match="is for --experiment sigmoid"):
-        loss.streams(loss.Options(dtypes=["float16"], logits="exhaustive", value_range="0,1"))
+def test_range_with_all_experiments_streams():
+    assert loss.streams(loss.Options(dtypes=["float16"], logits="exhaustive", value_range="0,1"))
     with pytest.raises(InputError, match="--range restricts --logits exhaustive"):
         loss.streams(loss.Options(experiments="sigmoid", value_range="0,1"))

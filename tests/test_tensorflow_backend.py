@@ -16,6 +16,7 @@ import pytest
 
 from stabench import dtypes
 from stabench.backends import SigmoidCases, SoftmaxCases, Unsupported
+from stabench import experiment
 from stabench.experiments import loss
 from frames import one, pick
 
@@ -68,7 +69,8 @@ def same(a, b):
 
 
 def test_every_method_returns_one_value_per_case_in_every_dtype(extreme, tfb):
-    for exp, make in (("sigmoid", loss.sigmoid_batch), ("softmax", loss.softmax_batch)):
+    for exp in ("sigmoid", "softmax"):
+        make = experiment.get(exp).batch
         for name in DTYPES:
             n = len(make(loss.Options(), dtypes.get(name)).cases)
             for method in METHODS:
@@ -76,7 +78,7 @@ def test_every_method_returns_one_value_per_case_in_every_dtype(extreme, tfb):
                     assert len(pick(extreme, experiment=exp, method=method, dtype=name, quantity=q)) == n
     # and straight from evaluate: flat arrays of N, for the graph variant too
     dt = dtypes.get("float16")
-    cases = loss.softmax_batch(loss.Options(logits=SMALL), dt).cases
+    cases = experiment.get("softmax").batch(loss.Options(logits=SMALL), dt).cases
     for m in tfb.methods("softmax"):
         out = tfb.evaluate(m, dt, cases, True)
         for o in (out, out.variants["graph"]):
@@ -341,7 +343,7 @@ def test_loss_classes_run_float64_inputs_in_float32(extreme):
 
 def test_deterministic(tfb):
     dt = dtypes.get("bfloat16")
-    cases = loss.sigmoid_batch(loss.Options(logits=SMALL), dt).cases
+    cases = experiment.get("sigmoid").batch(loss.Options(logits=SMALL), dt).cases
     for m in tfb.methods("sigmoid"):
         a, b = tfb.evaluate(m, dt, cases, True), tfb.evaluate(m, dt, cases, True)
         assert same(a.loss, b.loss) and same(a.grad, b.grad), m.name

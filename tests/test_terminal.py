@@ -101,7 +101,7 @@ def test_version_and_short_help_for_every_command():
     for name in typer.main.get_command(app).commands:
         assert re.search(rf"Usage: \S+ {name} \[OPTIONS\]", run(name, "-h")), name
     help_text = " ".join(run("loss", "-h", columns=200).split())
-    assert "0 means every core." in help_text and "every core. [default" not in help_text
+    assert "(0: every core; at most 4 × the cores, ≤ 256)." in help_text and "≤ 256). [default" not in help_text
 
 
 def test_loss_progress_labels_name_the_step_that_runs():

@@ -14,6 +14,7 @@ import pytest
 
 from stabench import dtypes
 from stabench.backends import SigmoidCases, SoftmaxCases, Unsupported
+from stabench import experiment
 from stabench.experiments import loss
 from frames import one, pick
 
@@ -66,7 +67,7 @@ def test_methods_and_forms(tb):
 
 def test_every_method_returns_one_value_per_case_in_every_dtype(small, tb):
     for exp, names in (("sigmoid", SIGMOID), ("softmax", SOFTMAX)):
-        make = loss.sigmoid_batch if exp == "sigmoid" else loss.softmax_batch
+        make = experiment.get(exp).batch
         for name in DTYPES:
             n = len(make(loss.Options(logits=SMALL), dtypes.get(name)).cases)
             for m in names:
@@ -233,7 +234,7 @@ def test_softmax_fused_forms_agree_and_cancel_when_the_label_wins(small):
 
 def test_deterministic(tb):
     dt = dtypes.get("bfloat16")
-    cases = loss.softmax_batch(loss.Options(logits=SMALL), dt).cases
+    cases = experiment.get("softmax").batch(loss.Options(logits=SMALL), dt).cases
     for m in tb.methods("softmax"):
         a, b = tb.evaluate(m, dt, cases, True), tb.evaluate(m, dt, cases, True)
         assert same(a.loss, b.loss) and same(a.grad, b.grad), m.name

@@ -14,6 +14,9 @@ from . import Method, Output, SigmoidCases, SoftmaxCases
 
 NAME = "numpy"
 FRAMEWORK = "numpy"
+#: Streaming runs may fork pool workers after this backend ran (numpy keeps no thread pool);
+#: backends without it get spawned workers (stream._run_pool).
+FORK_SAFE = True
 
 #: The variant name of the mixed-precision execution (inputs in the format, arithmetic in float32).
 UPCAST = "upcast-float32"

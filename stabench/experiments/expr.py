@@ -21,6 +21,7 @@ import pandas as pd
 from .. import dtypes as _dtypes
 from .. import metrics
 from ..errors import InputError
+from ..experiment import CommandExperiment
 from ..expr import examples as _examples
 from ..expr import variables as _vars
 from ..expr.evaluate import evaluate, literal_in
@@ -284,3 +285,10 @@ def for_terminal(df: pd.DataFrame, p: Plan) -> pd.DataFrame:
     if (df["note"] != "").any():
         out["note"] = df["note"]
     return out
+
+
+#: ``expr`` in :mod:`stabench.experiment`: its cases are a :class:`Plan`'s variables, its reference
+#: :mod:`stabench.expr.reference`, its methods the user's expressions (no backends).
+EXPERIMENT = CommandExperiment("expr", "user expressions, each evaluated in every dtype against an exact reference",
+                               COLUMNS, SUMMARY_COLUMNS, "stabench.expr.reference: a stated relative bound per "
+                               "function, tested against mpmath", summary)

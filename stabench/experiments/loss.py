@@ -1,7 +1,8 @@
-"""The loss experiments: cross-entropy through the probability (naive) vs on the logits (fused).
-
-- ``sigmoid``: binary cross-entropy of a logit z and a label y ∈ [0, 1].
-- ``softmax``: sparse categorical cross-entropy of K logits and a label k ∈ [0, K).
+"""The loss runner: cross-entropy through the probability (naive) vs on the logits (fused), for
+every experiment registered in :mod:`stabench.experiment` (``sigmoid``: binary cross-entropy,
+:mod:`.sigmoid`; ``softmax``: sparse categorical cross-entropy, :mod:`.softmax`), as rows
+(:func:`run`) or streamed into exact aggregates (:func:`run_streaming`). Nothing here names an
+experiment: each one builds its cases, reference and methods behind the interface.
 
 For each dtype the inputs are rounded to that dtype first; the oracle computes the reference from
 those rounded inputs; every backend method runs once over the whole batch; the metrics compare.
@@ -15,67 +16,19 @@ import pandas as pd
 
 from .. import backends as _backends
 from .. import dtypes as _dtypes
-from .. import inputs, limits, metrics, oracle, validate
+from .. import experiment as _experiment
+from .. import inputs, limits, metrics, validate
 from ..errors import InputError
 
-EXPERIMENTS = ("sigmoid", "softmax")
+#: The loss experiments, in display order (the registry of :mod:`stabench.experiment`).
+EXPERIMENTS = tuple(_experiment.names())
 
-#: Case kinds: how each row's inputs were built (the CSV's ``case_kind`` column).
-CASE_KINDS = {
-    "scalar": "sigmoid: one logit z with one label y",
-    "label-at-z": "softmax: the label's logit is z, every other class 0 (the label wins for large z)",
-    "wrong-at-z": "softmax: one wrong class at z, the label and the rest at 0 (confidently wrong for large z)",
-    "all-equal": "softmax: every class at z (the loss is log K whatever z)",
-    "file": "a row of --logits-file, as given",
-}
+#: Case kinds: how each row's inputs were built (the CSV's ``case_kind`` column), from every experiment.
+CASE_KINDS = _experiment.all_case_kinds()
 
-#: Statuses that count as a failure for "first fails at |z|".
-FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
-
-#: Columns of the row table, each documented (the README's column reference is checked against it).
-COLUMNS = {
-    "experiment": "`sigmoid` (binary cross-entropy) or `softmax` (sparse categorical cross-entropy)",
-    "quantity": "`loss`, or `grad`: dL/dz (for softmax the component of the label's logit)",
-    "backend": "framework that computed the value (`numpy`, `tensorflow`, `torch`, `jax`)",
-    "method": "how it was computed (see the method list)",
-    "form": "`naive` (through the probability) or `fused` (on the logits)",
-    "dtype": "dtype the inputs were rounded to and the computation was asked to run in",
-    "result_dtype": "dtype of what came back (a framework may upcast); errors are counted in the coarser of dtype and result_dtype",
-    "case_kind": "how the inputs were built (see Case kinds)",
-    "logit": "the scalar z of the case (for --logits-file rows, the label's logit)",
-    "label": "y for sigmoid, the class index k for softmax",
-    "classes": "K, the number of classes (1 for sigmoid)",
-    "value": "the computed result, in result_dtype (stored exactly in float64)",
-    "reference": "the oracle's value for the inputs as rounded to dtype, rounded to float64",
-    "abs_error": "abs(value − reference), the reference carried beyond float64 (hi + lo) where it matters",
-    "rel_error": "abs_error / abs(reference); nan where abs_error is nan",
-    "ulp_error": "abs(value − exact) in ulps of the exact reference, in the coarser of dtype and result_dtype (glibc-style); +inf for nan/inf failures",
-    "bits_error": "log2(1 + floats between value and the exact reference correctly rounded to the coarser of dtype and result_dtype) (Herbie)",
-    "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported",
-    "error": "the framework's error text for `unsupported` rows, else empty",
-}
-
-SUMMARY_COLUMNS = {
-    "experiment": "as in the rows",
-    "quantity": "as in the rows",
-    "backend": "as in the rows",
-    "method": "as in the rows",
-    "form": "as in the rows",
-    "dtype": "as in the rows",
-    "cases": "number of cases",
-    "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
-    "median_ulp": "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)",
-    "median_ulp_bound": "the upper edge of the power-of-two bin [2^(e−1), 2^e) holding the median ulp_error (for an even count the upper middle one), so at least median_ulp; the same in row and streaming runs (0 when the median is 0)",
-    "worst_logit": "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)",
-    "nan_result": "cases with status nan-result",
-    "overflow": "cases with status overflow",
-    "underflow": "cases with status underflow",
-    "inaccurate": "cases with status inaccurate",
-    "invalid_input": "cases with status invalid-input (nan/inf inputs, reported not scored)",
-    "unsupported": "cases the framework refused",
-    "first_fail_abs_logit": "smallest abs(logit) with a failure (inaccurate/underflow/overflow/nan); nan if none",
-    "first_fail_status": "the status at that logit",
-}
+# the row and summary contract lives in stabench.experiment; these names stay for the Python API
+FAILURES, COLUMNS, SUMMARY_COLUMNS = _experiment.FAILURES, _experiment.COLUMNS, _experiment.SUMMARY_COLUMNS
+row_frame, summary, _Batch = _experiment.row_frame, _experiment.summary, _experiment.Batch
 
 SUMMARY_TERMINAL_COLUMNS = ["backend", "method", "form", "dtype", "cases", "max_ulp", "median_ulp",
                             "worst_logit", "nan_result", "overflow", "underflow", "inaccurate",
@@ -109,7 +62,7 @@ def parse_experiments(value: str | list[str] | None) -> list[str]:
     vals = [value] if isinstance(value, str) else list(value or ["all"])
     names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
     if not names:
-        raise InputError("--experiment is empty; valid: sigmoid, softmax, all")
+        raise InputError(f"--experiment is empty; valid: {', '.join(EXPERIMENTS)}, all")
     out = []
     for n in names:
         if n == "all":
@@ -117,7 +70,7 @@ def parse_experiments(value: str | list[str] | None) -> list[str]:
         elif n in EXPERIMENTS:
             out.append(n)
         else:
-            raise InputError(f"unknown experiment {n!r}; valid: sigmoid, softmax, all")
+            raise InputError(f"unknown experiment {n!r}; valid: {', '.join(EXPERIMENTS)}, all")
     return [e for e in EXPERIMENTS if e in out]
 
 
@@ -138,113 +91,8 @@ def parse_backends(value: str | list[str] | None) -> list[str]:
 # cases
 
 
-def _sigmoid_labels(text: str | None) -> np.ndarray:
-    if text is None:
-        return np.array([0.0, 1.0])
-    y = inputs.parse_numbers(text, "--labels")
-    bad = y[~((y >= 0) & (y <= 1))]
-    if bad.size:
-        raise InputError(f"sigmoid label {float(bad[0]):g} is outside [0, 1]; labels are probabilities of class 1")
-    return y
-
-
-def _softmax_labels(text, n: int, k: int) -> np.ndarray:
-    vals = inputs.parse_numbers(text, "--labels") if isinstance(text, str) else np.asarray(text, dtype=np.float64)
-    if vals.size not in (1, n):
-        raise InputError(f"--labels has {vals.size} values; give one label or one per case ({n})")
-    bad = vals[~((vals >= 0) & (vals < k) & (vals == np.floor(vals)))]
-    if bad.size:
-        raise InputError(f"softmax label {float(bad[0]):g} is outside [0, {k}) or not an integer; valid: 0 … {k - 1}")
-    return np.broadcast_to(vals.astype(np.int64), (n,)).copy()
-
-
-@dataclass
-class _Batch:
-    """One experiment's cases in one dtype, and the row labels that go with them."""
-
-    cases: object
-    case_kind: np.ndarray
-    logit: np.ndarray
-    label: np.ndarray
-    classes: int
-    invalid: np.ndarray  #: inputs not finite in the dtype
-
-
-def sigmoid_batch(opts: Options, dt, file=None) -> _Batch:
-    """Cases for binary cross-entropy: every logit with every label (or the file's pairs).
-    ``file`` is what :func:`inputs.load_file` returned for ``--logits-file``."""
-    if file is not None:
-        z, file_labels = file
-        if z.ndim == 2 and z.shape[1] == 1:
-            z = z[:, 0]
-        if z.ndim != 1:
-            raise InputError(f"--logits-file for sigmoid needs one logit per row, got {z.shape[1]} columns")
-        z = dt.cast(z).astype(np.float64)
-        if file_labels is not None:
-            y = file_labels
-            bad = y[~((y >= 0) & (y <= 1))]
-            if bad.size:
-                raise InputError(f"sigmoid label {float(bad[0]):g} in --logits-file is outside [0, 1]")
-        else:
-            y = None
-        kind = "file"
-    else:
-        z, y, kind = inputs.scalars(opts.logits, dt, points=opts.points, seed=opts.seed), None, "scalar"
-    if y is None:
-        labels = _sigmoid_labels(opts.labels)
-        z, y = np.repeat(z, len(labels)), np.tile(labels, len(z))
-    inputs.check_size(len(z))
-    y = dt.cast(y).astype(np.float64)
-    return _Batch(_backends.SigmoidCases(z, y), np.full(len(z), kind, dtype=object), z, y, 1,
-                  ~np.isfinite(z))
-
-
-def softmax_batch(opts: Options, dt, file=None) -> _Batch:
-    """Cases for sparse categorical cross-entropy: the three preset kinds per scalar, or file rows
-    (a 1-D .npy array is one case)."""
-    if file is not None:
-        z, file_labels = file
-        z = np.atleast_2d(z)
-        if z.shape[1] < 2:
-            raise InputError("--logits-file for softmax needs one case per row with at least 2 logit columns")
-        n, k = z.shape
-        inputs.check_size(n, k)
-        if file_labels is None and opts.labels is None:
-            raise InputError("softmax --logits-file needs labels: a 'label' column or --labels")
-        labels = _softmax_labels(file_labels if file_labels is not None else opts.labels, n, k)
-        logits = dt.cast(z).astype(np.float64)
-        rows = np.arange(n)
-        return _Batch(_backends.SoftmaxCases(logits, labels), np.full(n, "file", dtype=object),
-                      logits[rows, labels], labels.astype(np.float64), k, ~np.isfinite(logits).all(axis=1))
-    k = opts.classes
-    if not 2 <= k:
-        raise InputError(f"--classes must be at least 2, got {k}")
-    s = inputs.scalars(opts.logits, dt, points=opts.points, seed=opts.seed)
-    n = len(s)
-    inputs.check_size(3 * n, k)
-    label = int(_softmax_labels(opts.labels or "0", 1, k)[0])
-    wrong = (label + 1) % k
-    logits = np.zeros((3 * n, k))
-    logits[:n, label] = s  # label-at-z
-    logits[n:2 * n, wrong] = s  # wrong-at-z
-    logits[2 * n:] = s[:, None]  # all-equal
-    kinds = np.repeat(np.array(["label-at-z", "wrong-at-z", "all-equal"], dtype=object), n)
-    labels = np.full(3 * n, label, dtype=np.int64)
-    z = np.tile(s, 3)
-    return _Batch(_backends.SoftmaxCases(logits, labels), kinds, z, labels.astype(np.float64), k,
-                  ~np.isfinite(z))
-
-
 # ---------------------------------------------------------------------------------------------
 # run
-
-
-def _reference(experiment: str, batch: _Batch, dt) -> dict:
-    precise = dt.name == "float64"  # float64 targets need more than float64 arithmetic
-    c = batch.cases
-    if experiment == "sigmoid":
-        return oracle.bce(c.z, c.y, precise)
-    return oracle.softmax_ce(c.logits, c.labels, precise)
 
 
 def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
@@ -264,8 +112,7 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
         raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
     file = inputs.load_file(opts.logits_file) if opts.logits_file else None
     # every input is built and checked before a framework is imported: bad input fails fast
-    batches = {(exp, dt.name): (sigmoid_batch if exp == "sigmoid" else softmax_batch)(opts, dt, file)
-               for exp in exps for dt in dts}
+    batches = {(exp, dt.name): _experiment.get(exp).batch(opts, dt, file) for exp in exps for dt in dts}
     if opts.batch_size is not None:
         for b in batches.values():
             inputs.check_size(opts.batch_size, b.classes)
@@ -276,11 +123,11 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     for exp in exps:
         for dt in dts:
             batch = batches[(exp, dt.name)]
-            ref = _reference(exp, batch, dt)
+            ref = _experiment.get(exp).reference(batch.cases, dt)
             for mod in mods:
                 if progress:  # the label names the step that now runs
                     progress(done, total, f"{exp} {dt.name} {mod.NAME}")
-                for method in mod.methods(exp):
+                for method in _experiment.get(exp).methods(mod):
                     parts += _rows(exp, mod.NAME, method, dt, batch, ref, quantities, mod, opts)
                 done += 1
     if progress:
@@ -310,20 +157,6 @@ def _same(a, b) -> bool:
     if a.dtype != b.dtype or a.shape != b.shape:
         return False
     return bool(np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True))
-
-
-def row_frame(experiment, quantity, backend, method, form, dtype, result_dtype, case_kind, logit, label,
-              classes, value, reference, measures: dict, status, error: str) -> pd.DataFrame:
-    """Rows with exactly the :data:`COLUMNS` of the loss table (``measures``: the error arrays
-    of :func:`metrics.compare`; ``status``: codes). The one place the row layout is written."""
-    return pd.DataFrame({
-        "experiment": experiment, "quantity": quantity, "backend": backend, "method": method,
-        "form": form, "dtype": dtype, "result_dtype": result_dtype, "case_kind": case_kind,
-        "logit": logit, "label": label, "classes": classes, "value": value, "reference": reference,
-        "abs_error": measures["abs_error"], "rel_error": measures["rel_error"],
-        "ulp_error": measures["ulp_error"], "bits_error": measures["bits_error"],
-        "status": metrics.status_names(status), "error": error,
-    }, columns=list(COLUMNS))
 
 
 def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, error, opts) -> list[pd.DataFrame]:
@@ -360,7 +193,8 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
 def streams(opts: Options) -> bool:
     """Whether this run streams (aggregates per chunk) instead of keeping every row: an exhaustive
     run in a 32-bit dtype, a ``--range`` run, or a random run above ``stream.STREAM_RANDOM_ABOVE``
-    points. Raises :class:`InputError` for what cannot stream (softmax, float64)."""
+    points. Raises :class:`InputError` for what cannot stream (an experiment that does not, 8-bit and
+    float64 dtypes)."""
     from .. import stream
 
     if opts.value_range and opts.logits != "exhaustive":
@@ -371,9 +205,12 @@ def streams(opts: Options) -> bool:
         (opts.logits == "random" and opts.points > stream.STREAM_RANDOM_ABOVE)
     if not streaming:
         return False
-    if parse_experiments(opts.experiments) != ["sigmoid"]:
-        raise InputError(f"--logits {opts.logits} at this size (or with --range) is for --experiment sigmoid "
-                         "(softmax cases are vectors: use --logits-file or fewer --points)")
+    exps = [_experiment.get(e) for e in parse_experiments(opts.experiments)]
+    cannot = [e.name for e in exps if not e.streams]
+    if cannot:
+        able = ", ".join(e for e in EXPERIMENTS if _experiment.get(e).streams)
+        raise InputError(f"--logits {opts.logits} at this size (or with --range) is for --experiment {able} "
+                         f"({', '.join(cannot)} does not stream: use --logits-file or fewer --points)")
     if any(d.bits == 8 for d in dts):  # the streaming engine's statuses do not know formats without inf
         raise InputError("the 8-bit formats do not stream (--range, random above 2^18 points): their 256 values "
                          "fit one run; use --logits exhaustive without --range, or fewer --points")
@@ -383,11 +220,19 @@ def streams(opts: Options) -> bool:
     return True
 
 
+def stream_backends(value) -> list[str]:
+    """The backends of a streaming run: those named, or without ``--backend`` the first registered
+    one (numpy: a full float32 audit costs minutes per framework method, so others are asked for)."""
+    return parse_backends(value) if value else _backends.names()[:1]
+
+
 def run_streaming(opts: Options, *, workers: int | None = None, state_path: str | None = None,
                   resume: bool = False, progress=None, scheduler: str | None = None
                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """A streaming sigmoid run (labels 0 and 1, every method of the numpy backend), on local
-    processes or, with ``scheduler`` (a Dask scheduler address), on that cluster.
+    """A streaming run of every selected experiment that streams, with every selected backend's
+    methods (one backend call per method and chunk), on local processes or, with ``scheduler`` (a
+    Dask scheduler address), on that cluster. Without ``--backend`` it uses the first registered
+    backend (numpy) only: a full exhaustive run costs minutes per framework method.
 
     Returns (kept rows: the worst ``opts.keep`` cases per method, summary, histogram of ulp errors).
     The summary is exact over every input.
@@ -395,45 +240,50 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
     from .. import stream
 
     validate.loss_options(opts)
-    backend_names = parse_backends(opts.backends)
-    if backend_names != ["numpy"]:
-        if opts.backends:
-            raise InputError("streaming runs support --backend numpy only")
-        backend_names = ["numpy"]
-    if opts.labels is not None and sorted(set(_sigmoid_labels(opts.labels))) != [0.0, 1.0]:
-        raise InputError("streaming runs use labels 0 and 1; drop --labels")
+    exps = [_experiment.get(e) for e in parse_experiments(opts.experiments)]
+    backend_names = stream_backends(opts.backends)
+    for exp in exps:
+        exp.check_stream(opts)
     if opts.keep < 0:
         raise InputError(f"--keep must be ≥ 0, got {opts.keep}")
     if opts.batch_size is not None:
-        raise InputError("--batch-size is for row runs; streaming runs use the numpy backend in fixed chunks")
+        raise InputError("--batch-size is for row runs; streaming runs call each method once per chunk "
+                         f"of {stream.CHUNK} logits")
     stream.check_workers(workers)
-    mod = _backends.load("numpy")
+    mods = [_backends.load(b) for b in backend_names]
     quantities = ("loss", "grad") if opts.grad else ("loss",)
     rng = stream.parse_range(opts.value_range)
     runs = []
-    for dt in _dtypes.parse_list(opts.dtypes):  # every input and state checked before any work
-        if opts.logits == "exhaustive":
-            src = stream.exhaustive_source(dt.name, rng)
-        else:
-            src = stream.Source(dt.name, "random", points=opts.points, seed=opts.seed)
-        plan = stream.Plan(dt.name, "numpy", tuple(m.name for m in mod.methods("sigmoid")), quantities,
-                           float(opts.max_ulp), int(opts.keep))
-        sp = f"{state_path}.{dt.name}" if state_path else None
-        if resume and sp:
-            stream.load_state(plan, src, sp)
-        stream.check_state_path(sp)
-        runs.append((plan, src, sp))
+    for exp in exps:  # every input and state checked before any work
+        for mod in mods:
+            methods = tuple(m.name for m in exp.methods(mod))
+            for dt in _dtypes.parse_list(opts.dtypes):
+                if not methods:
+                    continue
+                if opts.logits == "exhaustive":
+                    src = stream.exhaustive_source(dt.name, rng)
+                else:
+                    src = stream.Source(dt.name, "random", points=opts.points, seed=opts.seed)
+                plan = stream.Plan(dt.name, mod.NAME, methods, quantities, float(opts.max_ulp), int(opts.keep),
+                                   experiment=exp.name, options=exp.stream_options(opts))
+                # one state file per (experiment, backend, dtype); the names that vary are in its suffix
+                parts = ([exp.name] if len(exps) > 1 else []) + ([mod.NAME] if len(mods) > 1 else []) + [dt.name]
+                sp = f"{state_path}.{'.'.join(parts)}" if state_path else None
+                if resume and sp:
+                    stream.load_state(plan, src, sp)
+                stream.check_state_path(sp)
+                runs.append((plan, src, sp))
     client = None
     if scheduler is not None:
         from .. import cluster
 
-        client = cluster.connect(scheduler, _backends.REGISTRY["numpy"][1])
+        client = cluster.connect(scheduler, ",".join(_backends.REGISTRY[b][1] for b in backend_names))
     rows, summs, hists = [], [], []
     try:
         for plan, src, sp in runs:
             total = stream.run(plan, src, workers=workers, state_path=sp, resume=resume, progress=progress,
                                client=client)
-            s, h, r = stream.tables(total, plan, "numpy")
+            s, h, r = stream.tables(total, plan)
             summs.append(s), hists.append(h), rows.append(r)
     finally:
         if client is not None:
@@ -446,47 +296,6 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
 
 # ---------------------------------------------------------------------------------------------
 # summary
-
-_KEYS = ["experiment", "quantity", "backend", "method", "form", "dtype"]
-
-
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (experiment, quantity, backend, method, dtype): max/median ulps, status counts, and the
-    smallest |logit| at which the method first fails."""
-    from .. import stream
-
-    out = []
-    for key, g in df.groupby(_KEYS, sort=False):
-        st = g["status"]
-        valid = g[~st.isin(["invalid-input", "unsupported"])]
-        fails = valid[valid["status"].isin(FAILURES)]
-        row = dict(zip(_KEYS, key))
-        row["cases"] = len(g)
-        if len(valid):
-            ulps = valid["ulp_error"].to_numpy()
-            z, lab = valid["logit"].to_numpy(), valid["label"].to_numpy()
-            worst = np.lexsort((lab, z, np.abs(z), -ulps))[0]  # ties: smallest |z|, then z, then label
-            upper_median = float(np.sort(ulps)[len(ulps) // 2])  # as a streaming run counts it
-            row.update(max_ulp=float(ulps.max()), median_ulp=float(np.median(ulps)),
-                       median_ulp_bound=stream.bin_upper_edge(upper_median),
-                       worst_logit=float(valid["logit"].iloc[worst]))
-        else:
-            row.update(max_ulp=np.nan, median_ulp=np.nan, median_ulp_bound=np.nan, worst_logit=np.nan)
-        for s in ("nan-result", "overflow", "underflow", "inaccurate", "invalid-input", "unsupported"):
-            row[s.replace("-", "_")] = int((st == s).sum())
-        if len(fails):
-            fz, flab = fails["logit"].to_numpy(), fails["label"].to_numpy()
-            i = np.lexsort((flab, fz, np.abs(fz)))[0]
-            row["first_fail_abs_logit"] = float(abs(fails["logit"].iloc[i]))
-            row["first_fail_status"] = fails["status"].iloc[i]
-        else:
-            row["first_fail_abs_logit"] = np.nan
-            row["first_fail_status"] = ""
-        out.append(row)
-    res = pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
-    order = {"loss": 0, "grad": 1, **{e: i for i, e in enumerate(EXPERIMENTS)}}
-    return res.sort_values(["experiment", "quantity"], key=lambda c: c.map(order), kind="stable", ignore_index=True)
-
 
 #: Status abbreviations of the compact terminal view (:func:`compact`).
 STATUS_ABBREV = {"inaccurate": "ina", "underflow": "und", "overflow": "ovf", "nan-result": "nan"}
@@ -561,7 +370,7 @@ def loss_estimate(opts, outputs=()) -> tuple[int, int]:
             arrays += n * k * 8
             largest = max(largest, n * k * 8)
             for b in names:
-                per_case = len(backends.load(b).methods(exp)) * quantities * (1 if b == "numpy" else limits.VARIANT_ROWS)
+                per_case = len(_experiment.get(exp).methods(backends.load(b))) * quantities * (1 if b == "numpy" else limits.VARIANT_ROWS)
                 rows += n * per_case
     per_row = limits.ROW_BYTES + sum(limits.OUTPUT_ROW_BYTES.get(o, 0) for o in set(outputs))
     fixed = limits.BASE_BYTES + sum(limits.FRAMEWORK_BYTES.get(b, limits.DEFAULT_FRAMEWORK_BYTES) for b in names)
@@ -570,13 +379,9 @@ def loss_estimate(opts, outputs=()) -> tuple[int, int]:
 
 def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
     """(cases, classes) of one experiment in one dtype, at most."""
-
-    n_labels = 2 if opts.labels is None else len(inputs.parse_numbers(opts.labels, "--labels"))
+    e = _experiment.get(exp)
     if shape is not None:
-        rows, cols = shape
-        if exp == "softmax":
-            return rows, cols
-        return rows * (1 if inputs.file_has_labels(opts.logits_file) else n_labels), 1
+        return e.size(0, opts, shape, inputs.file_has_labels(opts.logits_file))
     spec = opts.logits.strip()
     values = 2**dt.bits  # no set holds more distinct values than the format has bit patterns
     if spec == "extreme":
@@ -589,7 +394,7 @@ def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
         s = len(inputs.exhaustive(dt))  # small formats only: it raises for the others
     else:
         s = len(inputs.parse_numbers(spec))
-    return (s * n_labels, 1) if exp == "sigmoid" else (3 * s, opts.classes)
+    return e.size(s, opts)
 
 
 def budget_use(opts, outputs=()) -> tuple[int, int]:

@@ -23,6 +23,7 @@ import pandas as pd
 from .. import dtypes as _dtypes
 from .. import metrics
 from ..errors import InputError
+from ..experiment import CommandExperiment
 
 FORMULAS = {"direct": "2/{n}", "cancelled": "(1 + 1/{n}) - (1 - 1/{n})"}
 MAX_N = 2**63 - 1
@@ -159,3 +160,9 @@ def verdict(df: pd.DataFrame) -> list[str]:
             f"{_dtypes.get(name).digits:.1f} digits, cancelled keeps {c['correct_digits']:.1f}{extra}"
         )
     return lines
+
+
+#: ``roundoff`` in :mod:`stabench.experiment`: its cases are the n of :func:`run`, its reference the
+#: exact 2/n (:func:`_reference`), its summary the sweep table.
+EXPERIMENT = CommandExperiment("roundoff", "x = 2/n directly vs as (1 + 1/n) − (1 − 1/n)", COLUMNS, SWEEP_COLUMNS,
+                               "exact: 2/n as a rational, rounded to a float64 pair hi + lo", sweep_table)

@@ -1,0 +1,274 @@
+"""What an experiment is: the :class:`Experiment` interface, the registry of experiments, and the
+row and summary contract the loss-style experiments share.
+
+An experiment answers one matched question (several methods computing one quantity). It says
+
+- how its cases are built: from a logit set, ``--logits-file`` or, when it streams, from a chunk of
+  scalars (:meth:`Experiment.batch`, :meth:`Experiment.stream_cases`);
+- its reference for a batch in a dtype, with the stated error bound of that reference
+  (:meth:`Experiment.reference`, :attr:`Experiment.reference_bound`);
+- the methods each backend offers for it (:meth:`Experiment.methods`);
+- its row and summary columns, each documented once (:attr:`Experiment.columns`,
+  :attr:`Experiment.summary_columns`; ``tests/test_readme.py`` checks the docs against them).
+
+The engine (:mod:`stabench.stream`), the loss runner, the report and the CLI iterate over
+:func:`names` / :func:`get` and never test an experiment's name. This module sits below the engine
+and imports neither it nor any experiment module: :func:`get` imports an experiment by its dotted
+path in :data:`REGISTRY` (as :mod:`stabench.backends` does for backends), so there is no cycle.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+from .errors import InputError
+
+#: experiment name → module holding its ``EXPERIMENT`` (an :class:`Experiment`), in display order.
+#: The loss runner (``stabench loss``) runs these; ``roundoff``, ``expr`` and ``train`` have
+#: commands of their own and register in :data:`OTHER` with their columns and summary.
+REGISTRY = {
+    "sigmoid": "stabench.experiments.sigmoid",
+    "softmax": "stabench.experiments.softmax",
+}
+#: experiments with a command of their own: name → module holding ``EXPERIMENT``.
+OTHER = {
+    "roundoff": "stabench.experiments.roundoff",
+    "expr": "stabench.experiments.expr",
+}
+
+#: Statuses that count as a failure for "first fails at |z|".
+FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
+
+#: Columns of the loss row table, each documented (the docs' column reference is checked against it).
+COLUMNS = {
+    "experiment": "`sigmoid` (binary cross-entropy) or `softmax` (sparse categorical cross-entropy)",
+    "quantity": "`loss`, or `grad`: dL/dz (for softmax the component of the label's logit)",
+    "backend": "framework that computed the value (`numpy`, `tensorflow`, `torch`, `jax`)",
+    "method": "how it was computed (see the method list)",
+    "form": "`naive` (through the probability) or `fused` (on the logits)",
+    "dtype": "dtype the inputs were rounded to and the computation was asked to run in",
+    "result_dtype": "dtype of what came back (a framework may upcast); errors are counted in the coarser of dtype and result_dtype",
+    "case_kind": "how the inputs were built (see Case kinds)",
+    "logit": "the scalar z of the case (for --logits-file rows, the label's logit)",
+    "label": "y for sigmoid, the class index k for softmax",
+    "classes": "K, the number of classes (1 for sigmoid)",
+    "value": "the computed result, in result_dtype (stored exactly in float64)",
+    "reference": "the oracle's value for the inputs as rounded to dtype, rounded to float64",
+    "abs_error": "abs(value − reference), the reference carried beyond float64 (hi + lo) where it matters",
+    "rel_error": "abs_error / abs(reference); nan where abs_error is nan",
+    "ulp_error": "abs(value − exact) in ulps of the exact reference, in the coarser of dtype and result_dtype (glibc-style); +inf for nan/inf failures",
+    "bits_error": "log2(1 + floats between value and the exact reference correctly rounded to the coarser of dtype and result_dtype) (Herbie)",
+    "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported",
+    "error": "the framework's error text for `unsupported` rows, else empty",
+}
+
+SUMMARY_COLUMNS = {
+    "experiment": "as in the rows",
+    "quantity": "as in the rows",
+    "backend": "as in the rows",
+    "method": "as in the rows",
+    "form": "as in the rows",
+    "dtype": "as in the rows",
+    "cases": "number of cases",
+    "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
+    "median_ulp": "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)",
+    "median_ulp_bound": "the upper edge of the power-of-two bin [2^(e−1), 2^e) holding the median ulp_error (for an even count the upper middle one), so at least median_ulp; the same in row and streaming runs (0 when the median is 0)",
+    "worst_logit": "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)",
+    "nan_result": "cases with status nan-result",
+    "overflow": "cases with status overflow",
+    "underflow": "cases with status underflow",
+    "inaccurate": "cases with status inaccurate",
+    "invalid_input": "cases with status invalid-input (nan/inf inputs, reported not scored)",
+    "unsupported": "cases the framework refused",
+    "first_fail_abs_logit": "smallest abs(logit) with a failure (inaccurate/underflow/overflow/nan); nan if none",
+    "first_fail_status": "the status at that logit",
+}
+
+#: Histogram of ulp errors (streaming runs; the row path's ``median_ulp_bound`` uses the same bins):
+#: ulp_error in [2^(e−1), 2^e) for e = HIST_MIN … HIST_MAX (clipped), plus a bin for exactly 0 and
+#: one for failures without a count (nan / ±inf results).
+HIST_MIN, HIST_MAX = -30, 64
+N_BINS = HIST_MAX - HIST_MIN + 3
+
+
+def bin_upper_edge(u: float) -> float:
+    """The upper edge of the histogram bin holding ulp_error ``u`` (0 for 0, inf for inf/nan):
+    the row path's ``median_ulp_bound``, the same number a streaming run gives."""
+    if u == 0:
+        return 0.0
+    if not math.isfinite(u):
+        return math.inf
+    e = min(max(math.frexp(u)[1], HIST_MIN), HIST_MAX)  # u in [2^(e−1), 2^e)
+    return math.inf if e == HIST_MAX else 2.0 ** e
+
+
+@dataclass
+class Batch:
+    """One experiment's cases in one dtype, and the row labels that go with them."""
+
+    cases: object  #: what a backend's ``evaluate`` takes (backends.SigmoidCases / SoftmaxCases)
+    case_kind: np.ndarray
+    logit: np.ndarray
+    label: np.ndarray
+    classes: int
+    invalid: np.ndarray  #: inputs not finite in the dtype
+
+
+class Experiment:
+    """One matched question. Subclasses set the attributes and implement the methods that apply;
+    the defaults give the loss row/summary contract."""
+
+    name: str = ""
+    title: str = ""  #: one line: what is computed
+    case_kinds: dict = {}  #: case_kind value → what it means (documented in docs/)
+    columns: dict = COLUMNS  #: row table columns → doc
+    summary_columns: dict = SUMMARY_COLUMNS  #: summary columns → doc
+    reference_bound: str = ""  #: the stated error bound of :meth:`reference` (tested in tests/)
+    streams: bool = False  #: whether :meth:`stream_cases` builds cases from a chunk of scalars
+    kernel: bool = False  #: whether stabench.kernel reproduces :meth:`stream_reference` (the compiled pass)
+    plot_subset_doc: str = ""  #: which cases the report's per-dtype plots show
+
+    def methods(self, backend) -> list:
+        """The methods ``backend`` (a loaded backend module) offers for this experiment."""
+        return list(backend.methods(self.name))
+
+    def batch(self, opts, dt, file=None) -> Batch:
+        """Every case of a row run in dtype ``dt`` (``file``: what inputs.load_file returned)."""
+        raise NotImplementedError
+
+    def reference(self, cases, dt) -> dict:
+        """{quantity: (hi, lo)} for ``cases`` (already rounded to ``dt``), within :attr:`reference_bound`."""
+        raise NotImplementedError
+
+    def size(self, scalars: int, opts, file_shape=None, file_labels: bool = False) -> tuple[int, int]:
+        """(cases, classes) of a row run with ``scalars`` logits (or a file of ``file_shape``), at most."""
+        raise NotImplementedError
+
+    def check_stream(self, opts) -> None:
+        """Refuse (InputError) options a streaming run of this experiment cannot honour."""
+        if not self.streams:
+            raise InputError(f"experiment {self.name} does not stream; use --logits-file or fewer --points")
+
+    def stream_options(self, opts) -> tuple:
+        """The options a streaming run's cases depend on, as ((name, value), …): they travel in
+        ``stream.Plan.options`` (and so in the resume state's key)."""
+        return ()
+
+    def stream_cases(self, z: np.ndarray, dt, options: tuple = ()):
+        """(cases, logit, key) for a chunk of scalars ``z`` in ``dt``: what one backend call per
+        method evaluates, each case's logit, and a float64 ``key`` that with the logit identifies
+        the case (the aggregates' tie-break after |z| and z, in the row path's order; the kept
+        rows are rebuilt from (logit, key) by :meth:`stream_rows`)."""
+        raise NotImplementedError
+
+    def stream_reference(self, z: np.ndarray, quantities, options: tuple = ()) -> dict:
+        """{quantity: float64 reference per case of :meth:`stream_cases`} (the streaming oracle)."""
+        raise NotImplementedError
+
+    def stream_rows(self, logit: np.ndarray, key: np.ndarray, quantity: str, options: tuple = ()):
+        """(case_kind, label, classes, (hi, lo)) of kept cases given by (logit, key): the row
+        columns and the ordinary oracle's reference, to re-measure the worst cases as rows."""
+        raise NotImplementedError
+
+    def plot_subset(self, sweep: pd.DataFrame) -> pd.DataFrame:
+        """The sweep rows the report plots (one curve per method)."""
+        return sweep
+
+    def summary(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The summary table of this experiment's rows (:attr:`summary_columns`)."""
+        return summary(df)
+
+
+class CommandExperiment(Experiment):
+    """An experiment with a command of its own and no backend methods (``roundoff``, ``expr``): it
+    registers its name, columns, reference bound and summary, so that the contract is one."""
+
+    def __init__(self, name: str, title: str, columns: dict, summary_columns: dict, reference_bound: str,
+                 summarize):
+        self.name, self.title, self.columns, self.summary_columns = name, title, columns, summary_columns
+        self.reference_bound, self._summarize = reference_bound, summarize
+
+    def methods(self, backend) -> list:
+        return []  # its forms are expressions evaluated by stabench.expr, not backend methods
+
+    def summary(self, df: pd.DataFrame) -> pd.DataFrame:
+        return self._summarize(df)
+
+
+def names() -> list[str]:
+    """The loss experiments, in display order."""
+    return list(REGISTRY)
+
+
+def get(name: str) -> Experiment:
+    """The registered experiment ``name`` (InputError naming the valid ones otherwise)."""
+    path = REGISTRY.get(name) or OTHER.get(name)
+    if path is None:
+        raise InputError(f"unknown experiment {name!r}; valid: " + ", ".join(list(REGISTRY) + list(OTHER)))
+    return importlib.import_module(path).EXPERIMENT
+
+
+def all_case_kinds() -> dict:
+    """Every case kind of every loss experiment → its doc (``file`` included)."""
+    out = {}
+    for n in names():
+        out.update(get(n).case_kinds)
+    return out
+
+
+def row_frame(experiment, quantity, backend, method, form, dtype, result_dtype, case_kind, logit, label,
+              classes, value, reference, measures: dict, status, error: str) -> pd.DataFrame:
+    """Rows with exactly the :data:`COLUMNS` of the loss table (``measures``: the error arrays
+    of :func:`metrics.compare`; ``status``: codes). The one place the row layout is written."""
+    return pd.DataFrame({
+        "experiment": experiment, "quantity": quantity, "backend": backend, "method": method,
+        "form": form, "dtype": dtype, "result_dtype": result_dtype, "case_kind": case_kind,
+        "logit": logit, "label": label, "classes": classes, "value": value, "reference": reference,
+        "abs_error": measures["abs_error"], "rel_error": measures["rel_error"],
+        "ulp_error": measures["ulp_error"], "bits_error": measures["bits_error"],
+        "status": metrics.status_names(status), "error": error,
+    }, columns=list(COLUMNS))
+
+
+_KEYS = ["experiment", "quantity", "backend", "method", "form", "dtype"]
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, quantity, backend, method, dtype): max/median ulps, status counts, and the
+    smallest |logit| at which the method first fails."""
+    out = []
+    for key, g in df.groupby(_KEYS, sort=False):
+        st = g["status"]
+        valid = g[~st.isin(["invalid-input", "unsupported"])]
+        fails = valid[valid["status"].isin(FAILURES)]
+        row = dict(zip(_KEYS, key))
+        row["cases"] = len(g)
+        if len(valid):
+            ulps = valid["ulp_error"].to_numpy()
+            z, lab = valid["logit"].to_numpy(), valid["label"].to_numpy()
+            worst = np.lexsort((lab, z, np.abs(z), -ulps))[0]  # ties: smallest |z|, then z, then label
+            upper_median = float(np.sort(ulps)[len(ulps) // 2])  # as a streaming run counts it
+            row.update(max_ulp=float(ulps.max()), median_ulp=float(np.median(ulps)),
+                       median_ulp_bound=bin_upper_edge(upper_median),
+                       worst_logit=float(valid["logit"].iloc[worst]))
+        else:
+            row.update(max_ulp=np.nan, median_ulp=np.nan, median_ulp_bound=np.nan, worst_logit=np.nan)
+        for s in ("nan-result", "overflow", "underflow", "inaccurate", "invalid-input", "unsupported"):
+            row[s.replace("-", "_")] = int((st == s).sum())
+        if len(fails):
+            fz, flab = fails["logit"].to_numpy(), fails["label"].to_numpy()
+            i = np.lexsort((flab, fz, np.abs(fz)))[0]
+            row["first_fail_abs_logit"] = float(abs(fails["logit"].iloc[i]))
+            row["first_fail_status"] = fails["status"].iloc[i]
+        else:
+            row["first_fail_abs_logit"] = np.nan
+            row["first_fail_status"] = ""
+        out.append(row)
+    res = pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+    order = {"loss": 0, "grad": 1, **{e: i for i, e in enumerate(names())}}
+    return res.sort_values(["experiment", "quantity"], key=lambda c: c.map(order), kind="stable", ignore_index=True)
