@@ -11,7 +11,11 @@ docs/performance.md), side by side in one run, on the same process pool:
 then the audit's rate in cases/s, its ratio to the floor, the full-float32 estimate
 (8,556,380,160 cases) and the peak RSS of the process tree (parent + workers).
 
-    python benchmarks/kernel.py [--slice-bits 27] [--workers 2] [--skip-numpy]
+    python benchmarks/kernel.py [--slice-bits 27] [--spread] [--reps 4] [--workers 2] [--skip-numpy]
+
+``--spread``: the same number of logits as 2^(k−22) tasks of 2^22 spread evenly over every finite
+float32 of both signs — a sample of the full audit (whose logits are mostly huge or tiny, where
+e^−|z| is a constant and no exp is computed), instead of one contiguous slice from 0.5 up.
 
 Targets: audit ≤ 1.5× floor, ≥ 143 M cases/s on the 2-core machine, peak RSS ≤ 1 GiB.
 """
@@ -31,8 +35,9 @@ from stabench.backends import SigmoidCases, load
 FULL_CASES = 2 * 4_278_190_080
 
 
-def floor_task(source: stream.Source, i: int) -> int:
-    """The methods under test only, over task ``i``: returns the number of cases."""
+def floor_task(source: stream.Source, i: int) -> float:
+    """The methods under test only, over task ``i``: returns the CPU seconds it took."""
+    cpu = time.process_time()
     mod = load("numpy")
     dt = dtypes.get(source.dtype)
     methods = mod.methods("sigmoid")
@@ -50,17 +55,24 @@ def floor_task(source: stream.Source, i: int) -> int:
         cases = SigmoidCases(zz[:2 * n], labels[n])
         for m in methods:
             mod.evaluate(m, dt, cases, False)
-    return 2 * len(z)
+    return time.process_time() - cpu
 
 
-def audit_task(plan: stream.Plan, source: stream.Source, i: int) -> int:
+def audit_task(plan: stream.Plan, source: stream.Source, i: int) -> float:
+    """The audit of task ``i`` (``stream.run_task``): returns the CPU seconds it took."""
+    cpu = time.process_time()
     stream.run_task(plan, source, i)
-    return 2 * source.total // source.n_tasks
+    return time.process_time() - cpu
 
 
-def timed(pool: ProcessPoolExecutor, fn, args_list) -> float:
+CPU: dict = {}  #: name → CPU seconds summed over the tasks, per repetition
+
+
+def timed(pool: ProcessPoolExecutor, fn, args_list, name: str = "") -> float:
+    """Wall seconds of one pass over the tasks (their summed CPU seconds go to CPU[name])."""
     t = time.perf_counter()
-    list(pool.map(fn, *zip(*args_list)))
+    cpu = sum(pool.map(fn, *zip(*args_list)))
+    CPU.setdefault(name, []).append(cpu)
     return time.perf_counter() - t
 
 
@@ -69,22 +81,32 @@ def main() -> None:
     ap.add_argument("--slice-bits", type=int, default=27, help="2^k float32 logits (default 2^27)")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--skip-numpy", action="store_true", help="skip the (slow) numpy audit")
+    ap.add_argument("--spread", action="store_true", help="tasks spread over all float32, not one slice")
+    ap.add_argument("--reps", type=int, default=4, help="alternating floor/audit repetitions (default 4)")
     a = ap.parse_args()
-    first = int(np.float32(0.5).view(np.uint32))  # a fixed slice: 2^k floats upward from 0.5
-    src = stream.Source("float32", "exhaustive", intervals=((first, first + 2 ** a.slice_bits),))
+    if a.spread:  # 2^(k-22) tasks of 2^22 bit patterns, evenly over [0, +inf) and [-0, -inf)
+        n_t = max(2, 2 ** (a.slice_bits - 22)) // 2
+        step = 0x7F800000 // n_t
+        starts = [sign | (i * step) for sign in (0, 0x80000000) for i in range(n_t)]
+        src = stream.Source("float32", "exhaustive", intervals=tuple((b, b + (1 << 22)) for b in starts))
+    else:  # a fixed slice: 2^k floats upward from 0.5
+        first = int(np.float32(0.5).view(np.uint32))
+        src = stream.Source("float32", "exhaustive", intervals=((first, first + 2 ** a.slice_bits),))
     plan = stream.Plan("float32", "numpy", ("naive", "fused"), ("loss",), 4.0, 10)
     cases = 2 * src.total
-    print(f"slice: {src.total:,} float32 logits from 0.5 up × labels 0, 1 = {cases:,} cases; "
+    where = "spread over every float32" if a.spread else "from 0.5 up"
+    print(f"slice: {src.total:,} float32 logits {where} × labels 0, 1 = {cases:,} cases; "
           f"{a.workers} worker processes; CPU: {_cpu()}")
     print(f"kernel compile/load: {kernel.warm():.1f} s (cache: {kernel.cache_dir()})")
     tasks = range(src.n_tasks)
     results = {}
     with ProcessPoolExecutor(a.workers) as pool:  # forked after warm(): workers share the kernel
         list(pool.map(floor_task, [src] * a.workers, range(a.workers)))  # warm-up
-        for rep in range(2):  # floor and audit alternate: the same load for both
-            results.setdefault("floor", []).append(timed(pool, floor_task, [(src, i) for i in tasks]))
+        for rep in range(a.reps):  # floor and audit alternate: the same load for both
+            results.setdefault("floor", []).append(timed(pool, floor_task, [(src, i) for i in tasks], "floor"))
             os.environ[stream.KERNEL_ENV] = "numba"
-            results.setdefault("audit (kernel)", []).append(timed(pool, audit_task, [(plan, src, i) for i in tasks]))
+            results.setdefault("audit (kernel)", []).append(
+                timed(pool, audit_task, [(plan, src, i) for i in tasks], "audit (kernel)"))
     if not a.skip_numpy:
         os.environ[stream.KERNEL_ENV] = "numpy"
         with ProcessPoolExecutor(a.workers) as pool:
@@ -95,6 +117,16 @@ def main() -> None:
         rate = cases / t
         print(f"{name:15s} {t:7.2f} s  {rate / 1e6:7.1f} M cases/s  {t / floor:5.2f}× floor  "
               f"full float32: {FULL_CASES / rate:6.0f} s")
+    fc, ac = min(CPU["floor"]), min(CPU["audit (kernel)"])
+    print(f"CPU time summed over the tasks (least of the repetitions): floor {fc:.2f} s, audit {ac:.2f} s = "
+          f"{ac / fc:.2f}× floor; {cases / ac / 1e6:.0f} M cases/s per core, so "
+          f"{os.cpu_count() * cases / ac / 1e6:.0f} M cases/s on {os.cpu_count()} idle cores "
+          f"(full float32: {FULL_CASES * ac / cases / os.cpu_count():.0f} s)")
+    print("per repetition, wall s (floor/audit): " + ", ".join(
+        f"{fl:.2f}/{au:.2f}" for fl, au in zip(results["floor"], results["audit (kernel)"])))
+    pairs = sorted(au / fl for fl, au in zip(results["floor"], results["audit (kernel)"]))
+    print(f"audit/floor per repetition (adjacent in time, so under the same load): "
+          f"{', '.join(f'{r:.2f}' for r in pairs)}; median {pairs[len(pairs) // 2]:.2f}×")
     rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     print(f"peak RSS: parent + largest worker ≤ {rss:.0f} MiB (targets: ≤ 1.5× floor, ≥ 143 M cases/s, ≤ 1 GiB)")

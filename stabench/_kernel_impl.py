@@ -113,7 +113,7 @@ def _heap_offer(top, cnt, u, a, z, lab, v):
 
 
 @njit(cache=True)
-def _scan(ub, sb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
+def _scan(ub, xb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
     """The exact (and rare) part of a block whose gate passed: each case folded into the running
     worst case, first failure and worst-K list, one at a time (the running values held in locals,
     written back at the end)."""
@@ -123,13 +123,13 @@ def _scan(ub, sb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
     heap = top[slot]
     cnt = top_n[slot]
     root = heap[0, 0] if keep > 0 and cnt == keep else (np.inf if keep == 0 else -1.0)
-    for j in range(b0, b1):
-        jj = j - b0
+    for jj in range(b1 - b0):  # from 0: the block arrays' indices need no wraparound check
+        j = b0 + jj
         u = ub[jj]
-        st = sb[jj]
+        st = xb[jj] >> 7  # the key's status
         if u < mu and u < root and st < _INACCURATE:
             continue  # the common case: changes nothing
-        zj = z[j]
+        zj = np.float64(z[j])
         az = abs(zj)
         if u > mu or (u == mu and _key_lt(0.0, az, zj, lab_f, 0.0, wa, wz, wl)):
             mu, wa, wz, wl = u, az, zj, lab_f
@@ -149,7 +149,7 @@ def _scan(ub, sb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
 _BLOCK = 512
 _INT64_MAX = np.int64(0x7FFFFFFFFFFFFFFF)
 #: Interleaved histogram copies: consecutive cases in one bin do not wait on each other's store.
-_COPIES = 2
+_COPIES = 4
 
 
 @njit(cache=True, inline="always")
@@ -157,13 +157,14 @@ def _status(v, r, rr, inv, max_ulp):
     """(ulp error, status) of result ``v`` against reference ``r`` (``rr`` rounded to the result
     dtype, ``inv`` = 1/ulp(r)), branch-free, in the numpy path's order of precedence:
     ok/inaccurate, then underflow, exact, overflow, nan; a nan result counts as an infinite error."""
-    u = abs(v - r) * inv
+    u = abs(v - r) * inv  # inf exactly when v is ±inf (r is finite and a finite v's error is
+    #                       below 2^129 · 2^149), nan exactly when v is nan: tested on u, not v
     st = _INACCURATE if u > max_ulp else _OK
     st = _UNDERFLOW if (v == 0.0) & (rr != 0.0) else st  # & not "and": no branch, so it vectorises
     st = _EXACT if v == rr else st
-    st = _OVERFLOW if abs(v) == np.inf else st
-    st = _NAN if v != v else st
-    u = np.inf if v != v else u
+    st = _OVERFLOW if u == np.inf else st
+    st = _NAN if u != u else st
+    u = np.inf if u != u else u
     return u, st
 
 
@@ -173,32 +174,39 @@ def _bin(u, nb, h_lo, h_hi):
     table lookup, so it vectorises): 0 for u = 0, nb − 1 for inf, else the binary exponent of u
     clipped to [h_lo, h_hi], shifted to start at bin 1."""
     e = _bits(u) >> 52
-    c = e - 1022
-    c = c if c > h_lo else h_lo
-    c = c if c < h_hi else h_hi
-    b = c - (h_lo - 1)
+    c = e if e > h_lo + 1022 else h_lo + 1022
+    c = c if c < h_hi + 1022 else h_hi + 1022
+    b = c - (h_lo + 1021)
     b = 0 if e == 0 else b
     return nb - 1 if e == 2047 else b
 
 
 @njit(cache=True, inline="always")
 def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
-               ub0, sb0, ub1, sb1, xb0, xb1, nb, h_lo, h_hi):
+               ub0, ub1, xb0, xb1, nb, h_lo, h_hi):
     """One block of two slots that share a reference: each case's reference (from z, e, t; loss
     or gradient for label ``lab``), its rounding to the result dtype and its ulp, then each slot's
-    ulp error and status into (ub, sb). Branch-free per case (``GRAD`` and ``DIRECT32`` are
-    constants at each call site, so LLVM vectorises each specialised copy). Returns the bits of
-    each slot's largest error, its number of failures, and the bits of the smallest |z| (floats
-    ≥ 0 order as their bit patterns: integer reductions, which vectorise without fast-math)."""
+    ulp error into ub and its (status, histogram bin) key, ``status << 7 | bin``, into xb.
+    Branch-free per case (``GRAD`` and ``DIRECT32`` are constants at each call site, so LLVM
+    vectorises each specialised copy). Returns the bits of each slot's largest error, the bits of
+    the smallest |z| (floats ≥ 0 order as their bit patterns: integer reductions, which vectorise
+    without fast-math), and each slot's smallest and largest key."""
     mb0 = np.int64(0)
     mb1 = np.int64(0)
-    nf0 = 0
-    nf1 = 0
+    kl0 = kl1 = np.int32(0x7FFFFFFF)
+    kh0 = kh1 = np.int32(-1)
     mz = _INT64_MAX
     sgn = 1.0 if lab == 0 else -1.0
+    # slices indexed from 0: numba's negative-index wraparound then folds away and the loads stay
+    # contiguous (indexing z[b0 + jj] compiled to AVX-512 gathers, 4× slower)
+    z = z[b0:b0 + m]
+    e = e[b0:b0 + m]
+    t = t[b0:b0 + m]
+    vs0 = vs0[off + b0:off + b0 + m]
+    vs1 = vs1[off + b0:off + b0 + m]
     for jj in range(m):
-        j = b0 + jj
-        zj = z[j]
+        j = jj
+        zj = np.float64(z[j])
         if GRAD:  # σ(z) for y = 0, −σ(−z) for y = 1; σ(|z|) = 1/(1+e), σ(−|z|) = e·σ(|z|)
             ej = e[j]
             big = 1.0 / (1.0 + ej)
@@ -218,35 +226,59 @@ def _pair_pass(GRAD, DIRECT32, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv
         k = ((_bits(r) >> 52) & 0x7FF) - (p - 1)
         k = k if k > es else es
         inv = _from_bits((2046 - k) << 52)  # 1/ulp(r) in the result dtype: exact
-        u0, st0 = _status(np.float64(vs0[off + j]), r, rr, inv, max_ulp)
-        u1, st1 = _status(np.float64(vs1[off + j]), r, rr, inv, max_ulp)
+        u0, st0 = _status(np.float64(vs0[j]), r, rr, inv, max_ulp)
+        u1, st1 = _status(np.float64(vs1[j]), r, rr, inv, max_ulp)
         ub0[jj] = u0
-        sb0[jj] = st0
         ub1[jj] = u1
-        sb1[jj] = st1
-        xb0[jj] = st0 * nb + _bin(u0, nb, h_lo, h_hi)
-        xb1[jj] = st1 * nb + _bin(u1, nb, h_lo, h_hi)
+        k0 = np.int32((st0 << 7) | _bin(u0, nb, h_lo, h_hi))
+        k1 = np.int32((st1 << 7) | _bin(u1, nb, h_lo, h_hi))
+        xb0[jj] = np.uint32(k0)
+        xb1[jj] = np.uint32(k1)
+        kl0 = k0 if k0 < kl0 else kl0
+        kh0 = k0 if k0 > kh0 else kh0
+        kl1 = k1 if k1 < kl1 else kl1
+        kh1 = k1 if k1 > kh1 else kh1
         b = _bits(u0)
         mb0 = b if b > mb0 else mb0
         b = _bits(u1)
         mb1 = b if b > mb1 else mb1
-        nf0 += st0 >= _INACCURATE
-        nf1 += st1 >= _INACCURATE
         b = _bits(abs(zj))
         mz = b if b < mz else mz
-    return mb0, mb1, nf0, nf1, mz
+    return mb0, mb1, mz, kl0, kh0, kl1, kh1
+
+
+@njit(cache=True, inline="always")
+def _hist4(h, x, m, lo, hi):
+    """Count the keys ``x[:m]`` into the four copies ``h[c]`` (case j into copy j % 4: four
+    independent increment chains, so consecutive equal keys do not wait on each other's store);
+    a block whose keys are all equal (``lo == hi``: saturated results, whole binades of one error
+    exponent) is one addition."""
+    if lo == hi:
+        h[0, lo] += m
+        return
+    j = 0
+    while j + 4 <= m:
+        h[0, x[j]] += 1
+        h[1, x[j + 1]] += 1
+        h[2, x[j + 2]] += 1
+        h[3, x[j + 3]] += 1
+        j += 4
+    while j < m:
+        h[0, x[j]] += 1
+        j += 1
 
 
 @njit(cache=True)
 def _gate(fstate, top, top_n, s, keep, umax, nfail, azmin):
-    """Whether some case of a block (largest error ``umax``, ``nfail`` failures, smallest |z|
+    """Whether some case of a block (largest error ``umax``, any failure ``nfail`` — the largest
+    key's status is a failure: they are the highest codes —, smallest |z|
     ``azmin``) may change slot ``s``'s running worst case, first failure or worst-K list. A
     superset test: a case that changes one of them has an error ≥ umax's threshold and a |z| ≥
     azmin, so a block that fails the gate holds no such case."""
     mu = fstate[s, 0]
     if umax > mu or (umax == mu and azmin <= fstate[s, 1]):
         return True
-    if nfail > 0 and (fstate[s, 4] == 0.0 or azmin <= fstate[s, 5]):
+    if nfail and (fstate[s, 4] == 0.0 or azmin <= fstate[s, 5]):
         return True
     if keep > 0:
         if top_n[s] < keep:
@@ -261,7 +293,8 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
             counts, hist, lut, fstate, top, top_n):
     """Fold one chunk into the aggregates of ``n_slots`` (quantity, method) slots, in place.
 
-    z: the chunk's logits as float64 (n); e = exp(−|z|) and t = log1p(e) from numpy (n).
+    z: the chunk's logits as float32 (n); e = exp(−|z|) and t = log1p(e) from numpy, as float64
+    (n; :func:`kernel.inputs`).
     vals[s]: slot s's results as float32, 2n cases: (z, label 0) then (z, label 1).
     quantity[s]: 0 loss, 1 grad; group[s]: slots with equal group share (quantity, result dtype),
     hence the reference, its rounding and its ulp; prec, e_min, e_sub, max_v, via32: the result
@@ -282,11 +315,13 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
     nb = hist.shape[1]
     ns = counts.shape[1]
     ub0, ub1 = np.empty(_BLOCK), np.empty(_BLOCK)
-    sb0, sb1 = np.empty(_BLOCK, np.int64), np.empty(_BLOCK, np.int64)
-    xb0, xb1 = np.empty(_BLOCK, np.int64), np.empty(_BLOCK, np.int64)
+    # unsigned keys: numba then skips the negative-index wraparound on each histogram increment
+    xb0, xb1 = np.empty(_BLOCK, np.uint32), np.empty(_BLOCK, np.uint32)
     h_lo = 1 - lut[1022]  # the histogram's exponent range, read back from the table
     h_hi = lut[2046] + h_lo - 1
-    hc = np.zeros((2, _COPIES, ns * nb), np.int32)  # int32: ≤ 2^31 cases per call, and it fits L1
+    if nb > 128:
+        raise ValueError("the kernel's keys hold at most 128 histogram bins")
+    hc = np.zeros((2, _COPIES, ns * 128), np.int32)  # int32: ≤ 2^31 cases per call, and it fits L1
     s = 0
     while s < n_slots:
         s1 = s + 1 if s + 1 < n_slots and group[s + 1] == group[s] else s
@@ -300,43 +335,41 @@ def measure(z, e, t, vals, n_slots, quantity, group, prec, e_min, e_sub, max_v, 
         v32 = via32[s]
         direct32 = p == 24 and not v32
         hc[:, :, :] = 0
-        for lab in range(2):
-            off = lab * n
-            for b0 in range(0, n, _BLOCK):
-                m = min(_BLOCK, n - b0)
+        for b0 in range(0, n, _BLOCK):  # labels inside: the block's z, e, t stay in L1 for both
+            m = min(_BLOCK, n - b0)
+            for lab in range(2):
+                off = lab * n
                 if grad and direct32:
-                    mb0, mb1, nf0, nf1, mz = _pair_pass(True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
-                                                        xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(
+                        True, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
+                        ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 elif grad:
-                    mb0, mb1, nf0, nf1, mz = _pair_pass(True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
-                                                        xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(
+                        True, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
+                        ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 elif direct32:
-                    mb0, mb1, nf0, nf1, mz = _pair_pass(False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
-                                                        xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(
+                        False, True, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
+                        ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 else:
-                    mb0, mb1, nf0, nf1, mz = _pair_pass(False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es,
-                                                        mv, v32, max_ulp, ub0, sb0, ub1, sb1,
-                                                        xb0, xb1, nb, h_lo, h_hi)
+                    mb0, mb1, mz, kl0, kh0, kl1, kh1 = _pair_pass(
+                        False, False, z, e, t, lab, b0, m, vs0, vs1, off, p, em, es, mv, v32, max_ulp,
+                        ub0, ub1, xb0, xb1, nb, h_lo, h_hi)
                 azmin = _from_bits(mz)
-                for jj in range(m):
-                    hc[0, jj & (_COPIES - 1), xb0[jj]] += 1
-                if _gate(fstate, top, top_n, s, keep, _from_bits(mb0), nf0, azmin):
-                    _scan(ub0, sb0, vs0, z, off, b0, b0 + m, lab, s, fstate, keep, top, top_n)
+                _hist4(hc[0], xb0, m, kl0, kh0)
+                if _gate(fstate, top, top_n, s, keep, _from_bits(mb0), kh0 >> 7 >= _INACCURATE, azmin):
+                    _scan(ub0, xb0, vs0, z, off, b0, b0 + m, lab, s, fstate, keep, top, top_n)
                 if s1 != s:
-                    for jj in range(m):
-                        hc[1, jj & (_COPIES - 1), xb1[jj]] += 1
-                    if _gate(fstate, top, top_n, s1, keep, _from_bits(mb1), nf1, azmin):
-                        _scan(ub1, sb1, vs1, z, off, b0, b0 + m, lab, s1, fstate, keep, top, top_n)
+                    _hist4(hc[1], xb1, m, kl1, kh1)
+                    if _gate(fstate, top, top_n, s1, keep, _from_bits(mb1), kh1 >> 7 >= _INACCURATE, azmin):
+                        _scan(ub1, xb1, vs1, z, off, b0, b0 + m, lab, s1, fstate, keep, top, top_n)
         for h in range(2 if s1 != s else 1):
             slot = s if h == 0 else s1
             for st in range(ns):
                 for b in range(nb):
                     c = 0
                     for cp in range(_COPIES):
-                        c += hc[h, cp, st * nb + b]
+                        c += hc[h, cp, st * 128 + b]
                     counts[slot, st] += c
                     hist[slot, b] += c
         s = s1 + 1

@@ -4,7 +4,8 @@ The methods under test run in their own framework (numba's exp/log differ from n
 results on 1–5 % of inputs, so a compiled copy would audit the wrong functions), and the float64
 reference's e = exp(−|z|) and log1p(e) come from numpy too (numba calls glibc one value at a time,
 which differs from numpy's vectorised float64 exp/log1p by 1–3 float64 ulps on 3–8 % of logits —
-within the reference's error bound, but not bit-identical to :func:`oracle.bce_binary_fast`).
+within the reference's error bound, but not bit-identical to :func:`oracle.bce_binary_fast`);
+:func:`inputs` skips them for chunks where e^−|z| is the constant 0 or 1.
 Everything else happens here, in one loop over the chunk's cases: assembling the reference from
 (z, e, log1p e) exactly as :func:`oracle.bce_binary_fast` does (the same IEEE operations in the
 same order, no fast-math: bit-identical), rounding it to each result dtype as
@@ -82,7 +83,7 @@ def _dummy_args() -> tuple:
     f8 = np.zeros(1)
     i8 = np.zeros(SLOTS, dtype=np.int64)
     vals = tuple(np.zeros(0, dtype=np.float32) for _ in range(SLOTS))
-    return (f8, f8, f8, vals, 0, i8, i8, i8, i8, i8, np.zeros(SLOTS), i8, 4.0,
+    return (np.zeros(1, np.float32), f8, f8, vals, 0, i8, i8, i8, i8, i8, np.zeros(SLOTS), i8, 4.0,
             np.zeros((SLOTS, len(metrics.STATUSES)), np.int64), np.zeros((SLOTS, 2), np.int64),
             np.zeros(8, np.intp), np.zeros((SLOTS, 9)), np.zeros((SLOTS, 0, 5)), np.zeros(SLOTS, np.int64))
 
@@ -106,6 +107,78 @@ def warm(quiet: bool = False) -> float:
               f"{cache_dir()})…", file=sys.stderr, flush=True)
     _kernel()(*_dummy_args())
     return time.perf_counter() - t
+
+
+#: |z| from which numpy's float64 e^−|z| is 0 (e^−746 ≈ 1.0e-324 is below half the smallest
+#: subnormal, 2^−1075 ≈ 2.5e-324), so log1p(e) = 0 too.
+EXP_ZERO_FROM = 746.0
+#: |z| up to which numpy's e^−|z| is 1, so log1p(e) is the one constant log1p(1). Not 2^−54, where
+#: the exact value still rounds to 1: numpy's vectorised exp (AVX-512, numpy 2.4) is not correctly
+#: rounded there and returns 1 − 2^−53 from |z| = 4.51e-17 ≈ 2^−54.3 up. Checked over every float32
+#: |z| ≤ 2^−50 and ≥ 740 (docs/performance.md); each process re-checks the edges (:func:`_shortcut_ok`).
+EXP_ONE_TO = 2.0 ** -55
+_CONST: dict = {}  #: n → (zeros, ones, log1p(1)) read-only arrays; "ok": the shortcut's self-check
+
+
+def _edge(x: float, inward: float, n: int = 4096) -> np.ndarray:
+    """x and the n − 1 float32 values next to it towards ``inward``, as float64."""
+    b = int(np.float32(x).view(np.uint32))
+    step = 1 if inward > x else -1
+    return np.arange(b, b + step * n, step, dtype=np.int64).astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def _shortcut_ok() -> bool:
+    """Whether numpy's exp and log1p return what :func:`exp_log1p` assumes in its constant
+    regions, checked once per process on the 4096 float32 values inside each region's edge and on
+    every power of two across it (a numpy whose exp differs there just takes the ordinary path)."""
+    if "ok" not in _CONST:
+        big = np.concatenate([_edge(EXP_ZERO_FROM, np.inf), 2.0 ** np.arange(10, 128), [3.4028235e38]])
+        tiny = np.concatenate([_edge(EXP_ONE_TO, 0.0), 2.0 ** -np.arange(55.0, 150), [0.0]])
+        with np.errstate(all="ignore"):
+            eb, et = np.exp(-big), np.exp(-tiny)
+            ln2 = np.log1p(np.ones(1))
+            _CONST["ok"] = bool((eb == 0).all() and (np.log1p(eb) == 0).all() and (et == 1).all()
+                                and (np.log1p(et) == ln2).all())
+            _CONST["ln2"] = float(ln2[0])
+    return _CONST["ok"]
+
+
+def _const(n: int) -> tuple:
+    c = _CONST.get(n)
+    if c is None:
+        c = _CONST[n] = (np.zeros(n), np.ones(n), np.full(n, _CONST["ln2"]))
+        for a in c:
+            a.flags.writeable = False
+    return c
+
+
+def exp_log1p(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``e = np.exp(-np.abs(z64))`` and ``np.log1p(e)`` for ``z64 = z`` as float64, bit for bit, as
+    the streaming oracle (:func:`oracle.bce_binary_fast`) computes them — but a chunk whose every
+    |z| lies where e is the constant 0 (|z| ≥ :data:`EXP_ZERO_FROM`) or 1 (|z| ≤ :data:`EXP_ONE_TO`)
+    gets the constants without calling numpy (nor converting z): in an exhaustive float32 run that
+    is about 80 % of all logits (the binades above 2^9.5 and below 2^−55). The returned arrays may
+    be shared and read-only."""
+    n = len(z)
+    if n:  # the range of z, not of |z| (one pass less): a chunk of one sign, as exhaustive ones are
+        lo, hi = z.min(), z.max()  # nan: every comparison fails, numpy decides
+        if (lo >= EXP_ZERO_FROM or hi <= -EXP_ZERO_FROM) and _shortcut_ok():
+            zeros = _const(n)[0]
+            return zeros, zeros
+        if -EXP_ONE_TO <= lo and hi <= EXP_ONE_TO and _shortcut_ok():
+            _, ones, ln2 = _const(n)
+            return ones, ln2
+    with np.errstate(all="ignore"):  # exactly oracle.bce_binary_fast's expressions (not in place:
+        e = np.exp(-np.abs(np.asarray(z, np.float64)))  # numpy may pick another loop for aliases)
+        return e, np.log1p(e)
+
+
+def inputs(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's (z, e, t) for one chunk of logits of a ≤ 32-bit float dtype: z as contiguous
+    float32 (exact; the kernel widens each value itself, so no float64 copy of the chunk is made)
+    and :func:`exp_log1p`'s e and t."""
+    z32 = np.ascontiguousarray(z, dtype=np.float32)
+    return (z32, *exp_log1p(z32))
 
 
 def double_rounds(dt) -> bool:

@@ -119,7 +119,7 @@ def test_kernel_reference_against_mpmath():
     params = [np.array([q == "grad" for q in slots], np.int64), np.arange(ns, dtype=np.int64),
               *(np.array([sp[c]] * ns, np.float64 if c == 3 else np.int64) for c in range(5))]
     pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS - ns))
-    kernel._kernel()(z64, e, t, tuple(vals) + pad, ns, *params, 4.0, counts, hist, stream._LUT, fstate, top, top_n)
+    kernel._kernel()(z, e, t, tuple(vals) + pad, ns, *params, 4.0, counts, hist, stream._LUT, fstate, top, top_n)
     assert (counts[:, metrics.EXACT] == 2 * n).all(), counts
     bound = 0.5 + 2.0**24 * oracle.BINARY_FAST_MAX_REL_ERROR
     assert (fstate[:, 0] <= bound).all() and (fstate[:, 0] > 0.49).all(), fstate[:, 0]
@@ -163,3 +163,49 @@ def test_without_numba_the_numpy_path_runs(monkeypatch):
     plan = stream.Plan("float16", "numpy", ("naive", "fused"), ("loss",), 4.0, 3)
     total = stream.run(plan, stream.exhaustive_source("float16"), workers=1)
     assert total[("loss", "fused")].n == 2 * 63_488
+
+
+def _f32_range(lo: float, hi: float, n: int) -> np.ndarray:
+    """n consecutive float32 values from lo upward, as float64, capped at hi."""
+    a = int(np.float32(lo).view(np.uint32))
+    z = np.arange(a, a + n, dtype=np.uint32).view(np.float32).astype(np.float64)
+    return z[z <= hi]
+
+
+@pytest.mark.parametrize("z", [
+    _f32_range(kernel.EXP_ZERO_FROM, np.inf, 1 << 16),  # the zero region from its edge
+    -_f32_range(3e38, np.inf, 1 << 16),  # …up to the top, negative
+    _f32_range(1e-45, kernel.EXP_ONE_TO, 1 << 16),  # the one region: subnormals…
+    -_f32_range(np.float32(kernel.EXP_ONE_TO) * np.float32(0.99), kernel.EXP_ONE_TO, 1 << 16),  # …to its edge
+    _f32_range(740.0, 760.0, 1 << 16),  # straddling: numpy decides
+    _f32_range(2.0 ** -56, 2.0 ** -52, 1 << 16),
+    _f32_range(4.4e-17, 4.6e-17, 1 << 16),  # where numpy's exp(-|z|) leaves 1 (before 2^-54)
+    np.array([0.0, -0.0, np.nan, 800.0]),
+    np.zeros(0),
+])
+def test_exp_log1p_is_numpys_bit_for_bit(z):
+    """The constants used where e^-|z| is 0 or 1 are what numpy returns there, the edges included:
+    e and log1p(e) equal oracle.bce_binary_fast's numpy expressions exactly."""
+    with np.errstate(all="ignore"):
+        want_e = np.exp(-np.abs(z))
+        want_t = np.log1p(want_e)
+    e, t = kernel.exp_log1p(z.copy())
+    assert np.array_equal(e.view(np.int64), want_e.view(np.int64))
+    assert np.array_equal(t.view(np.int64), want_t.view(np.int64))
+
+
+def test_exp_log1p_takes_the_constants_only_inside_the_regions(monkeypatch):
+    """A chunk entirely in a constant region never calls numpy's exp; one that leaves it does."""
+    calls = []
+    real = np.exp
+    monkeypatch.setattr(np, "exp", lambda x, *a, **k: calls.append(len(x)) or real(x, *a, **k))
+    assert kernel._shortcut_ok()  # the self-check itself called numpy (before counting)
+    calls.clear()
+    kernel.exp_log1p(np.array([746.0, 1e30, 3.4e38]))
+    kernel.exp_log1p(np.array([-746.0, -1e30, -3.4e38]))
+    kernel.exp_log1p(np.array([2.0 ** -55, -1e-30, 0.0]))
+    assert calls == []
+    kernel.exp_log1p(np.array([745.9, 1e30]))
+    kernel.exp_log1p(np.array([2.0 ** -54, 0.0]))
+    kernel.exp_log1p(np.array([800.0, -800.0]))  # both signs: not one range, numpy decides
+    assert calls == [2, 2, 2]
