@@ -17,7 +17,7 @@ from stabench import dtypes
 from stabench.backends import SigmoidCases, Unsupported
 from stabench import experiment
 from stabench.experiments import loss
-from frames import one, pick
+from frames import one, pick, same
 
 if importlib.util.find_spec("jax") is None or importlib.util.find_spec("optax") is None:
     pytest.skip("jax or optax is not installed", allow_module_level=True)
@@ -36,18 +36,6 @@ def jb():
 @pytest.fixture(scope="module")
 def extreme():
     return loss.run(backends=["jax"])
-
-
-def sig(df, method, dtype, logit, label, quantity="loss"):
-    return one(df, experiment="sigmoid", method=method, dtype=dtype, logit=logit, label=label, quantity=quantity)
-
-
-def soft(df, method, dtype, logit, kind="label-at-z", quantity="loss"):
-    return one(df, experiment="softmax", method=method, dtype=dtype, logit=logit, case_kind=kind, quantity=quantity)
-
-
-def same(a, b):
-    return np.array_equal(a, b, equal_nan=True)
 
 
 def file_case(text: str) -> str:

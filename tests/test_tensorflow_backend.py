@@ -18,7 +18,7 @@ from stabench import dtypes
 from stabench.backends import SigmoidCases, SoftmaxCases, Unsupported
 from stabench import experiment
 from stabench.experiments import loss
-from frames import one, pick
+from frames import one, pick, same, sig, soft, values
 
 # Skip without tensorflow — checked without importing it: importing it at collection would cost
 # every pytest run its start-up and put tensorflow in sys.modules for every other test module.
@@ -45,23 +45,6 @@ def small():
 @pytest.fixture(scope="module")
 def extreme():
     return loss.run(backends=["tensorflow"])
-
-
-def sig(df, method, dtype, logit, label, quantity="loss"):
-    return one(df, experiment="sigmoid", method=method, dtype=dtype, logit=logit, label=label, quantity=quantity)
-
-
-def soft(df, method, dtype, logit, kind="label-at-z", quantity="loss"):
-    return one(df, experiment="softmax", method=method, dtype=dtype, logit=logit, case_kind=kind, quantity=quantity)
-
-
-def values(df, **kw):
-    return pick(df, **kw).value.to_numpy()
-
-
-def same(a, b):
-    """Bitwise equal, nan-aware (±0 alike)."""
-    return np.array_equal(a, b, equal_nan=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from stabench import dtypes
 from stabench.backends import SigmoidCases, SoftmaxCases, Unsupported
 from stabench import experiment
 from stabench.experiments import loss
-from frames import one, pick
+from frames import pick, same, sig, soft, values
 
 # checked without importing torch: importing it at collection would cost every pytest run its start-up
 if importlib.util.find_spec("torch") is None:
@@ -36,22 +36,6 @@ def tb():
 @pytest.fixture(scope="module")
 def small():
     return loss.run(backends=["torch"], logits=SMALL)
-
-
-def sig(df, method, dtype, logit, label, quantity="loss"):
-    return one(df, experiment="sigmoid", method=method, dtype=dtype, logit=logit, label=label, quantity=quantity)
-
-
-def soft(df, method, dtype, logit, kind="label-at-z", quantity="loss"):
-    return one(df, experiment="softmax", method=method, dtype=dtype, logit=logit, case_kind=kind, quantity=quantity)
-
-
-def values(df, **kw):
-    return pick(df, **kw).value.to_numpy()
-
-
-def same(a, b):
-    return np.array_equal(a, b, equal_nan=True)
 
 
 # ---------------------------------------------------------------------------------------------
