@@ -406,8 +406,11 @@ def train(
     finally:
         bar.close()
     summ = exp.summary(df)
-    _emit(df, {"summary": summ}, targets, seed=seed, epochs=epochs, batch_size=batch_size,
-          learning_rate=learning_rate, **{"scikit-learn": sys.modules["sklearn"].__version__})
+    # timings go to the metadata only, so the same command twice writes byte-identical data files
+    timings = {f"{r.variant} {r.policy}": round(float(r.seconds), 3) for r in summ.itertuples(index=False)}
+    _emit(df.drop(columns=["seconds"]), {"summary": summ.drop(columns=["seconds"])}, targets, seed=seed,
+          epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, wall_seconds=timings,
+          **{"scikit-learn": sys.modules["sklearn"].__version__})
     if any(p == "-" for _, p in targets):
         return
     out = render.console()

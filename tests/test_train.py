@@ -230,7 +230,8 @@ def test_cli_runs_and_exports(invoke, tf, tmp_path):
     md = export.read_metadata(path)
     assert md["epochs"] == 2 and "scikit-learn" in md
     df = pd.read_csv(path)
-    assert list(df.columns) == list(train.COLUMNS) and len(df) == 2
+    assert list(df.columns) == [c for c in train.COLUMNS if c != "seconds"] and len(df) == 2
+    assert set(md["wall_seconds"]) == {"logits float32"}  # timings only in the metadata
 
 
 def test_training_leaves_tensorflow_determinism_as_it_found_it(tf):

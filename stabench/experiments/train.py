@@ -95,7 +95,8 @@ COLUMNS = {
     "logits_dtype": "dtype of the logits tensor in the training step (for `probs` the `_keras_logits` Keras' softmax attached)",
     "output_dtype": "dtype of the tensor the model returns",
     "loss_dtype": "dtype of the loss value the Keras loss returned",
-    "seconds": "wall time of the epoch: training and test evaluation (epoch 1 includes building and tracing)",
+    "seconds": "wall time of the epoch: training and test evaluation (epoch 1 includes building and tracing); "
+               "in the DataFrame and the terminal only: exports keep timings in the metadata (wall_seconds)",
 }
 
 #: Columns of ``summary``: one row per (variant, policy).
@@ -118,7 +119,7 @@ SUMMARY_COLUMNS = {
     "logits_dtype": "as in the rows",
     "output_dtype": "as in the rows",
     "loss_dtype": "as in the rows",
-    "seconds": "total wall time of the variant × policy run",
+    "seconds": "total wall time of the variant × policy run (exports: in the metadata's wall_seconds)",
 }
 
 TERMINAL_COLUMNS = ["variant", "policy", "epoch", "train_loss", "test_loss", "test_loss_logits",
