@@ -87,6 +87,13 @@ class Unsupported(Exception):
     """The framework refused this dtype for this method; the message is its own error text."""
 
 
+def one_line(e: Exception) -> str:
+    """A framework's exception as one line (its type and its text, whitespace collapsed): the text
+    of an ``unsupported`` row."""
+    text = " ".join(str(e).split()) or repr(e)
+    return f"{type(e).__name__}: {text}"
+
+
 def evaluate(module, method: Method, dtype, cases, grad: bool, batch_size: int | None = None) -> Output:
     """``module.evaluate`` over every case in one call — or, with ``batch_size``, in calls of exactly
     ``batch_size`` rows each: the cases in order, the last call filled up by repeating cases from

@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 
 from ..dtypes import DType
-from . import Method, Output, SigmoidCases, Unsupported
+from . import Method, Output, SigmoidCases, Unsupported, one_line
 
 import jax  # noqa: E402 — a backend module is imported only when its backend is chosen
 import jax.numpy as jnp  # noqa: E402
@@ -195,13 +195,7 @@ def _run(fn, dtype: DType, cases, x64: bool, where: str = ""):
             loss, g = fn(z, y)
             return np.asarray(loss), (None if g is None else np.asarray(g))
     except Exception as e:  # noqa: BLE001 — JAX raises many types; each is an answer
-        raise Unsupported(where + _one_line(e)) from None
-
-
-def _one_line(e: Exception) -> str:
-    """The exception as one line: its type and its text, whitespace collapsed."""
-    text = " ".join(str(e).split()) or repr(e)
-    return f"{type(e).__name__}: {text}"
+        raise Unsupported(where + one_line(e)) from None
 
 
 def _output(result, rows) -> Output:

@@ -59,7 +59,7 @@ import warnings
 import numpy as np
 
 from ..dtypes import DType
-from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported
+from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported, one_line
 
 
 from ..frameworks import tensorflow_and_keras
@@ -132,7 +132,7 @@ def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
     try:  # TF has float8_e4m3fn, e5m2 and the fnuz formats, not float8_e4m3 or e3m4: its refusal is the answer
         tfdt = tf.as_dtype(dtype.name)
     except TypeError as e:
-        raise Unsupported(_one_line(e)) from None
+        raise Unsupported(one_line(e)) from None
     if method.name.startswith(("keras", "model")) and keras.backend.backend() != "tensorflow":
         raise Unsupported(f"Keras runs on its {keras.backend.backend()!r} backend (KERAS_BACKEND), not tensorflow")
     if method.experiment == "sigmoid":
@@ -278,13 +278,7 @@ def _run(fn, inputs, wrt, grad: bool | None, where: str = ""):
             warnings.simplefilter("ignore")
             return fn(*inputs) if grad is None else _loss_and_grad(fn, wrt, grad, *inputs)
     except Exception as e:  # noqa: BLE001 — TF and Keras raise many types; each is an answer
-        raise Unsupported(where + _one_line(e)) from None
-
-
-def _one_line(e: Exception) -> str:
-    """The exception as one line: its type and its text, whitespace collapsed."""
-    text = " ".join(str(e).split()) or repr(e)
-    return f"{type(e).__name__}: {text}"
+        raise Unsupported(where + one_line(e)) from None
 
 
 def _outputs(result, rows) -> Output:
@@ -350,6 +344,6 @@ def _model(key: tuple, tfdt):
             layer.kernel.assign(tf.eye(inputs, units, dtype=tfdt))
         layer.bias.assign(tf.zeros((units,), dtype=tfdt))
     except Exception as e:  # noqa: BLE001 — Keras refusing the dtype for a layer is an answer too
-        raise Unsupported(_one_line(e)) from None
+        raise Unsupported(one_line(e)) from None
     _MODELS[key] = model
     return model

@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 
 from ..dtypes import DType
-from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported
+from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported, one_line
 
 import torch  # noqa: E402 — a backend module is imported only when its backend is chosen
 import torch.nn.functional as F  # noqa: E402
@@ -125,7 +125,7 @@ def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
     try:
         inputs = _inputs(tdt, cases)
     except Exception as e:  # noqa: BLE001 — PyTorch refusing to hold the dtype is an answer
-        raise Unsupported(_one_line(e)) from None
+        raise Unsupported(one_line(e)) from None
     rows = None if method.experiment == "sigmoid" else cases.labels
     fn = _FNS[method.name]
     out = _output(_run(fn, inputs, grad), rows)
@@ -175,13 +175,7 @@ def _run(fn, inputs, grad: bool, autocast=None, where: str = ""):
             (g,) = torch.autograd.grad(loss, x, grad_outputs=torch.ones_like(loss))
             return loss.detach(), g
     except Exception as e:  # noqa: BLE001 — PyTorch raises many types; each is an answer
-        raise Unsupported(where + _one_line(e)) from None
-
-
-def _one_line(e: Exception) -> str:
-    """The exception as one line: its type and its text, whitespace collapsed."""
-    text = " ".join(str(e).split()) or repr(e)
-    return f"{type(e).__name__}: {text}"
+        raise Unsupported(where + one_line(e)) from None
 
 
 def _numpy(t) -> np.ndarray:
