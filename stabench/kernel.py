@@ -37,7 +37,7 @@ from . import metrics
 #: unused entries are empty arrays). More (quantity, method) pairs take several calls.
 SLOTS = 8
 #: About how long a cold compilation takes on the 2-core CI machine (printed in the note).
-COMPILE_SECONDS = 10
+COMPILE_SECONDS = 16
 
 _STATE: dict = {}  #: "kernel": the numba dispatcher once built
 
@@ -83,7 +83,7 @@ def _dummy_args() -> tuple:
     f8 = np.zeros(1)
     i8 = np.zeros(SLOTS, dtype=np.int64)
     vals = tuple(np.zeros(0, dtype=np.float32) for _ in range(SLOTS))
-    return (np.zeros(1, np.float32), f8, f8, vals, 0, i8, i8, i8, i8, i8, np.zeros(SLOTS), i8, 4.0,
+    return (np.zeros(1, np.float32), f8, f8, 0, vals, 0, i8, i8, i8, i8, i8, np.zeros(SLOTS), i8, 4.0,
             np.zeros((SLOTS, len(metrics.STATUSES)), np.int64), np.zeros((SLOTS, 2), np.int64),
             np.zeros(8, np.intp), np.zeros((SLOTS, 9)), np.zeros((SLOTS, 0, 5)), np.zeros(SLOTS, np.int64))
 
@@ -152,33 +152,61 @@ def _const(n: int) -> tuple:
     return c
 
 
-def exp_log1p(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``e = np.exp(-np.abs(z64))`` and ``np.log1p(e)`` for ``z64 = z`` as float64, bit for bit, as
-    the streaming oracle (:func:`oracle.bce_binary_fast`) computes them — but a chunk whose every
-    |z| lies where e is the constant 0 (|z| ≥ :data:`EXP_ZERO_FROM`) or 1 (|z| ≤ :data:`EXP_ONE_TO`)
-    gets the constants without calling numpy (nor converting z): in an exhaustive float32 run that
-    is about 80 % of all logits (the binades above 2^9.5 and below 2^−55). The returned arrays may
-    be shared and read-only."""
-    n = len(z)
-    if n:  # the range of z, not of |z| (one pass less): a chunk of one sign, as exhaustive ones are
+def constant_exp_log1p(z: np.ndarray) -> tuple[float, float] | None:
+    """(e, log1p(e)) when every |z| lies where numpy's ``e = exp(−|z|)`` is one constant — 0
+    (|z| ≥ :data:`EXP_ZERO_FROM`) or 1 (|z| ≤ :data:`EXP_ONE_TO`) — else None. In an exhaustive
+    float32 run that is about 80 % of all logits (the binades above 2^9.5 and below 2^−55)."""
+    if len(z):  # the range of z, not of |z| (one pass less): a chunk of one sign, as exhaustive ones are
         lo, hi = z.min(), z.max()  # nan: every comparison fails, numpy decides
         if (lo >= EXP_ZERO_FROM or hi <= -EXP_ZERO_FROM) and _shortcut_ok():
-            zeros = _const(n)[0]
-            return zeros, zeros
+            return 0.0, 0.0
         if -EXP_ONE_TO <= lo and hi <= EXP_ONE_TO and _shortcut_ok():
-            _, ones, ln2 = _const(n)
-            return ones, ln2
-    with np.errstate(all="ignore"):  # exactly oracle.bce_binary_fast's expressions (not in place:
-        e = np.exp(-np.abs(np.asarray(z, np.float64)))  # numpy may pick another loop for aliases)
-        return e, np.log1p(e)
+            return 1.0, _CONST["ln2"]
+    return None
 
 
-def inputs(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The kernel's (z, e, t) for one chunk of logits of a ≤ 32-bit float dtype: z as contiguous
-    float32 (exact; the kernel widens each value itself, so no float64 copy of the chunk is made)
-    and :func:`exp_log1p`'s e and t."""
+def exp_log1p(z: np.ndarray, out: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``e = np.exp(-np.abs(z64))`` and ``np.log1p(e)`` for ``z64 = z`` as float64, bit for bit, as
+    the streaming oracle (:func:`oracle.bce_binary_fast`) computes them — but a chunk where e is a
+    constant (:func:`constant_exp_log1p`) gets it without calling numpy (nor converting z). The
+    returned arrays may be shared and read-only. ``out``: buffers of ``len(z)`` to compute into —
+    −|z| in z's dtype and in float64, e and t —, so nothing is allocated; e and t are then two of
+    them."""
+    c = constant_exp_log1p(z)
+    if c is not None:
+        zeros, ones, ln2 = _const(len(z))
+        return (zeros, zeros) if c[0] == 0.0 else (ones, ln2)
+    if out is None:
+        out = (np.empty(len(z), z.dtype), *(np.empty(len(z)) for _ in range(3)))
+    a0, a, e, t = out
+    with np.errstate(all="ignore"):  # oracle.bce_binary_fast's expressions: the exact steps
+        np.abs(z, out=a0)  # (|·|, −, widening) in z's own dtype, in place; exp and log1p never in
+        np.negative(a0, out=a0)  # place (numpy may pick another loop for aliased operands)
+        np.copyto(a, a0)
+        np.exp(a, out=e)
+        np.log1p(e, out=t)
+    return e, t
+
+
+_BUFFERS: dict = {}  #: n → this process's :func:`exp_log1p` buffers for :func:`inputs`
+
+
+def inputs(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The kernel's (z, e, t, econst) for one chunk of logits of a ≤ 32-bit float dtype: z as
+    contiguous float32 (exact; the kernel widens each value itself, so no float64 copy of the
+    chunk is made) and :func:`exp_log1p`'s e and t, in this process's buffers (valid until the
+    next call) — or, where those are one constant (:func:`constant_exp_log1p`), that constant as
+    a one-element array each and ``econst`` 1, so the kernel reads no arrays of constants."""
     z32 = np.ascontiguousarray(z, dtype=np.float32)
-    return (z32, *exp_log1p(z32))
+    c = constant_exp_log1p(z32)
+    if c is not None:
+        return z32, np.array([c[0]]), np.array([c[1]]), 1
+    n = len(z32)
+    buf = _BUFFERS.get(n)
+    if buf is None:
+        _BUFFERS.clear()  # one chunk size at a time (a task's last chunk may be shorter)
+        buf = _BUFFERS[n] = (np.empty(n, np.float32), *(np.empty(n) for _ in range(3)))
+    return (z32, *exp_log1p(z32, buf), 0)
 
 
 def double_rounds(dt) -> bool:

@@ -448,7 +448,7 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
         if lab is None:
             lab = labels[n] = np.repeat(lab01, n)
         cases = SigmoidCases(zz[:2 * n], lab)
-        zk, e, t = kernel.inputs(zc)  # float32 z; e^-|z|, log1p as oracle.bce_binary_fast (or constants)
+        zk, e, t, ec = kernel.inputs(zc)  # float32 z; e^-|z|, log1p as oracle.bce_binary_fast (or constants)
         outs = {m.name: mod.evaluate(m, dt, cases, grad) for m in methods}
         vals, names = [], []
         for q, m in slots:
@@ -474,7 +474,7 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
         elif names != first_names:
             return None  # a result dtype changed between chunks: let the numpy path measure it
         for (a, b), (head, tail) in zip(calls, fixed):
-            k(zk, e, t, tuple(vals[a:b]) + pad[b - a:], *head, *tail)
+            k(zk, e, t, ec, tuple(vals[a:b]) + pad[b - a:], *head, *tail)
     aggs = {}
     for i, key in enumerate(slots):
         a = aggs[key] = Agg(plan.keep)

@@ -37,6 +37,7 @@ def test_kernel_equals_numpy_over_every_value(name, quantities, monkeypatch):
 F32 = [  # bit-pattern slices: subnormals, around ½, σ(z) rounding to 1, e^z underflowing, the top
     (0x00000000, 0x00040000), (0x80000000, 0x80040000), (0x3F000000, 0x3F080000),
     (0x41800000, 0x41880000), (0xC2B00000, 0xC2B80000), (0x7F780000, 0x7F800000),
+    (0x2FD00000, 0x2FD40000),  # z ≈ 3.8e-10: errors grow with every logit (the worst-K list's worst order)
 ]
 
 
@@ -119,7 +120,7 @@ def test_kernel_reference_against_mpmath():
     params = [np.array([q == "grad" for q in slots], np.int64), np.arange(ns, dtype=np.int64),
               *(np.array([sp[c]] * ns, np.float64 if c == 3 else np.int64) for c in range(5))]
     pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS - ns))
-    kernel._kernel()(z, e, t, tuple(vals) + pad, ns, *params, 4.0, counts, hist, stream._LUT, fstate, top, top_n)
+    kernel._kernel()(z, e, t, 0, tuple(vals) + pad, ns, *params, 4.0, counts, hist, stream._LUT, fstate, top, top_n)
     assert (counts[:, metrics.EXACT] == 2 * n).all(), counts
     bound = 0.5 + 2.0**24 * oracle.BINARY_FAST_MAX_REL_ERROR
     assert (fstate[:, 0] <= bound).all() and (fstate[:, 0] > 0.49).all(), fstate[:, 0]
@@ -209,3 +210,77 @@ def test_exp_log1p_takes_the_constants_only_inside_the_regions(monkeypatch):
     kernel.exp_log1p(np.array([2.0 ** -54, 0.0]))
     kernel.exp_log1p(np.array([800.0, -800.0]))  # both signs: not one range, numpy decides
     assert calls == [2, 2, 2]
+
+
+def _kernel_aggs(z, e, t, econst, vals, quantity, keep=5):
+    """The kernel's aggregates for float32 results ``vals`` (one array per slot, labels 0 then 1),
+    as a repr (nan equals nan there) and the counts."""
+    ns = len(vals)
+    sp = kernel.slot_params(dtypes.get("float32"))
+    counts = np.zeros((ns, len(metrics.STATUSES)), np.int64)
+    hist = np.zeros((ns, stream.N_BINS), np.int64)
+    fstate = np.zeros((ns, 9))
+    fstate[:, 0] = -1
+    top = np.zeros((ns, keep, 5))
+    top_n = np.zeros(ns, np.int64)
+    params = [np.array([quantity] * ns, np.int64), np.zeros(ns, np.int64),
+              *(np.array([sp[c]] * ns, np.float64 if c == 3 else np.int64) for c in range(5))]
+    pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS - ns))
+    kernel._kernel()(z, e, t, econst, tuple(vals) + pad, ns, *params, 4.0, counts, hist, stream._LUT, fstate,
+                     top, top_n)
+    return repr((counts.tolist(), hist.tolist(), fstate.tolist(), top.tolist(), top_n.tolist())), counts
+
+
+@needs_numba
+@pytest.mark.parametrize("quantity", [0, 1])
+def test_uniform_blocks_equal_the_full_pass(quantity):
+    """Where e^−|z| is a constant the kernel classifies whole blocks whose cases share one error
+    and key (every result exact; every result one ±inf or nan; one result against one reference)
+    and measures only their first case. Blocks of each kind, and blocks that only nearly are
+    (one case off), give exactly what the full per-case pass gives on the same inputs."""
+    from stabench import _kernel_impl as K
+
+    b = K._BLOCK
+    rng = np.random.default_rng(7)
+    for lo, (e0, t0) in [(1000.0, (0.0, 0.0)), (2.0**-60, (1.0, float(np.log1p(1.0))))]:
+        z = np.arange(int(np.float32(lo).view(np.uint32)), int(np.float32(lo).view(np.uint32)) + 12 * b,
+                      dtype=np.uint32).view(np.float32)
+        # both signs, a short last block, in no order (a block's first case is not its worst)
+        z = rng.permutation(np.concatenate([z, -z[: 3 * b + 17]]))
+        n = len(z)
+        z64 = z.astype(np.float64)
+        ref = {lab: np.array([K._ref(bool(quantity), x, e0, t0, lab, 1.0 - 2 * lab) for x in z64]) for lab in (0, 1)}
+        exact = np.concatenate([ref[0], ref[1]]).astype(np.float32)  # rounded references
+        vals = []
+        for kind in range(4):
+            v = exact.copy()
+            for lab in (0, 1):  # a pattern per block of each label, as the kernel reads them
+                for blk in range(0, n, b):
+                    if kind < 2:  # the first pair's slots: neighbouring patterns of every kind
+                        pick = (blk // b + kind) % 6
+                    elif kind == 2:  # the second pair: finite results only, so its worst case
+                        pick = (0, 3, 3, 4, 0, 3)[blk // b % 6]  # comes from one value against
+                    else:  # varying references; a case off in one stream while the others are exact
+                        pick = (0, 3, 3, 0, 4, 3)[blk // b % 6]
+                    if pick == 4 and kind >= 2 and lab != kind - 2:
+                        pick = 0
+                    sl = slice(lab * n + blk, lab * n + min(blk + b, n))
+                    if pick == 1:
+                        v[sl] = np.inf if blk % 2 else -np.inf
+                    elif pick == 2:
+                        v[sl] = np.nan
+                    elif pick == 3:
+                        v[sl] = np.float32(0.6931472)  # one value
+                    elif pick == 4:  # all but one case uniform
+                        v[sl.start + rng.integers(0, sl.stop - sl.start)] = np.float32(rng.uniform(-1, 1))
+                    elif pick == 5:
+                        v[sl] = rng.uniform(-2, 2, sl.stop - sl.start).astype(np.float32)
+            vals.append(v)
+        # the shortcut is taken: blocks where both slots of a pair are uniform for both labels
+        uni = [K._uniform(bool(quantity), z, e0, t0, b0, min(b, n - b0), n, vals[0], vals[1])
+               for b0 in range(0, n, b)]
+        assert uni.count(15) >= 2 and any(0 < u < 15 for u in uni), uni
+        fast = _kernel_aggs(z, np.array([e0]), np.array([t0]), 1, vals, quantity)
+        full = _kernel_aggs(z, np.full(n, e0), np.full(n, t0), 0, vals, quantity)
+        assert fast[0] == full[0]
+        assert (fast[1][:2, [metrics.EXACT, metrics.OVERFLOW, metrics.NAN, metrics.INACCURATE]] > 0).all()
