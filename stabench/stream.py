@@ -633,18 +633,21 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
     workers = workers or os.cpu_count() or 1
     label = f"sigmoid {source.dtype} {source.kind}"
 
+    done_logits = [sum(_task_len(source, j) for j in done)]  # a running total: no sum per task
+
     def finish(i: int, aggs: dict) -> None:
         for k, a in aggs.items():
             total[k].merge(a)
         done.add(i)
+        done_logits[0] += _task_len(source, i)
         if state_path:
             body = _state_body(key, done, total)
             write_text(state_path, json.dumps({**body, "digest": _digest(body)}))
         if progress:
-            progress(sum(_task_len(source, j) for j in done), source.total, label)
+            progress(done_logits[0], source.total, label)
 
     if progress:
-        progress(sum(_task_len(source, j) for j in done), source.total, label)
+        progress(done_logits[0], source.total, label)
     if client is not None:
         from . import cluster
 
