@@ -149,7 +149,6 @@ def _scan(ub, xb, vs, z, n_off, b0, b1, lab, slot, fstate, keep, top, top_n):
 #: Cases per block: the block's ulp errors and statuses stay in L1 between the vectorised pass
 #: and the histogram pass.
 _BLOCK = 512
-_INT64_MAX = np.int64(0x7FFFFFFFFFFFFFFF)
 #: Interleaved histogram copies: consecutive cases in one bin do not wait on each other's store.
 _COPIES = 4
 

@@ -165,48 +165,38 @@ def constant_exp_log1p(z: np.ndarray) -> tuple[float, float] | None:
     return None
 
 
-def exp_log1p(z: np.ndarray, out: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def exp_log1p(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``e = np.exp(-np.abs(z64))`` and ``np.log1p(e)`` for ``z64 = z`` as float64, bit for bit, as
     the streaming oracle (:func:`oracle.bce_binary_fast`) computes them — but a chunk where e is a
     constant (:func:`constant_exp_log1p`) gets it without calling numpy (nor converting z). The
-    returned arrays may be shared and read-only. ``out``: buffers of ``len(z)`` to compute into —
-    −|z| in z's dtype and in float64, e and t —, so nothing is allocated; e and t are then two of
-    them."""
+    returned arrays may be shared and read-only."""
     c = constant_exp_log1p(z)
     if c is not None:
         zeros, ones, ln2 = _const(len(z))
         return (zeros, zeros) if c[0] == 0.0 else (ones, ln2)
-    if out is None:
-        out = (np.empty(len(z), z.dtype), *(np.empty(len(z)) for _ in range(3)))
-    a0, a, e, t = out
-    with np.errstate(all="ignore"):  # oracle.bce_binary_fast's expressions: the exact steps
-        np.abs(z, out=a0)  # (|·|, −, widening) in z's own dtype, in place; exp and log1p never in
-        np.negative(a0, out=a0)  # place (numpy may pick another loop for aliased operands)
-        np.copyto(a, a0)
-        np.exp(a, out=e)
-        np.log1p(e, out=t)
-    return e, t
+    return _numpy_exp_log1p(z)
 
 
-_BUFFERS: dict = {}  #: n → this process's :func:`exp_log1p` buffers for :func:`inputs`
+def _numpy_exp_log1p(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numpy's e and log1p(e), in oracle.bce_binary_fast's expressions: the exact steps (|·|, −)
+    in z's own dtype where it is a float of ≤ 32 bits (half the bytes), then float64."""
+    with np.errstate(all="ignore"):
+        a = np.negative(np.abs(z)) if z.dtype.kind == "f" and z.dtype.itemsize <= 4 else -np.abs(z)
+        e = np.exp(np.asarray(a, np.float64))  # not in place: numpy may pick another loop for aliases
+        return e, np.log1p(e)
 
 
 def inputs(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """The kernel's (z, e, t, econst) for one chunk of logits of a ≤ 32-bit float dtype: z as
     contiguous float32 (exact; the kernel widens each value itself, so no float64 copy of the
-    chunk is made) and :func:`exp_log1p`'s e and t, in this process's buffers (valid until the
-    next call) — or, where those are one constant (:func:`constant_exp_log1p`), that constant as
-    a one-element array each and ``econst`` 1, so the kernel reads no arrays of constants."""
+    chunk is made) and :func:`exp_log1p`'s e and t — or, where those are one constant
+    (:func:`constant_exp_log1p`), that constant as a one-element array each and ``econst`` 1, so
+    the kernel reads no arrays of constants."""
     z32 = np.ascontiguousarray(z, dtype=np.float32)
     c = constant_exp_log1p(z32)
     if c is not None:
         return z32, np.array([c[0]]), np.array([c[1]]), 1
-    n = len(z32)
-    buf = _BUFFERS.get(n)
-    if buf is None:
-        _BUFFERS.clear()  # one chunk size at a time (a task's last chunk may be shorter)
-        buf = _BUFFERS[n] = (np.empty(n, np.float32), *(np.empty(n) for _ in range(3)))
-    return (z32, *exp_log1p(z32, buf), 0)
+    return (z32, *_numpy_exp_log1p(z32), 0)
 
 
 def double_rounds(dt) -> bool:
