@@ -48,3 +48,17 @@ def test_readme_links_resolve():
     import re as _re
     for target in _re.findall(r"\]\(((?:docs|results)/[^)#]+)", README):
         assert (ROOT / target).exists(), target
+
+
+def test_readme_roundoff_example_is_what_the_tool_prints_at_80_columns():
+    """The README's example is the tool's own output, so it cannot drift from it (numpy only: the
+    same on every CPU). Trailing spaces are rich's padding to the width; the README drops them."""
+    from typer.testing import CliRunner
+
+    from stabench.cli import app
+
+    block = README.split("```\n$ stabench roundoff\n", 1)[1].split("```", 1)[0]
+    r = CliRunner().invoke(app, ["roundoff"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    printed = "".join(line.rstrip() + "\n" for line in r.stdout.splitlines())
+    assert block == printed
