@@ -13,6 +13,7 @@ decimals that gives a different float16). ``pi`` and ``e`` are rounded from a 25
 """
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -59,7 +60,7 @@ def round_exact(q: Fraction, dt: DType) -> float:
     with np.errstate(over="ignore"):
         c = float(dt.cast(guess))
     if not np.isfinite(c):  # the float64 guess rounded past max, but q is below the boundary
-        c = float(np.copysign(dt.max, q))
+        c = math.copysign(dt.max, guess)  # (q is a Fraction, which numpy's ufuncs do not take)
     k = _ordinal(c, dt)
     best = None
     for j in (k - 1, k, k + 1):
