@@ -134,3 +134,16 @@ def test_every_column_is_documented():
             names |= set(re.findall(r"`([^`]+)`", line.split("|")[1]))
     missing = (set(E.COLUMNS) | set(E.SUMMARY_COLUMNS)) - names
     assert not missing, missing
+
+
+def test_forty_variables_run(tmp_path):
+    # issue 19: 33 variables or more ended in numpy's "only supports up to 32 dimensions" traceback
+    names = [f"x{i}" for i in range(40)]
+    expr = "+".join(f"({a}+{b})" for a, b in zip(names[::2], names[1::2]))
+    args = ["expr", expr, "-d", "float64", "--csv", str(tmp_path / "o.csv")]
+    for i, n in enumerate(names):
+        args += ["--var", f"{n}={i}" if i else f"{n}=0,1"]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    rows = export.read_csv(tmp_path / "o.csv")
+    assert list(rows["value"]) == [sum(range(40)), sum(range(40)) + 1] and (rows["status"] == "exact").all()

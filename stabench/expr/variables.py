@@ -18,6 +18,7 @@ refused above :data:`MAX_POINTS` points before any work.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..dtypes import DType
 from ..errors import InputError
+from ..numbers import parse_number
 from .evaluate import round_exact
 
 #: The accepted forms, shown by every malformed-spec message.
@@ -35,6 +37,7 @@ FORMS = ("NAME=VALUE", "NAME=V1,V2,...", "NAME=LO..HI:log:N", "NAME=LO..HI:lin:N
 #: Largest grid (points per dtype, every variable's points multiplied).
 MAX_POINTS = 2_000_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_DIGITS = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _RANGE = re.compile(r"(?P<lo>[^.:][^:]*?)\.\.(?P<hi>[^:]+):(?P<kind>[A-Za-z]+):(?P<n>[^:]+)\Z")
 
 
@@ -73,24 +76,29 @@ def _number(text: str, whole: str):
         return float("-inf")
     if t == "nan":
         return float("nan")
+    # the project's decimal syntax first: Decimal() alone would take "1_000" and non-ASCII digits
+    if parse_number(t) is None:
+        raise _bad(whole, f"{text.strip()!r} is not a decimal number (ASCII digits, no '_')")
     try:
-        d = Decimal(t.replace("_", ""))
-    except InvalidOperation:
+        d = Decimal(t)
+    except InvalidOperation:  # pragma: no cover - parse_number's syntax is a subset of Decimal's
         raise _bad(whole, f"{text.strip()!r} is not a number") from None
-    if not d.is_finite():
-        raise _bad(whole, f"{text.strip()!r} is not a number")
+    if not d.is_finite():  # the other spellings of nan and ±inf ("-nan", "+infinity")
+        return float(t)
     if d and abs(d.adjusted()) > 400:
         return float("inf") if (d > 0 and d.adjusted() > 0) else (float("-inf") if d.adjusted() > 0 else Fraction(0))
     return Fraction(d)
 
 
-def _count(text: str, whole: str) -> int:
-    try:
-        n = int(text.strip())
-    except ValueError:
-        raise _bad(whole, f"the number of points {text.strip()!r} is not an integer") from None
-    if not 1 <= n <= MAX_POINTS:
-        raise _bad(whole, f"the number of points must be between 1 and {MAX_POINTS:,}, got {n}")
+def _count(text: str, whole: str, least: int = 1) -> int:
+    t = text.strip()
+    if not _DIGITS.fullmatch(t):  # int() would take "1_000" and non-ASCII digits
+        raise _bad(whole, f"the number of points {t!r} is not an integer (ASCII digits)")
+    n = int(t) if len(t) <= 20 else MAX_POINTS + 1  # (int() refuses over 4,300 digits)
+    if 1 <= n < least:
+        raise _bad(whole, f"a range needs at least {least} points (its two ends), got {n}; for one value write NAME=VALUE")
+    if not least <= n <= MAX_POINTS:
+        raise _bad(whole, f"the number of points must be between {least} and {MAX_POINTS:,}, got {t}")
     return n
 
 
@@ -121,7 +129,8 @@ def parse_var(text: str, index: int = 0) -> Variable:
                 v = _number(end, text)
                 if not isinstance(v, Fraction):
                     raise _bad(text, f"range end {end!r} must be finite")
-        n = _count(m["n"], text)
+        # a range has two ends, so at least two points (one point of LO..HI has no answer)
+        n = _count(m["n"], text, least=2)
         var = Variable(name, spec, "range", lo=lo, hi=hi, scale=kind, count=n, index=index)
         if kind == "log":
             a, b = _range_ends(var, None)
@@ -227,5 +236,11 @@ def grid(variables: list[Variable], dt: DType, seed: int) -> dict[str, np.ndarra
     if not variables:
         return {}
     axes = [values(v, dt, seed) for v in variables]
-    mesh = np.meshgrid(*axes, indexing="ij")
-    return {v.name: m.reshape(-1) for v, m in zip(variables, mesh)}
+    # repeat/tile, not np.meshgrid: numpy arrays have at most 32 (numpy 1) or 64 dimensions, and
+    # an expression may use more variables than that
+    sizes = [len(a) for a in axes]
+    out = {}
+    for i, (v, a) in enumerate(zip(variables, axes)):
+        inner, outer = math.prod(sizes[i + 1:]), math.prod(sizes[:i])
+        out[v.name] = np.tile(np.repeat(a, inner), outer)
+    return out
