@@ -232,12 +232,16 @@ def expr_cmd(
     finally:
         bar.close()
     summ = exp.summary(df)
-    _emit(df, {"summary": summ}, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3))
-    if plot:
-        from . import export
+    extra = []
+    if plot:  # rendered first, then written with the other outputs as one group (all or none)
         from .expr import plot as xplot
 
-        export.write_bytes(plot, xplot.error_plot(df, name, exp.title(p)))
+        extra.append((plot, xplot.error_plot(df, name, exp.title(p))))
+    if targets or extra:
+        from . import export, meta
+
+        export.export(df, meta.build(seed=seed, command=_COMMAND, wall_seconds=round(time.perf_counter() - started, 3)),
+                      targets, {"summary": summ}, extra=extra)
     if any(p_ == "-" for _, p_ in targets):
         return
     out = render.console()

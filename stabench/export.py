@@ -363,10 +363,12 @@ def write_bytes(path: str, data: bytes) -> None:
     write_files([(path, data)])
 
 
-def export(rows, metadata: dict, targets: list[tuple[str, str]], tables: dict | None = None) -> None:
+def export(rows, metadata: dict, targets: list[tuple[str, str]], tables: dict | None = None,
+           extra: list[tuple[str, bytes]] = ()) -> None:
     """Write ``rows`` (and named summary ``tables``) to each (format, path) in ``targets``: the
-    files (and each CSV's metadata sidecar) as one atomic group, then stdout (``-``)."""
-    files, stdout = [], None
+    files (and each CSV's metadata sidecar), with the ready-made (path, bytes) ``extra`` files (a
+    plot), as one atomic group, then stdout (``-``)."""
+    files, stdout = list(extra), None
     for fmt, path in targets:
         data = FORMATS[fmt](rows, metadata, tables or {})
         if path == "-":
