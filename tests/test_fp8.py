@@ -445,9 +445,20 @@ def test_cast_rounds_correctly(name, x, near):
     assert (math.isnan(got) and math.isnan(want)) or (got == want and math.copysign(1, got) == math.copysign(1, want)), (x, got, want)
 
 
-def test_ml_dtypes_own_conversion_rounds_twice():
-    # why DType.cast does not just call astype: the midpoint-adjacent float64 below goes to float32's
-    # midpoint first, then ties away from the right answer
-    x = np.array([np.nextafter(61440.0, 0.0)])
-    assert float(x.astype(ml_dtypes.float8_e5m2).astype(np.float64)[0]) == math.inf
-    assert float(dtypes.get("float8_e5m2").cast(x).astype(np.float64)[0]) == 57344.0
+@pytest.mark.parametrize("name", F8)
+def test_cast_is_exact_next_to_every_midpoint(name):
+    # The trap of double rounding (float64 -> float32 -> format), which ml_dtypes before 0.6 fell
+    # into (61439.99 became inf in float8_e5m2): one float64 step either side of every midpoint
+    # between neighbouring values, and of the overflow threshold, must round as exact rational
+    # arithmetic says, whichever ml_dtypes release is installed (DType.cast does not rely on it).
+    dt = dtypes.get(name)
+    vals = np.unique(finite(dt))
+    idx = np.arange(len(vals) - 1)
+    mids = (vals[idx] + vals[idx + 1]) / 2
+    top = vals[-1] + float(dt.ulp(vals[-1])) / 2  # the overflow threshold: max + half an ulp
+    xs = np.concatenate([mids, [top, -top]])
+    xs = np.concatenate([np.nextafter(xs, -np.inf), xs, np.nextafter(xs, np.inf)])
+    got = dt.cast(xs).astype(np.float64)
+    for x, g in zip(xs, got):
+        want = _round_exactly(float(x), dt)
+        assert (math.isnan(g) and math.isnan(want)) or (g == want and math.copysign(1, g) == math.copysign(1, want)), (x, g, want)

@@ -89,27 +89,26 @@ def run(dtype_list=None, n: int = 10_000, *, sweep: bool = False, max_exp: int =
     ns = sweep_ns(max_exp) if sweep else [_validate_n(n)]
     forms = {k: [parse(t) for t in roundoff_forms(k)] for k in ns}
     cache: dict = {}
-    parts = []
+    cols: dict[str, list] = {}
     for dt in dts:
         for k in ns:
             for e in forms[k]:
                 m = measure(e, dt, {}, cache=cache.setdefault(e.text, {}), max_ulp=max_ulp)
-                parts.append(pd.DataFrame({
+                row = {
                     "dtype": dt.name,
                     "formula": e.label,
                     "expression": e.text,
-                    "n": np.array([k], dtype=np.int64),
+                    "n": k,
                     "n_in_dtype": round_exact(Fraction(k), dt),
-                    "value": m["value"],
-                    "reference": m["reference"],
-                    "abs_error": m["abs_error"],
-                    "rel_error": m["rel_error"],
-                    "ulp_error": m["ulp_error"],
-                    "bits_error": m["bits_error"],
-                    "correct_digits": metrics.correct_digits(m["rel_error"], dt),
-                    "status": metrics.status_names(m["status"]),
-                }))
-    df = pd.concat(parts, ignore_index=True)
+                    **{c: m[c][0] for c in ("value", "reference", "abs_error", "rel_error",
+                                            "ulp_error", "bits_error")},
+                    "correct_digits": metrics.correct_digits(m["rel_error"], dt)[0],
+                    "status": metrics.status_names(m["status"])[0],
+                }
+                for c, v in row.items():
+                    cols.setdefault(c, []).append(v)
+    # one DataFrame at the end: building one per row cost ~0.2 s of the start-up budget
+    df = pd.DataFrame(cols).astype({"n": np.int64, "n_in_dtype": np.float64})
     return df.sort_values(["n", "dtype", "formula"], key=_order_key, kind="stable", ignore_index=True)
 
 
