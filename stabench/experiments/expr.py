@@ -141,18 +141,19 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
         note[bad] = [f"{k} is {_word(v)} in {dt.name}" for v in points[k][bad]]
     hi = np.full(n, np.nan)
     lo = np.full(n, np.nan)
+    tail = np.full(n, np.nan)
     ok = note == ""
     if ok.any():  # the exact value at the (finite) inputs; literals are exact, whatever the dtype
         sub = {k: points[k][ok] for k in expr.variables}
-        h, l, why = reference(expr.tree, sub, cache)
-        hi[ok], lo[ok] = h, l
-        note[ok] = why
+        ref = reference(expr.tree, sub, cache)
+        hi[ok], lo[ok], note[ok], tail[ok] = *ref, ref.tail
     for node in expr.nodes():
         # a literal the dtype cannot hold: the program cannot be written in it; the exact value
         # stays in `reference`, the row is not scored
         if node.kind in ("num", "const") and not np.isfinite(literal_in(node, dt)):
             note[:] = f"literal {node.text or node.name} overflows {dt.name}"
-    m = metrics.measure(value, hi, dt, reference_lo=lo, max_ulp=max_ulp)  # statuses as codes
+    # statuses as codes; the scaled tail keeps the error of tiny (near-subnormal) results exact
+    m = metrics.measure(value, hi, dt, reference_lo=lo, reference_tail=tail, max_ulp=max_ulp)
     invalid = note != ""
     status = m["status"]
     status[invalid] = metrics.INVALID_INPUT

@@ -15,6 +15,10 @@ lo: **hi = RN(exact) and lo = RN(exact − hi), both correctly rounded**, hence
     |hi + lo − exact| ≤ 2^-106·|exact| + 2^-1075        (:data:`MAX_REL_ERROR`, plus lo's own
                                                           rounding on float64's subnormal grid).
 
+For tiny results (0 < |hi| < ``metrics.TAIL_BELOW`` = 2^-968) lo is rounded onto float64's
+subnormal grid; the Ziv loop then also decides tail = RN((exact − hi)·2^600) (:func:`scaled_tail`),
+which :func:`reference` returns as ``.tail`` for ``metrics.measure(reference_tail=...)``.
+
 The roundings are done exactly with Python integers (the ball's midpoint and radius are read as
 man·2^exp; CPython's int/int division is correctly rounded).
 
@@ -37,6 +41,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..metrics import TAIL_BELOW, TAIL_SHIFT
 from .functions import FUNCTIONS, constant_arb
 from .parse import Node
 
@@ -154,6 +159,24 @@ def certify_exact(y) -> tuple[float, float] | None:
     if l1 != l2:
         return None
     return hi, l1 + 0.0
+
+
+def scaled_tail(y, hi: float) -> float | None:
+    """RN((exact − hi)·2^TAIL_SHIFT) for every point of the ball ``y``, or None if the ball does not
+    decide it. Below ``metrics.TAIL_BELOW`` the float64 residual lo falls among the subnormals and
+    keeps only the bits above 2^-1074; this scaled residual keeps the rest, so that
+    ``metrics.measure`` counts the error of a tiny result to full precision (as the loss oracle's
+    ``Pair.tail`` does)."""
+    from flint import arb
+
+    d = (y - hi) * arb(2) ** TAIL_SHIFT  # exact: hi is a float, the scaling a power of two
+    m, me = d.mid().man_exp()
+    r, re = d.rad().man_exp()
+    m, me, r, re = int(m), int(me), int(r), int(re)
+    t = min(me, re)
+    mm, rr = m << (me - t), r << (re - t)
+    a, b = round_scaled(mm - rr, t), round_scaled(mm + rr, t)
+    return a + 0.0 if a == b else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +303,7 @@ def _compile(node: Node):
     return lambda env: f(a(env), b(env))
 
 
-def _one_point(tree: Node, fn, names, values, arb, ctx) -> tuple[float, float, str]:
+def _one_point(tree: Node, fn, names, values, arb, ctx) -> tuple[float, float, str, float]:
     env = {name: arb(v) for name, v in zip(names, values)}  # floats are exact in arb
     for prec in PRECISIONS:
         ctx.prec = prec
@@ -290,20 +313,36 @@ def _one_point(tree: Node, fn, names, values, arb, ctx) -> tuple[float, float, s
             y = _nan()
         got = certify(y)
         if got is not None:
-            return got[0], got[1], ""
+            if not 0 < abs(got[0]) < TAIL_BELOW:
+                return got[0], got[1], "", math.nan
+            tail = scaled_tail(y, got[0])
+            if tail is not None:
+                return got[0], got[1], "", tail
+            continue  # hi and lo decided, the scaled residual not yet: more bits
         if y.is_nan():  # a domain error makes nan; [±inf] is only a magnitude beyond this precision
             try:
                 _ev(tree, env, check=True)
             except _Domain as d:
-                return math.nan, math.nan, str(d)
+                return math.nan, math.nan, str(d), math.nan
             except (ZeroDivisionError, ValueError, OverflowError):
                 pass
-    return math.nan, math.nan, UNDECIDED
+    return math.nan, math.nan, UNDECIDED, math.nan
 
 
-def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = None
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact value of ``tree`` at every point: (hi, lo, note) arrays.
+class Reference(tuple):
+    """(hi, lo, note) arrays (unpacks like a 3-tuple) with one more array, ``tail``: where
+    0 < |hi| < ``metrics.TAIL_BELOW``, RN((exact − hi)·2^TAIL_SHIFT), nan elsewhere (pass it to
+    ``metrics.measure(..., reference_tail=...)``)."""
+
+    def __new__(cls, hi, lo, note, tail):
+        obj = super().__new__(cls, (hi, lo, note))
+        obj.tail = tail
+        return obj
+
+
+def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = None) -> Reference:
+    """Exact value of ``tree`` at every point: (hi, lo, note) arrays, and ``.tail`` (see
+    :class:`Reference`).
 
     ``points`` maps each variable to float64 arrays of one length (the inputs as rounded to the
     dtype; they must be finite — the caller keeps non-finite inputs out). Repeated points are
@@ -327,6 +366,7 @@ def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = No
     hi = np.empty(len(uniq))
     lo = np.empty(len(uniq))
     note = np.empty(len(uniq), dtype=object)
+    tail = np.empty(len(uniq))
     old = ctx.prec
     try:
         for i, row in enumerate(uniq):
@@ -335,7 +375,7 @@ def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = No
             if got is None:
                 got = _one_point(tree, fn, names, row.view(np.float64).tolist(), arb, ctx)
                 cache[key] = got
-            hi[i], lo[i], note[i] = got
+            hi[i], lo[i], note[i], tail[i] = got
     finally:
         ctx.prec = old
-    return hi[inverse], lo[inverse], note[inverse]
+    return Reference(hi[inverse], lo[inverse], note[inverse], tail[inverse])
