@@ -122,13 +122,14 @@ MaxUlpOpt = typer.Option(4.0, "--max-ulp", callback=lambda v: validate.max_ulp(v
 
 
 def _targets(csv: Optional[str], json: Optional[str], markdown: Optional[str],
-             parquet: Optional[str] = None) -> list[tuple[str, str]]:
-    """Validate output paths before any work, so a bad path fails fast and writes nothing."""
+             parquet: Optional[str] = None, inputs=()) -> list[tuple[str, str]]:
+    """Validate output paths before any work, so a bad path fails fast and writes nothing (nor
+    replaces an input file: ``inputs`` are (option, path) pairs)."""
     from . import export
 
     targets = [(f, p) for f, p in (("csv", csv), ("json", json), ("markdown", markdown), ("parquet", parquet))
                if p is not None]
-    export.check_targets(targets)
+    export.check_targets(targets, inputs)
     return targets
 
 
@@ -286,7 +287,7 @@ def loss(
 
     Example: stabench loss --dtype float16 --experiment sigmoid --csv loss.csv
     """
-    targets = _targets(csv, json, markdown, parquet)
+    targets = _targets(csv, json, markdown, parquet, inputs=[("--logits-file", logits_file)])
     from . import render, stream
     from .experiments import loss as exp
 

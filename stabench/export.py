@@ -224,22 +224,39 @@ def _probe(folder: str, what: str) -> None:
     os.unlink(p)
 
 
-def check_targets(targets: list[tuple[str, str]]) -> None:
+def _file_keys(real: str) -> list:
+    """What identifies a file however it is spelled: its resolved path and, if it exists, its
+    (device, inode) — the same for every hard link."""
+    keys = [os.path.normcase(real)]
+    try:
+        st = os.stat(real)
+        keys.append((st.st_dev, st.st_ino))
+    except (OSError, ValueError):
+        pass
+    return keys
+
+
+def check_targets(targets: list[tuple[str, str]], inputs: list[tuple[str, str | None]] = ()) -> None:
     """Check every (format, path) output before any work: each path writable (:func:`check_path`),
-    at most one on stdout (``-``), and no two outputs — CSV sidecars included — naming one file,
-    however spelled (``x``, ``./x``, a symlink, a hard link)."""
+    at most one on stdout (``-``), no two outputs — CSV sidecars included — naming one file, and no
+    output naming an input file (``inputs``: (option, path) pairs, e.g. ``--logits-file``: the
+    output would replace the data it is computed from), however spelled (``x``, ``./x``, a symlink,
+    a hard link)."""
     if sum(p == "-" for _, p in targets) > 1:
         raise InputError("only one output may go to stdout ('-')")
+    read: dict = {}
+    for option, path in inputs:
+        if path and path != "-":
+            for k in _file_keys(os.path.realpath(path)):
+                read[k] = f"{option} {_show(path)}"
     seen: dict = {}
 
     def claim(path: str, what: str) -> None:
-        real = check_path(path, what)
-        keys = [os.path.normcase(real)]
-        try:
-            st = os.stat(real)
-            keys.append((st.st_dev, st.st_ino))
-        except OSError:
-            pass
+        for k in _file_keys(os.path.realpath(path)) if read else ():  # first: a read-only input says so
+            if k in read:
+                raise InputError(f"{what} {_show(path)} names the input file of {read[k]}: writing it would "
+                                 "replace the data it is computed from; give the output another file name")
+        keys = _file_keys(check_path(path, what))
         for k in keys:
             if k in seen:
                 raise InputError(f"{what} {_show(path)} and {seen[k]} name the same file; give each output its own file")

@@ -86,3 +86,47 @@ def test_loss_csv_round_trip_keeps_nan_status(tmp_path):
     export.export(df, meta.build(), [("csv", str(path))])
     back = export.read_csv(path)
     pd.testing.assert_frame_equal(back, df, check_dtype=False)
+
+
+@pytest.mark.parametrize("option", ["--csv", "--json", "--markdown", "--parquet", "csv-sidecar"])
+@pytest.mark.parametrize("spelling", ["same", "dot", "symlink", "hardlink", "read-only"])
+def test_an_output_never_names_the_input_file(tmp_path, monkeypatch, option, spelling):
+    """`--logits-file in.csv --csv in.csv` would replace the logits with the results: refused
+    before any work (exit 2, one line), however the output spells the input's file."""
+    from typer.testing import CliRunner
+
+    from stabench.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    data = "z,label\n1.5,1\n-30,0\n"
+    name = "in.csv.meta.json" if option == "csv-sidecar" else "in.csv"  # the CSV's sidecar is an output too
+    (tmp_path / name).write_text(data)
+    out = {"same": name, "dot": f"./{name}", "symlink": "link", "hardlink": "hard", "read-only": name}[spelling]
+    if spelling == "symlink":
+        os.symlink(name, "link")
+    if spelling == "hardlink":
+        os.link(name, "hard")
+    if spelling == "read-only":
+        os.chmod(name, 0o444)
+    if option == "csv-sidecar":
+        option, out = "--csv", out.removesuffix(".meta.json") if out.endswith(".meta.json") else out
+        if spelling in ("symlink", "hardlink"):
+            pytest.skip("the sidecar's name is the output's name + .meta.json")
+    r = CliRunner().invoke(app, ["loss", "-e", "sigmoid", "-b", "numpy", "--logits-file", name, option, out])
+    assert r.exit_code == 2, (r.exit_code, r.stderr, r.exception)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and "names the input file of --logits-file" in lines[0], r.stderr
+    assert (tmp_path / name).read_text() == data
+    assert sorted(os.listdir(tmp_path)) == sorted({name, "link", "hard"} & ({name} | {out}))
+
+
+def test_an_output_beside_the_input_file_is_written(tmp_path):
+    from typer.testing import CliRunner
+
+    from stabench.cli import app
+
+    (tmp_path / "in.csv").write_text("z,label\n1.5,1\n")
+    r = CliRunner().invoke(app, ["loss", "-e", "sigmoid", "-b", "numpy", "--logits-file", str(tmp_path / "in.csv"),
+                                 "--csv", str(tmp_path / "out.csv")])
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "in.csv").read_text() == "z,label\n1.5,1\n" and (tmp_path / "out.csv").exists()
