@@ -8,21 +8,29 @@ Conventions (documented once, here and in docs/measures.md). "exact" is the refe
 is the dtype errors are counted in (callers pass :func:`coarser` of the requested and the result
 dtype, so an upcast result is judged in the precision that was asked for):
 
-- ``abs_error`` = |value − exact| in float64.
-- ``rel_error`` = abs_error / |exact|; 0 wherever abs_error is 0 (nan against nan, inf against the
-  same inf), inf when only the reference is 0, nan wherever abs_error is nan (a nan value against a
-  number, a number against a nan reference).
+- ``abs_error`` = |value − exact| in float64; inf where the value is ±inf and the reference is not
+  nan, or the value is finite and the reference is ±inf (a reference is never infinite in
+  mathematics: hi = ±inf stands for an exact value beyond float64's range).
+- ``rel_error`` = abs_error / |exact|; 0 wherever abs_error is 0 (nan against nan), inf when only
+  the reference is 0 and wherever abs_error is inf, nan wherever abs_error is nan (a nan value
+  against a number, a number against a nan reference).
 - ``ulp_error`` = |value − exact| / ulp(exact) in ``dtype``, glibc-style (``dtypes.DType.ulp``),
   the ulp taken from the exact value (half of ulp(hi) where hi is a power of two the exact value
   lies just below) and computed on scaled values for tiny references (exact down to float64's
-  subnormals). It is +inf where the value is nan or ±inf and the reference is finite (the error has
-  no count; ``status`` says which failure it is), so a max() ranks failures worst.
+  subnormals). It is never nan: +inf where the error has no count — a nan against a number, ±inf
+  against any non-nan reference, a finite value against a reference beyond float64's range —
+  (``status`` says which failure it is: never ``exact`` or ``ok``), so a max() ranks failures worst;
+  and +inf where the count itself exceeds float64 (1.5 against a float64 subnormal).
 - ``bits_error`` = log2(1 + number of floats of ``dtype`` between the value and the exact reference
   correctly rounded to ``dtype``), as Herbie defines it; ±0 count as the same float; nan against a
-  non-nan reference is the format's width (8, 16, 32 or 64), Herbie's maximum. In a
-  format without infinities, a reference beyond its range counts as one step beyond ±max.
+  non-nan reference is the format's width (8, 16, 32 or 64), Herbie's maximum, and no count
+  exceeds it. In a format without infinities, a reference beyond its range counts as one step
+  beyond ±max. 0 for ±inf where the exact value rounds to that infinity (still ``overflow``).
 - ``status``: see :data:`STATUSES`; ``exact`` means the value (rounded to ``dtype``) is the exact
-  reference correctly rounded to ``dtype``.
+  reference correctly rounded to ``dtype`` and finite (or nan against nan). One overflow rule for
+  every dtype: a ±inf value against any non-nan reference is ``overflow``, also where ±inf is
+  the exact value's correct rounding (|exact| ≥ max + ulp(max)/2; bits_error 0 tells it apart),
+  also an infinity of the other sign (bits_error ≈ the width). docs/measures.md has the grid.
 """
 from __future__ import annotations
 
@@ -38,7 +46,7 @@ STATUS_DOCS = {
     "ok": "finite, within --max-ulp ulps of the reference",
     "inaccurate": "more than --max-ulp ulps from the reference (or the reference is nan or ±inf and the value differs)",
     "underflow": "the value is 0 where the reference rounds to a nonzero value of the dtype",
-    "overflow": "the value is ±inf where the reference is finite; in a format without infinities (float8_e4m3fn, fnuz), nan where the reference rounds beyond the format's max",
+    "overflow": "the value is ±inf (either sign) where the reference is not nan, also where the exact value is beyond the format's range; in a format without infinities (float8_e4m3fn, fnuz), nan where the reference rounds beyond the format's max",
     "nan-result": "the value is nan where the reference is not nan (not named `nan`, which CSV readers take for a missing value)",
     "invalid-input": "the input itself is nan or ±inf (given by the user); the row is run and kept",
     "unsupported": "the framework refused this dtype; the error text is in the row",
@@ -120,6 +128,14 @@ def _ulp_of_exact(dtype: DType, hi, low_sign) -> np.ndarray:
     return np.where(below, np.maximum(u / 2, dtype.smallest_subnormal), u)
 
 
+def _side(lo, tail) -> np.ndarray:
+    """The sign of exact − hi: lo's, or where lo is 0 the (scaled, or for saturated references
+    the sticky ±2^-1074) tail's; 0 where the exact value is hi (or nothing says otherwise)."""
+    side = np.sign(lo)
+    with np.errstate(invalid="ignore"):
+        return np.where((side == 0) & np.isfinite(tail), np.sign(tail), side)
+
+
 def round_exact(hi, lo, dtype: DType) -> np.ndarray:
     """RN_dtype(hi + lo) as float64: the exact reference correctly rounded to ``dtype`` (ties to even).
 
@@ -178,26 +194,24 @@ def measure(value, reference, dtype, *, reference_lo=None, reference_tail=None,
     v, r = np.broadcast_arrays(v, r)
     lo = np.zeros_like(r) if reference_lo is None else np.broadcast_to(np.asarray(reference_lo, np.float64), r.shape)
     lo = np.where(np.isfinite(lo), lo, 0.0)
+    given_tail = np.full(r.shape, np.nan) if reference_tail is None else \
+        np.broadcast_to(np.asarray(reference_tail, np.float64), r.shape)
     nan_v, nan_r = np.isnan(v), np.isnan(r)
     fin_v, fin_r = np.isfinite(v), np.isfinite(r)
+    inf_v, inf_r = ~fin_v & ~nan_v, ~fin_r & ~nan_r
     with np.errstate(all="ignore"):
-        if reference_tail is None:
-            tiny = np.zeros(r.shape, dtype=bool)
-            tail = np.zeros_like(r)
-        else:
-            tail = np.broadcast_to(np.asarray(reference_tail, np.float64), r.shape)
-            tiny = np.isfinite(tail) & fin_r & (np.abs(r) < TAIL_BELOW)
-            tail = np.where(tiny, tail, 0.0)
+        tiny = np.isfinite(given_tail) & fin_r & (np.abs(r) < TAIL_BELOW)
+        tail = np.where(tiny, given_tail, 0.0)
         scale = 2.0 ** TAIL_SHIFT
-        low_sign = np.where(tiny, np.sign(tail), np.sign(lo))
-        diff = (v - r) - lo
-        abs_error = np.abs(diff)
-        same_inf = ~fin_v & ~fin_r & ~nan_v & ~nan_r & (v == r)
-        abs_error = np.where(same_inf | (nan_v & nan_r), 0.0, abs_error)
-        abs_error = np.where(~fin_v & fin_r & ~nan_v, np.inf, abs_error)
-        abs_error = np.where(fin_v & ~fin_r & ~nan_r, np.inf, abs_error)
+        abs_error = np.abs((v - r) - lo)
+        # ±inf against any non-nan reference, or a finite value against a reference beyond
+        # float64's range (hi = ±inf): the exact value is a finite real, so the error is infinite
+        # (also +inf against a +inf reference: see "Overflow" in docs/measures.md)
+        no_count = (inf_v & ~nan_r) | (fin_v & inf_r)
+        abs_error = np.where(no_count, np.inf, abs_error)
+        abs_error = np.where(nan_v & nan_r, 0.0, abs_error)
         mag = np.abs(r + lo)
-        ulp = _ulp_of_exact(dtype, r, low_sign)
+        ulp = _ulp_of_exact(dtype, r, _side(lo, given_tail))
         ulp_error = abs_error / ulp
         rel_error = np.where(mag == 0, np.where(abs_error == 0, 0.0, np.inf), abs_error / mag)
         # tiny references: the same measures on values scaled by 2^TAIL_SHIFT (exact: powers of two)
@@ -207,17 +221,21 @@ def measure(value, reference, dtype, *, reference_lo=None, reference_tail=None,
         ulp_error = np.where(scaled, diff_s / (ulp * scale), ulp_error)
         mag_s = np.abs(r * scale + tail)
         rel_error = np.where(scaled & (mag_s != 0), diff_s / mag_s, rel_error)
-        # one rule for every row: no error, no relative error; an unknown error, an unknown ratio
+        # one rule for every row: no error, no relative error; an unknown error, an unknown
+        # ratio; an infinite error, an infinite ratio (inf/inf would read nan)
         rel_error = np.where(abs_error == 0, 0.0, rel_error)
         rel_error = np.where(np.isnan(abs_error), np.nan, rel_error)
-        ulp_error = np.where(same_inf | (nan_v & nan_r), 0.0, ulp_error)
-        failed = (nan_v & ~nan_r) | (~nan_v & nan_r) | (~fin_v & fin_r) | (fin_v & ~fin_r & ~nan_r)
+        rel_error = np.where(np.isinf(abs_error), np.inf, rel_error)
+        ulp_error = np.where(nan_v & nan_r, 0.0, ulp_error)
+        failed = (nan_v ^ nan_r) | no_count
         ulp_error = np.where(failed, np.inf, ulp_error)
 
         r_rounded = round_exact(r, np.where(tiny, tail, lo), dtype)
         ok_pair = ~nan_v & ~nan_r
         steps = floats_between(np.where(ok_pair, v, 0.0), np.where(ok_pair, r_rounded, 0.0), dtype)
-        bits_error = np.log2(1.0 + steps)
+        # at most the format's width (Herbie's maximum): fnuz's virtual infinities one step
+        # beyond ±max would put +inf and −inf 256 steps apart on a line of 255 values
+        bits_error = np.minimum(np.log2(1.0 + steps), float(dtype.bits))
         bits_error = np.where(nan_v & nan_r, 0.0, bits_error)
         bits_error = np.where(nan_v ^ nan_r, float(dtype.bits), bits_error)
 
@@ -225,7 +243,9 @@ def measure(value, reference, dtype, *, reference_lo=None, reference_tail=None,
     status[ulp_error > max_ulp] = INACCURATE
     status[(v == 0) & (r_rounded != 0) & ~nan_r] = UNDERFLOW
     status[ok_pair & (steps == 0)] = EXACT
-    status[~fin_v & ~nan_v & fin_r] = OVERFLOW
+    # one overflow rule for every dtype: ±inf against any non-nan reference (the exact value is a
+    # finite real), also where ±inf is its correct rounding (bits_error then says 0)
+    status[inf_v & ~nan_r] = OVERFLOW
     status[nan_r & nan_v] = EXACT
     status[nan_r & ~nan_v] = INACCURATE
     status[nan_v & ~nan_r] = NAN
