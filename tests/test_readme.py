@@ -32,8 +32,11 @@ def test_every_column_status_and_case_kind_is_documented():
 def test_quick_start_has_the_two_commands_and_ci_runs_the_test_one():
     quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```\n(.+?)\n```", quick)
-    assert commands == ['pip install . && stabench roundoff', 'pip install -e ".[test]" && pytest']
-    assert commands[1] in (ROOT / ".ci" / "run").read_text()
+    assert commands == ['pip install . && stabench roundoff',
+                        'pip install -c .ci/constraints.txt -e ".[test]" && pytest']
+    run = (ROOT / ".ci" / "run").read_text()  # its default (locked) set is the README's command
+    assert 'locked) deps=(-c .ci/constraints.txt)' in run
+    assert 'pip install "${deps[@]}" -e ".[test]" && pytest' in run
 
 
 def test_readme_is_short_and_starts_with_the_quick_start():
