@@ -228,3 +228,61 @@ def test_no_framework_computes_the_tiny_softmax_loss_accurately():
     assert set(frameworks.backend) == {"tensorflow", "torch", "jax"}
     assert (frameworks.status == "inaccurate").all() and frameworks.ulp_error.min() > 4000
     assert one(df, backend="numpy", method="fused-log1p").ulp_error < 1
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming hands the cases in the target dtype (issue 19: torch could not read bfloat16 arrays)
+
+
+@pytest.mark.parametrize("name", [b for b in backends.names() if b in backends.installed()])
+@pytest.mark.parametrize("exp_name", ["sigmoid", "softmax"])
+def test_every_backend_takes_the_streaming_cases_of_bfloat16(name, exp_name):
+    """A streaming run builds its cases from a chunk of logits held in the target dtype (an
+    ml_dtypes array for bfloat16); each backend must give the values it gives for the same cases
+    held in float64, as a row run hands them."""
+    mod = backends.load(name)
+    dt = dtypes.get("bfloat16")
+    exp = experiment.get(exp_name)
+    z = dt.cast(np.array([-50.0, -17.0, -1.0, 0.0, 2.5, 30.0, 50.0]))
+    assert z.dtype == dt.type
+    options = exp.stream_options(loss.Options(experiments=exp_name, classes=3))
+    cases, _, _ = exp.stream_cases(z, dt, options)
+    if exp_name == "sigmoid":
+        wide = backends.SigmoidCases(np.asarray(cases.z, np.float64), np.asarray(cases.y, np.float64))
+    else:
+        wide = backends.SoftmaxCases(np.asarray(cases.logits, np.float64), cases.labels)
+    for m in exp.methods(mod):
+        a, b = mod.evaluate(m, dt, cases, True), mod.evaluate(m, dt, wide, True)
+        for q in ("loss", "grad"):
+            x, y = getattr(a, q), getattr(b, q)
+            assert x.dtype == y.dtype and np.array_equal(x.astype(np.float64), y.astype(np.float64), equal_nan=True)
+
+
+@pytest.mark.skipif("torch" not in backends.installed(), reason="torch is not installed")
+def test_the_torch_bfloat16_range_run_of_the_issue(tmp_path):
+    """`stabench loss -e sigmoid -d bfloat16 -b torch -m bce-logits-class --logits exhaustive
+    --range=-50,50` ended in a traceback (torch cannot convert an ml_dtypes array)."""
+    r = subprocess.run([sys.executable, "-m", "stabench", "loss", "-e", "sigmoid", "-d", "bfloat16", "-b", "torch",
+                        "-m", "bce-logits-class", "--logits", "exhaustive", "--range=-50,50", "--workers", "1",
+                        "--json", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    summ = json.loads((tmp_path / "r.json").read_text())["tables"]["summary"]
+    every = dtypes.get("bfloat16")
+    with np.errstate(invalid="ignore"):
+        v = np.arange(2**16, dtype=np.uint64).astype(np.uint16).view(every.type).astype(np.float64)
+    inside = np.count_nonzero((v >= -50) & (v <= 50))  # both zeros included
+    assert {r["cases"] for r in summ} == {2 * inside}  # every bfloat16 in [-50, 50], labels 0 and 1
+
+
+@pytest.mark.parametrize("name", backends.names())
+@pytest.mark.parametrize("fmt", ["float8_e4m3fn", "float8_e5m2"])
+def test_8_bit_formats_with_range_are_refused_in_every_backend(name, fmt, tmp_path):
+    r = CliRunner().invoke(app, ["loss", "-e", "sigmoid", "-b", name, "-d", fmt, "--logits", "exhaustive",
+                                 "--range=-50,50", "--csv", str(tmp_path / "o.csv")])
+    if name not in backends.installed():
+        assert r.exit_code == 2 and "not installed" in r.stderr
+        return
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "the 8-bit formats do not stream" in r.stderr and not (tmp_path / "o.csv").exists()

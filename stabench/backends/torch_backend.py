@@ -151,10 +151,15 @@ def _check_compile_can_import() -> None:
 
 def _inputs(tdt, c) -> tuple:
     """(z, y) as (N,) tensors of the dtype, or (logits (N, K) of the dtype, int64 labels (N,))."""
+    # through float64 numpy arrays: a streaming run hands the cases in the target dtype, and torch
+    # cannot read an ml_dtypes array (bfloat16, the float8 formats); the widening is exact
+    def wide(a):
+        return torch.from_numpy(np.asarray(a, dtype=np.float64)).to(tdt)
+
     if isinstance(c, SigmoidCases):
-        return (torch.tensor(c.z, dtype=torch.float64).to(tdt), torch.tensor(c.y, dtype=torch.float64).to(tdt))
+        return wide(c.z), wide(c.y)
     assert isinstance(c, SoftmaxCases)
-    return torch.tensor(c.logits, dtype=torch.float64).to(tdt), torch.tensor(c.labels, dtype=torch.int64)
+    return wide(c.logits), torch.from_numpy(np.asarray(c.labels, dtype=np.int64))
 
 
 def _run(fn, inputs, grad: bool, autocast=None, where: str = ""):
