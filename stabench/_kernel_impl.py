@@ -171,13 +171,17 @@ def _ref(GRAD, zj, ej, tj, lab, sgn):
 
 
 @njit(cache=True, inline="always")
-def _rounded_inv(DIRECT32, r, p, em, es, mv, v32):
-    """(``r`` rounded to the result dtype, 1/ulp(r) in it: exact, a power of two)."""
+def _rounded_inv(DIRECT32, r, p, em, es, mv, v32, GRAD=False):
+    """(``r`` rounded to the result dtype, 1/ulp in it of the exact value: exact, a power of two).
+    ``GRAD``: the gradient σ(z) − y (y ∈ {0, 1}) lies strictly inside (−1, 1), so a reference of
+    ±1 is the rounding of a value just inside: the ulp is the binade's below (as
+    ``stream._inv_ulp`` and ``metrics`` take it)."""
     if DIRECT32:
         rr = np.float64(np.float32(r))
     else:
         rr = _round(r, p, em, mv, v32)
     k = ((_bits(r) >> 52) & 0x7FF) - (p - 1)
+    k = k - 1 if GRAD and abs(r) == 1.0 else k
     k = k if k > es else es
     return rr, _from_bits((2046 - k) << 52)
 
@@ -246,11 +250,11 @@ def _quad_pass(GRAD, DIRECT32, ECONST, args):
         ej = e0 if ECONST else e[j]
         tj = t0 if ECONST else t[j]
         r = _ref(GRAD, zj, ej, tj, 0, 1.0)
-        rr, inv = _rounded_inv(DIRECT32, r, p, em, es, mv, v32)
+        rr, inv = _rounded_inv(DIRECT32, r, p, em, es, mv, v32, GRAD)
         u0, k0 = _key(v00[j], r, rr, inv, max_ulp, lo, hi, base, top)
         u1, k1 = _key(v01[j], r, rr, inv, max_ulp, lo, hi, base, top)
         r = _ref(GRAD, zj, ej, tj, 1, -1.0)
-        rr, inv = _rounded_inv(DIRECT32, r, p, em, es, mv, v32)
+        rr, inv = _rounded_inv(DIRECT32, r, p, em, es, mv, v32, GRAD)
         u2, k2 = _key(v10[j], r, rr, inv, max_ulp, lo, hi, base, top)
         u3, k3 = _key(v11[j], r, rr, inv, max_ulp, lo, hi, base, top)
         x00[j] = np.uint32(k0)
@@ -341,9 +345,9 @@ def _block_keys(grad, direct32, econst, z, e, t, lab, b0, m, vs, off, p, em, es,
         tj = t[0] if econst else t[j]
         r = _ref(grad, np.float64(z[j]), ej, tj, lab, sgn)
         if direct32:
-            rr, inv = _rounded_inv(True, r, p, em, es, mv, v32)
+            rr, inv = _rounded_inv(True, r, p, em, es, mv, v32, grad)
         else:
-            rr, inv = _rounded_inv(False, r, p, em, es, mv, v32)
+            rr, inv = _rounded_inv(False, r, p, em, es, mv, v32, grad)
         u, k = _key(vs[off + j], r, rr, inv, max_ulp, lo, hi, base, top_bin)
         ub[jj] = np.inf if u != u else u
         xb[jj] = np.uint32(k)

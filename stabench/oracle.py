@@ -18,7 +18,8 @@ Two paths, chosen by the caller with ``precise``:
   normal number, and below it an absolute error of at most 1e-13·2^-1022 (float32's smallest
   subnormal is 2^-149, so this is 0 in every target format). ``lo`` is 0 on this path, except for the
   elements the fast path hands to the precise one (cancellation in the BCE formulas; see below),
-  which carry the precise path's hi and lo.
+  which carry the precise path's hi and lo, and the saturated gradients (σ(z) − y rounding to 1 − y
+  or −y, softmax's to −1), which carry the residual, or only its sign (``Pair.tail``).
 - ``precise=True`` (for float64): mpmath, one case at a time, with Ziv's strategy (Ziv 1991, "Fast
   evaluation of elementary mathematical functions with correctly rounded last bit", ACM TOMS 17(3)):
   evaluate at 160 bits (the first of :data:`PRECISE_PRECISIONS`) with a running error bound, and
@@ -112,9 +113,13 @@ _SCALE_EXP = 1024
 class Pair(tuple):
     """A reference as the pair ``(hi, lo)`` (unpacks like a 2-tuple) with one more array, ``tail``:
     where |hi| < ``metrics.TAIL_BELOW`` and the precise path computed the element, the residual
-    scaled up, RN((exact − hi)·2^TAIL_SHIFT); nan elsewhere. Pass it to
+    scaled up, RN((exact − hi)·2^TAIL_SHIFT); where |hi| ≥ TAIL_BELOW, lo is 0 and yet the exact
+    value differs from hi by less than any float (a gradient saturated at ±1 or at −y, e.g.
+    σ(−750) − 1 = −1 + 2^-1082), the side alone: ±2^-1074 (:data:`STICKY`) with the sign of
+    exact − hi, which decides the ulp where hi is a power of two; nan elsewhere. Pass it to
     ``metrics.compare(..., reference_tail=pair.tail)`` to measure float64 results near the bottom
-    of the range exactly (``lo`` there is rounded onto float64's subnormal grid)."""
+    of the range exactly (``lo`` there is rounded onto float64's subnormal grid) and to take every
+    ulp from the exact value's binade."""
 
     def __new__(cls, hi, lo, tail=None):
         obj = super().__new__(cls, (hi, lo))
@@ -340,12 +345,11 @@ def bce(z: np.ndarray, y: np.ndarray, precise: bool) -> dict[str, tuple[np.ndarr
             sig_pos, sig_neg = np.where(pos, big, small), np.where(pos, small, big)
             ga, gb = one_m_y * sig_pos, yy * sig_neg
             grad = ga - gb
-            # Where σ(|z|) = 1/(1 + e) rounds to 1 (e < 2^-53), the exact value lies below 1 by
-            # e/(1 + e) ≈ e: keep that residual (which side of a power of two the exact value lies
-            # on decides its ulp; metrics.compare takes the ulp from hi + lo).
-            sat_lo = np.where(big == 1.0, -e, 0.0)
-            g_lo = one_m_y * np.where(pos, sat_lo, 0.0) - yy * np.where(pos, 0.0, sat_lo)
-            g_lo = np.where(np.abs(grad) == 1.0, g_lo, 0.0)
+            # grad = c + d·σ(−|z|) exactly (see _saturated); where it rounds to c, keep the
+            # residual: which side of a power of two the exact value lies on decides its ulp
+            # (metrics.compare takes the ulp from hi + lo)
+            c_hi, c_lo, d = _saturated(zz, yy)
+            g_lo = np.where(grad == c_hi, c_lo + d * small, 0.0)
             redo = valid & (_cancels(a, b) | _cancels(ga, -gb))
         loss_hi = np.where(valid, loss, np.nan)
         grad_hi = np.where(valid, grad, np.nan)
@@ -354,10 +358,37 @@ def bce(z: np.ndarray, y: np.ndarray, precise: bool) -> dict[str, tuple[np.ndarr
         for i in np.flatnonzero(redo):
             (loss_hi[i], loss_lo[i], loss_t[i]), (grad_hi[i], grad_lo[i], grad_t[i]) = _bce_precise_one(float(z[i]), float(y[i]))
 
+    c_hi, c_lo, d = _saturated(np.where(valid, z, 0.0), np.where(valid, y, 0.0))
+    grad_t = _sticky_side(grad_hi, grad_lo, grad_t, (grad_hi == c_hi) & (c_lo == 0), d)
     return {
         "loss": Pair(loss_hi.reshape(shape), loss_lo.reshape(shape), loss_t.reshape(shape)),
         "grad": Pair(grad_hi.reshape(shape), grad_lo.reshape(shape), grad_t.reshape(shape)),
     }
+
+
+def _saturated(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The BCE gradient as c + d·s, s = σ(−|z|) > 0: c = 1 − y, d = −1 for z ≥ 0 (σ(z) − y =
+    1 − y − s) and c = −y, d = +1 for z < 0 (σ(z) − y = s − y). Returns (c_hi, c_lo, d) with
+    c = c_hi + c_lo exactly (TwoSum). Where the gradient rounds to c_hi, the exact value lies
+    beyond it on d's side (s > 0 for every finite z), however far below float64's range s is."""
+    pos = z >= 0
+    with np.errstate(all="ignore"):
+        c_hi, c_lo = _two_sum(np.where(pos, 1.0, 0.0), -y)
+    return c_hi, np.where(np.isfinite(c_lo), c_lo, 0.0), np.where(pos, -1.0, 1.0)
+
+
+#: The sign-only tail (see :class:`Pair`): the smallest subnormal, carrying the side of hi that the
+#: exact value lies on where the residual is below every float (e^-750 next to 1).
+STICKY = 2.0 ** -1074
+
+
+def _sticky_side(hi, lo, tail, known, side) -> np.ndarray:
+    """``tail`` with side·2^-1074 where ``known`` (the side of hi the exact value lies on is
+    ``side``), lo is 0 and the tail says nothing (nan or 0), for |hi| ≥ TAIL_BELOW (below it the
+    tail is the scaled residual itself)."""
+    with np.errstate(invalid="ignore"):
+        silent = (lo == 0) & ~(np.isfinite(tail) & (tail != 0)) & (np.abs(hi) >= TAIL_BELOW)
+    return np.where(known & silent & np.isfinite(hi) & (side != 0), side * STICKY, tail)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,6 +483,8 @@ def softmax_ce(logits: np.ndarray, labels: np.ndarray, precise: bool) -> dict[st
                 loss_hi[sel], grad_hi[sel], grad_lo[sel] = _softmax_fast_chunk(np.ascontiguousarray(z[sel]), k[sel])
         loss_lo[valid] = 0.0
 
+    # grad = −A/(A + B) with A, B > 0 (K ≥ 2): the exact value lies above −1 wherever hi is −1
+    grad_t = _sticky_side(grad_hi, grad_lo, grad_t, grad_hi == -1.0, 1.0)
     return {"loss": Pair(loss_hi, loss_lo, loss_t), "grad": Pair(grad_hi, grad_lo, grad_t)}
 
 

@@ -269,6 +269,18 @@ def _ulp_fast(ref: np.ndarray, dt: _dtypes.DType) -> np.ndarray:
     return (np.maximum(e - (dt.precision - 1), e_sub) << 52).view(np.float64)
 
 
+def _inv_ulp(ref: np.ndarray, dt: _dtypes.DType, quantity: str) -> np.ndarray:
+    """1/ulp in ``dt`` of the exact value that ``ref`` rounds (ulps are powers of 2: exact).
+
+    The streaming gradients lie strictly inside (−1, 1) (σ(z) − y for y ∈ {0, 1}; softmax_k − 1
+    with K ≥ 2), so a reference of ±1 is the float64 rounding of a value just inside (−1 + e^-750):
+    its ulp is the one of the binade below, as ``metrics`` takes it from hi + lo (and the kernel)."""
+    inv = 1.0 / _ulp_fast(ref, dt)
+    if quantity == "grad":
+        inv = np.where(np.abs(ref) == 1.0, 2.0 * inv, inv)
+    return inv
+
+
 _MODULES: dict = {}
 
 
@@ -293,7 +305,7 @@ def _process(plan: Plan, z: np.ndarray, aggs: dict) -> None:
             if key not in derived:
                 r = refs[q]
                 rr = rdt.cast(r).astype(np.float64)
-                derived[key] = (rr, rr != 0, 1.0 / _ulp_fast(r, rdt))  # ulps are powers of 2: exact
+                derived[key] = (rr, rr != 0, _inv_ulp(r, rdt, q))
             rr, rr_nonzero, inv_ulp = derived[key]
             _update(aggs[(q, m.name)], v.astype(np.float64), refs[q], rr, rr_nonzero, inv_ulp, plan.max_ulp,
                     z64, absz, lab64, absz_min)
@@ -887,8 +899,10 @@ def _kept_rows(kept, plan: Plan, backend: str) -> pd.DataFrame:
     df = pd.DataFrame(kept, columns=["quantity", "method", "logit", "label", "value"])
     for (q, m), g in df.groupby(["quantity", "method"], sort=False):
         z, y, v = g["logit"].to_numpy(), g["label"].to_numpy(), g["value"].to_numpy()
-        kind, label, classes, (hi, lo) = exp.stream_rows(z, y, q, plan.options)
-        res = metrics.compare(v, hi, dt, reference_lo=lo, max_ulp=plan.max_ulp)
+        kind, label, classes, ref = exp.stream_rows(z, y, q, plan.options)
+        hi, lo = ref
+        tail = getattr(ref, "tail", None)  # oracle.Pair: the side of a saturated reference
+        res = metrics.compare(v, hi, dt, reference_lo=lo, reference_tail=tail, max_ulp=plan.max_ulp)
         frames.append(_experiment.row_frame(plan.experiment, q, backend, m, forms[m], dt.name, dt.name,
                                             kind, z, label, classes, v, hi, res, res["status"], ""))
     return pd.concat(frames, ignore_index=True)

@@ -82,8 +82,8 @@ class Softmax(Experiment):
         logits, kinds = preset(np.asarray(logit, dtype=np.float64), o["classes"], o["label"])
         pick = key.astype(np.int64) * n + np.arange(n)  # row i of its kind's block
         lab = np.full(n, o["label"], dtype=np.int64)
-        ref = oracle.softmax_ce(logits[pick], lab, False)[quantity]
-        return kinds[pick], lab.astype(np.float64), o["classes"], (ref[0], ref[1])
+        ref = oracle.softmax_ce(logits[pick], lab, False)[quantity]  # an oracle.Pair (hi, lo; tail)
+        return kinds[pick], lab.astype(np.float64), o["classes"], ref
 
     def batch(self, opts, dt, file=None) -> Batch:
         """The three preset kinds per scalar, or file rows (a 1-D .npy array is one case)."""
