@@ -323,7 +323,7 @@ def loss(
     finally:
         bar.close()
     _emit(df, tables, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3),
-          batch_size="all" if batch_size is None else batch_size)
+          batch_size="all" if batch_size is None else batch_size, **df.attrs)  # attrs: skipped_backends
     if any(p == "-" for _, p in targets):
         return
     out = render.console()
@@ -366,8 +366,7 @@ def report(
     from . import render
     from . import report as rp
 
-    _need_tensorflow()
-    rp.check_out_dir(out)
+    rp.check_out_dir(out)  # the core install runs it too: numpy; the others, and train, where installed
     bar = render.ProgressBar(quiet=quiet)
     try:
         rep = rp.build(dtype_list=dtype, backend_list=backend, quick=quick, seed=seed, command=_COMMAND,
@@ -377,6 +376,8 @@ def report(
     written = rp.write(rep, out)
     con = render.console()
     render.say(con, [f"{k}: {v}" for k, v in rep.headlines.items()])
+    if rep.skipped:
+        render.say(con, "not run: " + "; ".join(f"{k}: {v}" for k, v in rep.skipped.items()))
     render.say(con, f"wrote {len(written)} files to {out}/ (open {out}/REPORT.md)")
 
 
@@ -428,7 +429,7 @@ def train(
 
 
 def _need_tensorflow() -> None:
-    """`train` and `report` (whose training section is `train`) need TensorFlow: checked before any work."""
+    """`train` needs TensorFlow: checked before any work."""
     from .backends import missing
 
     if missing("tensorflow"):

@@ -57,6 +57,7 @@ class Report:
     tables: dict = field(default_factory=dict)  #: summary name → DataFrame
     timings: dict = field(default_factory=dict)  #: experiment → wall seconds
     headlines: dict = field(default_factory=dict)  #: experiment → paragraph
+    skipped: dict = field(default_factory=dict)  #: backend or experiment not run → why
 
 
 def check_out_dir(out: str) -> str:
@@ -132,10 +133,12 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     runs) and at the end.
     """
     dts = [d.name for d in _dtypes.parse_list(dtype_list)]
-    backends = loss.parse_backends(backend_list)
     rep = Report()
+    backends, rep.skipped = _backends_and_skipped(backend_list)
     points = QUICK_SWEEP_POINTS if quick else SWEEP_POINTS
     with_train = "tensorflow" in backends  # the training experiment needs TensorFlow
+    if not with_train:
+        rep.skipped["train"] = "needs the tensorflow backend (" + rep.skipped.get("tensorflow", "not chosen") + ")"
     steps = ["roundoff", *experiment.names()] + (["train"] if with_train else []) + ["plots"]
     total = len(steps)
 
@@ -211,7 +214,7 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     tick(len(steps), "plots")
 
     run_meta = meta.build(seed=seed, command=command, timestamp=True, wall_seconds=rep.timings,
-                          quick=quick, dtypes=dts, backends=backends, sweep_points=points)
+                          quick=quick, dtypes=dts, backends=backends, sweep_points=points, skipped=rep.skipped)
     doc = {"metadata": {k: export._jsonable(v) if not isinstance(v, (dict, list)) else v
                         for k, v in run_meta.items()},
            "tables": {name: export.records(t) for name, t in rep.tables.items()},
@@ -219,6 +222,25 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     rep.files["run.json"] = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode()
     rep.files["REPORT.md"] = _markdown(rep, metadata).encode()
     return rep
+
+
+def _backends_and_skipped(backend_list) -> tuple[list[str], dict]:
+    """The backends a report runs — those named, else every installed one whose framework imports
+    (one that fails is skipped with a warning; a named one that fails exits 2) — and why each
+    other backend does not run."""
+    from . import backends as _backends
+
+    names = loss.parse_backends(backend_list)
+    opts = loss.Options(backends=backend_list)
+    mods, broken = loss.usable_backends(names, opts)
+    skipped = {}
+    for b in _backends.names():
+        if b in broken:
+            skipped[b] = broken[b].split(": ", 1)[1]  # "its framework is installed but fails to import (…)"
+        elif b not in names:
+            absent = _backends.missing(_backends.REGISTRY[b][1])
+            skipped[b] = f'not installed: pip install "stabench[{b}]"' if absent else "not chosen (--backend)"
+    return [m.NAME for m in mods], skipped
 
 
 def _plots(loss_rows: dict) -> dict:
@@ -273,6 +295,8 @@ def _markdown(rep: Report, metadata: dict) -> str:
               f"Command: `{metadata['command']}`. Timings, the UTC time and the CPU's SIMD flags are in "
               "`run.json`, the metadata of every CSV here. TensorFlow's float32 results depend on the CPU "
               "(its reciprocal uses the hardware's approximation): compare them only between like machines.", ""]
+    if rep.skipped:
+        lines += ["Not run here: " + "; ".join(f"{k}: {v}" for k, v in rep.skipped.items()) + ".", ""]
     lines += ["## roundoff", "", rep.headlines["roundoff"], "",
               "Digits kept by 2/n computed directly and as (1 + 1/n) − (1 − 1/n); every row in `roundoff.csv`.", "",
               export.markdown_table(rep.tables["roundoff_sweep"])]

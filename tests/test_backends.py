@@ -50,7 +50,8 @@ def test_registry_names_and_extras():
     extras = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
     assert {"tensorflow", "torch", "jax", "all", "test"} <= set(extras)
-    assert extras["all"] == ["stabench[tensorflow,torch,jax]"] and "stabench[all]" in extras["test"]
+    assert extras["all"] == ["stabench[tensorflow,torch,jax]"]
+    assert any(d.startswith("stabench[") and "all" in d[9:-1].split(",") for d in extras["test"])
     assert any(d.startswith("optax") for d in extras["jax"])
 
 
@@ -89,10 +90,10 @@ def test_cli_exit_2_for_missing_and_unknown_backends(without):
     assert r.output.strip() == 'stabench: error: backend \'torch\' needs torch, which is not installed: pip install "stabench[torch]"'
 
 
-@pytest.mark.parametrize("argv", [["train", "--epochs", "1"], ["report", "--quick"]])
-def test_train_and_report_need_tensorflow(without, argv, tmp_path):
+@pytest.mark.parametrize("argv", [["train", "--epochs", "1"]])  # report runs without it (tests/test_report.py)
+def test_train_needs_tensorflow(without, argv, tmp_path):
     without("tensorflow")
-    r = CliRunner().invoke(app, argv + (["--out", str(tmp_path / "r")] if argv[0] == "report" else []))
+    r = CliRunner().invoke(app, argv)
     assert r.exit_code == 2
     assert r.output.strip() == ('stabench: error: this command needs TensorFlow, which is not installed: '
                                 'pip install "stabench[tensorflow]"')
@@ -286,3 +287,115 @@ def test_8_bit_formats_with_range_are_refused_in_every_backend(name, fmt, tmp_pa
         return
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.stderr
     assert "the 8-bit formats do not stream" in r.stderr and not (tmp_path / "o.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# a framework that is installed but fails to import (issue 19)
+
+BROKEN = {"ImportError": 'raise ImportError("libjax.so: cannot open shared object file")',
+          "RuntimeError": 'raise RuntimeError("jaxlib version 0.1 is older than jax requires")',
+          "AttributeError": "import numpy\nnumpy.no_such_attribute"}
+
+
+@pytest.mark.parametrize("kind", list(BROKEN))
+def test_a_broken_framework_is_skipped_by_default_and_refused_when_named(kind, tmp_path):
+    import json
+
+    from shadow import environment, stabench
+
+    # torch and TensorFlow hidden (absent): the run stays fast; jax shadowed by a package that fails
+    env = environment(tmp_path / "env", hidden=("torch", "tensorflow"), broken={"jax": BROKEN[kind]})
+    out = tmp_path / "o.csv"
+    r = stabench(["loss", "-e", "sigmoid", "--csv", str(out)], env)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    warning = [line for line in r.stderr.splitlines() if line.startswith("stabench: warning:")]
+    assert len(warning) == 1 and "backend 'jax'" in warning[0] and kind in warning[0], r.stderr
+    meta = json.loads((tmp_path / "o.csv.meta.json").read_text())["metadata"]
+    assert "backend 'jax'" in meta["skipped_backends"] and kind in meta["skipped_backends"]
+    assert set(pd_read(out).backend) == {"numpy"}
+
+    r = stabench(["loss", "-e", "sigmoid", "-b", "jax", "--csv", str(tmp_path / "j.csv")], env)
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("stabench: error: backend 'jax'") and kind in r.stderr
+    assert not (tmp_path / "j.csv").exists()
+
+
+def pd_read(path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def test_a_method_name_is_checked_without_importing_a_framework():
+    code = ("import sys\nfrom stabench.cli import app\n"
+            "try:\n    app(['loss', '-m', 'nosuch'])\nexcept SystemExit as e:\n    print(e.code)\n"
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    p = _python(code)
+    assert p.stdout.split() == ["2", "[]"], p.stdout + p.stderr
+    assert "--method nosuch: no chosen backend offers it" in p.stderr and "NAME@VARIANT" in p.stderr
+
+
+def _dtype_for(mod, name: str) -> str:
+    where = backends.variant_dtypes(mod, name.split("@", 1)[1]) if "@" in name else None
+    return where[0] if where else "float32"
+
+
+FAST_BACKENDS = [b for b in ("numpy", "torch", "jax") if b in backends.installed()]
+
+
+@pytest.mark.parametrize("name", FAST_BACKENDS)
+def test_every_method_name_of_a_backend_is_selectable(name, tmp_path, monkeypatch):
+    """Each name ``backends.method_names`` reports — every method and method@variant, as the tables
+    in docs/commands.md list them — runs with -m NAME and gives rows of that name only (torch's
+    @compile, opt-in, is refused naming its variable)."""
+    import pandas as pd
+
+    monkeypatch.delenv("STABENCH_TORCH_COMPILE", raising=False)
+    mod = backends.load(name)
+    for exp in loss.EXPERIMENTS:
+        for m in backends.method_names(mod, exp):
+            out = tmp_path / "o.csv"
+            r = CliRunner().invoke(app, ["loss", "-e", exp, "-b", name, "-m", m, "-d", _dtype_for(mod, m),
+                                         "--logits=-30,1", "--no-grad", "--csv", str(out)])
+            if m.endswith("@compile"):
+                assert r.exit_code == 2 and "STABENCH_TORCH_COMPILE=1" in r.stderr, r.stderr
+                continue
+            assert r.exit_code == 0, (m, r.stderr)
+            assert set(pd.read_csv(out).method) == {m}, m
+
+
+@pytest.mark.skipif("tensorflow" not in backends.installed(), reason="TensorFlow is not installed")
+def test_every_tensorflow_method_name_is_selectable(tmp_path):
+    """As above for TensorFlow, in one run (its import costs 10 s): every name, graph variants included."""
+    import pandas as pd
+
+    mod = backends.load("tensorflow")
+    for exp in loss.EXPERIMENTS:
+        names = backends.method_names(mod, exp)
+        out = tmp_path / f"{exp}.csv"
+        r = CliRunner().invoke(app, ["loss", "-e", exp, "-b", "tensorflow", "-m", ",".join(names), "-d", "float32",
+                                     "--logits=-30,1", "--no-grad", "--csv", str(out)])
+        assert r.exit_code == 0, r.stderr
+        assert set(pd.read_csv(out).method) == set(names)
+
+
+def test_a_variant_outside_its_dtypes_or_in_a_streaming_run_is_refused(tmp_path):
+    r = CliRunner().invoke(app, ["loss", "-b", "numpy", "-m", "fused@upcast-float32", "-d", "float32"])
+    assert r.exit_code == 2 and "runs in float8_e4m3fn" in r.stderr and "add --dtype" in r.stderr, r.stderr
+    if "jax" in backends.installed():  # streaming measures methods as called: no variants there
+        r = CliRunner().invoke(app, ["loss", "-e", "sigmoid", "-b", "jax", "-m", "optax@jit", "-d", "float32",
+                                     "--logits", "exhaustive", "--range=0,1"])
+        assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert "streaming runs measure each method as called, without execution variants" in r.stderr
+
+
+def test_a_named_variant_is_reported_where_it_equals_its_method():
+    """Without --method a variant's rows appear only where they differ from the method; named, they
+    appear in every dtype it is evaluated in. The upcast variant is the float32 formula on the
+    8-bit format's values, so its numbers are the float32 method's on the same logits."""
+    kw = dict(experiments="sigmoid", backends="numpy", logits="1,10", grad=False)
+    named = loss.run(dtypes="float8_e4m3fn", methods="naive@upcast-float32", **kw)
+    f32 = loss.run(dtypes="float32", methods="naive", **kw)  # 1 and 10 are exact in e4m3fn
+    assert set(named.method) == {"naive@upcast-float32"} and len(named) == len(f32) == 4
+    assert set(named.result_dtype) == {"float32"}
+    assert np.array_equal(named.value.to_numpy(), f32.value.to_numpy())

@@ -92,3 +92,40 @@ def test_report_with_tensorflow_includes_training():
     assert len(train) == 9 * report.TRAIN_QUICK_EPOCHS and "seconds" not in train.columns
     assert "## train" in rep.files["REPORT.md"].decode()
     assert "tensorflow" in json.loads(rep.files["run.json"])["metadata"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the core install (numpy only) runs a report (issue 19: it exited 2, "needs TensorFlow")
+
+
+def test_report_runs_on_the_core_install_and_says_what_it_skipped(tmp_path):
+    """With TensorFlow, torch and JAX absent (hidden from this process's imports), the default
+    report runs numpy and roundoff, and REPORT.md, run.json and the terminal say what did not run."""
+    from shadow import environment, stabench
+
+    env = environment(tmp_path / "env", hidden=("tensorflow", "torch", "jax", "optax", "keras"))
+    out = tmp_path / "r"
+    r = stabench(["report", "--quick", "--quiet", "--out", str(out)], env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "run.json").read_text())
+    skipped = doc["metadata"]["skipped"]
+    assert set(skipped) == {"tensorflow", "torch", "jax", "train"}
+    assert skipped["torch"] == 'not installed: pip install "stabench[torch]"'
+    assert doc["metadata"]["backends"] == ["numpy"] and "train_summary" not in doc["tables"]
+    assert not (out / "train.csv").exists() and (out / "sigmoid.csv.xz").exists()
+    text = (out / "REPORT.md").read_text()
+    assert 'Not run here: tensorflow: not installed: pip install "stabench[tensorflow]"' in text
+    assert "train: needs the tensorflow backend" in text and "not run: tensorflow" in r.stdout
+
+
+def test_report_with_backend_numpy_needs_no_framework(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    hidden = {"tensorflow", "torch", "jax", "optax"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a, **k: None if n in hidden else real(n, *a, **k))
+    r = runner.invoke(app, ["report", "--backend", "numpy", "--quick", "--quiet", "--dtype", "float16",
+                            "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.stderr
+    skipped = json.loads((tmp_path / "r" / "run.json").read_text())["metadata"]["skipped"]
+    assert skipped["tensorflow"].startswith("not installed") and skipped["train"].startswith("needs the tensorflow")

@@ -34,7 +34,9 @@ FLOAT32_CLIP = 16.11809539794922  # −log(1e-7) as Keras computes it in float32
 
 @pytest.fixture(scope="module")
 def tfb():
-    return importlib.import_module("stabench.backends.tensorflow_backend")
+    mod = importlib.import_module("stabench.backends.tensorflow_backend")
+    mod.load_framework()  # the module imports TensorFlow on first use; these tests read mod.tf
+    return mod
 
 
 @pytest.fixture(scope="module")
@@ -355,5 +357,5 @@ def test_numpy_only_run_never_imports_tensorflow():
 
 def test_importing_the_backend_is_quiet():
     # TensorFlow's C++ start-up lines go to /dev/null during the import
-    p = _python("import stabench.backends.tensorflow_backend")
+    p = _python("import stabench.backends.tensorflow_backend as b\nb.load_framework()")
     assert p.returncode == 0 and p.stderr == "", p.stderr

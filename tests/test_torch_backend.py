@@ -275,7 +275,8 @@ def test_compile_variant_when_enabled():
 def test_compile_is_refused_after_tensorflow_instead_of_crashing():
     if importlib.util.find_spec("tensorflow") is None:
         pytest.skip("needs tensorflow")
-    p = _python("import stabench.backends.tensorflow_backend\n" + COMPILE_CODE, STABENCH_TORCH_COMPILE="1")
+    p = _python("import stabench.backends.tensorflow_backend as t\nt.load_framework()\n" + COMPILE_CODE,
+                STABENCH_TORCH_COMPILE="1")
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.startswith("unsupported: torch.compile: importing triton after tensorflow")
 

@@ -9,10 +9,18 @@ The interface is small so that a new framework (torch, jax) is one new module:
   the label's component), as arrays of the dtype the framework returned (an upcast shows). A
   framework that refuses the dtype raises :class:`Unsupported` with its own error text;
 - ``versions() -> dict``: framework versions for the metadata block;
+- ``load_framework()``: import the framework (the slow part: 1–10 s); ``evaluate`` and ``versions``
+  call it, and nothing else in the module imports the framework, so its method table
+  (``methods``) and ``VARIANTS`` are read without it: a ``--method`` is checked in milliseconds;
+- ``VARIANTS``: ``{variant: doc}``, the execution variants ``evaluate`` may return in
+  ``Output.variants`` (each selectable as ``--method NAME@VARIANT``);
 - optionally ``VARIANT_DTYPES``: ``{variant: dtype names}`` for an execution variant evaluated only
-  in those dtypes (elsewhere a variant missing from the rows means: identical to the method).
+  in those dtypes (elsewhere a variant missing from the rows means: identical to the method), and
+  ``variant_unavailable(variant) -> str``: why a variant is not evaluated in this process ('' if it is).
 
-Backends are imported lazily by name (:func:`load`), so choosing numpy never imports tensorflow.
+Backend modules are imported lazily by name (:func:`load`), so choosing numpy never imports
+tensorflow; :func:`usable` imports the frameworks of a run, skipping (or, when the backend was
+named, refusing with one line) one that is installed but fails to import.
 """
 from __future__ import annotations
 
@@ -83,6 +91,11 @@ class Output:
     grad_error: str = ""
 
 
+class Unavailable(Exception):
+    """A backend's framework is installed but fails to import; the message names the backend and
+    the framework's error in one line."""
+
+
 class Unsupported(Exception):
     """The framework refused this dtype for this method; the message is its own error text."""
 
@@ -131,8 +144,15 @@ def names() -> list[str]:
 
 
 def missing(frameworks: str) -> list[str]:
-    """The frameworks of a comma list that are not importable here (checked without importing them)."""
-    return [fw for fw in frameworks.split(",") if importlib.util.find_spec(fw) is None]
+    """The frameworks of a comma list that are not installed here (checked without importing them)."""
+    return [fw for fw in frameworks.split(",") if not _found(fw)]
+
+
+def _found(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # an import hook that refuses the name; a module without a spec
+        return False
 
 
 def installed() -> list[str]:
@@ -141,7 +161,7 @@ def installed() -> list[str]:
 
 
 def load(name: str):
-    """Import the backend module called ``name``."""
+    """Import the backend module called ``name`` (not its framework: see :func:`usable`)."""
     from ..errors import InputError
 
     if name not in REGISTRY:
@@ -152,3 +172,54 @@ def load(name: str):
         raise InputError(f"backend {name!r} needs {', '.join(absent)}, which is not installed: "
                          f'pip install "stabench[{name}]"')
     return importlib.import_module(module)
+
+
+def load_framework(mod) -> None:
+    """Import ``mod``'s framework; :class:`Unavailable` (one line: the backend, the framework's
+    error) if it fails — an installed framework can fail to import in many ways (a broken or
+    half-upgraded install raises ImportError, RuntimeError, AttributeError…)."""
+    try:
+        mod.load_framework()
+    except Exception as e:  # noqa: BLE001 — whatever the framework raises, the backend cannot run
+        raise Unavailable(f"backend {mod.NAME!r}: its framework is installed but fails to import ({one_line(e)}); "
+                          f'repair it (pip install --force-reinstall "stabench[{mod.NAME}]")') from None
+
+
+def usable(names: list[str], named: bool) -> tuple[list, dict]:
+    """(modules whose framework imports, {backend: why skipped}) for the backends ``names``.
+
+    A backend the user ``named`` (``--backend``) that fails to import is an error: InputError with
+    its one line. Without ``--backend`` (every installed backend) it is skipped, so a broken jax
+    does not stop a numpy, torch and TensorFlow run; the caller says so and records why."""
+    from ..errors import InputError
+
+    mods, skipped = [], {}
+    for name in names:
+        mod = load(name)
+        try:
+            load_framework(mod)
+        except Unavailable as e:
+            if named:
+                raise InputError(f"{e}, or choose other backends with --backend") from None
+            skipped[name] = str(e)
+            continue
+        mods.append(mod)
+    return mods, skipped
+
+
+def method_names(mod, experiment: str) -> list[str]:
+    """Every name ``--method`` accepts for backend ``mod`` and ``experiment``: each method, then each
+    ``method@variant`` (read from the static tables: no framework is imported)."""
+    base = [m.name for m in mod.methods(experiment)]
+    return base + [f"{b}@{v}" for b in base for v in getattr(mod, "VARIANTS", {})]
+
+
+def variant_dtypes(mod, variant: str) -> tuple | None:
+    """The dtype names ``variant`` is evaluated in (None: every dtype the method runs in)."""
+    return getattr(mod, "VARIANT_DTYPES", {}).get(variant)
+
+
+def variant_unavailable(mod, variant: str) -> str:
+    """Why ``variant`` is not evaluated in this process ('' when it is)."""
+    check = getattr(mod, "variant_unavailable", None)
+    return check(variant) if check else ""

@@ -41,13 +41,18 @@ import numpy as np
 from ..dtypes import DType
 from . import Method, Output, SigmoidCases, Unsupported, one_line
 
-import jax  # noqa: E402 — a backend module is imported only when its backend is chosen
-import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
+#: JAX and optax, imported by :func:`load_framework` (evaluate and versions call it): the tables
+#: below are read without them, so that ``--method`` is checked before a 2-second import.
+jax = jnp = optax = None
 
 NAME = "jax"
 FRAMEWORK = "jax"
 
+#: The execution variants ``evaluate`` returns (``--method NAME@VARIANT`` selects one).
+VARIANTS = {
+    "jit": "the same under jax.jit (the method's own rows are eager, op by op)",
+    "x64-off": "float64 inputs with jax_enable_x64 off, as JAX's default configuration runs them (jitted)",
+}
 #: Variants evaluated only in some dtypes (the others have no such row, not an identical one).
 VARIANT_DTYPES = {"x64-off": ("float64",)}
 
@@ -79,8 +84,6 @@ def _enable_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
-
-_enable_cache()
 
 _METHODS = {
     "sigmoid": [
@@ -146,13 +149,29 @@ def _without_grad(fn):
     return lambda z, y: (fn(z, y), None)
 
 
-#: (experiment, method, grad) → (eager function, jitted function), built once: jax.jit caches its
-#: compilations per shape, dtype and x64 setting.
+#: (experiment, method, grad) → (eager function, jitted function), built once by
+#: :func:`load_framework`: jax.jit caches its compilations per shape, dtype and x64 setting.
 _CALLS = {}
-for _key, _fn in _FNS.items():
-    for _grad in (False, True):
-        _f = (_with_grad if _grad else _without_grad)(_fn)
-        _CALLS[(*_key, _grad)] = (_f, jax.jit(_f))
+
+
+def load_framework() -> None:
+    """Import JAX and optax (once), turn on the compilation cache and build the calls."""
+    global jax, jnp, optax
+    if jax is not None:
+        return
+    import jax as jax_
+    import jax.numpy as jnp_
+    import optax as optax_
+
+    jnp, optax = jnp_, optax_
+    calls = {}
+    for key, fn in _FNS.items():
+        for grad in (False, True):
+            f = (_with_grad if grad else _without_grad)(fn)
+            calls[(*key, grad)] = (f, jax_.jit(f))
+    jax = jax_  # last: it marks the import done
+    _enable_cache()
+    _CALLS.update(calls)
 
 
 def methods(experiment: str) -> list[Method]:
@@ -162,6 +181,11 @@ def methods(experiment: str) -> list[Method]:
 
 def versions() -> dict:
     """JAX, jaxlib and optax versions."""
+    import sys
+
+    if jax is None and "jax" not in sys.modules:  # not imported: its module was read for its table
+        return {}
+    load_framework()
     import jaxlib
 
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__}
@@ -170,6 +194,7 @@ def versions() -> dict:
 def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
     """Loss (and gradient) of every case at once, in ``dtype``: eagerly, and jitted in
     ``variants["jit"]`` (float64 also with x64 off, in ``variants["x64-off"]``)."""
+    load_framework()
     eager, jitted = _CALLS[(method.experiment, method.name, grad)]
     rows = None if method.experiment == "sigmoid" else cases.labels
     x64 = dtype.bits > 32

@@ -23,6 +23,10 @@ UPCAST = "upcast-float32"
 #: Formats of at most this width also run the upcast variant.
 UPCAST_MAX_BITS = 8
 _FLOAT32 = REGISTRY["float32"]
+#: The execution variants ``evaluate`` returns (``--method NAME@VARIANT`` selects one).
+VARIANTS = {UPCAST: "8-bit formats only: the same formula after an upcast to float32, returning float32"}
+#: ... and the dtypes it is evaluated in.
+VARIANT_DTYPES = {UPCAST: tuple(n for n, d in REGISTRY.items() if d.bits <= UPCAST_MAX_BITS)}
 
 _METHODS = {
     "sigmoid": [
@@ -42,6 +46,10 @@ _METHODS = {
 def methods(experiment: str) -> list[Method]:
     """The methods this backend offers for ``experiment``."""
     return list(_METHODS[experiment])
+
+
+def load_framework() -> None:
+    """numpy is stabench's own dependency: nothing to import."""
 
 
 def versions() -> dict:

@@ -48,7 +48,7 @@ differ. ``model.fit`` runs its train step as a ``tf.function``, so ``model-*@gra
 reported) is what training computes on CPU (``jit_compile="auto"`` adds XLA only when a GPU is
 present; XLA is not measured here).
 
-TensorFlow is imported here, quietly: ``TF_CPP_MIN_LOG_LEVEL=3`` unless set, and its C++ start-up
+TensorFlow is imported by :func:`load_framework` (on the first evaluation), quietly: ``TF_CPP_MIN_LOG_LEVEL=3`` unless set, and its C++ start-up
 lines (written before its logging is initialised, so the variable does not reach them) are sent to
 /dev/null during the import — unless the user set ``TF_CPP_MIN_LOG_LEVEL`` below 3 to see them.
 """
@@ -61,13 +61,24 @@ import numpy as np
 from ..dtypes import DType
 from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported, one_line
 
-
-from ..frameworks import tensorflow_and_keras
-
-tf, keras = tensorflow_and_keras()
+#: TensorFlow and Keras, imported by :func:`load_framework` (evaluate and versions call it): the
+#: tables below are read without them, so that ``--method`` is checked before a 10-second import.
+tf = keras = None
 
 NAME = "tensorflow"
 FRAMEWORK = "tensorflow"
+#: The execution variants ``evaluate`` returns (``--method NAME@VARIANT`` selects one).
+VARIANTS = {"graph": "the same traced once as a tf.function graph (what model.fit runs on CPU)"}
+
+
+def load_framework() -> None:
+    """Import TensorFlow and Keras (once), quietly (see the module docstring)."""
+    global tf, keras
+    if tf is None:
+        from ..frameworks import tensorflow_and_keras
+
+        tf_, keras = tensorflow_and_keras()
+        tf = tf_  # last: it marks the import done
 
 #: Above this many classes the model path feeds one-hot rows instead of an identity kernel; with
 #: more cases than this too, it refuses (the N×N or K×K matrix would be too large).
@@ -116,6 +127,11 @@ def methods(experiment: str) -> list[Method]:
 def versions() -> dict:
     """Framework versions, and whether TensorFlow's deterministic kernels were on (they change
     some graph-mode results)."""
+    import sys
+
+    if tf is None and "tensorflow" not in sys.modules:  # not imported: its module was read for its table
+        return {}
+    load_framework()
     out = {"tensorflow": tf.__version__, "keras": keras.__version__}
     try:
         from tensorflow.python.framework import config as _tfconfig
@@ -129,6 +145,7 @@ def versions() -> dict:
 def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
     """Loss (and gradient) of every case at once, in ``dtype``: eagerly, and as a graph in
     ``variants["graph"]``."""
+    load_framework()
     try:  # TF has float8_e4m3fn, e5m2 and the fnuz formats, not float8_e4m3 or e3m4: its refusal is the answer
         tfdt = tf.as_dtype(dtype.name)
     except TypeError as e:

@@ -41,15 +41,39 @@ import numpy as np
 from ..dtypes import DType
 from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported, one_line
 
-import torch  # noqa: E402 — a backend module is imported only when its backend is chosen
-import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
+#: PyTorch, imported by :func:`load_framework` (evaluate and versions call it): the tables below
+#: are read without it, so that ``--method`` is checked before a 2-second import.
+torch = F = nn = None
 
 NAME = "torch"
 FRAMEWORK = "torch"
 
 #: Set ``STABENCH_TORCH_COMPILE=1`` to add the ``@compile`` variant (slow: see the module docstring).
 COMPILE_ENV = "STABENCH_TORCH_COMPILE"
+#: The execution variants ``evaluate`` returns (``--method NAME@VARIANT`` selects one).
+VARIANTS = {
+    "autocast": "the same inside torch.autocast('cpu', dtype=…), backward outside it",
+    "compile": f"torch.compile(fn, dynamic=True); only with {COMPILE_ENV}=1",
+}
+
+
+def load_framework() -> None:
+    """Import PyTorch (once)."""
+    global torch, F, nn
+    if torch is None:
+        import torch as torch_
+        import torch.nn.functional as F_
+        from torch import nn as nn_
+
+        F, nn, torch = F_, nn_, torch_  # torch last: it marks the import done
+
+
+def variant_unavailable(variant: str) -> str:
+    """Why ``variant`` is not evaluated in this process ('' when it is)."""
+    if variant == "compile" and not compile_enabled():
+        return (f"runs only with {COMPILE_ENV}=1 (compiling costs about 38 s for a process's first graph, "
+                "minutes for every method and dtype)")
+    return ""
 
 _METHODS = {
     "sigmoid": [
@@ -108,6 +132,11 @@ def methods(experiment: str) -> list[Method]:
 
 def versions() -> dict:
     """PyTorch's version and its intra-op thread count."""
+    import sys
+
+    if torch is None and "torch" not in sys.modules:  # not imported: its module was read for its table
+        return {}
+    load_framework()
     return {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
@@ -119,6 +148,7 @@ def compile_enabled() -> bool:
 def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
     """Loss (and gradient) of every case at once, in ``dtype``: eagerly, under autocast in
     ``variants["autocast"]``, and compiled in ``variants["compile"]`` when enabled."""
+    load_framework()
     tdt = getattr(torch, dtype.name, None)
     if not isinstance(tdt, torch.dtype) or not tdt.is_floating_point:
         raise Unsupported(f"torch has no floating-point dtype named {dtype.name!r}")

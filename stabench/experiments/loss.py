@@ -65,26 +65,71 @@ def method_names(opts: Options) -> set[str] | None:
     return {p.strip() for p in str(opts.methods).split(",") if p.strip()}
 
 
+def _base(name: str) -> str:
+    """The method of a ``--method`` name: ``fused@upcast-float32`` → ``fused``."""
+    return name.split("@", 1)[0]
+
+
 def chosen_methods(exp, mod, opts: Options) -> list:
-    """The methods of backend ``mod`` for experiment ``exp`` that ``--method`` selects."""
+    """The methods of backend ``mod`` for experiment ``exp`` to evaluate: those ``--method`` names,
+    alone or with a variant (``NAME@VARIANT`` evaluates NAME and keeps that variant's rows)."""
     names = method_names(opts)
-    return [m for m in exp.methods(mod) if names is None or m.name in names]
+    wanted = None if names is None else {_base(n) for n in names}
+    return [m for m in exp.methods(mod) if wanted is None or m.name in wanted]
 
 
-def check_methods(opts: Options) -> None:
-    """Refuse (before any work) a ``--method`` that is empty or names a method that none of the
-    chosen backends offers for the chosen experiments."""
+def check_methods(opts: Options, dtype_names=None) -> None:
+    """Refuse (before any work, without importing a framework: the backends' tables are static) a
+    ``--method`` that is empty, names a method or ``method@variant`` that no chosen backend offers
+    for the chosen experiments, or a variant that would give no row: one evaluated in none of the
+    chosen dtypes (``fused@upcast-float32`` runs in the 8-bit formats), or not in this process
+    (torch's ``@compile`` without its environment variable)."""
     names = method_names(opts)
     if names is None:
         return
-    offered = sorted({m.name for e in parse_experiments(opts.experiments) for b in parse_backends(opts.backends)
-                      for m in _experiment.get(e).methods(_backends.load(b))})
+    mods = [_backends.load(b) for b in parse_backends(opts.backends)]
+    exps = [_experiment.get(e) for e in parse_experiments(opts.experiments)]
+    offered = {n: mod for e in exps for mod in mods for n in _backends.method_names(mod, e.name)}
+    bases = sorted({n for n in offered if "@" not in n})
+    variants = sorted({n.split("@", 1)[1] for n in offered if "@" in n})
+    valid = f"valid: {', '.join(bases)}" + (f"; each also as NAME@VARIANT, VARIANT one of {', '.join(variants)}"
+                                             if variants else "")
     if not names:
-        raise InputError(f"--method is empty; valid: {', '.join(offered)}")
+        raise InputError(f"--method is empty; {valid}")
     unknown = sorted(names - set(offered))
     if unknown:
         raise InputError(f"--method {', '.join(unknown)}: no chosen backend offers it for the chosen experiments; "
-                         f"valid: {', '.join(offered)}")
+                         f"{valid}")
+    dts = {d.name for d in _dtypes.parse_list(opts.dtypes if dtype_names is None else dtype_names)}
+    for n in sorted(x for x in names if "@" in x):
+        variant = n.split("@", 1)[1]
+        mod = offered[n]
+        why = _backends.variant_unavailable(mod, variant)
+        if why:
+            raise InputError(f"--method {n}: the {mod.NAME} variant @{variant} {why}")
+        where = _backends.variant_dtypes(mod, variant)
+        if where is not None and not dts & set(where):
+            raise InputError(f"--method {n}: the {mod.NAME} variant @{variant} runs in {', '.join(where)} only, "
+                             f"not in the chosen dtypes ({', '.join(sorted(dts))}); add --dtype {where[0]}")
+
+
+def skipped_note(skipped: dict) -> str:
+    """The metadata's record of backends skipped because their framework fails to import."""
+    return "; ".join(skipped.values())  # each names its backend
+
+
+def usable_backends(names: list[str], opts: Options) -> tuple[list, dict]:
+    """(backend modules of a run, their frameworks imported; {backend: why skipped}). Without
+    ``--backend``, a backend whose framework fails to import is skipped with a one-line warning on
+    stderr, and the others run; a backend named with ``--backend`` is refused instead (InputError)."""
+    import sys
+
+    mods, skipped = _backends.usable(names, named=bool(opts.backends))
+    for why in skipped.values():
+        print(f"stabench: warning: {why}; skipped, the other backends run", file=sys.stderr)
+    if not mods:
+        raise InputError("no backend can run: " + skipped_note(skipped))
+    return mods, skipped
 
 
 def parse_experiments(value: str | list[str] | None) -> list[str]:
@@ -147,7 +192,7 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     if opts.batch_size is not None:
         for b in batches.values():
             inputs.check_size(opts.batch_size, b.classes)
-    mods = [_backends.load(b) for b in backend_names]
+    mods, skipped = usable_backends(backend_names, opts)
     quantities = ["loss", "grad"] if opts.grad else ["loss"]
     total, done = len(exps) * len(dts) * len(mods), 0
     parts = []
@@ -163,18 +208,34 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
                 done += 1
     if progress:
         progress(done, total, "done")
-    return pd.concat(parts, ignore_index=True)
+    df = pd.concat(parts, ignore_index=True)
+    if skipped:  # the exports' metadata say which backends did not run, and why
+        df.attrs["skipped_backends"] = skipped_note(skipped)
+    return df
 
 
 def _rows(exp, backend, method, dt, batch, ref, quantities, mod, opts) -> list[pd.DataFrame]:
-    """The rows of one method in one dtype (plus any execution variant that differs)."""
+    """The rows of one method in one dtype, when ``--method`` selects it, plus each execution variant
+    that differs from it — or that ``--method`` names (``NAME@VARIANT``: its rows in every dtype it
+    is evaluated in, identical or not; where the method is unsupported, so is the variant)."""
+    names = method_names(opts)
+    own = names is None or method.name in names
+    named = [] if names is None else [n.split("@", 1)[1] for n in sorted(names) if _base(n) == method.name and "@" in n]
     try:
         out, error = _backends.evaluate(mod, method, dt, batch.cases, "grad" in quantities, opts.batch_size), ""
     except _backends.Unsupported as e:
         out, error = None, " ".join(str(e).split())
-    frames = _method_rows(exp, backend, method.name, method.form, dt, batch, ref, quantities, out, error, opts)
-    for variant, vout in (out.variants.items() if out is not None else ()):
-        if any(not _same(getattr(out, q), getattr(vout, q)) for q in quantities):
+    frames = _method_rows(exp, backend, method.name, method.form, dt, batch, ref, quantities, out, error, opts) \
+        if own else []
+    for variant in dict.fromkeys([*(out.variants if out is not None else ()), *named]):
+        where = _backends.variant_dtypes(mod, variant)
+        if out is None and (where is None or dt.name in where):
+            frames += _method_rows(exp, backend, f"{method.name}@{variant}", method.form, dt, batch, ref,
+                                   quantities, None, error, opts)
+        if out is None or variant not in out.variants:
+            continue
+        vout = out.variants[variant]
+        if variant in named or own and any(not _same(getattr(out, q), getattr(vout, q)) for q in quantities):
             frames += _method_rows(exp, backend, f"{method.name}@{variant}", method.form, dt, batch, ref,
                                    quantities, vout, "", opts)
     return frames
@@ -282,7 +343,12 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
         raise InputError("--batch-size is for row runs; streaming runs call each method once per chunk "
                          f"of {stream.CHUNK} logits")
     stream.check_workers(workers)
-    mods = [_backends.load(b) for b in backend_names]
+    variants = sorted(n for n in method_names(opts) or () if "@" in n)
+    if variants:
+        raise InputError(f"--method {', '.join(variants)}: streaming runs measure each method as called, "
+                         "without execution variants; drop the @VARIANT, or measure it on a row run "
+                         "(fewer --points, no --range)")
+    mods, _ = usable_backends(backend_names, opts)
     quantities = ("loss", "grad") if opts.grad else ("loss",)
     rng = stream.parse_range(opts.value_range)
     runs = []
