@@ -248,8 +248,9 @@ def expr_cmd(
     out = render.console()
     for line in exp.legend(p):
         out.print(line, highlight=False)
-    if detail:
-        render.show(exp.for_terminal(df, p), "every row", out=out)
+    if detail:  # (at most exp.DETAIL_ROWS rows: the worst ones)
+        rows, what = exp.detail_rows(df)
+        render.show(exp.for_terminal(rows, p), what, out=out)
     render.show(exp.for_terminal(summ, p), f"{exp.title(p)}: error against the exact value",
                 columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
     out.print("\n".join(exp.verdict(summ)), highlight=False)

@@ -64,3 +64,25 @@ def test_all_outputs_written_together(tmp_path):
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "o.csv").read_text().startswith("form,expression,dtype,x,")
     assert sorted(os.listdir(tmp_path)) == sorted(OLD)
+
+
+def test_detail_prints_at_most_the_worst_rows(monkeypatch):
+    # issue 19: --detail drew every row (about 1 ms each: minutes for 2·10^5); now at most
+    # DETAIL_ROWS, the largest ulp errors first
+    from stabench.experiments import expr as E
+
+    monkeypatch.setattr(E, "DETAIL_ROWS", 50)
+    r = CliRunner().invoke(app, ["expr", "naive: log(1 + x)", "log1p(x)", "--var", "x=1e-12..1:log:400",
+                                 "-d", "float32", "--detail"])
+    assert r.exit_code == 0, r.output
+    assert "the 50 worst of 800 rows (--csv has every row)" in " ".join(r.stdout.split())
+    table = [line for line in r.stdout.splitlines() if line.startswith("│ naive") or line.startswith("│ log1p")]
+    assert len(table) == 50 + 2  # and the summary's two rows
+    rows, _ = E.detail_rows(E.run(E.plan(["naive: log(1 + x)", "log1p(x)"], ["x=1e-12..1:log:400"], "float32")), 50)
+    u = rows["ulp_error"].to_numpy()
+    assert (rows["form"] == "naive").all() and (u[:-1] >= u[1:]).all()
+
+
+def test_detail_of_few_rows_prints_every_row():
+    r = CliRunner().invoke(app, ["expr", "x", "--var", "x=1,2,3", "-d", "float32", "--detail"])
+    assert r.exit_code == 0 and "every row" in r.stdout
