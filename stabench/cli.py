@@ -274,7 +274,7 @@ def loss(
     keep: int = typer.Option(10, "--keep", help="Streaming runs: worst cases kept per method for --detail and the exports."),
     value_range: Optional[str] = typer.Option(None, "--range", metavar="LO,HI", help="With --logits exhaustive: only the floats in [LO, HI] (--range=-100,100)."),
     workers: int = typer.Option(0, "--workers", help="Streaming runs: processes to use (0: every core; at most 4 × the cores, ≤ 256).", show_default=False),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", help="Streaming runs: run the tasks on this Dask scheduler's cluster (tcp://HOST:PORT; pip install 'stabench\\[dask]')."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="ADDRESS", callback=lambda v: _scheduler(v), help="Streaming runs: run the tasks on this Dask scheduler's cluster (tcp://HOST:PORT; pip install 'stabench\\[dask]')."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Rows per backend call, the last call filled by repeating cases (default: all the cases in one call); results can depend on it."),
     max_ulp: float = MaxUlpOpt,
@@ -427,6 +427,15 @@ def train(
     render.show(exp.for_terminal(summ), f"train: digits network, {epochs} epochs per variant × policy (seed {seed})",
                 columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out, keys=["variant", "policy"])
     render.say(out, exp.verdict(summ))
+
+
+def _scheduler(address: Optional[str]) -> Optional[str]:
+    """--scheduler's syntax, checked while the options are parsed: before any import or work."""
+    if address is not None:
+        from . import cluster
+
+        cluster.check_address(address)
+    return address
 
 
 def _need_tensorflow() -> None:

@@ -73,11 +73,107 @@ def test_unreachable_scheduler_exits_2_quickly():
     assert len(r.stderr.strip().splitlines()) == 1 and time.perf_counter() - t < 30
 
 
-@pytest.mark.parametrize("address, message", [("", "expected a scheduler address"),
-                                              ("not a url at all", "cannot reach")])
-def test_bad_scheduler_addresses(address, message):
+@pytest.mark.parametrize("address, message", [
+    ("", "expected a scheduler address"), ("not a url at all", "not a scheduler address"),
+    ("tcp://", "not a scheduler address"), ("tcp://127.0.0.1:abc", "not a scheduler address"),
+    ("http://127.0.0.1:8900", "scheme http:// is not"), ("::::", "not a scheduler address"),
+    ("tcp://host:99999", "port 99999 is not in 1–65535"), ("tcp://host:0", "port 0 is not"),
+    ("tcp://[::1:8786", "not a scheduler address"), ("tcp://١٢٧.0.0.1:8786", "not a scheduler address"),
+    ("inproc://x", "not a scheduler address"), ("tcp://a b:1", "not a scheduler address")])
+def test_malformed_scheduler_addresses_are_refused_before_any_work(address, message, monkeypatch):
+    """Syntax only, while the options are parsed: no framework, no distributed, one line (these
+    printed a 10-line traceback from distributed's Client.__del__ after a 5 s wait)."""
+    from stabench.experiments import loss
+
+    def boom(*a, **k):
+        raise AssertionError("work started before --scheduler was checked")
+
+    monkeypatch.setattr(loss, "run_streaming", boom)
+    monkeypatch.setattr(loss, "check_methods", boom)
     r = CliRunner().invoke(app, ARGS + ["--scheduler", address])
     assert r.exit_code == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "tcp://HOST:PORT" in r.stderr
+
+
+@pytest.mark.parametrize("address, want", [("tcp://10.0.0.5:8786", ("tcp", "10.0.0.5", 8786)),
+                                           ("  10.0.0.5:1 ", ("tcp", "10.0.0.5", 1)),
+                                           ("tls://sched.example.com:65535", ("tls", "sched.example.com", 65535)),
+                                           ("TCP://[::1]:8786", ("tcp", "::1", 8786))])
+def test_well_formed_scheduler_addresses(address, want):
+    from stabench import cluster as cl
+
+    assert cl.check_address(address) == want
+
+
+def _serve(mode):
+    """A loopback TCP server on a free port that is not a Dask scheduler: 'http' (python's
+    http.server), 'greeting' (sends what looks like a Dask greeting's length, then nothing), 'banner'
+    (an SSH server's greeting) or 'close' (closes each connection at once). Returns (address, stop)."""
+    import http.server
+    import socket
+    import struct
+    import threading
+
+    if mode == "http":
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+        srv.RequestHandlerClass.log_message = lambda *a: None
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        return f"tcp://127.0.0.1:{srv.server_address[1]}", lambda: (srv.shutdown(), srv.server_close())
+    lsock = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            if mode == "greeting":
+                conn.sendall(struct.pack("<Q", 58))
+                held.append(conn)
+            elif mode == "banner":  # an SSH server greets first too, in its own protocol
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+                held.append(conn)
+            else:
+                conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+    def stop():
+        lsock.close()
+        for c in held:
+            c.close()
+
+    return f"tcp://127.0.0.1:{lsock.getsockname()[1]}", stop
+
+
+@pytest.mark.parametrize("mode, message", [("http", "sent no Dask greeting"),
+                                           ("close", "closed the connection"),
+                                           ("banner", "speaks another protocol"),
+                                           ("greeting", "the handshake did not finish")])
+def test_a_server_that_is_not_dask_is_refused_within_the_timeout(mode, message, tmp_path):
+    """A web server on the scheduler's port ran for minutes: distributed's own timeout does not bound
+    its handshake. Now one line and exit 2 within the connect timeout (twice it for a server that
+    stalls mid-handshake). In a subprocess, so that a hang fails the test instead of stalling it."""
+    import os
+    import subprocess
+    import sys
+
+    from stabench import cluster as cl
+
+    address, stop = _serve(mode)
+    try:
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "stabench", *ARGS, "--scheduler", address], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+        took = time.perf_counter() - t
+    finally:
+        stop()
+    assert r.returncode == 2 and message in r.stderr and f"--scheduler {address}" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert took < 3 * cl.CONNECT_TIMEOUT + 15  # start-up and imports included; it ran for minutes
+    assert os.listdir(tmp_path) == []
 
 
 def test_scheduler_on_a_non_streaming_run_is_refused():
