@@ -1,8 +1,10 @@
 """The jax backend: what JAX and optax really compute on CPU, pinned as measured.
 
-Measured with jax/jaxlib 0.10.2 and optax 0.2.8. Pinned on purpose: an upgrade that changes XLA's
-subnormal handling, its batch-shape-dependent reductions or optax's formulas fails a test here,
-visibly, and docs/findings.md needs revisiting.
+Measured with jax/jaxlib 0.10.2 and optax 0.2.8 (the releases in .ci/constraints.txt). The numbers
+docs/findings.md states are pinned for those releases only (`measured_release()`): with another
+release (the oldest CI run: jax 0.10.0, optax 0.2.0) the same tests check what must hold on any
+release — the tool's values are what a direct call of the framework returns — and an upgrade that
+moves a pinned number shows up in the locked run, where docs/findings.md needs revisiting.
 """
 import importlib
 import importlib.util
@@ -21,6 +23,17 @@ from frames import one, pick, same
 
 if importlib.util.find_spec("jax") is None or importlib.util.find_spec("optax") is None:
     pytest.skip("jax or optax is not installed", allow_module_level=True)
+
+#: The releases whose numbers these tests (and docs/findings.md) pin.
+MEASURED = {"jax": "0.10.2", "optax": "0.2.8"}
+
+
+def measured_release() -> bool:
+    """Whether the installed jax and optax are the releases the pinned numbers were measured with."""
+    import importlib.metadata as md
+
+    return all(md.version(k) == v for k, v in MEASURED.items())
+
 
 SMALL = "-1000,-100,-88.72,-30,-17,-10,0,10,17,30,100,1000"
 DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -101,9 +114,18 @@ def test_optax_sigmoid_is_not_correctly_rounded_on_every_float16_value():
     # The issue said optax.sigmoid_binary_cross_entropy is correctly rounded on every float16 case
     # tried. Over every finite float16 logit, labels 0 and 1, it is within 1.26 ulps but not
     # correctly rounded on 14,836 of 126,976 cases — checked here against mpmath directly.
+    import jax.numpy as jnp
+    import optax
+
     df = loss.run(backends=["jax"], experiments="sigmoid", dtypes=["float16"], logits="exhaustive", grad=False)
     r = pick(df, method="optax")
-    assert len(r) == 126_976 and set(r.status) == {"exact", "ok"}
+    assert len(r) == 126_976
+    direct = optax.sigmoid_binary_cross_entropy(jnp.asarray(r.logit.to_numpy(), jnp.float16),
+                                                jnp.asarray(r.label.to_numpy(), jnp.float16))
+    assert np.array_equal(np.asarray(direct, np.float64), r.value.to_numpy(), equal_nan=True)
+    if not measured_release():
+        return
+    assert set(r.status) == {"exact", "ok"}
     assert (r.status == "ok").sum() == 14_836
     worst = r.loc[r.ulp_error.idxmax()]
     assert worst.ulp_error == pytest.approx(1.259183, rel=1e-6)
@@ -133,6 +155,10 @@ def test_batch_size_changes_the_bfloat16_log_softmax():
                       batch_size=batch)
         return {r.method: r.value for r in pick(df, case_kind="label-at-z").itertuples()}
 
+    if not measured_release():  # any release: one of the two roundings, whatever the batch
+        for batch in (None, 4095, 4096):
+            assert set(run(batch).values()) <= {0.0, 0.000408172607421875}
+        return
     for batch in (None, 1, 4095):
         assert run(batch) == {"naive": 0.0, "log-softmax": 0.0, "optax-int": 0.0, "optax-onehot": 0.0}
     big = run(4096)
@@ -147,9 +173,12 @@ def test_integer_labels_less_accurate_than_one_hot():
     df = loss.run(backends=["jax"], experiments="softmax", dtypes=["float32"],
                   logits_file=file_case("a,b,c,label\n0,10,20,2\n"), grad=False)
     i, h = one(df, method="optax-int"), one(df, method="optax-onehot")
+    assert h.reference == pytest.approx(4.540096e-05, rel=1e-6)
+    assert min(i.ulp_error, h.ulp_error) > 1000  # any release: logsumexp − z_k cancels
+    if not measured_release():
+        return
     assert i.value == pytest.approx(4.57763671875e-05) and i.ulp_error == pytest.approx(103191.07, rel=1e-5)
     assert h.ulp_error == pytest.approx(4603.07, rel=1e-5) and h.ulp_error < i.ulp_error
-    assert h.reference == pytest.approx(4.540096e-05, rel=1e-6)
 
 
 def test_confidently_wrong():
