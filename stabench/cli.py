@@ -226,6 +226,7 @@ def expr_cmd(
     name = exp.varying_name(p)
     if plot and name is None:
         raise InputError("--plot needs exactly one variable that takes several values")
+    exp.check_memory(p, [f for f, _ in targets] + (["plot"] if plot else []))  # before any work
     started = time.perf_counter()
     bar = render.ProgressBar(delay=1.0)
     try:

@@ -13,6 +13,7 @@ bfloat16) is valid: the reference is computed from the rounded value.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,25 @@ DETAIL_ROWS = 1_000
 MAX_LABEL = 10
 
 
+# ---- peak memory, estimated from the plan before any work (the budget: limits.MEMORY_BUDGET)
+# Measured as peak RSS (/usr/bin/time, `python benchmarks/expr.py --memory`) on the 2-core AMD EPYC,
+# Python 3.11, numpy 2.4, pandas 3.1, rounded up; peak ≈ limits.BASE_BYTES + rows·(ROW_BYTES +
+# VAR_ROW_BYTES·variables + Σ OUTPUT_ROW_BYTES) + points·POINT_BYTES + Σ OUTPUT_BYTES.
+
+#: A row at the peak of the run: its part and the concatenated table (2·10^6 rows of 8 forms of
+#: 250,000 points peak at 663 MB, of 1 form of 2·10^6 points at 796 MB: 258 bytes a row and 78 a point).
+ROW_BYTES = 270
+#: Each (form, dtype)'s temporaries per point (the reference, the metrics' arrays).
+POINT_BYTES = 100
+#: Each variable's column per row (4 more variables over 10^6 rows: +145 MB).
+VAR_ROW_BYTES = 40
+#: What each output adds per row (tracemalloc peak of building it; JSON builds a dict per row:
+#: 540,000 float16 rows with --json peak at 1.85 GiB, 3.4 KB a row); --detail prints at most DETAIL_ROWS rows.
+OUTPUT_ROW_BYTES = {"csv": 220, "json": 3500, "markdown": 450, "parquet": 50, "plot": 170}
+#: What an output's library adds once imported (pyarrow 8 MB, matplotlib 36 MB measured).
+OUTPUT_BYTES = {"parquet": 10 * 2**20, "plot": 40 * 2**20}
+
+
 @dataclass(frozen=True)
 class Plan:
     """A validated run: expressions, variables, dtypes, seed. Built by :func:`plan` before any work."""
@@ -126,6 +146,39 @@ def plan(expressions=None, variables=None, dtype_list=None, *, seed: int = 0, ex
         used += [v for v in e.variables if v not in used]
     _vars.check(vs, used, dts, reserved=set(COLUMNS))
     return Plan(tuple(exprs), tuple(vs), tuple(dts), int(seed), example.strip().lower() if example else None)
+
+
+def points(p: Plan) -> int:
+    """Points per dtype: every variable's points multiplied (the grid)."""
+    return math.prod(v.size() for v in p.variables)
+
+
+def memory_estimate(p: Plan, outputs=()) -> int:
+    """Peak resident memory of running ``p`` with ``outputs`` (csv, json, markdown, parquet, plot),
+    in bytes, from counts alone (see :data:`ROW_BYTES`)."""
+    from .. import limits
+
+    n = points(p)
+    rows = n * len(p.expressions) * len(p.dtypes)
+    per_row = ROW_BYTES + VAR_ROW_BYTES * len(p.variables) + sum(OUTPUT_ROW_BYTES.get(o, 0) for o in outputs)
+    return limits.BASE_BYTES + rows * per_row + n * POINT_BYTES + sum(OUTPUT_BYTES.get(o, 0) for o in set(outputs))
+
+
+def check_memory(p: Plan, outputs=()) -> None:
+    """Refuse (:class:`InputError`, before any work) a plan whose estimate exceeds the budget."""
+    from .. import limits
+
+    need = memory_estimate(p, outputs)
+    if need <= limits.MEMORY_BUDGET:
+        return
+    n = points(p)
+    rows = n * len(p.expressions) * len(p.dtypes)
+    outs = f", with {', '.join('--' + o for o in outputs)}" if outputs else ""
+    hint = "; --json costs 3 KB a row: prefer --csv or --parquet" if "json" in outputs else ""
+    f, d = len(p.expressions), len(p.dtypes)
+    raise InputError(f"this run needs about {need / 2**30:.1f} GiB of memory ({n:,} points × {f} form{'s' * (f > 1)} "
+                     f"× {d} dtype{'s' * (d > 1)} = {rows:,} rows{outs}), over the "
+                     f"{limits.MEMORY_BUDGET / 2**30:.0f} GiB budget: use fewer points, forms or dtypes{hint}")
 
 
 def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], *, cache: dict | None = None,
