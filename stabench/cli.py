@@ -3,8 +3,14 @@ a DataFrame, then renders or exports it. Heavy modules (pandas, the experiments,
 imported inside the commands, so ``stabench --help`` stays fast."""
 from __future__ import annotations
 
-import shlex
 import sys
+
+from . import interrupt
+
+# first, before the imports below (typer, rich: most of the start-up): a Ctrl-C there exits 130 with one line
+interrupt.early(console_script=True)
+
+import shlex
 import time
 from typing import List, Optional
 
@@ -17,7 +23,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
 from . import validate
-from .errors import InputError, WriteError
+from .errors import InputError, WriteError, environment_message
 
 
 #: The command line of the current invocation, recorded in every export's metadata.
@@ -50,6 +56,9 @@ class _Group(TyperGroup):
         from . import export, interrupt, stdio
 
         try:
+            if stdio.closed_stdout():
+                raise WriteError("cannot write to stdout: it is closed (>&-); redirect it to a file or "
+                                 "/dev/null instead")
             rv = super().main(args, prog_name or "stabench", complete_var, standalone_mode=False, **extra)
             if (err := stdio.flush_stdout()) is not None:
                 raise err
@@ -67,10 +76,21 @@ class _Group(TyperGroup):
             rv = 128 + (sig or 2)
         except OSError as e:
             kind = stdio.stdout_failure(e)
-            if kind is None:
+            if kind is not None:
+                stdio.silence_stdout()
+                rv = 1 if kind == "pipe" else _fail(f"cannot write to stdout: {e.strerror}", WriteError.exit_code)
+            elif (why := environment_message(e)) is not None:  # a deleted working dir, the open-files limit
+                rv = _fail(why)
+            elif interrupt.pending() is None:
                 raise
-            stdio.silence_stdout()
-            rv = 1 if kind == "pipe" else _fail(f"cannot write to stdout: {e.strerror}", WriteError.exit_code)
+            else:
+                rv = 128 + interrupt.pending()
+        except Exception:
+            # a signal raised inside an import or a library becomes its error (numpy's import turns
+            # it into an ImportError): after a signal, whatever ends the run is the signal's doing
+            if interrupt.pending() is None:
+                raise
+            rv = 128 + interrupt.pending()
         with interrupt.shielded(raise_pending=False):  # the outcome is decided: a late signal waits
             if interrupt.pending() is not None:  # SIGTERM too; and an interrupt a finalizer swallowed
                 rv = 128 + interrupt.pending()
