@@ -37,7 +37,7 @@ from . import dtypes as _dtypes
 from . import experiment as _experiment
 from . import metrics
 from .backends import SigmoidCases
-from .errors import InputError
+from .errors import CWD_GONE, InputError, cwd_gone
 from .experiment import HIST_MAX, HIST_MIN, N_BINS, bin_upper_edge  # noqa: F401  (stream.* API)
 
 #: Logits per chunk (×2 cases): ~2^16 float64 temporaries stay in L2 cache.
@@ -537,14 +537,35 @@ def _digest(body: dict) -> str:
 
 
 def check_state_path(state_path: str | None) -> None:
-    """Refuse a state path that exists but is not a regular file (a directory, a FIFO …)."""
+    """Refuse a state path that exists but is not a regular file (a directory, a FIFO …), or a
+    relative one in a deleted working directory (the first save, after a task's work, would fail)."""
+    if state_path and not os.path.isabs(state_path) and cwd_gone():
+        raise InputError(f"resume state {state_path!r}: {CWD_GONE}")
     if state_path and os.path.lexists(state_path) and not os.path.isfile(state_path):
         raise InputError(f"resume state {state_path!r} is not a regular file; remove it or write the outputs elsewhere")
 
 
+def max_state_bytes(plan: Plan, source: Source) -> int:
+    """An upper bound on the size of any state file this run writes (``json.dumps`` of
+    :func:`_state_body` and the digest): the task numbers, and per (quantity, method) its counts,
+    histogram and ``keep`` worst cases, every number counted at 32 bytes (a quoted float repr is at
+    most 26, a count at most 19 digits, each with its separator) — then doubled. A larger file is not
+    a state of this run, and is refused before it is read (a 3 GB file was read into memory whole)."""
+    n = source.n_tasks
+    done = n * (len(str(n)) + 2)
+    per_agg = 512 + 32 * (len(metrics.STATUSES) + N_BINS + 1 + 3 + 4) + plan.keep * (5 * 32 + 8)
+    keys = sum(len(q) + len(m) + 8 for q in plan.quantities for m in plan.methods)
+    return 2 * (1024 + done + keys + len(plan.quantities) * len(plan.methods) * per_agg)
+
+
+#: The fields of a saved aggregate (:meth:`Agg.to_json`).
+AGG_FIELDS = {"n", "counts", "hist", "max_ulp", "worst", "first_fail", "top"}
+
+
 def load_state(plan: Plan, source: Source, state_path: str) -> tuple[set, dict] | None:
     """The finished tasks and merged aggregates saved in ``state_path`` (None if there is none),
-    after checking that the file is well formed, intact (its digest) and from this run (its key,
+    after checking that the file is no larger than such a state can be, well formed (every field's
+    type and length, before anything else reads it), intact (its digest) and from this run (its key,
     and counts that add up to the finished tasks' cases); anything else is an :class:`InputError`."""
     check_state_path(state_path)
     if not os.path.exists(state_path):
@@ -553,22 +574,58 @@ def load_state(plan: Plan, source: Source, state_path: str) -> tuple[set, dict] 
     def bad(why: str) -> InputError:
         return InputError(f"--resume: state file {state_path!r} {why}; delete it to start over")
 
-    try:
-        with open(state_path, encoding="utf-8") as f:
-            st = json.load(f, parse_constant=_refuse_constant)
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise bad(f"cannot be read ({e})") from None
-    want = {"format", "key", "done", "total", "digest"}
-    if not isinstance(st, dict) or set(st) != want:
-        raise bad(f"is malformed (expected an object with the fields {', '.join(sorted(want))})")
-    if st["format"] != STATE_FORMAT:
-        raise bad(f"has format {st['format']!r}, not {STATE_FORMAT!r}")
-    body = {k: st[k] for k in want - {"digest"}}
+    st = _read_state(state_path, max_state_bytes(plan, source), bad)
+    _check_state_schema(st, plan, source, bad)
+    body = {k: st[k] for k in st if k != "digest"}
     if st["digest"] != _digest(body):
         raise bad("is corrupted (its digest does not match its contents)")
     if st["key"] != state_key(plan, source):
         raise InputError(f"--resume: {state_path!r} belongs to a run with other arguments; "
                          "rerun with the same arguments or without --resume")
+    done = st["done"]
+    cases = 2 * sum(_task_len(source, i) for i in done)
+    total = {}
+    for k, d in st["total"].items():
+        try:
+            a = Agg.from_json(d, plan.keep)
+        except (TypeError, ValueError, IndexError, OverflowError) as e:
+            raise bad(f"is malformed (aggregate {k}: {type(e).__name__}: {e})") from None
+        if not (a.n == cases == a.counts.sum() == a.hist.sum()) or math.isnan(a.max_ulp):
+            raise bad(f"is corrupted (aggregate {k} does not add up to its {cases:,} cases)")
+        total[tuple(k.split("|", 1))] = a
+    return set(done), total
+
+
+def _read_state(state_path: str, limit: int, bad):
+    """The parsed JSON of a state file of at most ``limit`` bytes; ``bad(why)`` is raised for a
+    larger file, and for one that is not UTF-8 JSON, nests too deeply for the parser (RecursionError)
+    or holds NaN/Infinity."""
+    try:
+        with open(state_path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(limit + 1) if size <= limit else b""
+    except OSError as e:
+        raise bad(f"cannot be read ({e.strerror or e})") from None
+    if size > limit or len(data) > limit:  # also a file that grew while being read
+        raise bad(f"is {max(size, len(data)):,} bytes, more than a state of this run can be "
+                  f"({limit:,} bytes at most): not a stabench resume state")
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise bad("cannot be read (not a stabench resume state: JSON nested too deeply)") from None
+    except ValueError as e:  # UnicodeDecodeError and json's errors too
+        raise bad(f"cannot be read (not a stabench resume state: {' '.join(str(e).split())[:200]})") from None
+
+
+def _check_state_schema(st, plan: Plan, source: Source, bad) -> None:
+    """Refuse a parsed state whose fields have other types or lengths than :func:`run` writes."""
+    want = {"format", "key", "done", "total", "digest"}
+    if not isinstance(st, dict) or set(st) != want:
+        raise bad(f"is malformed (expected an object with the fields {', '.join(sorted(want))})")
+    if st["format"] != STATE_FORMAT:
+        raise bad(f"has format {str(st['format'])[:80]!r}, not {STATE_FORMAT!r}")
+    if not isinstance(st["key"], str) or not isinstance(st["digest"], str):
+        raise bad("is malformed (key and digest: strings)")
     done = st["done"]
     if not isinstance(done, list) or not all(_is_int(i) and 0 <= i < source.n_tasks for i in done) \
             or len(set(done)) != len(done):
@@ -576,21 +633,25 @@ def load_state(plan: Plan, source: Source, state_path: str) -> tuple[set, dict] 
     keys = {f"{q}|{m}" for q in plan.quantities for m in plan.methods}
     if not isinstance(st["total"], dict) or set(st["total"]) != keys:
         raise bad(f"is malformed (total: one aggregate per {', '.join(sorted(keys))})")
-    cases = 2 * sum(_task_len(source, i) for i in done)
-    total = {}
     for k, d in st["total"].items():
-        try:
-            a = Agg.from_json(d, plan.keep)
-            well_typed = (_is_int(d["n"]) and all(_is_int(c) and c >= 0 for c in list(d["counts"]) + list(d["hist"]))
-                          and len(a.counts) == len(metrics.STATUSES) and len(a.hist) == N_BINS)
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
-            raise bad(f"is malformed (aggregate {k}: {type(e).__name__}: {e})") from None
-        if not well_typed:
-            raise bad(f"is malformed (aggregate {k}: counts must be integers ≥ 0)")
-        if not (a.n == cases == a.counts.sum() == a.hist.sum()) or math.isnan(a.max_ulp) or len(a.top) > plan.keep:
-            raise bad(f"is corrupted (aggregate {k} does not add up to its {cases:,} cases)")
-        total[tuple(k.split("|", 1))] = a
-    return set(done), total
+        if not isinstance(d, dict) or set(d) != AGG_FIELDS:
+            raise bad(f"is malformed (aggregate {k}: expected the fields {', '.join(sorted(AGG_FIELDS))})")
+        if not (_is_int(d["n"]) and _int_list(d["counts"], len(metrics.STATUSES)) and _int_list(d["hist"], N_BINS)):
+            raise bad(f"is malformed (aggregate {k}: n, counts ({len(metrics.STATUSES)}) and hist ({N_BINS}): "
+                      "counts must be integers ≥ 0)")
+        if not (isinstance(d["max_ulp"], str) and _str_list(d["worst"], (0, 3)) and _str_list(d["first_fail"], (0, 4))
+                and isinstance(d["top"], list) and len(d["top"]) <= plan.keep
+                and all(_str_list(t, (5,)) for t in d["top"])):
+            raise bad(f"is malformed (aggregate {k}: max_ulp, worst, first_fail and at most {plan.keep} top "
+                      "rows of numbers written as strings)")
+
+
+def _int_list(x, n: int) -> bool:
+    return isinstance(x, list) and len(x) == n and all(_is_int(c) and c >= 0 for c in x)
+
+
+def _str_list(x, lengths: tuple) -> bool:
+    return isinstance(x, list) and len(x) in lengths and all(isinstance(c, str) and len(c) <= 64 for c in x)
 
 
 def _refuse_constant(name: str):
@@ -683,25 +744,25 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
 
 
 class _terminate_raises:
-    """While active (main thread only), SIGTERM raises KeyboardInterrupt: the run stops as on
-    Ctrl-C — workers killed, finished tasks saved — instead of dying with its workers running."""
+    """While active (main thread only), SIGTERM raises :class:`interrupt.Interrupted` (a
+    KeyboardInterrupt whose ``signum`` makes the CLI exit 143): the run stops as on Ctrl-C — workers
+    killed, finished tasks saved — instead of dying with its workers running. Under the CLI its
+    handlers are already in place; a library caller gets them for the run (:func:`interrupt.install`,
+    which also holds a signal while a state file is committed)."""
 
     def __enter__(self):
         import signal
-        import threading
 
-        self.old = None
-        if threading.current_thread() is threading.main_thread():
-            def on_term(signum, frame):
-                raise KeyboardInterrupt
-            self.old = signal.signal(signal.SIGTERM, on_term)
+        from . import interrupt
+
+        self.restore = None
+        if signal.getsignal(signal.SIGTERM) is not interrupt.handle:  # not under the CLI: ours for the run
+            self.restore = interrupt.install()
         return self
 
     def __exit__(self, *exc):
-        import signal
-
-        if self.old is not None:
-            signal.signal(signal.SIGTERM, self.old)
+        if self.restore is not None:
+            self.restore()
         return False
 
 
@@ -717,6 +778,7 @@ def _run_pool(plan: Plan, source: Source, todo: list, workers: int, finish) -> N
 
     fork = getattr(load(plan.backend), "FORK_SAFE", False) and "fork" in mp.get_all_start_methods()
     ctx = mp.get_context("fork" if fork else "spawn")
+    check_open_files(workers)
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                                initargs=(os.getpid(),))
     ok = False
@@ -729,6 +791,51 @@ def _run_pool(plan: Plan, source: Source, todo: list, workers: int, finish) -> N
             pool.shutdown(wait=True)
         else:
             _kill_pool(pool)
+
+
+#: Open files a local pool needs besides those already open: the executor's queues and wake-up pipe
+#: (6), the two pipe ends the parent keeps per worker, and the state file's atomic save (2).
+#: Measured on Linux, Python 3.11: 6 + 2 per worker while the pool runs; with `ulimit -n 24` and 5
+#: files open before, 6 workers ran and 7 ran out of descriptors (this bound allows 5).
+POOL_FILES, FILES_PER_WORKER, SPARE_FILES = 6, 2, 2
+
+
+def _open_files() -> int:
+    """File descriptors open in this process now (16 where the system does not list them)."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return len(os.listdir(folder)) - 1  # not the one listing the folder
+        except OSError:
+            continue
+    return 16  # pragma: no cover
+
+
+def check_open_files(workers: int) -> None:
+    """Make sure a pool of ``workers`` processes fits the open-files limit (``ulimit -n``): raise the
+    soft limit up to the hard one if that suffices, else refuse with an :class:`InputError` naming
+    the limit and the largest ``--workers`` that fits (``ulimit -n 24 … --workers 8`` ran out of file
+    descriptors while starting the pool, in a traceback)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not a POSIX system
+        return
+    from .errors import fd_limit_text
+
+    base = _open_files() + POOL_FILES + SPARE_FILES
+    need = base + FILES_PER_WORKER * workers
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or need <= soft:
+        return
+    if hard == resource.RLIM_INFINITY or need <= hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+            return
+        except (ValueError, OSError):
+            pass
+    fit = max(1, (soft - base) // FILES_PER_WORKER)
+    raise InputError(f"--workers: {workers} worker processes need about {need} open files, and {fd_limit_text()}; "
+                     f"raise it (e.g. ulimit -n {max(1024, need)}) or use --workers {fit}"
+                     + (" (no pool)" if fit == 1 else ""))
 
 
 def drive(submit, wait_first, todo: list, finish, in_flight: int) -> None:
@@ -764,21 +871,20 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
             except (OSError, ValueError, AttributeError):
                 pass
 
-    old = None
+    old = {}
     if threading.current_thread() is threading.main_thread():
         def second_interrupt(signum, frame):
             kill_all()
-            os._exit(130)
-        old = signal.signal(signal.SIGINT, second_interrupt)
-        signal.signal(signal.SIGTERM, second_interrupt)
+            os._exit(128 + signum)  # 130 for SIGINT, 143 for SIGTERM, as the CLI's exit codes
+        old = {s: signal.signal(s, second_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         kill_all()
         pool.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             p.join(timeout=2)
     finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
+        for s, h in old.items():  # both: a SIGTERM after this must not find a handler that exits 143 at once
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
 
 
 def _worker_init(parent: int) -> None:

@@ -83,7 +83,8 @@ def test_sigterm_stops_the_run_and_its_workers(tmp_path):
     proc, marker = _start(tmp_path)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err  # 128 + SIGTERM, as docs/limits.md says (it was 130)
+    assert b"terminated" in err and b"Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert _gone_within(marker, 3) == []
     state = tmp_path / "o.json.resume.float32"
     assert not state.exists() or json.loads(state.read_text())["format"] == stream.STATE_FORMAT
@@ -226,3 +227,139 @@ def test_a_state_path_that_is_a_directory_is_refused_before_work(tmp_path):
         r = CliRunner().invoke(app, RANGE + ["--json", str(tmp_path / "o.json"), *extra])
         assert r.exit_code == 2 and "is not a regular file" in r.stderr, r.stderr
         assert not (tmp_path / "o.json").exists() and time.perf_counter() - t < 30
+
+
+def test_sigterm_in_a_library_run_raises_with_its_number(tmp_path, monkeypatch):
+    """stream.run outside the CLI: SIGTERM stops the run as Ctrl-C does, as an Interrupted that
+    says SIGTERM (the CLI exits 143 on it; it said KeyboardInterrupt, so 130), and the caller's
+    handlers are back afterwards."""
+    from stabench import interrupt
+
+    monkeypatch.setattr(stream, "TASK", 4096)
+    plan = stream.Plan("float16", "numpy", ("naive",), ("loss",), 4.0, 2)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+
+    def term(done, total, label):
+        if done:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+
+    with pytest.raises(interrupt.Interrupted) as ei:
+        stream.run(plan, stream.exhaustive_source("float16"), workers=1, state_path=str(tmp_path / "s"),
+                   progress=term)
+    assert ei.value.signum == signal.SIGTERM
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    assert interrupt.pending() is None
+    assert json.loads((tmp_path / "s").read_text())["format"] == stream.STATE_FORMAT  # finished tasks saved
+
+
+@pytest.mark.parametrize("size", [200 << 20, 3 << 30])
+def test_a_huge_state_file_is_refused_unread(saved_state, size):
+    """A 3 GB sparse file at the state path was read into memory whole until the process was
+    killed. A state's size is bounded by its plan (tasks, methods, --keep): anything larger is not
+    one, and is refused from its size alone."""
+    state, argv = saved_state
+    os.truncate(state, size)  # sparse: no disk used
+    t = time.perf_counter()
+    r = CliRunner().invoke(app, argv)
+    assert r.exit_code == 2 and "more than a state of this run can be" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and f"{size:,} bytes" in r.stderr
+    assert time.perf_counter() - t < 30
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[" * 100_000 + "]" * 100_000, "more than a state of this run can be"),  # the size refuses it first
+    ("[" * 5_000 + "]" * 5_000, "nested too deeply"),  # small enough: the parser refuses it
+    ('{"a": ' * 2_000 + "1" + "}" * 2_000, "nested too deeply"),
+    ("[" * 5_000, "nested too deeply"),
+])
+def test_a_deeply_nested_state_is_refused(saved_state, content, message):
+    """[[[…]]] 10^5 deep ended in a RecursionError traceback."""
+    state, argv = saved_state
+    state.write_text(content)
+    r = CliRunner().invoke(app, argv)
+    assert r.exit_code == 2 and message in r.stderr and "not a stabench resume state" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("edit", [
+    lambda d: d["total"]["loss|naive"]["top"].append(["1.0"] * 4),
+    lambda d: d["total"]["loss|naive"]["top"].append([[["1.0"]]] * 5),
+    lambda d: d["total"]["loss|naive"].__setitem__("worst", [[[[]]]]),
+    lambda d: d["total"]["loss|naive"].__setitem__("extra", 1),
+    lambda d: d["total"]["loss|naive"].__setitem__("hist", d["total"]["loss|naive"]["hist"][:-1]),
+    lambda d: d.__setitem__("key", ["not", "a", "string"]),
+    lambda d: d["done"].append([[[0]]]),
+])
+def test_every_field_of_a_state_is_checked_before_it_is_used(saved_state, edit):
+    """Checked by type and length before the digest is computed or any value is read, with a fresh
+    digest so that only the schema can refuse it."""
+    state, argv = saved_state
+    _edit(state, lambda d: (edit(d), _redigest(d)))
+    r = CliRunner().invoke(app, argv)
+    assert r.exit_code == 2 and "is malformed" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_the_state_size_bound_holds_for_the_largest_state(tmp_path):
+    """The bound is at least twice the largest state a run can write: every count at its largest
+    (19 digits), every float at its longest repr, --keep rows for every method."""
+    keep = 50
+    plan = stream.Plan("float32", "numpy", ("naive", "fused", "bce-logits"), ("loss", "grad"), 4.0, keep)
+    src = stream.exhaustive_source("float32")
+    longest = -2.2250738585072014e-308
+    big = 2**63 - 1
+    total = {}
+    for q in plan.quantities:
+        for m in plan.methods:
+            a = stream.Agg(keep)
+            a.n = big
+            a.counts[:] = big
+            a.hist[:] = big
+            a.max_ulp, a.worst, a.first_fail = longest, (longest,) * 3, (longest,) * 3 + (5,)
+            a.top = [(longest,) * 5] * keep
+            total[(q, m)] = a
+    body = stream._state_body("f" * 16, range(src.n_tasks), total)
+    text = json.dumps({**body, "digest": stream._digest(body)})
+    assert 2 * len(text.encode()) <= stream.max_state_bytes(plan, src)
+    assert stream.max_state_bytes(plan, src) < 64 << 20  # and still a few MB: reading it is cheap
+
+
+def _limited(soft, hard=None):
+    import resource
+
+    def set_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, soft if hard is None else hard))
+    return set_limit
+
+
+#: A short float32 streaming run (about 1.4e7 logits, 4 tasks) on a pool.
+SHORT = ["loss", "-e", "sigmoid", "-d", "float32", "--logits", "exhaustive", "--range=-1e-38,1e-38", "-b", "numpy",
+         "--no-grad"]
+
+
+@linux_only
+def test_the_open_files_limit_is_named_with_the_workers_that_fit(tmp_path):
+    """`ulimit -n 24` with --workers 8 ran out of descriptors while the pool started (a traceback).
+    Now one line naming the limit and the --workers that fits, before any task; and that many run."""
+    import re
+
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    r = subprocess.run([sys.executable, "-m", "stabench", *SHORT, "--workers", "8", "--csv", "o.csv"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300, preexec_fn=_limited(24))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and "the open-files limit (ulimit -n) is 24 (hard limit 24)" in line, line
+    fit = int(re.search(r"use --workers (\d+)", line).group(1))
+    assert 1 < fit < 8 and os.listdir(tmp_path) == []
+    r = subprocess.run([sys.executable, "-m", "stabench", *SHORT, "--workers", str(fit), "--csv", "o.csv"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, preexec_fn=_limited(24))
+    assert r.returncode == 0, r.stderr
+
+
+@linux_only
+def test_a_low_soft_open_files_limit_is_raised_to_what_the_pool_needs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
+    r = subprocess.run([sys.executable, "-m", "stabench", *SHORT, "--workers", "8", "--csv", "o.csv"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300, preexec_fn=_limited(24, 4096))
+    assert r.returncode == 0, r.stderr
