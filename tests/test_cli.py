@@ -152,3 +152,42 @@ def test_loss_detail_and_csv(tmp_path):
 def test_loss_bad_input(args, message):
     r = invoke(*args)
     assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def _exit_codes_in_the_code() -> set[int]:
+    """Every exit code the package's source can produce: literal codes given to _fail (and its
+    default), sys.exit, os._exit, an ``rv =`` or an ``exit_code =``, and 128 + signum for the two
+    signals handled."""
+    import pathlib
+
+    import stabench
+
+    pattern = re.compile(r"_fail\([^\n]*,\s*(\d+)\)|sys\.exit\((\d+)\)|os\._exit\((\d+)\)|\brv = (\d+)\b(?!\s*\+)"
+                         r"|exit_code = (\d+)|\b(1) if kind == \"pipe\"|code: int = (\d+)")
+    codes = set()
+    for path in pathlib.Path(stabench.__file__).parent.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        codes |= {int(next(g for g in m.groups() if g)) for m in pattern.finditer(text)}
+        if "128 + signum" in text or "128 + interrupt.pending()" in text:
+            codes |= {128 + 2, 128 + 15}  # the handlers are for SIGINT and SIGTERM only
+    return codes
+
+
+def _exit_codes_in_the_docs() -> set[int]:
+    from pathlib import Path
+
+    text = Path(__file__).resolve().parent.parent.joinpath("docs", "limits.md").read_text(encoding="utf-8")
+    table = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    return {int(m.group(1)) for m in re.finditer(r"(?m)^\| (\d+) \|", table)}
+
+
+def test_the_exit_code_table_lists_every_code_the_tool_uses():
+    """docs/limits.md's table lacked 74 and 143 (and 1): it must list exactly the codes in
+    errors.EXIT_CODES, and every code found in the source must be among them."""
+    from stabench import errors, interrupt
+
+    documented = _exit_codes_in_the_docs()
+    assert documented == set(errors.EXIT_CODES)
+    assert _exit_codes_in_the_code() <= documented, _exit_codes_in_the_code() - documented
+    assert {0, 1, 2, 74, 130, 143} <= documented
+    assert {128 + s for s in (2, 15)} == {130, 143} and interrupt.Interrupted(15).signum == 15
