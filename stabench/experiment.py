@@ -154,6 +154,11 @@ class Experiment:
         if not self.streams:
             raise InputError(f"experiment {self.name} does not stream; use --logits-file or fewer --points")
 
+    def stream_case_bytes(self, opts) -> int:
+        """Bytes of the cases :meth:`stream_cases` builds per logit of a chunk (the memory estimate of
+        a streaming run): a float64 logit and label for each of two labels, unless overridden."""
+        return 2 * 2 * 8
+
     def stream_options(self, opts) -> tuple:
         """The options a streaming run's cases depend on, as ((name, value), …): they travel in
         ``stream.Plan.options`` (and so in the resume state's key)."""

@@ -58,6 +58,25 @@ MAX_DETAIL_ROWS = 100_000
 #: Rows per method and case for backends that also report an execution variant (TensorFlow's
 #: ``@graph`` rows appear where graph mode differs): counted as if every one did.
 VARIANT_ROWS = 2
-#: Softmax: the (cases × K) float64 logits of every (experiment, dtype) batch live at once; the
-#: largest batch is copied this many more times by the oracle and a method's temporaries.
-ARRAY_COPIES = 7
+#: Softmax: the (cases × K) float64 logits of every (experiment, dtype) batch live at once (counted
+#: whole). While a backend evaluates the largest batch, the oracle, the backend's temporaries and
+#: its allocator's cache add this many copies of it: peak RSS of `loss -e softmax -b B -d float64
+#: -k 200000` less that at -k 10, over the batch's 139 MB — numpy 4.9, tensorflow 10.0 (graph and
+#: model paths), torch 3.0, jax 6.4 — rounded up (float64 is the widest case: float32 gave 3.4,
+#: 6.1, 2.6, 4.0). A framework keeps its pool after its methods ran, so the copies of every backend
+#: of a run add up: the default run (all four) at K = 100,000 added 20 copies; estimated 26.
+ARRAY_COPIES = {"numpy": 5, "tensorflow": 11, "torch": 3, "jax": 7}
+DEFAULT_ARRAY_COPIES = 11
+#: A --logits-file while it loads: its values twice at once (the parsed numbers and their 2-D
+#: array; the array stays referenced through the run), and, for a CSV, each cell of the row being
+#: split as a Python string in a list (about 60 B measured; the widest row counts).
+FILE_COPIES = 2
+CSV_CELL_BYTES = 80
+#: Streaming runs: each busy worker holds one chunk's cases (stream.CHUNK logits; softmax: 3 cases
+#: of K float64 logits per logit) this many times over (measured 3.4: `-e softmax -b numpy -d
+#: float32 --logits random --points 300000 --workers 1`, peak RSS 0.39, 0.83, 1.88, 5.64 GB at
+#: K = 10, 100, 300, 1000: 5.3 MB per class), plus STREAM_WORKER_BYTES of its own (a forked numpy
+#: worker's unique set size, psutil USS, sigmoid: 32–34 MiB). A framework backend's spawned
+#: workers each import their framework on top (FRAMEWORK_BYTES, outside the budget).
+STREAM_COPIES = 4
+STREAM_WORKER_BYTES = 48 * MiB

@@ -484,3 +484,63 @@ def test_streaming_is_not_bounded_by_the_row_estimate(tmp_path):
     r = CliRunner().invoke(app, ["loss", "-e", "sigmoid", "-b", "numpy", "-d", "float16", "--logits", "random",
                                  "--points", "600000", "--workers", "1", "--keep", "1", "--json", str(tmp_path / "s.json")])
     assert r.exit_code == 0, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. estimates that see the input (issue 19)
+
+
+def test_a_csv_is_counted_whole_not_from_its_first_mib(tmp_path):
+    """4 rows of 600,000 fields: the first MiB holds half a row. The estimate counts every row's
+    fields (it extrapolated 0.35 GiB for 4 × 8e6, which peaked at 7.2 GiB)."""
+    p = tmp_path / "wide.csv"
+    row = ",".join(["1"] * 600_000) + "\n"
+    p.write_text("z" + ",z" * 599_999 + "\n" + row * 4)
+    assert inputs.file_shape(str(p)) == (4, 600_000)
+    q = tmp_path / "labelled.csv"
+    q.write_text("a,b,label\r\n1,2,0\r\n\r\n3,4,1")  # CRLF, a blank line, no final newline
+    assert inputs.file_shape(str(q)) == (2, 2)
+
+
+def test_a_wide_csv_over_the_budget_is_refused_before_it_is_read(tmp_path):
+    p = tmp_path / "wide.csv"
+    row = ",".join(["1"] * 8_000_000) + "\n"
+    with open(p, "w") as f:
+        for _ in range(4):
+            f.write(row)
+    line = refused(["loss", "-e", "softmax", "-b", "numpy", "-d", "float32", "--labels", "0", "--logits-file", str(p)],
+                   tmp_path, contains="memory budget")
+    assert "GiB" in line
+
+
+def test_the_estimate_refuses_before_any_framework_import():
+    """-k 1048576 with every backend: refused in about a second, no framework imported."""
+    code = ("import sys\nfrom stabench.cli import app\n"
+            "try:\n    app(['loss', '-e', 'softmax', '-k', '1048576'])\nexcept SystemExit as e:\n    print(e.code)\n"
+            "print(sorted(m for m in ('tensorflow', 'torch', 'jax', 'keras', 'optax') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.stdout.split() == ["2", "[]"], p.stdout + p.stderr
+    assert "memory budget" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def test_real_vocabulary_sizes(tmp_path):
+    """GPT-2's 50,257 classes fit the default run; 2^20 classes fit with three logits, not with the
+    extreme set (refused naming the estimate)."""
+    assert loss.budget_use(loss.Options(experiments="softmax", classes=50257))[0] <= limits.MEMORY_BUDGET
+    r = CliRunner().invoke(app, ["loss", "-e", "softmax", "-b", "numpy", "-d", "float32", "-k", "1048576",
+                                 "--logits=0,10,1000", "--no-grad", "--csv", str(tmp_path / "o.csv")])
+    assert r.exit_code == 0, r.stderr
+    refused(["loss", "-e", "softmax", "-b", "numpy", "-k", "1048576"], tmp_path, contains="memory budget")
+
+
+def test_streaming_softmax_is_bounded_by_the_budget(tmp_path):
+    """Each busy worker holds 3 × 2^16 cases of K logits: K = 1000 over 3e5 points (one task, so one
+    worker) needs ≈ 6 GiB (it grew past 3 GiB in 6 s); refused naming the largest K that fits."""
+    line = refused(["loss", "-e", "softmax", "-b", "numpy", "-d", "float32", "-k", "1000", "--logits", "random",
+                    "--points", "300000"], tmp_path, contains="memory budget")
+    most = int(line.split("use at most --classes ")[1].split()[0].replace(",", ""))
+    opts = loss.Options(experiments="softmax", backends="numpy", dtypes=["float32"], logits="random", points=300000)
+    import dataclasses
+
+    assert loss.stream_estimate(dataclasses.replace(opts, classes=most), 1) <= limits.MEMORY_BUDGET
+    assert loss.stream_estimate(dataclasses.replace(opts, classes=most + 1), 1) > limits.MEMORY_BUDGET

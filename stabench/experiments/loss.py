@@ -9,6 +9,7 @@ those rounded inputs; every backend method runs once over the whole batch; the m
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -348,7 +349,7 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
         raise InputError(f"--method {', '.join(variants)}: streaming runs measure each method as called, "
                          "without execution variants; drop the @VARIANT, or measure it on a row run "
                          "(fewer --points, no --range)")
-    mods, _ = usable_backends(backend_names, opts)
+    mods = [_backends.load(b) for b in backend_names]  # their tables; the frameworks after the checks
     quantities = ("loss", "grad") if opts.grad else ("loss",)
     rng = stream.parse_range(opts.value_range)
     runs = []
@@ -371,6 +372,11 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
                     stream.load_state(plan, src, sp)
                 stream.check_state_path(sp)
                 runs.append((plan, src, sp))
+    # every task of a run may be in flight at once, one per worker (a cluster's workers each hold one)
+    tasks = max((src.n_tasks for _, src, _ in runs), default=1)
+    busy = 1 if scheduler is not None else min(workers or os.cpu_count() or 1, tasks)
+    check_stream_memory(opts, busy)
+    usable_backends(backend_names, opts)  # the frameworks last: every check above needs none
     client = None
     if scheduler is not None:
         from .. import cluster
@@ -452,8 +458,8 @@ def _g(x: float) -> str:
 
 def loss_estimate(opts, outputs=()) -> tuple[int, int]:
     """(peak bytes, rows) that the row path of a loss run with ``opts`` (experiments.loss.Options)
-    would reach, an upper bound from counts alone; ``outputs``: export formats ("csv", "json",
-    "markdown") and "detail" for --detail."""
+    would reach, an upper bound from counts alone (a file's shape is counted, not loaded; no framework
+    is imported); ``outputs``: export formats ("csv", "json", "markdown") and "detail" for --detail."""
     from .. import backends, dtypes, inputs
 
     exps = parse_experiments(opts.experiments)
@@ -472,7 +478,8 @@ def loss_estimate(opts, outputs=()) -> tuple[int, int]:
                 rows += n * per_case
     per_row = limits.ROW_BYTES + sum(limits.OUTPUT_ROW_BYTES.get(o, 0) for o in set(outputs))
     fixed = limits.BASE_BYTES + sum(limits.FRAMEWORK_BYTES.get(b, limits.DEFAULT_FRAMEWORK_BYTES) for b in names)
-    return fixed + rows * per_row + arrays + limits.ARRAY_COPIES * largest, rows
+    copies = sum(limits.ARRAY_COPIES.get(b, limits.DEFAULT_ARRAY_COPIES) for b in names)
+    return fixed + rows * per_row + arrays + copies * largest + _file_bytes(opts, shape), rows
 
 
 def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
@@ -493,6 +500,56 @@ def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
     else:
         s = len(inputs.parse_numbers(spec))
     return e.size(s, opts)
+
+
+def _file_bytes(opts, shape) -> int:
+    """What loading ``--logits-file`` holds: its values (twice while they become an array; the array
+    stays referenced), and a CSV's widest row as Python strings while it is split."""
+    if shape is None:
+        return 0
+    from .. import inputs
+
+    rows, columns = shape
+    columns += inputs.file_has_labels(opts.logits_file)
+    cells = columns * limits.CSV_CELL_BYTES if opts.logits_file.lower().endswith(".csv") else 0
+    return limits.FILE_COPIES * rows * columns * 8 + cells
+
+
+def stream_estimate(opts, workers: int) -> int:
+    """Peak bytes a streaming run adds beyond its processes' own footprint (the frameworks, and
+    :data:`limits.STREAM_WORKER_BYTES` per worker, counted as the frameworks are: outside the
+    budget) with ``workers`` busy workers: each holds one chunk's cases
+    :data:`limits.STREAM_COPIES` times over. Softmax's grow with K: 3 × 2^16 × K float64 logits."""
+    from .. import stream
+
+    per_logit = max(_experiment.get(e).stream_case_bytes(opts) for e in parse_experiments(opts.experiments))
+    return limits.BASE_BYTES + workers * limits.STREAM_COPIES * stream.CHUNK * per_logit
+
+
+def _with(opts, **kw):
+    import dataclasses
+
+    return dataclasses.replace(opts, **kw)
+
+
+def check_stream_memory(opts, workers: int) -> None:
+    """Refuse (InputError, before any work) a streaming run with ``workers`` busy workers whose
+    estimate exceeds the budget, naming the largest --classes that fits."""
+    from .. import stream
+
+    need = stream_estimate(opts, workers)
+    if need <= limits.MEMORY_BUDGET:
+        return
+    lo, hi = 0, opts.classes  # the largest K that fits: the estimate grows with K
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if stream_estimate(_with(opts, classes=mid), workers) <= limits.MEMORY_BUDGET else (lo, mid - 1)
+    most = lo
+    raise InputError(
+        f"request too large: this streaming run (--classes {opts.classes:,}, {workers} worker(s) busy, each "
+        f"evaluating 3 × {stream.CHUNK:,} cases of K logits at a time) holds ≈ {need / 2**30:.1f} GiB, over the "
+        f"{limits.MEMORY_BUDGET / 2**30:g} GiB memory budget (stabench.limits.MEMORY_BUDGET); use at most "
+        f"--classes {most:,} with {workers} worker(s), or fewer --workers")
 
 
 def budget_use(opts, outputs=()) -> tuple[int, int]:

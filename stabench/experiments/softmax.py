@@ -60,6 +60,10 @@ class Softmax(Experiment):
     def check_stream(self, opts) -> None:
         self.stream_options(opts)
 
+    def stream_case_bytes(self, opts) -> int:
+        """Three cases of K float64 logits (and an int64 label) per logit of the chunk."""
+        return 3 * (opts.classes * 8 + 8)
+
     def stream_cases(self, z, dt, options=()):
         """The three preset kinds of every scalar of the chunk, kind-major (as a row run orders
         them); the key is the kind's index, so ties on z fall in the row path's order."""
