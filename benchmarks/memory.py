@@ -1,15 +1,19 @@
 """Peak memory of the largest request of each kind that the memory budget accepts.
 
 For each kind (a --logits-file, a sweep, a random sample on the row path, softmax with many
-classes, a JSON export, TensorFlow, a streaming run with the largest --keep) the size parameter is
-raised by bisection to the largest value :func:`stabench.experiments.loss.loss_estimate` accepts, that
-request runs as ``python -m stabench`` in a subprocess, and two figures are reported:
+classes — with each backend —, a wide and a tall CSV file, streaming softmax, a JSON export,
+TensorFlow, a streaming run with the largest --keep) the size parameter is raised by bisection to
+the largest value the estimate accepts (:func:`stabench.experiments.loss.budget_use`, or
+:func:`~stabench.experiments.loss.stream_estimate` for streaming softmax), that request runs as
+``python -m stabench`` in a subprocess, and three figures are reported:
 
 - ``peak_rss``: the largest resident set of any one process of the run (``ru_maxrss`` of the
   launcher's children: exact, covers streaming workers, since the kernel folds waited-for
   descendants in);
 - ``tree_rss``: the largest sum of the resident sets of the run's process tree, sampled every
-  20 ms with psutil (forked workers share pages, so this over-counts; shown for completeness).
+  20 ms with psutil (forked workers share pages, so this over-counts; shown for completeness);
+- ``added``: ``peak_rss`` less that of the same command at the smallest size of its range: what
+  the request adds beyond the frameworks it loads — the quantity the budget bounds.
 
 Usage: ``PYTHONPATH=$PWD python benchmarks/memory.py [--quick] [KIND ...]``. ``--quick`` scales
 every request down 8× (a smoke test of the script; the figures then say nothing about the budget).
@@ -36,9 +40,13 @@ ROW = ["-e", "sigmoid", "-b", "numpy"]
 
 
 def _largest(make_opts, outputs, lo: int, hi: int) -> int:
-    """The largest n in [lo, hi] whose request fits the budget (the estimate grows with n)."""
+    """The largest n in [lo, hi] whose request fits the budget (the estimate grows with n).
+    ``outputs`` "stream:W": the streaming estimate with W busy workers."""
     def fits(n):
-        need, _ = loss.budget_use(make_opts(n), outputs)
+        if isinstance(outputs, str):
+            return loss.stream_estimate(make_opts(n), int(outputs.split(":")[1])) <= limits.MEMORY_BUDGET
+        with _file_shape(getattr(make_opts, "shape", None), n):
+            need, _ = loss.budget_use(make_opts(n), outputs)
         return need <= limits.MEMORY_BUDGET
 
     if not fits(lo):
@@ -88,11 +96,80 @@ def kinds(tmp: str):
                    lambda p: loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float32"],
                                           logits="sweep", points=p), ["detail"],
                    (1, (limits.MAX_DETAIL_ROWS // 8 - 1) // 2)),
+        # a wide file: 4 rows of K logits (softmax), and a tall one: one logit per row (sigmoid)
+        "wide-csv": (*_csv_kind(tmp, "wide.csv", ["-e", "softmax", "-b", "numpy", "-d", "float32", "--labels", "0"],
+                                lambda k: (4, k)), [], (2, 10**9)),
+        "tall-csv": (*_csv_kind(tmp, "tall.csv", [*ROW, "-d", "float32"], lambda n: (n, 1)), [], (1, 10**9)),
+        # softmax with many classes in float64 (the widest temporaries) with each framework
+        **{f"classes-{b}": ((lambda b: lambda k: ["-e", "softmax", "-b", b, "-d", "float64", "--classes", str(k)])(b),
+                            (lambda b: lambda k: loss.Options(experiments="softmax", backends=b, dtypes=["float64"],
+                                                              classes=k))(b),
+                            [], (2, limits.MAX_CLASSES))
+           for b in ("numpy", "tensorflow", "torch", "jax")},
+        # every backend installed, every default dtype (the default `stabench loss -e softmax -k K`)
+        "classes-all": (lambda k: ["-e", "softmax", "--classes", str(k)],
+                        lambda k: loss.Options(experiments="softmax", classes=k), [], (2, limits.MAX_CLASSES)),
+        # streaming softmax: one busy worker (3e5 random logits are one task)
+        "stream-softmax": (lambda k: ["-e", "softmax", "-b", "numpy", "-d", "float32", "--logits", "random",
+                                      "--points", "300000", "--workers", "1", "--classes", str(k)],
+                           lambda k: loss.Options(experiments="softmax", backends="numpy", dtypes=["float32"],
+                                                  logits="random", points=300000, classes=k),
+                           "stream:1", (2, limits.MAX_CLASSES)),
         # streaming: no row estimate applies; the largest --keep over 2^25 random float32 logits
         "keep": (lambda p: [*ROW, "-d", "float32", "--logits", "random", "--points", str(p),
                             "--keep", str(limits.MAX_KEEP), "--workers", "2", "--csv", out_csv],
                  None, [], (2**25, 2**25)),
     }
+
+
+class _file_shape:
+    """While bisecting a CSV kind, the estimate sees the shape ``shape(n)`` (the file is written
+    once, at the size found: counting real files for every probe would take minutes)."""
+
+    def __init__(self, shape, n):
+        self.shape, self.n = shape, n
+
+    def __enter__(self):
+        from stabench import inputs
+
+        if self.shape is not None:
+            self.saved = inputs.file_shape, inputs.file_has_labels
+            inputs.file_shape, inputs.file_has_labels = (lambda p: self.shape(self.n)), (lambda p, *a: False)
+
+    def __exit__(self, *exc):
+        from stabench import inputs
+
+        if self.shape is not None:
+            inputs.file_shape, inputs.file_has_labels = self.saved
+
+
+def _csv_kind(tmp: str, name: str, args: list, shape):
+    """(argv builder, Options builder with ``.shape``) of a --logits-file CSV kind of ``shape(n)``."""
+    path = os.path.join(tmp, name)
+
+    def argv(n):
+        rows, cols = shape(n)
+        line = ",".join(["1"] * cols) + "\n"  # the shortest cell: the widest row under inputs.MAX_LINE_BYTES
+        with open(path, "w") as f:
+            for i in range(rows):
+                f.write(line)
+        return [*args, "--logits-file", path]
+
+    def make(n):
+        open(path, "a").close()  # the estimate checks the file exists and reads its extension
+        return loss.Options(**dict(_options(args), logits_file=path))
+
+    make.shape = shape
+    return argv, make
+
+
+def _options(args: list) -> dict:
+    """loss.Options fields of a small argv (-e, -b, -d, --labels, --no-grad)."""
+    names = {"-e": "experiments", "-b": "backends", "-d": "dtypes", "--labels": "labels"}
+    out = {names[a]: args[i + 1] for i, a in enumerate(args) if a in names}
+    if "-d" in args:
+        out["dtypes"] = out["dtypes"].split(",")
+    return out
 
 
 def _fake_npy(tmp: str, n: int) -> str:
@@ -153,6 +230,16 @@ def measure(argv: list[str]) -> tuple[int, float, float, int]:
     return rc, peak, tree_peak[0], wall
 
 
+def _estimate(make_opts, outputs, n: int) -> float:
+    """What the budget bounds for the request of size n (nan for kinds without an estimate)."""
+    if not make_opts:
+        return float("nan")
+    if isinstance(outputs, str):
+        return loss.stream_estimate(make_opts(n), int(outputs.split(":")[1]))
+    with _file_shape(getattr(make_opts, "shape", None), n):
+        return loss.budget_use(make_opts(n), outputs)[0]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -165,18 +252,20 @@ def main() -> None:
     except (OSError, StopIteration):
         pass
     print(f"budget {limits.MEMORY_BUDGET / GiB:g} GiB; {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}")
-    print(f"{'kind':<11} {'parameter':>12} {'estimate':>10} {'peak_rss':>10} {'tree_rss':>10} {'wall_s':>7}  rc")
+    print(f"{'kind':<16} {'parameter':>12} {'estimate':>10} {'peak_rss':>10} {'tree_rss':>10} {'added':>9} "
+          f"{'wall_s':>7}  rc")
     with tempfile.TemporaryDirectory() as tmp:
         for name, (argv, make_opts, outputs, (lo, hi)) in kinds(tmp).items():
             if a.kinds and name not in a.kinds:
                 continue
             n = _largest(make_opts, outputs, lo, hi) if make_opts else hi
-            est = loss.loss_estimate(make_opts(n), outputs)[0] if make_opts else float("nan")
+            est = _estimate(make_opts, outputs, n)
             if a.quick:
                 n = max(lo, n // 8)
             rc, peak, tree, wall = measure(argv(n))
-            print(f"{name:<11} {n:>12,} {est / GiB:>9.2f}G {peak / GiB:>9.2f}G {tree / GiB:>9.2f}G {wall:>7.1f}  {rc}",
-                  flush=True)
+            base = measure(argv(lo))[1]  # the same command at its smallest size
+            print(f"{name:<16} {n:>12,} {est / GiB:>9.2f}G {peak / GiB:>9.2f}G {tree / GiB:>9.2f}G "
+                  f"{(peak - base) / GiB:>8.2f}G {wall:>7.1f}  {rc}", flush=True)
 
 
 if __name__ == "__main__":

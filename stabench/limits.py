@@ -64,9 +64,10 @@ VARIANT_ROWS = 2
 #: -k 200000` less that at -k 10, over the batch's 139 MB — numpy 4.9, tensorflow 10.0 (graph and
 #: model paths), torch 3.0, jax 6.4 — rounded up (float64 is the widest case: float32 gave 3.4,
 #: 6.1, 2.6, 4.0). A framework keeps its pool after its methods ran, so the copies of every backend
-#: of a run add up: the default run (all four) at K = 100,000 added 20 copies; estimated 26.
-ARRAY_COPIES = {"numpy": 5, "tensorflow": 11, "torch": 3, "jax": 7}
-DEFAULT_ARRAY_COPIES = 11
+#: of a run add up: the default run (all four, four dtypes) at K = 93,382 added 2.03 GiB, 33.5
+#: copies with the four batches held (4 + the sum here: 33).
+ARRAY_COPIES = {"numpy": 5, "tensorflow": 12, "torch": 4, "jax": 8}
+DEFAULT_ARRAY_COPIES = 12
 #: A --logits-file while it loads: its values twice at once (the parsed numbers and their 2-D
 #: array; the array stays referenced through the run), and, for a CSV, each cell of the row being
 #: split as a Python string in a list (about 60 B measured; the widest row counts).

@@ -199,3 +199,18 @@ def test_method_filter_keeps_only_the_named_methods_with_the_same_numbers():
     assert set(some.method) == {"fused"} and len(some) == (every.method == "fused").sum() == 12
     pd.testing.assert_frame_equal(some.reset_index(drop=True),
                                   every[every.method == "fused"].reset_index(drop=True))
+
+
+def test_compact_view_lists_each_backend_rows_under_its_heading():
+    """A variant first met in a later dtype (TensorFlow's @graph in float32 only) was listed under
+    the backend shown last."""
+    rows = []
+    for dt in ("float16", "float32"):
+        for b, m in (("tensorflow", "keras-probs"), ("jax", "naive")):
+            rows.append(dict(backend=b, method=m, dtype=dt))
+        if dt == "float32":
+            rows.append(dict(backend="tensorflow", method="keras-probs@graph", dtype=dt))
+    summ = pd.DataFrame([dict(r, unsupported=0, cases=1, first_fail_status="", first_fail_abs_logit=float("nan"),
+                              max_ulp=0.5) for r in rows])
+    shown = list(loss.compact(summ)["method"])
+    assert shown == ["tensorflow:", "keras-probs", "keras-probs@graph", "jax:", "naive"]

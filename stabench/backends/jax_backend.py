@@ -50,8 +50,9 @@ FRAMEWORK = "jax"
 
 #: The execution variants ``evaluate`` returns (``--method NAME@VARIANT`` selects one).
 VARIANTS = {
-    "jit": "the same under jax.jit (the method's own rows are eager, op by op)",
-    "x64-off": "float64 inputs with jax_enable_x64 off, as JAX's default configuration runs them (jitted)",
+    "jit": "the same under `jax.jit` (the unsuffixed rows are eager, op by op); reported only where it differs",
+    "x64-off": "float64 inputs with `jax_enable_x64` off, as JAX's default configuration runs them (jitted): they "
+               "come back float32",
 }
 #: Variants evaluated only in some dtypes (the others have no such row, not an identical one).
 VARIANT_DTYPES = {"x64-off": ("float64",)}

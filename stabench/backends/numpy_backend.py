@@ -24,7 +24,9 @@ UPCAST = "upcast-float32"
 UPCAST_MAX_BITS = 8
 _FLOAT32 = REGISTRY["float32"]
 #: The execution variants ``evaluate`` returns (``--method NAME@VARIANT`` selects one).
-VARIANTS = {UPCAST: "8-bit formats only: the same formula after an upcast to float32, returning float32"}
+VARIANTS = {UPCAST: "8-bit formats only: mixed precision as it is done — the logits arrive in the 8-bit format, "
+                   "the same formula runs after an upcast to float32 and returns float32 (`result_dtype`); judged "
+                   "in the 8-bit format's ulps"}
 #: ... and the dtypes it is evaluated in.
 VARIANT_DTYPES = {UPCAST: tuple(n for n, d in REGISTRY.items() if d.bits <= UPCAST_MAX_BITS)}
 

@@ -68,7 +68,8 @@ tf = keras = None
 NAME = "tensorflow"
 FRAMEWORK = "tensorflow"
 #: The execution variants ``evaluate`` returns (``--method NAME@VARIANT`` selects one).
-VARIANTS = {"graph": "the same traced once as a tf.function graph (what model.fit runs on CPU)"}
+VARIANTS = {"graph": "the same traced once as a `tf.function` graph (what `model.fit` runs on CPU; Keras may "
+                     "recover the logits from a graph op); reported only where it differs"}
 
 
 def load_framework() -> None:

@@ -52,8 +52,10 @@ FRAMEWORK = "torch"
 COMPILE_ENV = "STABENCH_TORCH_COMPILE"
 #: The execution variants ``evaluate`` returns (``--method NAME@VARIANT`` selects one).
 VARIANTS = {
-    "autocast": "the same inside torch.autocast('cpu', dtype=…), backward outside it",
-    "compile": f"torch.compile(fn, dynamic=True); only with {COMPILE_ENV}=1",
+    "autocast": "the same inside `torch.autocast(\"cpu\", dtype=…)` (the row's dtype when float16 or bfloat16, else "
+                "bfloat16), backward outside it; reported only where it differs from eager",
+    "compile": f"`torch.compile(fn, dynamic=True)` (inductor); only with `{COMPILE_ENV}=1`, reported only where it "
+               "differs",
 }
 
 

@@ -429,7 +429,11 @@ def compact(summ: pd.DataFrame) -> pd.DataFrame:
                 if r.first_fail_status else "—"
             cell = f"{first}\n{r.max_ulp:.3g}"
         row[r.dtype] = cell
-    return pd.DataFrame(list(rows.values()), columns=["method"] + dts)
+    # each backend's rows under its own heading: a variant first met in a later dtype (TensorFlow's
+    # @graph rows appear in float32 only) was listed under the backend shown last
+    order = {b: i for i, b in enumerate(dict.fromkeys(summ["backend"]))}
+    grouped = sorted(rows.items(), key=lambda kv: order[kv[0][0]])  # stable: each backend's order kept
+    return pd.DataFrame([row for _, row in grouped], columns=["method"] + dts)
 
 
 def verdict(summ: pd.DataFrame) -> list[str]:
