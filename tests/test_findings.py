@@ -8,9 +8,13 @@ machine, and the documented number only on the CPU and release it was measured w
 (:func:`measured_here`); everything else is asserted everywhere. A framework that is not installed
 skips its tests.
 """
+import decimal
 import json
+import math
 import pathlib
+import re
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -34,10 +38,13 @@ def floats_between(lo, hi, dtype) -> np.ndarray:
         every = every[np.isfinite(every.astype(np.float32))]
         picked = every[(every.astype(np.float64) >= lo) & (every.astype(np.float64) <= hi)]
         return np.sort(picked.astype(np.float64)).astype(dtype)
-    out = [np.asarray(lo, dtype)]
-    while out[-1] < np.asarray(hi, dtype):
-        out.append(np.nextafter(out[-1], np.asarray(hi, dtype)))
-    return np.array(out, dtype=dtype)
+    def key(x):  # float32 → an integer in the floats' order (−0 and +0 both 0)
+        i = int(np.asarray(x, np.float32).view(np.int32))
+        return i if i >= 0 else -(i & 0x7FFFFFFF)
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    k = np.arange(key(lo32 if lo32 >= lo else np.nextafter(lo32, np.float32(np.inf))),
+                  key(hi32 if hi32 <= hi else np.nextafter(hi32, np.float32(-np.inf))) + 1, dtype=np.int64)
+    return np.where(k >= 0, k, 0x80000000 - k).astype(np.uint32).view(np.float32)
 
 
 def logits_file(tmp_path, values, name="z.npy") -> str:
@@ -69,6 +76,82 @@ def measured_here(**versions) -> bool:
         return False
     import importlib.metadata as md
     return all(md.version(pkg) == v for pkg, v in versions.items())
+
+
+DOC = ROOT / "docs" / "findings.md"
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: The releases each backend's documented values were measured with (and AMD, see measured_here).
+MEASURED = {"tensorflow": {"tensorflow": "2.21.0"}, "torch": {"torch": "2.14.1"},
+            "jax": {"jax": "0.10.2", "optax": "0.2.8"}}
+
+
+def pinned(backend: str) -> bool:
+    """Whether ``backend``'s documented values hold here: numpy's always (the extreme set's
+    failures are the formats' own), a framework's on the CPU and release they were measured on."""
+    return backend == "numpy" or measured_here(**MEASURED[backend])
+
+
+# --- reading docs/findings.md -----------------------------------------------------------------
+
+def doc_table(marker: str) -> list[list[str]]:
+    """The body cells of the first Markdown table after the line of docs/findings.md that holds
+    ``marker`` (header and separator dropped; HTML comments and escaped pipes handled)."""
+    lines = DOC.read_text().splitlines()
+    i = next(n for n, line in enumerate(lines) if marker in line)
+    while not lines[i].lstrip().startswith("|"):
+        i += 1
+    out = []
+    while i < len(lines) and lines[i].lstrip().startswith("|"):
+        line = re.sub(r"<!--.*?-->", "", lines[i]).strip().strip("|")
+        out.append([c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)])
+        i += 1
+    assert len(out) > 2, marker
+    return out[2:]
+
+
+def plain(text: str) -> str:
+    """A cell as plain text: no bold, no backticks, ASCII minus."""
+    return text.replace("**", "").replace("`", "").replace("−", "-").strip()
+
+
+def backticked(cell: str) -> list[str]:
+    """The backticked names of a cell (methods)."""
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def shows(text: str, value: float, signed: bool = False) -> bool:
+    """Whether ``value`` reads as ``text``: inf, nan, 0 (with ``signed``: +0; −0.0 is negative zero)
+    or a number rounded to the significant digits shown."""
+    t, v = plain(text), float(value)
+    if t in ("inf", "-inf"):
+        return v == float(t)
+    if t == "nan":
+        return math.isnan(v)
+    if float(t) == 0:
+        return v == 0 and (not signed or math.copysign(1, v) == math.copysign(1, float(t)))
+    digits = len(re.split("[eE]", t)[0].lstrip("-").replace(".", "").lstrip("0"))
+    return float(f"{v:.{max(digits, 1)}g}") == float(t)
+
+
+def bound_holds(text: str, value: float) -> bool:
+    """``≤ X``: value ≤ X, and X is the bound to the digits shown (less than one unit of X's last
+    digit above the value)."""
+    x = decimal.Decimal(plain(text).lstrip("≤ ").split()[0])
+    unit = float(decimal.Decimal(1).scaleb(x.as_tuple().exponent))
+    return value <= float(x) and float(x) - value < unit
+
+
+def first_fail_agrees(text: str, row) -> bool:
+    """A first-failure cell (``10``, ``88.72 (underflow)``, ``10 (13 nan, 13 inf)``, ``—``) against a
+    loss.summary row: the |z| to the digits shown, and the status where the cell names one."""
+    t = plain(text)
+    if t == "—":
+        return not row.first_fail_status
+    m = re.fullmatch(r"([\d.]+)(?: \((.*)\))?", t)
+    assert m, text
+    status = m.group(2)
+    return (bool(row.first_fail_status) and shows(m.group(1), row.first_fail_abs_logit)
+            and (status is None or status not in FAIL or status == row.first_fail_status))
 
 
 # --- numpy: the README's first two rows and the exhaustive float32 audit -----------------------
@@ -189,33 +272,55 @@ def test_confidently_wrong_without_tensorflow():
 # --- JAX: the batch size, and the gradient transform ----------------------------------------------
 
 def jax_label_at_z(batch, grad) -> dict[str, float]:
-    """{method[@jit]: value} of label-at-z, z = 10, bfloat16 (an absent @jit is the eager value)."""
+    """{method[@jit]: value} of label-at-z, z = 10, bfloat16, every jax softmax method (an absent
+    @jit is the eager value)."""
     df = loss.run(backends=["jax"], experiments="softmax", dtypes=["bfloat16"], logits="10", grad=grad,
-                  batch_size=batch, methods="log-softmax,optax-onehot,optax-int")
-    out = {r.method: r.value for r in rows(df, quantity="loss", case_kind="label-at-z").itertuples()}
+                  batch_size=batch)
+    at = rows(df, quantity="loss", case_kind="label-at-z")
+    # the true loss log(1 + 9e^−10) = 4.0852e-4 (the tool's oracle), 4.0817e-4 rounded to bfloat16
+    assert shows("4.0852e-4", at.reference.iloc[0]) and float(ml_dtypes.bfloat16(at.reference.iloc[0])) == RIGHT
+    out = {r.method: r.value for r in at.itertuples()}
     return {**{m + "@jit": v for m, v in out.items() if "@" not in m}, **out}
 
 
-RIGHT = 0.000408172607421875  # 4.0856e-4 correctly rounded to bfloat16
+RIGHT = 0.000408172607421875  # log(1 + 9e^−10) = 4.0852e-4 correctly rounded to bfloat16
+
+
+def jax_batch_table_holds(grad: bool):
+    """The columns of docs/findings.md's batch-size table for ``grad``, every cell (sign of zero
+    included), at the default batch and on either side of the change (4,095 and 4,096 rows;
+    benchmarks/findings_jax_batch.py runs every size the doc lists). Any release or CPU: every
+    value is one of the two roundings; the table itself where it was measured."""
+    pytest.importorskip("optax")
+    runs = {b: jax_label_at_z(b, grad) for b in (None, 4095, 4096)}
+    for got in runs.values():
+        assert {abs(v) for v in got.values()} <= {0.0, RIGHT}
+    if not pinned("jax"):
+        return
+    table = doc_table("| method | `--no-grad`, N ≤ 4,095 |")
+    assert len(table) == 7
+    for cells in table:
+        small_text, big_text = cells[3:5] if grad else cells[1:3]
+        for m in backticked(cells[0]):  # `log-softmax` (eager), `log-softmax@jit`, `naive`, `naive@jit`, …
+            for batch, text in ((None, small_text), (4095, small_text), (4096, big_text)):
+                assert shows(text, runs[batch][m], signed=True), (m, grad, batch, runs[batch][m], text)
+    return runs
 
 
 def test_jax_batch_size_without_gradient():
-    pytest.importorskip("jax")
-    assert set(jax_label_at_z(4095, grad=False).values()) == {0.0}
-    assert jax_label_at_z(4096, grad=False) == {
-        "log-softmax": RIGHT, "log-softmax@jit": RIGHT, "optax-onehot": RIGHT, "optax-onehot@jit": RIGHT,
-        "optax-int": 0.0, "optax-int@jit": RIGHT}
+    runs = jax_batch_table_holds(grad=False)
+    if runs:  # the change: 0 up to 4,095 rows, 4.0817e-4 from 4,096, for the eager log_softmax
+        assert (runs[4095]["log-softmax"], runs[4096]["log-softmax"]) == (0, RIGHT)
 
 
 def test_jax_gradient_changes_the_forward_value():
     # the same calls inside jax.vjp (the default, with the gradient): the eager forms stay −0.0 at
     # 4,096 rows and jitted optax-int stays 0, where without the gradient they give 4.0817e-4
-    pytest.importorskip("jax")
-    assert set(jax_label_at_z(4095, grad=True).values()) == {0.0}
-    big = jax_label_at_z(4096, grad=True)
-    assert big == {"log-softmax": 0.0, "log-softmax@jit": RIGHT, "optax-onehot": 0.0, "optax-onehot@jit": RIGHT,
-                   "optax-int": 0.0, "optax-int@jit": 0.0}
-    assert np.signbit(big["log-softmax"]) and np.signbit(big["optax-onehot"])
+    runs = jax_batch_table_holds(grad=True)
+    if runs:
+        big = runs[4096]
+        assert big["log-softmax"] == big["optax-onehot"] == big["optax-int@jit"] == 0
+        assert np.signbit(big["log-softmax"]) and np.signbit(big["optax-onehot"])
 
 
 # --- subnormal flush (TensorFlow and JAX): the formats' smallest normals ----------------------
@@ -256,8 +361,9 @@ def test_tensorflow_subnormal_flush_thresholds(tf, tmp_path):
 
 def test_keras_clip_threshold(tf, tmp_path):
     # y = 1: keras-probs is stuck at −log(1e-7) from logit(1e-7) down, its gradient 0 one float32
-    # further (float32), both exactly at logit(1e-7) in float64
-    z32 = floats_between(-16.11811, -16.11808, np.float32)
+    # further (float32), both exactly at logit(1e-7) in float64 — over the inputs the doc names:
+    # every float32 in [−16.2, −16.0], float64 steps of 1e-4 and the 13 floats around logit(1e-7)
+    z32 = floats_between(-16.2, -16.0, np.float32)
     df = loss.run(backends=["tensorflow"], methods="keras-probs", experiments="sigmoid", dtypes=["float32"],
                   logits_file=logits_file(tmp_path, z32), labels="1")
     lv, gr = rows(df, method="keras-probs", quantity="loss"), rows(df, method="keras-probs", quantity="grad")
@@ -265,27 +371,39 @@ def test_keras_clip_threshold(tf, tmp_path):
     grad_from = first_from(gr, lambda d: d.value == 0)
     # wherever TF's float32 sigmoid rounds, the clip is within a float32 step of logit(1e-7)
     assert abs(loss_from - -16.118095550958316) < 4e-6 and grad_from <= loss_from
+    assert f"{-math.log(1e-7):.8g}" == "16.118096" and f"{float(np.float32(16.118095)):.8g}" == "16.118095"
     if measured_here(tensorflow="2.21.0"):
         assert (np.float32(loss_from), np.float32(grad_from)) == (np.float32(-16.118095), np.float32(-16.118097))
     t = -16.118095550958316
-    z64 = [np.nextafter(t, 0), t, np.nextafter(t, -np.inf)]
+    assert t == math.log(1e-7 / (1 - 1e-7))  # logit(1e-7)
+    around = [t]
+    for _ in range(6):
+        around = [np.nextafter(around[0], -np.inf), *around, np.nextafter(around[-1], 0)]
+    z64 = sorted({*np.round(np.arange(-16.2, -16.0, 1e-4), 4), *around})
     d64 = loss.run(backends=["tensorflow"], methods="keras-probs", experiments="sigmoid", dtypes=["float64"],
                    logits_file=logits_file(tmp_path, z64, "z64.npy"), labels="1")
-    lv = rows(d64, method="keras-probs", quantity="loss").set_index("logit").value
-    gr = rows(d64, method="keras-probs", quantity="grad").set_index("logit").value
-    assert lv[t] == lv[z64[2]] == 16.11809565095832 and lv[z64[0]] < lv[t]
-    assert gr[t] == gr[z64[2]] == 0 and gr[z64[0]] != 0
+    lv = rows(d64, method="keras-probs", quantity="loss")
+    gr = rows(d64, method="keras-probs", quantity="grad")
+    assert len(around) == 13 and len(lv) == len(z64)
+    assert first_from(lv, lambda d: d.value == 16.11809565095832) == t
+    assert first_from(gr, lambda d: d.value == 0) == t
 
 
 def test_keras_float16_nan_inf_threshold(tf, tmp_path):
     # nan (y = 1) and +inf (y = 0) exactly where TF's 16-bit sigmoid returns 1; that is every value
     # from where σ(z) correctly rounded is 1 (float16 8.3203125, bfloat16 6.25) and, with this
-    # CPU's kernel, intermittently from 7.625 (float16) and 5.5625 (bfloat16)
+    # CPU's kernel, intermittently from 7.625 (float16) and 5.5625 (bfloat16): every value of the
+    # format from below the start up to its largest, as `--logits exhaustive` runs them
     import ml_dtypes
-    for name, dtype, lo, hi, always, doc_first, doc_last_ok in (
-            ("float16", np.float16, 7.0, 8.5, 8.3203125, 7.625, 8.3125),
-            ("bfloat16", ml_dtypes.bfloat16, 5.0, 6.5, 6.25, 5.5625, 6.21875)):
-        z = floats_between(lo, hi, dtype)
+
+    sigma = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731 — float64 is exact enough for these gaps
+    for name, dtype, lo, always, doc_first, doc_last_ok, counts in (
+            ("float16", np.float16, 7.0, 8.3203125, 7.625, 8.3125, (13_408, 13_346, 7.640625)),
+            ("bfloat16", ml_dtypes.bfloat16, 5.0, 6.25, 5.5625, 6.21875, (16_078, 16_068, None))):
+        assert float(dtype(1 - 1e-7)) == 1  # the clip's top does nothing in 16 bits
+        half_gap = 2.0 ** -(ml_dtypes.finfo(dtype).nmant + 2)  # half the gap below 1 (float16: 2^-12)
+        assert 1 - sigma(always) < half_gap <= 1 - sigma(doc_last_ok), name  # σ(z) correctly rounded is 1 from `always`
+        z = floats_between(lo, float(ml_dtypes.finfo(dtype).max), dtype)
         df = loss.run(backends=["tensorflow"], methods="keras-probs", experiments="sigmoid", dtypes=[name],
                       logits_file=logits_file(tmp_path, z.astype(np.float64), f"{name}.npy"), grad=False)
         df = rows(df, method="keras-probs")
@@ -296,6 +414,14 @@ def test_keras_float16_nan_inf_threshold(tf, tmp_path):
         assert {float(x) for x in z.astype(np.float64) if x >= always} <= bad, name
         if measured_here(tensorflow="2.21.0"):
             assert min(bad) == doc_first and max(set(df.logit) - bad) == doc_last_ok, name
+            up = [float(x) for x in z.astype(np.float64) if x >= doc_first]
+            finite = sorted(set(up) - bad)
+            assert (len(up), len(up) - len(finite)) == counts[:2], name
+            assert counts[2] is None or (finite[0], finite[-1]) == (counts[2], doc_last_ok), name
+    # the early start is TF's float16 sigmoid: 1 at z = 7.625, where σ(z) = 0.99951214 rounds to 1 − 2^-11
+    assert f"{sigma(7.625):.8f}" == "0.99951214" and float(np.float16(sigma(7.625))) == 1 - 2**-11
+    if measured_here(tensorflow="2.21.0"):
+        assert tf.sigmoid(tf.constant(7.625, tf.float16)).numpy() == 1
 
 
 def test_keras_confidently_wrong_sigmoid(tf):
@@ -336,12 +462,78 @@ def test_no_framework_computes_the_tiny_softmax_loss_accurately(tf, tmp_path):
     assert len(frameworks) >= 10 and round(frameworks.ulp_error.min()) == 4603
 
 
+TESTS = ROOT / "tests"
+#: A reference in a tag: tests/<file>.py::<test> (file name alone, as the docs write it) or a benchmark script.
+REFERENCE = re.compile(r"\b(test_\w+\.py)::(test_\w+)|\b(benchmarks/\w+\.py)")
+
+
 def test_every_test_the_docs_name_exists():
-    # the comments beside the documented numbers name the tests that compute them
-    import re
-    names = set(re.findall(r"^def (test_\w+)", pathlib.Path(__file__).read_text(), re.M))
+    # the comments beside the documented numbers name the tests (any tests/ file) and benchmarks
+    # that compute them; each must exist
     text = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))])
-    named = set(re.findall(r"test_findings\.py::(test_\w+)", text))
+    named = {(f, t) for f, t, _ in REFERENCE.findall(text) if f}
     table = re.search(r"<!-- Each row's test in tests/test_findings.py.*?-->", text, re.S).group(0)
-    named |= set(re.findall(r"\b(test_\w+)", table)) - {"test_findings"}
-    assert named and named <= names, named - names
+    named |= {("test_findings.py", t) for t in re.findall(r"\b(test_\w+)", table)} - {("test_findings.py", "test_findings")}
+    defined = {}
+    for f in {f for f, _ in named}:
+        assert (TESTS / f).exists(), f
+        defined[f] = set(re.findall(r"^def (test_\w+)", (TESTS / f).read_text(), re.M))
+    missing = {(f, t) for f, t in named if t not in defined[f]}
+    assert named and not missing, missing
+    scripts = {b for _, _, b in REFERENCE.findall(text) if b}
+    assert all((ROOT / b).exists() for b in scripts), scripts
+
+
+def has_figure(line: str) -> bool:
+    """Whether a line of Markdown states a number: a digit outside code spans, link targets,
+    release numbers and names that carry digits (float16, log1p, e4m3fn, 8-bit, Zen 4)."""
+    t = re.sub(r"`[^`]*`", "", line)
+    t = re.sub(r"\]\([^)]*\)", "]", t)
+    t = re.sub(r"\b(?:TensorFlow|Keras|torch|jax|jaxlib|optax|triton|numpy|pandas|ml_dtypes)\s+\d+(?:\.\d+)+\S*", "", t)
+    t = re.sub(r"\b\d+(?:\.\d+){2,}\b", "", t)
+    t = re.sub(r"\b\d+-(?:bit|core)\b|\bZen \d\b", "", t)
+    t = re.sub(r"\b[A-Za-z_][\w.]*\d\w*\b", "", t)
+    return bool(re.search(r"\d", t))
+
+
+def untagged_figures(markdown: str) -> list[str]:
+    """The lines of ``markdown`` that state a number with no tag (an HTML comment naming a test or
+    benchmark) near them: on the line or one of the next two of its paragraph or list item, or, in
+    a table, on the line right below the table (a test that checks every cell)."""
+    # mask each comment's text (keep its lines, drop its digits) and mark where a tag starts
+    masked = re.sub(r"<!--(.*?)-->", lambda m: "<!--" + re.sub(r"[^\n]", "x", m.group(1)) + "-->", markdown, flags=re.S)
+    tagged = [bool(REFERENCE.search(c)) for c in re.findall(r"<!--(.*?)-->", markdown, re.S)]
+    assert all(tagged), "every comment of findings.md is a tag"
+    lines = masked.splitlines()
+    bad, i = [], 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("|"):  # a table: its rows and the line below it
+            j = i
+            while j < len(lines) and lines[j].lstrip().startswith("|"):
+                j += 1
+            below = lines[j] if j < len(lines) else ""
+            if "<!--" not in below and "<!--" not in "".join(lines[i:j]):
+                bad += [r for r in lines[i:j] if has_figure(r)]
+            i = j + 1
+            continue
+        if has_figure(line):
+            unit = [line]  # this line and the next two of the same paragraph / list item
+            for nxt in lines[i + 1:i + 3]:
+                if not nxt.strip() or nxt.startswith(("- ", "#", "|")):
+                    break
+                unit.append(nxt)
+            if not any("<!--" in u for u in unit):
+                bad.append(line)
+        i += 1
+    return bad
+
+
+def test_every_number_in_findings_carries_a_tag():
+    text = (ROOT / "docs" / "findings.md").read_text()
+    assert not untagged_figures(text), "\n".join(untagged_figures(text))
+    # the heuristic itself: a figure is found, and a tag within two lines of it counts
+    assert untagged_figures("- costs 38 s\n  on this machine\n") == ["- costs 38 s"]
+    assert untagged_figures("- costs 38 s\n  on this machine\n  <!-- test_x.py::test_y -->\n") == []
+    assert untagged_figures("| a | 10 |\n|---|---|\n| b | 3 |\n<!-- test_x.py::test_y -->\n") == []
+    assert untagged_figures("- a `float16` 8-bit format on TensorFlow 2.21.0, [x](../a1.md)\n") == []
