@@ -1,7 +1,7 @@
 """JAX's bfloat16 log-softmax by batch size, with and without the gradient (docs/findings.md,
 "A bfloat16 log_softmax gives different answers by batch size").
 
-Label-at-z, z = 10, K = 10, bfloat16 (true loss log(1 + 9e^−10) = 4.0856e-4): the value every jax
+Label-at-z, z = 10, K = 10, bfloat16 (true loss log(1 + 9e^−10) = 4.0852e-4): the value every jax
 method returns, eagerly and under jit, for each --batch-size, as
 ``stabench loss -b jax -d bfloat16 -e softmax --logits 10 --batch-size N [--no-grad]`` measures it.
 
