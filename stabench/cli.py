@@ -269,8 +269,8 @@ def expr_cmd(
     out = render.console()
     for line in exp.legend(p):
         out.print(line, highlight=False)
-    if detail:  # (at most exp.DETAIL_ROWS rows: the worst ones)
-        rows, what = exp.detail_rows(df)
+    if detail:  # (at most render.DETAIL_ROWS rows: the worst ones)
+        rows, what = render.detail_rows(df)
         render.show(exp.for_terminal(rows, p), what, out=out)
     render.show(exp.for_terminal(summ, p), f"{exp.title(p)}: error against the exact value",
                 columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
@@ -290,7 +290,7 @@ def loss(
     seed: int = typer.Option(0, "--seed", help="Seed for --logits random (recorded in every export)."),
     classes: int = typer.Option(10, "--classes", "-k", help="K for the softmax preset cases."),
     grad: bool = typer.Option(True, "--grad/--no-grad", help="Also measure dL/dz."),
-    detail: bool = typer.Option(False, "--detail", help="Print every case (streaming runs: the worst --keep per method)."),
+    detail: bool = typer.Option(False, "--detail", help="Print the cases: every one, or the 1,000 worst per table (streaming runs: the worst --keep per method)."),
     full: bool = typer.Option(False, "--full", help="Print every summary column (folded into several tables to fit the terminal) instead of the compact view."),
     keep: int = typer.Option(10, "--keep", help="Streaming runs: worst cases kept per method for --detail and the exports."),
     value_range: Optional[str] = typer.Option(None, "--range", metavar="LO,HI", help="With --logits exhaustive: only the floats in [LO, HI] (--range=-100,100)."),
@@ -360,8 +360,11 @@ def loss(
                         keys=["method"])
         if detail:
             rows = df[(df.experiment == e) & (df.quantity == q)]
-            what = f"the worst {keep} cases per method" if streaming else "every case"
             for b, gb in rows.groupby("backend", sort=False):
+                if streaming:
+                    what = f"the worst {keep} cases per method"
+                else:  # at most render.DETAIL_ROWS rows, the worst: the CSV has every case
+                    gb, what = render.detail_rows(gb)
                 render.show(gb, f"{e} {q}, {b}: {what}", out=out, keys=["method", "dtype"],
                             columns=[c for c in exp.DETAIL_TERMINAL_COLUMNS if c != "backend"])
     # the verdict says per dtype what the compact tables show; their legend instead

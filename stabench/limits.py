@@ -51,10 +51,11 @@ DEFAULT_FRAMEWORK_BYTES = 850 * MiB
 ROW_BYTES = 400
 #: What each output of the rows adds per row: the CSV and Markdown texts are built in memory,
 #: the JSON export builds one dict per row and then its text; ``detail`` is --detail's terminal table.
-OUTPUT_ROW_BYTES = {"csv": 350, "markdown": 600, "json": 6000, "detail": 6000}
-#: --detail on the row path prints at most this many rows (rich builds the whole table first: about
-#: 4.4 KB and, on a loaded 2-core machine, 7 ms per row); larger runs export the rows instead.
-MAX_DETAIL_ROWS = 100_000
+#: ``detail`` is --detail's selection of each table's rows (a filtered copy of every row); it prints
+#: at most render.DETAIL_ROWS of them per table, which rich builds at about 4.4 KB a row
+#: (DETAIL_TABLE_BYTES, counted once per table).
+OUTPUT_ROW_BYTES = {"csv": 350, "markdown": 600, "json": 6000, "detail": 400}
+DETAIL_TABLE_BYTES = 1_000 * 6000
 #: Rows per method and case for backends that also report an execution variant (TensorFlow's
 #: ``@graph`` rows appear where graph mode differs): counted as if every one did.
 VARIANT_ROWS = 2

@@ -440,11 +440,26 @@ def test_memory_budget_refuses_before_work(args, hint, tmp_path):
     assert "memory budget" in line and "GiB" in line and hint in line, line
 
 
-def test_detail_is_bounded(tmp_path):
-    refused(["loss", "-e", "sigmoid", "-b", "numpy", "-d", "float32", "--logits", "random", "--points", "200000",
-             "--detail"], tmp_path, contains="--detail would print about 1,600,000 rows (limit 100,000)")
-    need, rows = loss.budget_use(loss.Options(), ["detail"])  # the default run's --detail is accepted
-    assert rows <= limits.MAX_DETAIL_ROWS and need < limits.MEMORY_BUDGET
+def test_detail_prints_at_most_the_worst_rows_per_table(monkeypatch):
+    # issue 19: --detail drew every row (99,992 rows took 84 s; 2·10^5 were refused); now each
+    # table prints at most render.DETAIL_ROWS rows, the largest ulp errors first
+    from stabench import render
+
+    monkeypatch.setattr(render, "DETAIL_ROWS", 40)
+    r = CliRunner().invoke(app, ["loss", "-e", "sigmoid", "-b", "numpy", "-d", "float32", "--logits", "random",
+                                 "--points", "2000", "--detail"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    # 2,000 logits × labels 0 and 1 × 2 methods = 8,000 rows per quantity
+    assert "sigmoid loss, numpy: the 40 worst of 8,000 rows" in text
+    assert "sigmoid grad, numpy: the 40 worst of 8,000 rows" in text
+    rows, _ = render.detail_rows(loss.run(experiments="sigmoid", backends=["numpy"], dtypes=["float32"],
+                                          logits="random", points=2000, grad=False), 40)
+    u = rows["ulp_error"].to_numpy()
+    assert len(rows) == 40 and (u[:-1] >= u[1:]).all() and (rows.method == "naive").all()
+    need, _ = loss.budget_use(loss.Options(experiments="sigmoid", backends="numpy", dtypes=["float32"],
+                                           logits="random", points=200_000), ["detail"])
+    assert need < limits.MEMORY_BUDGET  # 2·10^5 points with --detail: within the budget now
 
 
 def test_huge_files_are_refused_from_their_size(tmp_path):

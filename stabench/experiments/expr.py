@@ -69,10 +69,6 @@ SUMMARY_TERMINAL_COLUMNS = ["form", "dtype", "max_ulp", "median_ulp", "mean_bits
 DETAIL_TERMINAL_COLUMNS = ["form", "dtype", "value", "ulp_error", "status"]
 
 FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
-#: --detail prints at most this many rows: rich draws about 1 ms per row on the loaded 2-core test
-#: machine (2·10^5 rows took minutes, and 4·10^5 folded lines are no terminal output); above it, the
-#: rows with the largest ulp errors (the exports have every row).
-DETAIL_ROWS = 1_000
 #: Labels longer than this are replaced by #1, #2, … (the legend prints the expressions).
 MAX_LABEL = 10
 
@@ -90,7 +86,7 @@ POINT_BYTES = 100
 #: Each variable's column per row (4 more variables over 10^6 rows: +145 MB).
 VAR_ROW_BYTES = 40
 #: What each output adds per row (tracemalloc peak of building it; JSON builds a dict per row:
-#: 540,000 float16 rows with --json peak at 1.85 GiB, 3.4 KB a row); --detail prints at most DETAIL_ROWS rows.
+#: 540,000 float16 rows with --json peak at 1.85 GiB, 3.4 KB a row); --detail prints at most render.DETAIL_ROWS rows.
 OUTPUT_ROW_BYTES = {"csv": 220, "json": 3500, "markdown": 450, "parquet": 50, "plot": 170}
 #: What an output's library adds once imported (pyarrow 8 MB, matplotlib 36 MB measured).
 OUTPUT_BYTES = {"parquet": 10 * 2**20, "plot": 40 * 2**20}
@@ -320,19 +316,6 @@ def _short_inputs(text: str) -> str:
         k, v = item.split("=", 1)
         parts.append(f"{k}={float(v):.4g}")
     return ", ".join(parts)
-
-
-def detail_rows(df: pd.DataFrame, limit: int | None = None) -> tuple[pd.DataFrame, str]:
-    """The rows --detail prints and their title: every row up to ``limit`` (:data:`DETAIL_ROWS`);
-    above it the ``limit`` rows with the largest ulp errors (failures first, invalid inputs last),
-    largest first."""
-    limit = DETAIL_ROWS if limit is None else limit
-    n = len(df)
-    if n <= limit:
-        return df, "every row"
-    u = df["ulp_error"].to_numpy()
-    order = np.argsort(-np.where(np.isnan(u), -1.0, u), kind="stable")[:limit]
-    return df.iloc[order], f"the {limit:,} worst of {n:,} rows (--csv has every row)"
 
 
 def for_terminal(df: pd.DataFrame, p: Plan) -> pd.DataFrame:

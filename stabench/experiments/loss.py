@@ -481,6 +481,8 @@ def loss_estimate(opts, outputs=()) -> tuple[int, int]:
                 per_case = len(chosen_methods(_experiment.get(exp), backends.load(b), opts)) * quantities * (1 if b == "numpy" else limits.VARIANT_ROWS)
                 rows += n * per_case
     per_row = limits.ROW_BYTES + sum(limits.OUTPUT_ROW_BYTES.get(o, 0) for o in set(outputs))
+    if "detail" in outputs:  # one printed table per experiment, quantity and backend
+        arrays += len(exps) * quantities * len(names) * limits.DETAIL_TABLE_BYTES
     fixed = limits.BASE_BYTES + sum(limits.FRAMEWORK_BYTES.get(b, limits.DEFAULT_FRAMEWORK_BYTES) for b in names)
     copies = sum(limits.ARRAY_COPIES.get(b, limits.DEFAULT_ARRAY_COPIES) for b in names)
     return fixed + rows * per_row + arrays + copies * largest + _file_bytes(opts, shape), rows
@@ -567,9 +569,6 @@ def budget_use(opts, outputs=()) -> tuple[int, int]:
 def check_loss(opts, outputs=()) -> None:
     """Refuse (InputError, before any work) a row-path loss run whose estimate exceeds the budget."""
     need, rows = loss_estimate(opts, outputs)
-    if "detail" in outputs and rows > limits.MAX_DETAIL_ROWS:
-        raise InputError(f"--detail would print about {rows:,} rows (limit {limits.MAX_DETAIL_ROWS:,}); "
-                         "drop --detail and write the rows with --csv PATH, or use fewer logits, dtypes or backends")
     if budget_use(opts, outputs)[0] <= limits.MEMORY_BUDGET:
         return
     budget = f"{limits.MEMORY_BUDGET / 2**30:g} GiB (beyond the frameworks' own footprint)"
