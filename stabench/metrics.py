@@ -223,7 +223,9 @@ def measure(value, reference, dtype, *, reference_lo=None, reference_tail=None,
         rel_error = np.where(scaled & (mag_s != 0), diff_s / mag_s, rel_error)
         # one rule for every row: no error, no relative error; an unknown error, an unknown
         # ratio; an infinite error, an infinite ratio (inf/inf would read nan)
-        rel_error = np.where(abs_error == 0, 0.0, rel_error)
+        # (a scaled row's error is 0 only if its scaled difference is: 0 against an exact
+        # 0.36·2^-1074 has abs_error 0 in float64, yet its relative error is 1)
+        rel_error = np.where(np.where(scaled, diff_s == 0, abs_error == 0), 0.0, rel_error)
         rel_error = np.where(np.isnan(abs_error), np.nan, rel_error)
         rel_error = np.where(np.isinf(abs_error), np.inf, rel_error)
         ulp_error = np.where(nan_v & nan_r, 0.0, ulp_error)

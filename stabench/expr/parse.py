@@ -195,7 +195,10 @@ def _convert(text: str, n) -> Node:
         if len(n.args) != f.arity:
             raise _fail(text, f"{name} takes {f.arity} argument{'s' * (f.arity > 1)}, got {len(n.args)}",
                         start, end)
-        return Node("call", tuple(_convert(text, a) for a in n.args), name=name, span=span)
+        args = tuple(_convert(text, a) for a in n.args)
+        if name == "pow":  # x ** y itself: the same domain notes and bounds beyond arb's range
+            return Node("pow", args, span=span)
+        return Node("call", args, name=name, span=span)
     what = _WHAT.get(type(n).__name__, f"'{type(n).__name__}' expressions")
     raise _fail(text, f"{what} {'is' if what.endswith('access') else 'are'} not allowed", start, end)
 

@@ -258,6 +258,15 @@ def _nan():
     return arb.nan()
 
 
+def _as_float64(q: Fraction) -> float | None:
+    """``float(q)``, or None where q is beyond float64's range (a literal up to 1e400 is allowed:
+    Fraction's float() raises OverflowError from 2^1024 on instead of giving inf)."""
+    try:
+        return float(q)
+    except OverflowError:
+        return None
+
+
 def _compile(node: Node):
     """The tree as nested closures over arb (no per-node dispatch in the per-point loop)."""
     from flint import arb, ctx, fmpq
@@ -268,8 +277,9 @@ def _compile(node: Node):
         return lambda env: env[name]
     if k == "num":
         q = node.value
-        if Fraction(float(q)) == q:  # a float64 value: exact in arb at every precision
-            c = arb(float(q))
+        f = _as_float64(q)
+        if f is not None and Fraction(f) == q:  # a float64 value: exact in arb at every precision
+            c = arb(f)
             return lambda env: c
         cache = {}
 
@@ -322,7 +332,11 @@ def _one_point(tree: Node, fn, names, values, arb, ctx) -> tuple[float, float, s
             y = _nan()
         got = certify(y)
         if got is not None:
-            if not 0 < abs(got[0]) < TAIL_BELOW:
+            # hi = 0 with a ball clear of 0: a nonzero exact value below half the smallest
+            # subnormal, whose size the ulp error of a value of 0 or 2^-1074 needs (x*0.6*0.6 at
+            # x = 2^-1074 is 0.64 ulp from its exact 0.36·2^-1074, not 1); a ball holding 0 is an
+            # exact zero (decided as such by certify)
+            if not (0 < abs(got[0]) < TAIL_BELOW or (got[0] == 0 and not y.contains(0))):
                 return got[0], got[1], "", math.nan
             tail = scaled_tail(y, got[0])
             if tail is not None:
