@@ -74,6 +74,36 @@ def test_scaled_rows_rel_error_zero_only_without_error():
     assert m["rel_error"].tolist() == [1.0, 0.0]
     assert m["status"].tolist() == ["exact", "exact"]
 
+
+@pytest.mark.parametrize("dt, spec, want", [
+    ("float16", "60000..65519.99999999999999:lin:2", [60000.0, 65504.0]),
+    ("float16", "-65519.99999999999999..0:lin:2", [-65504.0, 0.0]),
+    ("bfloat16", "1..339617752923046005526922703901628039167.99:log:2", [1.0, 3.3895313892515355e38]),
+    ("float8_e5m2", "1..61439.99999999999999:lin:2", [1.0, 57344.0]),
+])
+def test_range_ends_round_once_like_values(dt, spec, want):
+    """A range's ends were rounded through float64 (65519.99999999999999 → 65520 → inf in float16),
+    where the same decimal as a value rounds once (65504)."""
+    d = dtypes.get(dt)
+    got = V.values(V.parse_var(f"x={spec}"), d, 0)
+    assert [got[0], got[-1]] == want
+    for end, g in zip(spec.split(":")[0].split(".."), (got[0], got[-1])):
+        assert g == V.values(V.parse_var(f"x={end}"), d, 0)[0]
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("x=1...2:lin:3", "ambiguous"),  # was read as 1 to .2: 1, 0.6, 0.2
+    ("x=1..1e350:log:3", "finite in float64"),  # was an OverflowError traceback
+    ("x=-1e399..1:lin:3", "finite in float64"),
+    ("x=1e-350..1:log:3", "1e-350 is 0 in float64"),
+])
+def test_malformed_ranges_refused_with_one_line(spec, words, tmp_path, monkeypatch):
+    r = _expr(["x + 0", "--var", spec, "-d", "float64"], tmp_path, monkeypatch)
+    assert r.exit_code == 2, r.output
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err
+
+
 # ---- tracebacks -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text", ["x + 1e400", "x ** -1e400", "1e400 * 0 + x", "x * 1" + "0" * 398, "-1e309 + x"])

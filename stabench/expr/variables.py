@@ -12,9 +12,10 @@ Accepted specs (:data:`FORMS`):
   every binade is equally likely), seeded by ``--seed`` and the variable's position;
 - ``x=exhaustive``: every finite value of a 16-bit dtype (63,488 for float16, 65,280 for bfloat16).
 
-Decimal values (a value, a list) are rounded once, from the exact decimal, to the dtype; range
-points are computed in float64 and then rounded. Several variables form a grid (every combination),
-refused above :data:`MAX_POINTS` points before any work.
+Decimal values (a value, a list, a range's two ends) are rounded once, from the exact decimal,
+to the dtype; the points between a range's ends are computed in float64 and then rounded.
+Several variables form a grid (every combination), refused above :data:`MAX_POINTS` points before
+any work.
 """
 from __future__ import annotations
 
@@ -117,6 +118,8 @@ def parse_var(text: str, index: int = 0) -> Variable:
     if low.startswith("random:"):
         return Variable(name, spec, "random", count=_count(spec.split(":", 1)[1], text), index=index)
     if ".." in spec:
+        if "..." in spec:  # 1...2: is it 1. to 2, or 1 to .2? (the regex alone read 1 to 0.2)
+            raise _bad(text, "'...' is ambiguous; write the ends in full, e.g. 1.0..2 or 1..0.2")
         m = _RANGE.match(spec)
         if not m:
             raise _bad(text, "a range is LO..HI:log:N or LO..HI:lin:N")
@@ -127,15 +130,17 @@ def parse_var(text: str, index: int = 0) -> Variable:
         for end in (lo, hi):
             if end.lower().lstrip("+-") != "max":
                 v = _number(end, text)
-                if not isinstance(v, Fraction):
-                    raise _bad(text, f"range end {end!r} must be finite")
+                if not isinstance(v, Fraction) or math.isinf(_float64(v)):
+                    raise _bad(text, f"range end {end!r} must be finite in float64")
         # a range has two ends, so at least two points (one point of LO..HI has no answer)
         n = _count(m["n"], text, least=2)
         var = Variable(name, spec, "range", lo=lo, hi=hi, scale=kind, count=n, index=index)
         if kind == "log":
             a, b = _range_ends(var, None)
             if a == 0 or b == 0 or (a < 0) != (b < 0):
-                raise _bad(text, "a log range needs two nonzero ends of the same sign")
+                zero = [e for e, f in ((lo, a), (hi, b)) if f == 0 and _number(e, text) != 0]
+                why = f" ({zero[0]} is 0 in float64)" if zero else ""
+                raise _bad(text, f"a log range needs two nonzero ends of the same sign{why}")
         return var
     if ":" in spec:
         raise _bad(text, f"unknown spec {spec!r}")
@@ -145,12 +150,29 @@ def parse_var(text: str, index: int = 0) -> Variable:
     return Variable(name, spec, "values", values=tuple(_number(p, text) for p in parts), index=index)
 
 
+def _float64(q) -> float:
+    """q rounded to float64, ±inf beyond its range (Fraction's float() raises OverflowError)."""
+    try:
+        return float(q)
+    except OverflowError:
+        return math.inf if q > 0 else -math.inf
+
+
 def _end(text: str, dt: DType | None) -> float:
+    """A range end in float64 (``max``: the dtype's), from which the points are spaced."""
     t = text.strip().lower()
     if t.lstrip("+-") == "max":
         big = dt.max if dt is not None else 1.0
         return -big if t.startswith("-") else big
-    return float(_number(text, text))
+    return _float64(_number(text, text))
+
+
+def _end_in(text: str, dt: DType) -> float:
+    """A range end as the dtype holds it: the decimal rounded once, as a value is (through float64
+    first, 65519.99999999999999 would be 65520 and then inf in float16, where it is 65504)."""
+    if text.strip().lower().lstrip("+-") == "max":
+        return _end(text, dt)
+    return round_exact(_number(text, text), dt)
 
 
 def _range_ends(var: Variable, dt: DType | None) -> tuple[float, float]:
@@ -209,8 +231,9 @@ def values(var: Variable, dt: DType, seed: int) -> np.ndarray:
         with np.errstate(all="ignore"):
             # halved ends, doubled back: −max..max would overflow linspace's step
             pts = np.geomspace(a, b, var.count) if var.scale == "log" else 2 * np.linspace(a / 2, b / 2, var.count)
-        pts[0], pts[-1] = a, b  # the ends exactly as given
-        return dt.cast(pts).astype(np.float64)
+        out = dt.cast(pts).astype(np.float64)
+        out[0], out[-1] = _end_in(var.lo, dt), _end_in(var.hi, dt)  # the ends exactly as given
+        return out
     if var.kind == "random":
         return _random(dt, var.count, np.random.default_rng([seed, var.index]))
     # exhaustive
