@@ -116,3 +116,52 @@ def test_literals_beyond_float64_are_invalid_input_rows(text, tmp_path, monkeypa
     assert len(rows) == 2 and all(",invalid-input,literal " in row and "overflows" in row for row in rows), rows
 
 
+def test_negative_expression_read_as_example_says_how_to_pass_it(tmp_path, monkeypatch):
+    r = _expr(["-expm1(x)", "--var", "x=1"], tmp_path, monkeypatch)
+    err = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(err) == 1 and "put -- before it" in err[0], err
+    r = _expr(["x", "-expm1(x)", "--var", "x=1"], tmp_path, monkeypatch)  # was "not both"
+    assert r.exit_code == 2 and "put -- before it" in r.stderr, r.stderr
+
+
+
+# ---- memory: the estimate sees every column and every character ---------------------------
+
+def _peak_rss(args) -> int:
+    proc = subprocess.Popen([sys.executable, "-m", "stabench", "expr", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert os.waitstatus_to_exitcode(status) == 0, err
+    return usage.ru_maxrss * 1024
+
+
+WIDE = "+".join(["x"] + [f"v{i}" for i in range(1, 30)])
+LONG = "x*1." + "0" * 900 + "1"
+
+
+@pytest.mark.parametrize("form, extra, output, n", [
+    (WIDE, [f"v{i}=1" for i in range(1, 30)], "json", 100_000),  # 30 × 370,000 rows peaked at 4.0 GiB
+    (LONG, [], "csv", 120_000),  # a 905-character expression: 3.3 KB a row in CSV
+])
+def test_estimate_covers_wide_rows_and_long_expressions(form, extra, output, n, tmp_path):
+    """JSON writes a key and a value per variable in every row, and every output a copy of the
+    expression per row; the estimate counted 40 bytes a variable and no text."""
+    specs = [f"x=random:{n}", *extra]
+    est = E.memory_estimate(E.plan([form], specs, "float16"), [output])
+    args = ["-d", "float16", f"--{output}", str(tmp_path / f"o.{output}")]
+    for s in specs:
+        args += ["--var", s]
+    peak = _peak_rss([*args, "--", form])
+    assert peak <= est <= limits.MEMORY_BUDGET, (peak, est)
+
+
+def test_the_estimate_refuses_what_peaked_at_4_gib():
+    p = E.plan([WIDE], ["x=random:370000", *[f"v{i}=1" for i in range(1, 30)]], "float16")
+    with pytest.raises(InputError, match="over the 2 GiB budget"):
+        E.check_memory(p, ["json"])
+    p = E.plan([LONG], ["x=random:2000000"], "float16")
+    with pytest.raises(InputError, match="over the 2 GiB budget"):
+        E.check_memory(p, ["csv"])
+

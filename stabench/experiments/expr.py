@@ -90,6 +90,19 @@ VAR_ROW_BYTES = 40
 OUTPUT_ROW_BYTES = {"csv": 220, "json": 3500, "markdown": 450, "parquet": 50, "plot": 170}
 #: What an output's library adds once imported (pyarrow 8 MB, matplotlib 36 MB measured).
 OUTPUT_BYTES = {"parquet": 10 * 2**20, "plot": 40 * 2**20}
+#: What each variable's column adds per row in an output, beyond VAR_ROW_BYTES: JSON writes a key
+#: and a value in every row (29 more variables over 10^5 float16 rows: +755 MB with --json, +119 MB
+#: without; issue 19's acceptance: 30 variables × 370,000 rows estimated at 1.9 GiB peaked at 4.0 GiB).
+OUTPUT_VAR_ROW_BYTES = {"json": 260, "markdown": 20, "csv": 10}
+#: What each character of a row's text (form, expression, note) costs per row: the table keeps a
+#: copy per row (pandas 3's string columns), and CSV, JSON and Markdown write it into every row of
+#: their text (a 905-character expression over 2·10^5 float16 rows: +0.9 KB a row without an
+#: output, +3.3 KB with --csv, +3.7 KB --json, +3.6 KB --markdown; the estimate had left it out).
+TEXT_CHAR_BYTES = 1.2
+OUTPUT_TEXT_CHAR_BYTES = {"csv": 3.0, "json": 3.5, "markdown": 3.5}
+#: Characters of the longest fixed note (a negative number to a non-integer power, …); a note that
+#: names a literal (literal … overflows float16) holds the literal's text too.
+NOTE_CHARS = 48
 
 
 @dataclass(frozen=True)
@@ -111,9 +124,9 @@ def plan(expressions=None, variables=None, dtype_list=None, *, seed: int = 0, ex
         expressions = [expressions]
     specs = list(variables or [])
     if example is not None:
+        ex = _examples.get(example)  # first: an unknown name may be an expression read as -e (-expm1(x))
         if expressions:
             raise InputError("give expressions or --example, not both")
-        ex = _examples.get(example)
         expressions = list(ex.forms)
         mine = {s.split("=", 1)[0].strip() for s in specs if "=" in s}
         specs = [s for s in ex.variables if s.split("=", 1)[0] not in mine] + specs
@@ -156,8 +169,19 @@ def memory_estimate(p: Plan, outputs=()) -> int:
 
     n = points(p)
     rows = n * len(p.expressions) * len(p.dtypes)
-    per_row = ROW_BYTES + VAR_ROW_BYTES * len(p.variables) + sum(OUTPUT_ROW_BYTES.get(o, 0) for o in outputs)
-    return limits.BASE_BYTES + rows * per_row + n * POINT_BYTES + sum(OUTPUT_BYTES.get(o, 0) for o in set(outputs))
+    outs = set(outputs)
+    per_var = VAR_ROW_BYTES + sum(OUTPUT_VAR_ROW_BYTES.get(o, 0) for o in outs)
+    per_row = ROW_BYTES + per_var * len(p.variables) + sum(OUTPUT_ROW_BYTES.get(o, 0) for o in outs)
+    per_char = TEXT_CHAR_BYTES + sum(OUTPUT_TEXT_CHAR_BYTES.get(o, 0) for o in outs)
+    text = n * sum(_row_text_bytes(e, dt) for e in p.expressions for dt in p.dtypes) * per_char
+    return int(limits.BASE_BYTES + rows * per_row + text + n * POINT_BYTES + sum(OUTPUT_BYTES.get(o, 0) for o in outs))
+
+
+def _row_text_bytes(e: Expression, dt: _dtypes.DType) -> int:
+    """Bytes of text (UTF-8) in each row of ``e`` in ``dt``: its label, its expression and the
+    longest note (which names a literal that overflows ``dt``)."""
+    over = [len((n.text or "").encode()) for n in e.nodes() if n.kind == "num" and not np.isfinite(literal_in(n, dt))]
+    return len(e.label.encode()) + len(e.text.encode()) + NOTE_CHARS + max(over, default=0)
 
 
 def check_memory(p: Plan, outputs=()) -> None:

@@ -6,6 +6,8 @@ engine as your own expressions. The textbook result each one reproduces is in ``
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -91,8 +93,11 @@ def get(name: str) -> Example:
     try:
         return EXAMPLES[name.strip().lower()]
     except KeyError:
+        # `stabench expr -expm1(x)` reads as -e xpm1(x): say how to pass such an expression
+        hint = ("; an expression that starts with '-' is read as options: put -- before it "
+                "(stabench expr -- '-expm1(x)')") if not re.fullmatch(r"[\w-]*", name.strip()) else ""
         raise InputError(f"unknown example {name!r}; valid: {', '.join(EXAMPLES)} "
-                         "(--example list shows them)") from None
+                         f"(--example list shows them){hint}") from None
 
 
 def listing() -> list[str]:
