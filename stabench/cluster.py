@@ -47,7 +47,18 @@ def check_address(address) -> tuple[str, str, int]:
         why = (f"scheme {scheme}:// is not a Dask scheduler's" if m and scheme not in SCHEMES
                else f"port {m.group('port')} is not in 1–65535" if m else "not a scheduler address")
         raise InputError(f"--scheduler {text!r}: {why}; expected {_VALID}")
-    return scheme, m.group("ipv6") or m.group("host"), int(m.group("port"))
+    host = m.group("host")
+    if host is not None and not _hostname_ok(host):
+        raise InputError(f"--scheduler {text!r}: {host[:80]!r} is not a host name (dot-separated labels of "
+                         f"1–63 characters, 253 in all); expected {_VALID}")
+    return scheme, m.group("ipv6") or host, int(m.group("port"))
+
+
+def _hostname_ok(host: str) -> bool:
+    """RFC 1035's lengths, which the resolver's IDNA encoding enforces with a UnicodeError (a
+    64-character label, or an empty one as in a..b, ended in a traceback): a trailing dot allowed."""
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    return len(host) <= 253 and all(1 <= len(label) <= 63 for label in labels)
 
 # The probe is built from source in a module of its own name, so that cloudpickle ships it by
 # value: a worker without stabench can still run it (and say so) instead of failing to unpickle.
@@ -120,8 +131,8 @@ def _probe_server(address: str, scheme: str, host: str, port: int) -> None:
         sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
     except socket.timeout:
         raise _unreachable(address, f"no connection within {CONNECT_TIMEOUT} s") from None
-    except OSError as e:
-        raise _unreachable(address, e.strerror or str(e) or type(e).__name__) from None
+    except (OSError, UnicodeError) as e:  # UnicodeError: a name the resolver's IDNA codec refuses
+        raise _unreachable(address, getattr(e, "strerror", None) or str(e) or type(e).__name__) from None
     with sock:
         if scheme != "tcp":
             return

@@ -124,6 +124,26 @@ def test_negative_expression_read_as_example_says_how_to_pass_it(tmp_path, monke
     assert r.exit_code == 2 and "put -- before it" in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("address", ["tcp://" + "a" * 64 + ":8786", "tcp://a..b:8786", "tcp://.a:1", "x" * 254 + ":1"])
+def test_scheduler_host_names_the_resolver_refuses(address):
+    """A 64-character label (or an empty one) made socket's IDNA codec raise UnicodeError: a
+    traceback after the syntax check had passed."""
+    with pytest.raises(InputError, match="is not a host name"):
+        cluster.check_address(address)
+
+
+def test_scheduler_host_names_within_the_limits_pass():
+    assert cluster.check_address("tcp://" + "a" * 63 + ":8786")[1] == "a" * 63
+    assert cluster.check_address("tcp://localhost.:8786")[1] == "localhost."
+
+
+def test_scheduler_probe_turns_a_resolver_unicode_error_into_one_line(monkeypatch):
+    def refuse(*a, **k):
+        raise UnicodeError("encoding with 'idna' codec failed (UnicodeError: label too long)")
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(InputError, match="cannot reach a Dask scheduler there"):
+        cluster._probe_server("tcp://h:1", "tcp", "h", 1)
+
 
 # ---- memory: the estimate sees every column and every character ---------------------------
 
