@@ -216,12 +216,13 @@ def check_path(path: str, what: str) -> str:
 def _probe(folder: str, what: str) -> None:
     """Create and remove a temp file in ``folder``: the only sure test that it takes new files
     (``os.access`` says yes to root in a read-only or virtual file system such as /proc)."""
-    try:
-        fd, p = tempfile.mkstemp(prefix=".stabench-probe-", dir=folder)
-    except OSError as e:
-        raise InputError(f"{what}: cannot create files in {_show(folder)} ({e.strerror})") from None
-    os.close(fd)
-    os.unlink(p)
+    with interrupt.shielded():  # a signal between create and remove would leave the probe behind
+        try:
+            fd, p = tempfile.mkstemp(prefix=".stabench-probe-", dir=folder)
+        except OSError as e:
+            raise InputError(f"{what}: cannot create files in {_show(folder)} ({e.strerror})") from None
+        os.close(fd)
+        os.unlink(p)
 
 
 def _file_keys(real: str) -> list:

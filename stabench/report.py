@@ -98,7 +98,8 @@ def check_out_dir(out: str) -> str:
     if not os.path.isdir(parent):
         raise InputError(f"--out {show}: folder {export._show(parent)} does not exist")
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".stabench-probe-", dir=parent))
+        with interrupt.shielded():  # a signal between create and remove would leave the probe behind
+            os.rmdir(tempfile.mkdtemp(prefix=".stabench-probe-", dir=parent))
     except OSError as e:
         raise InputError(f"--out {show}: cannot create folders in {export._show(parent)} ({e.strerror})") from None
     return real

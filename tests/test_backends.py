@@ -294,7 +294,8 @@ def test_8_bit_formats_with_range_are_refused_in_every_backend(name, fmt, tmp_pa
 
 BROKEN = {"ImportError": 'raise ImportError("libjax.so: cannot open shared object file")',
           "RuntimeError": 'raise RuntimeError("jaxlib version 0.1 is older than jax requires")',
-          "AttributeError": "import numpy\nnumpy.no_such_attribute"}
+          "AttributeError": "import numpy\nnumpy.no_such_attribute",
+          "SystemExit": "import sys\nsys.exit(3)"}  # it ended the run silently with code 3
 
 
 @pytest.mark.parametrize("kind", list(BROKEN))

@@ -180,7 +180,8 @@ def load_framework(mod) -> None:
     half-upgraded install raises ImportError, RuntimeError, AttributeError…)."""
     try:
         mod.load_framework()
-    except Exception as e:  # noqa: BLE001 — whatever the framework raises, the backend cannot run
+    except (Exception, SystemExit) as e:  # noqa: BLE001 — whatever the framework raises (a sys.exit()
+        # in its import included: it ended the run silently with that code), the backend cannot run
         raise Unavailable(f"backend {mod.NAME!r}: its framework is installed but fails to import ({one_line(e)}); "
                           f'repair it (pip install --force-reinstall "stabench[{mod.NAME}]")') from None
 
