@@ -1,13 +1,11 @@
 """`stabench expr` within the memory budget: what would not fit is refused before any work, with the
 estimate (issue 19: --json of 2·10^6 points and 8 forms × 2·10^6 points were killed above 3 GiB)."""
-import os
-import subprocess
-import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from stabench import limits
+from frames import peak_rss
 from stabench.cli import app
 from stabench.experiments import expr as E
 
@@ -38,20 +36,9 @@ def test_estimate_grows_with_points_forms_dtypes_and_outputs():
     E.check_memory(E.plan(["x"], ["x=random:2000000"], "float16"))  # the largest grid, one form: fits
 
 
-def _peak_rss(args) -> int:
-    """Peak RSS (bytes) of `python -m stabench expr ARGS` in a subprocess (ru_maxrss of that child)."""
-    proc = subprocess.Popen([sys.executable, "-m", "stabench", "expr", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    assert os.waitstatus_to_exitcode(status) == 0, err
-    return usage.ru_maxrss * 1024
-
-
 def test_estimate_covers_the_measured_peak(tmp_path):
     args = ["x", "x+1", "-d", "float16", "--var", "x=random:60000", "--csv", str(tmp_path / "o.csv"),
             "--json", str(tmp_path / "o.json")]
     est = E.memory_estimate(E.plan(["x", "x+1"], ["x=random:60000"], "float16"), ["csv", "json"])
-    peak = _peak_rss(args)
+    peak = peak_rss(["expr", *args])
     assert peak <= est <= limits.MEMORY_BUDGET, (peak, est)
