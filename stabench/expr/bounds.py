@@ -262,13 +262,11 @@ def _monotone_cosh(v, upper: bool):
     return half_exp if _inf(half_exp) else (half_exp / 2).lower()
 
 
-def _ev(node: Node, env: dict, ev_pow):
+def _ev(node: Node, env: dict, ev_pow, ev_leaf):
     k = node.kind
     if k in ("var", "num", "const"):
-        from .reference import _compile
-
-        return _interval(_compile(node)(env))
-    args = [_ev(a, env, ev_pow) for a in node.args]
+        return _interval(ev_leaf(node, env))
+    args = [_ev(a, env, ev_pow, ev_leaf) for a in node.args]
     if k == "neg":
         return neg(args[0])
     if k == "add":
@@ -284,11 +282,12 @@ def _ev(node: Node, env: dict, ev_pow):
     return _call(node.name, args)
 
 
-def bounds(node: Node, env: dict, ev_pow):
+def bounds(node: Node, env: dict, ev_pow, ev_leaf):
     """(lower, upper) of the exact value of ``node`` at ``env`` (arb points by variable), each an
     exact arb point or ±inf, at arb's current precision; None where some operation cannot carry
-    bounds. ``ev_pow`` is the reference's power of two balls."""
+    bounds. ``ev_pow`` is the reference's power of two balls, ``ev_leaf(node, env)`` its ball of a
+    variable, number or constant (passed in: this module is below :mod:`.reference`)."""
     try:
-        return _ev(node, env, ev_pow)
+        return _ev(node, env, ev_pow, ev_leaf)
     except (_GiveUp, ZeroDivisionError, ValueError, OverflowError):
         return None

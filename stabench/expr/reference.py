@@ -381,7 +381,7 @@ def _beyond_range(tree: Node, env: dict):
 
     from .bounds import bounds
 
-    b = bounds(tree, env, lambda a, c: _pow(a, c, False))
+    b = bounds(tree, env, lambda a, c: _pow(a, c, False), lambda leaf, e: _compile(leaf)(e))
     if b is None:
         return None
     lo, hi = b
