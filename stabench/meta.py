@@ -118,8 +118,9 @@ def build(*, seed=None, command: str | None = None, timestamp: bool = True, **ex
         m["tensorflow"] = sys.modules["tensorflow"].__version__
         if "keras" in sys.modules:
             m["keras"] = sys.modules["keras"].__version__
-    for name, mod in sorted(sys.modules.items()):  # every backend the run loaded reports its own
-        if name.startswith("stabench.backends.") and name.endswith("_backend") and hasattr(mod, "versions"):
+    for name, mod in sorted(sys.modules.items()):  # every backend whose framework the run imported reports its own
+        if (name.startswith("stabench.backends.") and name.endswith("_backend") and hasattr(mod, "versions")
+                and getattr(mod, "FRAMEWORK", None) in sys.modules):  # (a module read for its method table: no)
             m.update(mod.versions())
     m["platform"] = platform.platform()
     cpu = cpu_info()

@@ -182,11 +182,7 @@ def methods(experiment: str) -> list[Method]:
 
 def versions() -> dict:
     """JAX, jaxlib and optax versions."""
-    import sys
-
-    if jax is None and "jax" not in sys.modules:  # not imported: its module was read for its table
-        return {}
-    load_framework()
+    load_framework()  # (meta asks only where the framework was imported)
     import jaxlib
 
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__}

@@ -128,11 +128,7 @@ def methods(experiment: str) -> list[Method]:
 def versions() -> dict:
     """Framework versions, and whether TensorFlow's deterministic kernels were on (they change
     some graph-mode results)."""
-    import sys
-
-    if tf is None and "tensorflow" not in sys.modules:  # not imported: its module was read for its table
-        return {}
-    load_framework()
+    load_framework()  # (meta asks only where the framework was imported)
     out = {"tensorflow": tf.__version__, "keras": keras.__version__}
     try:
         from tensorflow.python.framework import config as _tfconfig

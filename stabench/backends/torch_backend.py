@@ -134,11 +134,7 @@ def methods(experiment: str) -> list[Method]:
 
 def versions() -> dict:
     """PyTorch's version and its intra-op thread count."""
-    import sys
-
-    if torch is None and "torch" not in sys.modules:  # not imported: its module was read for its table
-        return {}
-    load_framework()
+    load_framework()  # (meta asks only where the framework was imported)
     return {"torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
