@@ -52,10 +52,15 @@ ROW_BYTES = 400
 #: What each output of the rows adds per row: the CSV and Markdown texts are built in memory,
 #: the JSON export builds one dict per row and then its text; ``detail`` is --detail's terminal table.
 #: ``detail`` is --detail's selection of each table's rows (a filtered copy of every row); it prints
-#: at most render.DETAIL_ROWS of them per table, which rich builds at about 4.4 KB a row
+#: at most DETAIL_ROWS of them per table, which rich builds at about 4.4 KB a row
 #: (DETAIL_TABLE_BYTES, counted once per table).
 OUTPUT_ROW_BYTES = {"csv": 350, "markdown": 600, "json": 6000, "detail": 400}
-DETAIL_TABLE_BYTES = 1_000 * 6000
+#: --detail (expr, loss) prints at most this many rows per table: rich draws about 1 ms per row on
+#: the loaded 2-core test machine (2·10^5 rows took minutes; loss's 99,992 rows 84 s), and 4·10^5
+#: folded lines are no terminal output; above it, the rows with the largest ulp errors (the exports
+#: have every row).
+DETAIL_ROWS = 1_000
+DETAIL_TABLE_BYTES = DETAIL_ROWS * 6000
 #: Rows per method and case for backends that also report an execution variant (TensorFlow's
 #: ``@graph`` rows appear where graph mode differs): counted as if every one did.
 VARIANT_ROWS = 2

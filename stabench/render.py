@@ -10,13 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import dtypes
+from . import dtypes, limits
 
-#: --detail (expr, loss) prints at most this many rows per table: rich draws about 1 ms per row on
-#: the loaded 2-core test machine (2·10^5 rows took minutes; loss's 99,992 rows 84 s), and 4·10^5
-#: folded lines are no terminal output; above it, the rows with the largest ulp errors (the exports
-#: have every row).
-DETAIL_ROWS = 1_000
+#: --detail prints at most this many rows per table (see limits.DETAIL_ROWS: why, and its memory).
+DETAIL_ROWS = limits.DETAIL_ROWS
 
 
 def detail_rows(df, limit: int | None = None) -> tuple:

@@ -33,6 +33,7 @@ every backend in calls of exactly N rows; the default is one call over all the c
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 
@@ -155,24 +156,20 @@ def _without_grad(fn):
 _CALLS = {}
 
 
+@functools.cache
 def load_framework() -> None:
-    """Import JAX and optax (once), turn on the compilation cache and build the calls."""
+    """Import JAX and optax, turn on the compilation cache and build the calls (once: a call that
+    fails part-way is not cached, the next one starts again)."""
     global jax, jnp, optax
-    if jax is not None:
-        return
-    import jax as jax_
-    import jax.numpy as jnp_
-    import optax as optax_
+    import jax
+    import jax.numpy as jnp
+    import optax
 
-    jnp, optax = jnp_, optax_
-    calls = {}
+    _enable_cache()
     for key, fn in _FNS.items():
         for grad in (False, True):
             f = (_with_grad if grad else _without_grad)(fn)
-            calls[(*key, grad)] = (f, jax_.jit(f))
-    jax = jax_  # last: it marks the import done
-    _enable_cache()
-    _CALLS.update(calls)
+            _CALLS[(*key, grad)] = (f, jax.jit(f))
 
 
 def methods(experiment: str) -> list[Method]:

@@ -54,6 +54,7 @@ lines (written before its logging is initialised, so the variable does not reach
 """
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -72,14 +73,14 @@ VARIANTS = {"graph": "the same traced once as a `tf.function` graph (what `model
                      "recover the logits from a graph op); reported only where it differs"}
 
 
+@functools.cache
 def load_framework() -> None:
-    """Import TensorFlow and Keras (once), quietly (see the module docstring)."""
+    """Import TensorFlow and Keras (once: a failed import is not cached), quietly (see the module
+    docstring)."""
     global tf, keras
-    if tf is None:
-        from ..frameworks import tensorflow_and_keras
+    from ..frameworks import tensorflow_and_keras
 
-        tf_, keras = tensorflow_and_keras()
-        tf = tf_  # last: it marks the import done
+    tf, keras = tensorflow_and_keras()
 
 #: Above this many classes the model path feeds one-hot rows instead of an identity kernel; with
 #: more cases than this too, it refuses (the N×N or K×K matrix would be too large).

@@ -33,6 +33,7 @@ never inside one case's reduction, so the values do not depend on the thread cou
 """
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 
@@ -59,15 +60,13 @@ VARIANTS = {
 }
 
 
+@functools.cache
 def load_framework() -> None:
-    """Import PyTorch (once)."""
+    """Import PyTorch (once: a failed import is not cached, the next call tries again)."""
     global torch, F, nn
-    if torch is None:
-        import torch as torch_
-        import torch.nn.functional as F_
-        from torch import nn as nn_
-
-        F, nn, torch = F_, nn_, torch_  # torch last: it marks the import done
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
 
 
 def variant_unavailable(variant: str) -> str:

@@ -79,7 +79,7 @@ def chosen_methods(exp, mod, opts: Options) -> list:
     return [m for m in exp.methods(mod) if wanted is None or m.name in wanted]
 
 
-def check_methods(opts: Options, dtype_names=None) -> None:
+def check_methods(opts: Options) -> None:
     """Refuse (before any work, without importing a framework: the backends' tables are static) a
     ``--method`` that is empty, names a method or ``method@variant`` that no chosen backend offers
     for the chosen experiments, or a variant that would give no row: one evaluated in none of the
@@ -101,7 +101,7 @@ def check_methods(opts: Options, dtype_names=None) -> None:
     if unknown:
         raise InputError(f"--method {', '.join(unknown)}: no chosen backend offers it for the chosen experiments; "
                          f"{valid}")
-    dts = {d.name for d in _dtypes.parse_list(opts.dtypes if dtype_names is None else dtype_names)}
+    dts = {d.name for d in _dtypes.parse_list(opts.dtypes)}
     for n in sorted(x for x in names if "@" in x):
         variant = n.split("@", 1)[1]
         mod = offered[n]
