@@ -379,7 +379,7 @@ def _beyond_range(tree: Node, env: dict):
     finite and decide it, else None."""
     from flint import arb
 
-    from .bounds import bounds
+    from .bounds import _ball, bounds
 
     b = bounds(tree, env, lambda a, c: _pow(a, c, False), lambda leaf, e: _compile(leaf)(e))
     if b is None:
@@ -393,8 +393,7 @@ def _beyond_range(tree: Node, env: dict):
         return -math.inf, 0.0, "", math.nan
     if isinstance(lo, float) or isinstance(hi, float):
         return None
-    y = lo + (hi - lo) * arb(0.5, 0.5)
-    got = certify(y)
+    got = certify(_ball(lo, hi))
     if got is None or 0 < abs(got[0]) < TAIL_BELOW:  # (a tiny result: its tail, undecided here)
         return None
     return got[0], got[1], "", math.nan
