@@ -153,11 +153,12 @@ def _targets(csv: Optional[str], json: Optional[str], markdown: Optional[str],
     return targets
 
 
-def _emit(rows, tables: dict, targets, seed=None, **extra) -> None:
+def _emit(rows, tables: dict, targets, seed=None, files=(), **extra) -> None:
+    """Write the outputs, and ``files`` ((path, bytes): a plot), as one all-or-nothing group."""
     from . import export, meta
 
-    if targets:
-        export.export(rows, meta.build(seed=seed, command=_COMMAND, **extra), targets, tables)
+    if targets or files:
+        export.export(rows, meta.build(seed=seed, command=_COMMAND, **extra), targets, tables, extra=files)
 
 
 @app.command()
@@ -259,11 +260,8 @@ def expr_cmd(
         from .expr import plot as xplot
 
         extra.append((plot, xplot.error_plot(df, name, exp.title(p))))
-    if targets or extra:
-        from . import export, meta
-
-        export.export(df, meta.build(seed=seed, command=_COMMAND, wall_seconds=round(time.perf_counter() - started, 3)),
-                      targets, {"summary": summ}, extra=extra)
+    _emit(df, {"summary": summ}, targets, seed=seed, files=extra,
+          wall_seconds=round(time.perf_counter() - started, 3))
     if any(p_ == "-" for _, p_ in targets):
         return
     out = render.console()

@@ -253,11 +253,12 @@ def check_targets(targets: list[tuple[str, str]], inputs: list[tuple[str, str | 
     seen: dict = {}
 
     def claim(path: str, what: str) -> None:
-        for k in _file_keys(os.path.realpath(path)) if read else ():  # first: a read-only input says so
+        keys = _file_keys(os.path.realpath(path))  # (check_path resolves it the same way)
+        for k in keys:  # first: a read-only input says so
             if k in read:
                 raise InputError(f"{what} {_show(path)} names the input file of {read[k]}: writing it would "
                                  "replace the data it is computed from; give the output another file name")
-        keys = _file_keys(check_path(path, what))
+        check_path(path, what)
         for k in keys:
             if k in seen:
                 raise InputError(f"{what} {_show(path)} and {seen[k]} name the same file; give each output its own file")

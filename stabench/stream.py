@@ -37,7 +37,7 @@ from . import dtypes as _dtypes
 from . import experiment as _experiment
 from . import metrics
 from .backends import SigmoidCases
-from .errors import CWD_GONE, InputError, cwd_gone
+from .errors import CWD_GONE, InputError, cwd_gone, fd_limit_text
 from .experiment import HIST_MAX, HIST_MIN, N_BINS, bin_upper_edge  # noqa: F401  (stream.* API)
 
 #: Logits per chunk (×2 cases): ~2^16 float64 temporaries stay in L2 cache.
@@ -819,8 +819,6 @@ def check_open_files(workers: int) -> None:
         import resource
     except ImportError:  # pragma: no cover - not a POSIX system
         return
-    from .errors import fd_limit_text
-
     base = _open_files() + POOL_FILES + SPARE_FILES
     need = base + FILES_PER_WORKER * workers
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
