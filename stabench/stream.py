@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -596,6 +597,22 @@ def load_state(plan: Plan, source: Source, state_path: str) -> tuple[set, dict] 
     return set(done), total
 
 
+STATE_MAX_DEPTH = 8
+"""Deepest nesting a state file may have: :func:`run` writes 3 levels (state → total → aggregate →
+lists); anything deeper is not a state, and refusing it before parsing keeps the verdict the same
+whatever recursion limit the process runs under."""
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _json_depth(data: bytes) -> int:
+    """Deepest bracket nesting of JSON text ``data``, brackets inside strings not counted (an
+    unterminated string leaves its brackets counted, which can only make a broken file deeper)."""
+    b = np.frombuffer(_JSON_STRING.sub(b'""', data), dtype=np.uint8)
+    step = np.isin(b, (ord("["), ord("{"))).astype(np.int64) - np.isin(b, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
+
+
 def _read_state(state_path: str, limit: int, bad):
     """The parsed JSON of a state file of at most ``limit`` bytes; ``bad(why)`` is raised for a
     larger file, and for one that is not UTF-8 JSON, nests too deeply for the parser (RecursionError)
@@ -609,6 +626,10 @@ def _read_state(state_path: str, limit: int, bad):
     if size > limit or len(data) > limit:  # also a file that grew while being read
         raise bad(f"is {max(size, len(data)):,} bytes, more than a state of this run can be "
                   f"({limit:,} bytes at most): not a stabench resume state")
+    if _json_depth(data) > STATE_MAX_DEPTH:  # decided here, not by the interpreter's recursion limit,
+        # which the frameworks raise (torch's inductor sets max(limit, 2000)) and which differs by run
+        raise bad(f"cannot be read (not a stabench resume state: JSON nested too deeply, more than "
+                  f"{STATE_MAX_DEPTH} levels)")
     try:
         return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except RecursionError:

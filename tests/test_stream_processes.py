@@ -274,13 +274,32 @@ def test_a_huge_state_file_is_refused_unread(saved_state, size):
     ('{"a": ' * 2_000 + "1" + "}" * 2_000, "nested too deeply"),
     ("[" * 5_000, "nested too deeply"),
 ])
-def test_a_deeply_nested_state_is_refused(saved_state, content, message):
-    """[[[…]]] 10^5 deep ended in a RecursionError traceback."""
+@pytest.mark.parametrize("recursion_limit", [None, 20_000])
+def test_a_deeply_nested_state_is_refused(saved_state, content, message, recursion_limit):
+    """[[[…]]] 10^5 deep ended in a RecursionError traceback. Whether json's parser reached the
+    interpreter's recursion limit depended on the process: torch's inductor raises it to 2,000, and
+    CI, where it had been raised, read 2,000 nested objects as a wrong-shaped state. The depth is
+    now decided before parsing, under any limit."""
     state, argv = saved_state
     state.write_text(content)
-    r = CliRunner().invoke(app, argv)
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(recursion_limit or old)
+    try:
+        r = CliRunner().invoke(app, argv)
+    finally:
+        sys.setrecursionlimit(old)
     assert r.exit_code == 2 and message in r.stderr and "not a stabench resume state" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_state_depth_counts_brackets_outside_strings_only(saved_state):
+    """A real state is well inside the depth bound, and brackets inside its strings do not count."""
+    state, _ = saved_state
+    data = state.read_bytes()
+    assert 3 <= stream._json_depth(data) <= stream.STATE_MAX_DEPTH
+    assert stream._json_depth(b'{"k": "[[[[[[[[[[[[[[[[[[[[\\"[[[[["}') == 1
+    assert stream._json_depth(b'[[1], [[2]]]') == 3
+    assert stream._json_depth(b'') == 0
 
 
 @pytest.mark.parametrize("edit", [
