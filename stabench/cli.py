@@ -308,36 +308,28 @@ def loss(
     Example: stabench loss --dtype float16 --experiment sigmoid --csv loss.csv
     """
     targets = _targets(csv, json, markdown, parquet, inputs=[("--logits-file", logits_file)])
-    from . import render, stream
+    from . import render
     from .experiments import loss as exp
 
-    stream.check_workers(workers)
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
                        logits_file=logits_file, labels=labels, points=points, seed=seed,
                        classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range, methods=method,
                        batch_size=batch_size)
-    validate.loss_options(opts)
-    exp.check_methods(opts)
-    streaming = exp.streams(opts)
-    if not streaming:  # the row path keeps every row: refuse what would not fit the memory budget
-        exp.check_loss(opts, [f for f, _ in targets] + (["detail"] if detail else []))
+    # a streaming run saves its progress beside its first output file
+    state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
+    plan = exp.plan(opts, outputs=[f for f, _ in targets] + (["detail"] if detail else []),
+                    workers=workers or None, state_path=state, resume=resume, scheduler=scheduler)
+    streaming = plan.streaming
+    if plan.note:
+        typer.echo(plan.note, err=True)
     started = time.perf_counter()
     bar = render.ProgressBar(delay=1.0)
     try:
         if streaming:
-            first = exp.stream_backends(None)
-            if not backend and exp.parse_backends(None) != first:  # a full audit costs minutes per framework
-                typer.echo(f"stabench: note: streaming runs without --backend use {first[0]} only "
-                           "(pass --backend with a comma list for others, e.g. --backend torch)", err=True)
-            state = (next((p for _, p in targets if p != "-"), None) or ".stabench-loss") + ".resume"
-            df, summ, hist = exp.run_streaming(opts, workers=workers or None, state_path=state,
-                                               resume=resume, progress=bar, scheduler=scheduler)
+            df, summ, hist = exp.run_streaming(plan, progress=bar)
             tables = {"summary": summ, "histogram": hist}
         else:
-            if resume or scheduler is not None:
-                raise InputError(f"{'--resume' if resume else '--scheduler'} is for streaming runs "
-                                 "(exhaustive float32, --range, random above 2^18 points)")
-            df = exp.run(opts, progress=bar)
+            df = exp.run(plan, progress=bar)
             summ = exp.summary(df)
             tables = {"summary": summ}
     finally:

@@ -12,6 +12,7 @@ import functools
 import math
 import os
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,18 +104,43 @@ def parse_numbers(text: str, what: str = "--logits") -> np.ndarray:
     return np.array(vals, dtype=np.float64)
 
 
-def scalars(spec: str, dt: DType, *, points: int = 200, seed: int = 0) -> np.ndarray:
-    """The scalar logit set named by ``--logits`` for ``dt``, rounded to ``dt``."""
-    spec = spec.strip()
-    if spec == "extreme":
+@dataclass(frozen=True)
+class LogitSet:
+    """``--logits`` parsed once: a preset (:data:`PRESETS`) or the numbers of a comma list. It
+    prints as given, so that a message quoting ``--logits`` reads as the user wrote it."""
+
+    kind: str  #: one of PRESETS, or "list"
+    values: tuple = ()  #: the numbers of a "list" (float64 values, nan and inf allowed)
+    text: str = ""  #: the option as given
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def logit_set(spec: "str | LogitSet") -> LogitSet:
+    """``--logits`` (a preset name or a comma list of numbers) as a :class:`LogitSet`; one that is
+    already parsed is returned as it is."""
+    if isinstance(spec, LogitSet):
+        return spec
+    name = spec.strip()
+    if name in PRESETS:
+        return LogitSet(name, (), spec)
+    return LogitSet("list", tuple(parse_numbers(name).tolist()), spec)
+
+
+def scalars(spec: "str | LogitSet", dt: DType, *, points: int = 200, seed: int = 0) -> np.ndarray:
+    """The scalar logit set named by ``--logits`` (text, or a :class:`LogitSet`) for ``dt``,
+    rounded to ``dt``."""
+    s = logit_set(spec)
+    if s.kind == "extreme":
         return extreme(dt)
-    if spec == "sweep":
+    if s.kind == "sweep":
         return sweep(dt, points)
-    if spec == "random":
+    if s.kind == "random":
         return random(dt, points, seed)
-    if spec == "exhaustive":
+    if s.kind == "exhaustive":
         return exhaustive(dt)
-    return dt.cast(parse_numbers(spec)).astype(np.float64)
+    return dt.cast(np.array(s.values, dtype=np.float64)).astype(np.float64)
 
 
 def _check_points(points: int) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -38,14 +40,15 @@ DETAIL_TERMINAL_COLUMNS = ["backend", "method", "dtype", "result_dtype", "case_k
                            "value", "reference", "ulp_error", "status"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Options:
-    """Every option of a loss run (what the CLI parses; defaults are the CLI's)."""
+    """Every option of a loss run (what the CLI parses; defaults are the CLI's), as given: :func:`plan`
+    checks them and turns them into a :class:`LossPlan`."""
 
     experiments: list[str] = field(default_factory=lambda: list(EXPERIMENTS))
     dtypes: list = field(default_factory=lambda: list(_dtypes.DTYPE_NAMES))
     backends: list[str] | None = None  #: None: every installed backend
-    logits: str = "extreme"
+    logits: str = "extreme"  #: text, or (in a plan's options) an inputs.LogitSet
     logits_file: str | None = None
     labels: str | None = None
     points: int = 200
@@ -57,6 +60,86 @@ class Options:
     value_range: str | None = None  #: streaming exhaustive runs: "LO,HI"
     batch_size: int | None = None  #: rows per backend call (None: all the cases of an experiment and dtype)
     methods: str | None = None  #: a comma list of method names to run (None: every method)
+
+
+@dataclass(frozen=True, eq=False)
+class LossPlan:
+    """A loss run, parsed and checked once by :func:`plan` before any framework is imported or any
+    work is done: :func:`run` and :func:`run_streaming` take it and check nothing.
+
+    ``options`` are the options with ``--logits`` parsed (an :class:`inputs.LogitSet`): what an
+    experiment reads to build its cases (logits, labels, points, seed, classes …)."""
+
+    options: Options
+    experiments: tuple[str, ...]  #: experiment names, in display order
+    dtypes: tuple[_dtypes.DType, ...]
+    backends: tuple[str, ...]  #: backend names (their frameworks are imported by the runner)
+    named_backends: bool  #: whether --backend named them (a framework that fails to import is then an error)
+    methods: Mapping  #: (experiment, backend) → the chosen methods (from the backends' static tables)
+    selected: frozenset | None  #: the names --method gives (NAME or NAME@VARIANT); None: every method
+    logits: inputs.LogitSet
+    file: tuple | None  #: (logits, labels or None) of --logits-file, read once
+    streaming: bool
+    outputs: tuple[str, ...]  #: export formats, and "detail" for --detail (the memory estimate counts them)
+    memory: int  #: estimated peak bytes (row runs: loss_estimate; streaming runs: stream_estimate)
+    rows: int  #: estimated result rows (row runs; 0 for streaming runs)
+    batches: Mapping  #: row runs: (experiment, dtype name) → its Batch of cases
+    workers: int | None = None  #: streaming runs: processes (None: every core)
+    state_path: str | None = None  #: streaming runs: the resume state's base path
+    resume: bool = False
+    scheduler: str | None = None  #: streaming runs: a Dask scheduler's address
+    value_range: tuple | None = None  #: streaming exhaustive runs: (lo, hi)
+    runs: tuple = ()  #: streaming runs: (stream.Plan, stream.Source, state path) per experiment, backend and dtype
+    note: str = ""  #: a line for stderr before the run (which backends a streaming run uses)
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        return ("loss", "grad") if self.options.grad else ("loss",)
+
+
+def plan(opts: Options | None = None, *, outputs=(), streaming: bool | None = None, workers: int | None = None,
+         state_path: str | None = None, resume: bool = False, scheduler: str | None = None, **kw) -> LossPlan:
+    """Check every option of a loss run and build its :class:`LossPlan`: the one place a loss run is
+    validated (raise :class:`InputError` on the first problem), before any framework import or work.
+
+    ``opts`` (or keyword arguments naming its fields) are the options; ``outputs`` the export formats
+    and "detail" (the row path's memory estimate counts them). ``streaming``: None decides as the CLI
+    does (:func:`streams`); True or False forces the path (the Python API's :func:`run_streaming` and
+    :func:`run`). ``workers``, ``state_path``, ``resume`` and ``scheduler`` are a streaming run's.
+    Reads ``--logits-file`` once (after the estimate, which counts its shape without parsing it)."""
+    from .. import stream
+
+    opts = opts or Options(**kw)
+    stream.check_workers(workers)
+    validate.loss_options(opts)
+    check_methods(opts)
+    opts = _with(opts, logits=inputs.logit_set(opts.logits))  # --logits read here, once
+    if streaming is None:
+        streaming = streams(opts)
+    exps = tuple(parse_experiments(opts.experiments))
+    dts = tuple(_dtypes.parse_list(opts.dtypes))
+    common = dict(options=opts, experiments=exps, dtypes=dts, named_backends=bool(opts.backends),
+                  selected=None if (n := method_names(opts)) is None else frozenset(n), logits=opts.logits,
+                  outputs=tuple(outputs))
+    if streaming:
+        return _stream_plan(opts, common, workers, state_path, resume, scheduler)
+    need, rows = check_loss(opts, outputs)  # the row path keeps every row: what would not fit is refused
+    if resume or scheduler is not None:
+        raise InputError(f"{'--resume' if resume else '--scheduler'} is for streaming runs "
+                         "(exhaustive float32, --range, random above 2^18 points)")
+    backend_names = tuple(parse_backends(opts.backends))
+    if not backend_names:
+        raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
+    file = inputs.load_file(opts.logits_file) if opts.logits_file else None
+    # every input is built and checked before a framework is imported: bad input fails fast
+    batches = {(exp, dt.name): _experiment.get(exp).batch(opts, dt, file) for exp in exps for dt in dts}
+    if opts.batch_size is not None:
+        for b in batches.values():
+            inputs.check_size(opts.batch_size, b.classes)
+    methods = {(e, b): tuple(chosen_methods(_experiment.get(e), _backends.load(b), opts))
+               for e in exps for b in backend_names}
+    return LossPlan(**common, backends=backend_names, methods=MappingProxyType(methods), file=file,
+                    streaming=False, memory=need, rows=rows, batches=MappingProxyType(batches))
 
 
 def method_names(opts: Options) -> set[str] | None:
@@ -171,41 +254,28 @@ def parse_backends(value: str | list[str] | None) -> list[str]:
 # run
 
 
-def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
+def run(opts: Options | LossPlan | None = None, progress=None, **kw) -> pd.DataFrame:
     """Run the loss experiments; one row per (experiment, quantity, backend, method, dtype, case).
 
-    ``opts`` (or keyword arguments naming its fields) selects what runs. ``progress``, if given, is
-    called with (done, total, label) before each (experiment, dtype, backend) step, the label
-    naming that step, and once at the end.
+    ``opts`` is a :class:`LossPlan` (checks nothing more), or :class:`Options` (or keyword arguments
+    naming its fields) turned into the row path's plan first. ``progress``, if given, is called with
+    (done, total, label) before each (experiment, dtype, backend) step, the label naming that step,
+    and once at the end.
     """
-    opts = opts or Options(**kw)
-    validate.loss_options(opts)
-    check_methods(opts)
-    check_loss(opts)
-    exps = parse_experiments(opts.experiments)
-    dts = _dtypes.parse_list(opts.dtypes)
-    backend_names = parse_backends(opts.backends)
-    if not backend_names:
-        raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
-    file = inputs.load_file(opts.logits_file) if opts.logits_file else None
-    # every input is built and checked before a framework is imported: bad input fails fast
-    batches = {(exp, dt.name): _experiment.get(exp).batch(opts, dt, file) for exp in exps for dt in dts}
-    if opts.batch_size is not None:
-        for b in batches.values():
-            inputs.check_size(opts.batch_size, b.classes)
-    mods, skipped = usable_backends(backend_names, opts)
-    quantities = ["loss", "grad"] if opts.grad else ["loss"]
-    total, done = len(exps) * len(dts) * len(mods), 0
+    p = opts if isinstance(opts, LossPlan) else plan(opts or Options(**kw), streaming=False)
+    mods, skipped = usable_backends(list(p.backends), p.options)
+    quantities = list(p.quantities)
+    total, done = len(p.experiments) * len(p.dtypes) * len(mods), 0
     parts = []
-    for exp in exps:
-        for dt in dts:
-            batch = batches[(exp, dt.name)]
+    for exp in p.experiments:
+        for dt in p.dtypes:
+            batch = p.batches[(exp, dt.name)]
             ref = _experiment.get(exp).reference(batch.cases, dt)
             for mod in mods:
                 if progress:  # the label names the step that now runs
                     progress(done, total, f"{exp} {dt.name} {mod.NAME}")
-                for method in chosen_methods(_experiment.get(exp), mod, opts):
-                    parts += _rows(exp, mod.NAME, method, dt, batch, ref, quantities, mod, opts)
+                for method in p.methods[(exp, mod.NAME)]:
+                    parts += _rows(exp, mod.NAME, method, dt, batch, ref, quantities, mod, p)
                 done += 1
     if progress:
         progress(done, total, "done")
@@ -215,11 +285,11 @@ def run(opts: Options | None = None, progress=None, **kw) -> pd.DataFrame:
     return df
 
 
-def _rows(exp, backend, method, dt, batch, ref, quantities, mod, opts) -> list[pd.DataFrame]:
+def _rows(exp, backend, method, dt, batch, ref, quantities, mod, p: LossPlan) -> list[pd.DataFrame]:
     """The rows of one method in one dtype, when ``--method`` selects it, plus each execution variant
     that differs from it — or that ``--method`` names (``NAME@VARIANT``: its rows in every dtype it
     is evaluated in, identical or not; where the method is unsupported, so is the variant)."""
-    names = method_names(opts)
+    names, opts = p.selected, p.options
     own = names is None or method.name in names
     named = [] if names is None else [n.split("@", 1)[1] for n in sorted(names) if _base(n) == method.name and "@" in n]
     try:
@@ -290,12 +360,13 @@ def streams(opts: Options) -> bool:
     float64 dtypes)."""
     from .. import stream
 
-    if opts.value_range and opts.logits != "exhaustive":
+    kind = inputs.logit_set(opts.logits).kind
+    if opts.value_range and kind != "exhaustive":
         raise InputError("--range restricts --logits exhaustive; add --logits exhaustive")
     dts = _dtypes.parse_list(opts.dtypes)
     streaming = bool(opts.value_range) or \
-        (opts.logits == "exhaustive" and any(d.bits == 32 for d in dts)) or \
-        (opts.logits == "random" and opts.points > stream.STREAM_RANDOM_ABOVE)
+        (kind == "exhaustive" and any(d.bits == 32 for d in dts)) or \
+        (kind == "random" and opts.points > stream.STREAM_RANDOM_ABOVE)
     if not streaming:
         return False
     exps = [_experiment.get(e) for e in parse_experiments(opts.experiments)]
@@ -319,31 +390,18 @@ def stream_backends(value) -> list[str]:
     return parse_backends(value) if value else _backends.names()[:1]
 
 
-def run_streaming(opts: Options, *, workers: int | None = None, state_path: str | None = None,
-                  resume: bool = False, progress=None, scheduler: str | None = None
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """A streaming run of every selected experiment that streams, with every selected backend's
-    methods (one backend call per method and chunk), on local processes or, with ``scheduler`` (a
-    Dask scheduler address), on that cluster. Without ``--backend`` it uses the first registered
-    backend (numpy) only: a full exhaustive run costs minutes per framework method.
-
-    Returns (kept rows: the worst ``opts.keep`` cases per method, summary, histogram of ulp errors).
-    The summary is exact over every input.
-    """
+def _stream_plan(opts: Options, common: dict, workers, state_path, resume, scheduler) -> LossPlan:
+    """The rest of :func:`plan` for a streaming run: each (experiment, backend, dtype)'s source,
+    engine plan and state path, its resume state checked, and the memory estimate."""
     from .. import stream
 
-    validate.loss_options(opts)
-    check_methods(opts)
-    exps = [_experiment.get(e) for e in parse_experiments(opts.experiments)]
+    exps = [_experiment.get(e) for e in common["experiments"]]
     backend_names = stream_backends(opts.backends)
     for exp in exps:
         exp.check_stream(opts)
-    if opts.keep < 0:
-        raise InputError(f"--keep must be ≥ 0, got {opts.keep}")
     if opts.batch_size is not None:
         raise InputError("--batch-size is for row runs; streaming runs call each method once per chunk "
                          f"of {stream.CHUNK} logits")
-    stream.check_workers(workers)
     variants = sorted(n for n in method_names(opts) or () if "@" in n)
     if variants:
         raise InputError(f"--method {', '.join(variants)}: streaming runs measure each method as called, "
@@ -352,14 +410,15 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
     mods = [_backends.load(b) for b in backend_names]  # their tables; the frameworks after the checks
     quantities = ("loss", "grad") if opts.grad else ("loss",)
     rng = stream.parse_range(opts.value_range)
-    runs = []
+    runs, chosen = [], {}
     for exp in exps:  # every input and state checked before any work
         for mod in mods:
-            methods = tuple(m.name for m in chosen_methods(exp, mod, opts))
-            for dt in _dtypes.parse_list(opts.dtypes):
+            chosen[(exp.name, mod.NAME)] = tuple(chosen_methods(exp, mod, opts))
+            methods = tuple(m.name for m in chosen[(exp.name, mod.NAME)])
+            for dt in common["dtypes"]:
                 if not methods:
                     continue
-                if opts.logits == "exhaustive":
+                if opts.logits.kind == "exhaustive":
                     src = stream.exhaustive_source(dt.name, rng)
                 else:
                     src = stream.Source(dt.name, "random", points=opts.points, seed=opts.seed)
@@ -375,19 +434,46 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
     # every task of a run may be in flight at once, one per worker (a cluster's workers each hold one)
     tasks = max((src.n_tasks for _, src, _ in runs), default=1)
     busy = 1 if scheduler is not None else min(workers or os.cpu_count() or 1, tasks)
-    check_stream_memory(opts, busy)
-    usable_backends(backend_names, opts)  # the frameworks last: every check above needs none
+    need = check_stream_memory(opts, busy)
+    note = ""
+    if not opts.backends and parse_backends(None) != backend_names:  # a full audit costs minutes per framework
+        note = (f"stabench: note: streaming runs without --backend use {backend_names[0]} only "
+                "(pass --backend with a comma list for others, e.g. --backend torch)")
+    return LossPlan(**common, backends=tuple(backend_names), methods=MappingProxyType(chosen), file=None,
+                    streaming=True, memory=need, rows=0, batches=MappingProxyType({}), workers=workers,
+                    state_path=state_path, resume=resume, scheduler=scheduler, value_range=rng, runs=tuple(runs),
+                    note=note)
+
+
+def run_streaming(opts: Options | LossPlan, *, workers: int | None = None, state_path: str | None = None,
+                  resume: bool = False, progress=None, scheduler: str | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A streaming run of every selected experiment that streams, with every selected backend's
+    methods (one backend call per method and chunk), on local processes or, with ``scheduler`` (a
+    Dask scheduler address), on that cluster. Without ``--backend`` it uses the first registered
+    backend (numpy) only: a full exhaustive run costs minutes per framework method.
+
+    ``opts`` is a streaming :class:`LossPlan` (checks nothing more: ``workers``, ``state_path``,
+    ``resume`` and ``scheduler`` are its own), or :class:`Options` turned into one with those.
+    Returns (kept rows: the worst ``keep`` cases per method, summary, histogram of ulp errors).
+    The summary is exact over every input.
+    """
+    from .. import stream
+
+    p = opts if isinstance(opts, LossPlan) else plan(opts, streaming=True, workers=workers, state_path=state_path,
+                                                     resume=resume, scheduler=scheduler)
+    usable_backends(list(p.backends), p.options)  # the frameworks last: every check of the plan needs none
     client = None
-    if scheduler is not None:
+    if p.scheduler is not None:
         from .. import cluster
 
-        client = cluster.connect(scheduler, ",".join(_backends.REGISTRY[b][1] for b in backend_names))
+        client = cluster.connect(p.scheduler, ",".join(_backends.REGISTRY[b][1] for b in p.backends))
     rows, summs, hists = [], [], []
     try:
-        for plan, src, sp in runs:
-            total = stream.run(plan, src, workers=workers, state_path=sp, resume=resume, progress=progress,
+        for plan_, src, sp in p.runs:
+            total = stream.run(plan_, src, workers=p.workers, state_path=sp, resume=p.resume, progress=progress,
                                client=client)
-            s, h, r = stream.tables(total, plan)
+            s, h, r = stream.tables(total, plan_)
             summs.append(s), hists.append(h), rows.append(r)
     finally:
         if client is not None:
@@ -493,7 +579,8 @@ def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
     e = _experiment.get(exp)
     if shape is not None:
         return e.size(0, opts, shape, inputs.file_has_labels(opts.logits_file))
-    spec = opts.logits.strip()
+    logits = inputs.logit_set(opts.logits)
+    spec = logits.kind
     values = 2**dt.bits  # no set holds more distinct values than the format has bit patterns
     if spec == "extreme":
         s = len(inputs.extreme(dt))
@@ -504,7 +591,7 @@ def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
     elif spec == "exhaustive":
         s = len(inputs.exhaustive(dt))  # small formats only: it raises for the others
     else:
-        s = len(inputs.parse_numbers(spec))
+        s = len(logits.values)
     return e.size(s, opts)
 
 
@@ -538,14 +625,14 @@ def _with(opts, **kw):
     return dataclasses.replace(opts, **kw)
 
 
-def check_stream_memory(opts, workers: int) -> None:
+def check_stream_memory(opts, workers: int) -> int:
     """Refuse (InputError, before any work) a streaming run with ``workers`` busy workers whose
-    estimate exceeds the budget, naming the largest --classes that fits."""
+    estimate exceeds the budget, naming the largest --classes that fits; else return the estimate."""
     from .. import stream
 
     need = stream_estimate(opts, workers)
     if need <= limits.MEMORY_BUDGET:
-        return
+        return need
     lo, hi = 0, opts.classes  # the largest K that fits: the estimate grows with K
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -562,15 +649,20 @@ def budget_use(opts, outputs=()) -> tuple[int, int]:
     """(bytes, rows): what the request adds beyond the frameworks' own footprint — the quantity
     :data:`stabench.limits.MEMORY_BUDGET` bounds — and the rows of :func:`loss_estimate`."""
     need, rows = loss_estimate(opts, outputs)
-    frameworks = sum(limits.FRAMEWORK_BYTES.get(b, limits.DEFAULT_FRAMEWORK_BYTES) for b in parse_backends(opts.backends))
-    return need - frameworks, rows
+    return need - _frameworks_bytes(opts), rows
 
 
-def check_loss(opts, outputs=()) -> None:
-    """Refuse (InputError, before any work) a row-path loss run whose estimate exceeds the budget."""
-    need, rows = loss_estimate(opts, outputs)
-    if budget_use(opts, outputs)[0] <= limits.MEMORY_BUDGET:
-        return
+def _frameworks_bytes(opts) -> int:
+    """The frameworks' own footprint in :func:`loss_estimate` (outside the budget)."""
+    return sum(limits.FRAMEWORK_BYTES.get(b, limits.DEFAULT_FRAMEWORK_BYTES) for b in parse_backends(opts.backends))
+
+
+def check_loss(opts, outputs=()) -> tuple[int, int]:
+    """Refuse (InputError, before any work) a row-path loss run whose estimate exceeds the budget;
+    else return :func:`loss_estimate`'s (peak bytes, rows)."""
+    need, rows = loss_estimate(opts, outputs)  # once: a file's shape is counted in it
+    if need - _frameworks_bytes(opts) <= limits.MEMORY_BUDGET:
+        return need, rows
     budget = f"{limits.MEMORY_BUDGET / 2**30:g} GiB (beyond the frameworks' own footprint)"
     if "json" in outputs or "detail" in outputs:
         hint = "export CSV rather than JSON and drop --detail, or "
