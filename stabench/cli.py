@@ -15,7 +15,7 @@ import time
 from typing import List, Optional
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer ≥ 0.26 vendors click as typer._click; older releases use click itself
     from typer._click import exceptions as _cx
@@ -178,16 +178,13 @@ def roundoff(
 
     Example: stabench roundoff --dtype float16,float32 --n 10000 --csv roundoff.csv
     """
-    if sweep and n is not None:
-        raise InputError("--n and --sweep: the sweep sets n itself (10 … 10^max-exp); drop one")
-    if not sweep and max_exp is not None:
-        raise InputError("--max-exp sets the largest n of --sweep; add --sweep or drop --max-exp")
-    targets = _targets(csv, json, markdown, parquet)
-    from . import render
     from .experiments import roundoff as exp
 
-    df = exp.run(dtype, 10_000 if n is None else n, sweep=sweep, max_exp=8 if max_exp is None else max_exp,
-                 max_ulp=max_ulp)
+    plan = exp.plan(dtype, n, sweep=sweep, max_exp=max_exp, max_ulp=max_ulp)
+    targets = _targets(csv, json, markdown, parquet)
+    from . import render
+
+    df = exp.run(plan)
     tables = {"sweep": exp.sweep_table(df)} if sweep else {}
     _emit(df, tables, targets)
     if any(p == "-" for _, p in targets):
@@ -364,6 +361,46 @@ def loss(
         render.say(out, exp.COMPACT_LEGEND, phrases=False)
 
 
+class _Passthrough(TyperCommand):
+    """A command that keeps its arguments as given (``--`` included) for the command it runs."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["stabench.args"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@app.command(name="run", cls=_Passthrough, add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run_cmd(ctx: typer.Context,
+            name: Optional[str] = typer.Argument(None, metavar="NAME", help="A registered experiment (an unknown name lists them)."),
+            ):
+    """Run any registered experiment with the options of its command: an experiment of the loss
+    runner as `stabench loss -e NAME`, one with a command of its own as that command.
+
+    Example: stabench run sigmoid -b numpy -d float16   (the same as stabench loss -e sigmoid -b numpy -d float16)
+    """
+    from . import experiment
+
+    raw = ctx.meta["stabench.args"]  # NAME first, then the options of its command as typed
+    if not raw or raw[0] in ctx.help_option_names or raw[0].startswith("-"):
+        if raw and raw[0] not in ctx.help_option_names:
+            raise InputError("stabench run needs NAME first: stabench run NAME [OPTIONS] (e.g. stabench run sigmoid)")
+        typer.echo(ctx.get_help())
+        return
+    name, args = raw[0], raw[1:]
+    group = ctx.parent.command
+    if name in experiment.REGISTRY:  # the loss runner's experiments
+        if any(a in ("-e", "--experiment") or a.startswith("--experiment=") for a in args):
+            raise InputError(f"run {name} names the experiment; drop --experiment")
+        command, args = group.get_command(ctx.parent, "loss"), ["--experiment", name, *args]
+    elif name in experiment.OTHER:  # an experiment with a command of its own, registered under its name
+        command = group.get_command(ctx.parent, name)
+    else:
+        raise InputError(f"unknown experiment {name!r}; valid: " + ", ".join([*experiment.REGISTRY, *experiment.OTHER]))
+    with command.make_context(command.name, args, parent=ctx.parent) as sub:
+        return command.invoke(sub)
+
+
 @app.command()
 def report(
     out: str = typer.Option("stabench-report", "--out", "-o", metavar="DIR", help="Folder to write (created if needed; replaced as a whole, so it holds all old or all new files)."),
@@ -420,10 +457,10 @@ def train(
     from . import render
     from .experiments import train as exp
 
+    plan = exp.plan(variant, policy, epochs=epochs, seed=seed, batch_size=batch_size, learning_rate=learning_rate)
     bar = render.ProgressBar(delay=1.0)
     try:
-        df = exp.run(variants=variant, policies=policy, epochs=epochs, seed=seed,
-                     batch_size=batch_size, learning_rate=learning_rate, progress=bar)
+        df = exp.run(plan, progress=bar)
     finally:
         bar.close()
     summ = exp.summary(df)

@@ -148,10 +148,20 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         if progress:
             progress(i, total, steps[i] if i < total else "done")
 
+    # every run's plan first: all options checked and every input built before any work
+    ro_plan = roundoff.plan(dts, sweep=True, max_exp=4 if quick else 8)
+    loss_plans = {(exp, s): loss.plan(experiments=exp, dtypes=dts, backends=backends, logits=s, points=points,
+                                      seed=seed, streaming=False)
+                  for exp in experiment.names() for s in ("extreme", "sweep")}
+    train_plan = None
+    if with_train:
+        from .experiments import train
+
+        train_plan = train.plan(epochs=TRAIN_QUICK_EPOCHS if quick else train.QUICK_EPOCHS, seed=seed)
     tick(0, "roundoff")
 
     t = time.perf_counter()
-    ro = roundoff.run(dts, sweep=True, max_exp=4 if quick else 8)
+    ro = roundoff.run(ro_plan)
     rep.tables["roundoff_sweep"] = roundoff.sweep_table(ro)
     rep.timings["roundoff"] = time.perf_counter() - t
     rep.headlines["roundoff"] = "; ".join(roundoff.verdict(ro[ro["n"] == 10_000])) + "."
@@ -162,8 +172,7 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         t = time.perf_counter()
         parts = []
         for logit_set in ("extreme", "sweep"):
-            df = loss.run(experiments=exp, dtypes=dts, backends=backends, logits=logit_set,
-                          points=points, seed=seed)
+            df = loss.run(loss_plans[(exp, logit_set)])
             df.insert(df.columns.get_loc("case_kind"), "logit_set", logit_set)
             parts.append(df)
         rows = pd.concat(parts, ignore_index=True)
@@ -182,11 +191,9 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     rep.timings["crossframework"] = time.perf_counter() - t
 
     train_df = None
-    if with_train:
-        from .experiments import train
-
+    if train_plan is not None:
         t = time.perf_counter()
-        train_df = train.run(epochs=TRAIN_QUICK_EPOCHS if quick else train.QUICK_EPOCHS, seed=seed)
+        train_df = train.run(train_plan)
         tsum = train.summary(train_df)
         rep.tables["train_summary"] = tsum
         rep.timings["train"] = time.perf_counter() - t

@@ -15,6 +15,7 @@ error. An n beyond the dtype's range (10^5 in float16) makes the row ``invalid-i
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -77,16 +78,43 @@ def _reference(ns: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return np.array(hi), np.array(lo)
 
 
+@dataclass(frozen=True)
+class RoundoffPlan:
+    """A roundoff run, checked once by :func:`plan`: :func:`run` takes it and checks nothing."""
+
+    dtypes: tuple[_dtypes.DType, ...]
+    ns: tuple[int, ...]  #: the n of each row group: one, or 10 … 10^max_exp for a sweep
+    sweep: bool = False
+    max_ulp: float = metrics.DEFAULT_MAX_ULP
+
+
+def plan(dtype_list=None, n: int | None = None, *, sweep: bool = False, max_exp: int | None = None,
+         max_ulp: float = metrics.DEFAULT_MAX_ULP) -> RoundoffPlan:
+    """Check the options of a roundoff run (InputError on the first problem) and return its plan:
+    ``n`` (default 10,000) or ``sweep`` up to ``max_exp`` (default 8), not both."""
+    from .. import validate
+
+    if sweep and n is not None:
+        raise InputError("--n and --sweep: the sweep sets n itself (10 … 10^max-exp); drop one")
+    if not sweep and max_exp is not None:
+        raise InputError("--max-exp sets the largest n of --sweep; add --sweep or drop --max-exp")
+    dts = list(dtype_list) if dtype_list and isinstance(dtype_list[0], _dtypes.DType) else _dtypes.parse_list(dtype_list)
+    ns = sweep_ns(8 if max_exp is None else max_exp) if sweep else [_validate_n(10_000 if n is None else n)]
+    return RoundoffPlan(tuple(dts), tuple(ns), bool(sweep), validate.max_ulp(max_ulp))
+
+
 def run(dtype_list=None, n: int = 10_000, *, sweep: bool = False, max_exp: int = 8,
         max_ulp: float = metrics.DEFAULT_MAX_ULP) -> pd.DataFrame:
-    """Run the experiment; one row per (dtype, formula, n). ``sweep`` uses n = 10 … 10^max_exp."""
+    """Run the experiment; one row per (dtype, formula, n). ``sweep`` uses n = 10 … 10^max_exp
+    (``n`` is then ignored). ``dtype_list`` may be a :class:`RoundoffPlan` (checks nothing more)."""
     from ..expr.evaluate import round_exact
     from ..expr.examples import roundoff_forms
     from ..expr.parse import parse
     from .expr import measure
 
-    dts = _dtypes.parse_list(dtype_list) if not (dtype_list and isinstance(dtype_list[0], _dtypes.DType)) else list(dtype_list)
-    ns = sweep_ns(max_exp) if sweep else [_validate_n(n)]
+    p = dtype_list if isinstance(dtype_list, RoundoffPlan) else \
+        plan(dtype_list, None if sweep else n, sweep=sweep, max_exp=max_exp if sweep else None, max_ulp=max_ulp)
+    dts, ns, max_ulp = p.dtypes, p.ns, p.max_ulp
     forms = {k: [parse(t) for t in roundoff_forms(k)] for k in ns}
     cache: dict = {}
     cols: dict[str, list] = {}

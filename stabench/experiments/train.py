@@ -217,16 +217,22 @@ def load_data(seed: int = 0, test_size: float = TEST_SIZE) -> Data:
 # run
 
 
-def run(variants=None, policies=None, epochs: int = DEFAULT_EPOCHS, seed: int = 0,
-        batch_size: int = DEFAULT_BATCH_SIZE, learning_rate: float = DEFAULT_LEARNING_RATE,
-        progress=None) -> pd.DataFrame:
-    """Train the digits network for every variant × policy; one row per (variant, policy, epoch).
+@dataclass(frozen=True)
+class TrainPlan:
+    """A training run, checked once by :func:`plan` before TensorFlow is imported: :func:`run`
+    takes it and checks nothing."""
 
-    Every run starts from the same seed, so all variants and policies begin with the same weights
-    and see the batches in the same order. ``progress``, if given, is called with
-    (done, total, label) after each epoch. The global Keras policy is restored afterwards;
-    TensorFlow's deterministic ops stay enabled (TensorFlow has no public call to disable them).
-    """
+    variants: tuple[str, ...]
+    policies: tuple[str, ...]
+    epochs: int = DEFAULT_EPOCHS
+    seed: int = 0
+    batch_size: int = DEFAULT_BATCH_SIZE
+    learning_rate: float = DEFAULT_LEARNING_RATE
+
+
+def plan(variants=None, policies=None, epochs: int = DEFAULT_EPOCHS, seed: int = 0,
+         batch_size: int = DEFAULT_BATCH_SIZE, learning_rate: float = DEFAULT_LEARNING_RATE) -> TrainPlan:
+    """Check every option of a training run (InputError on the first problem) and return its plan."""
     vs, ps = parse_variants(variants), parse_policies(policies)
     epochs = _check_int(epochs, "--epochs", 1, 100_000)
     batch_size = _check_int(batch_size, "--batch-size", 1, 100_000)
@@ -234,6 +240,25 @@ def run(variants=None, policies=None, epochs: int = DEFAULT_EPOCHS, seed: int = 
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
             or not math.isfinite(learning_rate) or learning_rate <= 0:
         raise InputError(f"--learning-rate must be a positive finite number, got {learning_rate!r}")
+    return TrainPlan(tuple(vs), tuple(ps), epochs, seed, batch_size, float(learning_rate))
+
+
+def run(variants=None, policies=None, epochs: int = DEFAULT_EPOCHS, seed: int = 0,
+        batch_size: int = DEFAULT_BATCH_SIZE, learning_rate: float = DEFAULT_LEARNING_RATE,
+        progress=None) -> pd.DataFrame:
+    """Train the digits network for every variant × policy; one row per (variant, policy, epoch).
+
+    ``variants`` is a :class:`TrainPlan` (the other options are then its own), or the first option
+    of :func:`plan`, which checks them first.
+    Every run starts from the same seed, so all variants and policies begin with the same weights
+    and see the batches in the same order. ``progress``, if given, is called with
+    (done, total, label) after each epoch. The global Keras policy is restored afterwards;
+    TensorFlow's deterministic ops stay enabled (TensorFlow has no public call to disable them).
+    """
+    tp = variants if isinstance(variants, TrainPlan) else \
+        plan(variants, policies, epochs, seed, batch_size, learning_rate)
+    vs, ps, epochs, seed = tp.variants, tp.policies, tp.epochs, tp.seed
+    batch_size, learning_rate = tp.batch_size, tp.learning_rate
     tf, keras = _frameworks()
     data = load_data(seed)
 
