@@ -74,10 +74,8 @@ class LossPlan:
     experiments: tuple[str, ...]  #: experiment names, in display order
     dtypes: tuple[_dtypes.DType, ...]
     backends: tuple[str, ...]  #: backend names (their frameworks are imported by the runner)
-    named_backends: bool  #: whether --backend named them (a framework that fails to import is then an error)
     methods: Mapping  #: (experiment, backend) → the chosen methods (from the backends' static tables)
     selected: frozenset | None  #: the names --method gives (NAME or NAME@VARIANT); None: every method
-    logits: inputs.LogitSet
     file: tuple | None  #: (logits, labels or None) of --logits-file, read once
     streaming: bool
     outputs: tuple[str, ...]  #: export formats, and "detail" for --detail (the memory estimate counts them)
@@ -94,7 +92,13 @@ class LossPlan:
 
     @property
     def quantities(self) -> tuple[str, ...]:
+        """What each method is measured on: the loss, and with --grad dL/dz."""
         return ("loss", "grad") if self.options.grad else ("loss",)
+
+    @property
+    def logits(self) -> inputs.LogitSet:
+        """``--logits``, parsed."""
+        return self.options.logits
 
 
 def plan(opts: Options | None = None, *, outputs=(), streaming: bool | None = None, workers: int | None = None,
@@ -118,9 +122,8 @@ def plan(opts: Options | None = None, *, outputs=(), streaming: bool | None = No
         streaming = streams(opts)
     exps = tuple(parse_experiments(opts.experiments))
     dts = tuple(_dtypes.parse_list(opts.dtypes))
-    common = dict(options=opts, experiments=exps, dtypes=dts, named_backends=bool(opts.backends),
-                  selected=None if (n := method_names(opts)) is None else frozenset(n), logits=opts.logits,
-                  outputs=tuple(outputs))
+    common = dict(options=opts, experiments=exps, dtypes=dts, outputs=tuple(outputs),
+                  selected=None if (n := method_names(opts)) is None else frozenset(n))
     if streaming:
         return _stream_plan(opts, common, workers, state_path, resume, scheduler)
     need, rows = check_loss(opts, outputs)  # the row path keeps every row: what would not fit is refused
