@@ -66,7 +66,7 @@ def loss_options(opts) -> None:
     if opts.logits_file is not None:
         if not opts.logits_file.strip():
             raise InputError("--logits-file is empty; give the path of a .npy or .csv file")
-        if opts.logits.strip() != "extreme":  # extreme is the default: the only value we cannot tell apart
+        if str(opts.logits).strip() != "extreme":  # extreme is the default: the only value we cannot tell apart
             raise InputError(f"--logits {opts.logits} and --logits-file both give the logits; drop one")
         if opts.value_range is not None:
             raise InputError("--range restricts --logits exhaustive, not --logits-file; drop one")
