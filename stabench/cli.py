@@ -390,7 +390,7 @@ def run_cmd(ctx: typer.Context,
     name, args = raw[0], raw[1:]
     group = ctx.parent.command
     if name in experiment.REGISTRY:  # the loss runner's experiments
-        if any(a in ("-e", "--experiment") or a.startswith("--experiment=") for a in args):
+        if any(a == "--experiment" or a.startswith(("--experiment=", "-e")) for a in args):  # -e, -esoftmax
             raise InputError(f"run {name} names the experiment; drop --experiment")
         command, args = group.get_command(ctx.parent, "loss"), ["--experiment", name, *args]
     elif name in experiment.OTHER:  # an experiment with a command of its own, registered under its name

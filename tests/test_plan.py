@@ -119,6 +119,10 @@ def test_run_refuses_an_unknown_name_naming_the_valid_ones():
     r = CliRunner().invoke(app, ["run", "lse"])
     valid = ", ".join([*experiment.REGISTRY, *experiment.OTHER])
     assert r.exit_code == 2 and r.stderr == f"stabench: error: unknown experiment 'lse'; valid: {valid}\n"
-    r = CliRunner().invoke(app, ["run", "sigmoid", "-e", "softmax"])
-    assert r.exit_code == 2 and "drop --experiment" in r.stderr and r.stderr.count("\n") == 1
+    for args in (["-e", "softmax"], ["-esoftmax"], ["--experiment=all"]):
+        r = CliRunner().invoke(app, ["run", "sigmoid", *args])
+        assert r.exit_code == 2 and r.stderr == "stabench: error: run sigmoid names the experiment; drop --experiment\n"
+    for args in ([""], ["-x"], ["--csv", "o.csv", "sigmoid"], ["sigmoid", "--bogus"], ["roundoff", "--n", "-1"]):
+        r = CliRunner().invoke(app, ["run", *args])
+        assert r.exit_code == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("stabench: error: "), r.stderr
     assert CliRunner().invoke(app, ["run", "--help"]).exit_code == 0
