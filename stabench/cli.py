@@ -154,7 +154,8 @@ def _outputs(command):
 
     @functools.wraps(command)
     def run(**kw):
-        return command(**kw, outputs={name: kw.pop(name) for name in exporters.names()})
+        outputs = {name: kw.pop(name) for name in exporters.names()}
+        return command(**kw, outputs=outputs)
 
     run.__signature__ = sig.replace(parameters=params)
     run.__annotations__ = {p.name: p.annotation for p in params}

@@ -196,8 +196,7 @@ def row_frame(experiment, quantity, backend, method, form, dtype, result_dtype, 
         "experiment": experiment, "quantity": quantity, "backend": backend, "method": method,
         "form": form, "dtype": dtype, "result_dtype": result_dtype, "case_kind": case_kind,
         "logit": logit, "label": label, "classes": classes, "value": value, "reference": reference,
-        "abs_error": measures["abs_error"], "rel_error": measures["rel_error"],
-        "ulp_error": measures["ulp_error"], "bits_error": measures["bits_error"],
+        **{k: measures[k] for k in _columns.MEASURES},
         "status": metrics.status_names(status), "error": error,
     }, columns=list(COLUMNS))
 

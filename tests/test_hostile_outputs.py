@@ -158,7 +158,9 @@ def test_parquet_keeps_types_and_metadata(tmp_path):
 
 
 def test_parquet_without_pyarrow_exits_2_before_work(tmp_path, monkeypatch, no_work):
-    monkeypatch.setattr(export, "has_parquet", lambda: False)
+    from stabench.exporters import parquet
+
+    monkeypatch.setattr(parquet, "available", lambda: False)
     refused(["roundoff", "--parquet", str(tmp_path / "x.parquet")], "--parquet needs pyarrow", "pip install")
     assert not list(tmp_path.iterdir())
 

@@ -239,7 +239,7 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
     invalid = note != ""
     status = m["status"]
     status[invalid] = metrics.INVALID_INPUT
-    for k in ("abs_error", "rel_error", "ulp_error", "bits_error"):
+    for k in _columns.MEASURES:
         m[k] = np.where(invalid, np.nan, m[k])
     return {"value": value, "reference": hi, "reference_lo": lo, **m, "status": status, "note": note}
 
@@ -264,7 +264,7 @@ def run(p: Plan, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progress=None) -> 
             n = len(r["value"])
             cols = {"form": e.label, "expression": e.text, "dtype": dt.name}
             cols.update({k: pts[k] for k in names})
-            cols.update({k: r[k] for k in ("value", "reference", "abs_error", "rel_error", "ulp_error", "bits_error")})
+            cols.update({k: r[k] for k in ("value", "reference", *_columns.MEASURES)})
             cols["status"] = metrics.status_names(r["status"])
             cols["note"] = r["note"]
             parts.append(pd.DataFrame(cols, index=range(n)))

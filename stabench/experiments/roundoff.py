@@ -102,8 +102,7 @@ def run(dtype_list=None, n: int = 10_000, *, sweep: bool = False, max_exp: int =
                     "expression": e.text,
                     "n": k,
                     "n_in_dtype": round_exact(Fraction(k), dt),
-                    **{c: m[c][0] for c in ("value", "reference", "abs_error", "rel_error",
-                                            "ulp_error", "bits_error")},
+                    **{c: m[c][0] for c in ("value", "reference", *_columns.MEASURES)},
                     "correct_digits": metrics.correct_digits(m["rel_error"], dt)[0],
                     "status": metrics.status_names(m["status"])[0],
                 }
