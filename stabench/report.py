@@ -261,6 +261,8 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     rep.record = {"metadata": run_meta, "experiments": ["roundoff", *loss_rows] + (["train"] if with_train else []),
                   "tables": rep.tables, "headlines": rep.headlines, "files": files}
     rep.files.update(render(rep.record, metadata))
+    if sorted(listing(rep)) != sorted(rep.files):  # the record must list exactly what is written
+        raise RuntimeError(f"report record lists {sorted(listing(rep))}, renders {sorted(rep.files)}")
     return rep
 
 

@@ -46,6 +46,21 @@ class Exporter(Protocol):
         """Raise InputError now if this format cannot be written here (a missing library)."""
 
 
+class BaseExporter:
+    """The defaults of :class:`Exporter`: no companion files, and nothing to check."""
+
+    binary = False
+
+    def companions(self, path: str) -> list[str]:
+        return []
+
+    def companion_files(self, rows, metadata: dict, path: str) -> list[tuple[str, str]]:
+        return []
+
+    def check(self) -> None:
+        pass
+
+
 def names() -> list[str]:
     """The format names, in option order."""
     return list(REGISTRY)

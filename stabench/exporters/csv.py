@@ -8,6 +8,7 @@ import io
 import json
 import os
 
+from . import BaseExporter
 from .values import jsonable
 
 #: What an empty text cell is written as in a CSV (an empty cell reads back as a missing value).
@@ -55,7 +56,7 @@ def read_metadata(csv_path) -> dict:
         return json.load(f)["metadata"]
 
 
-class CsvExporter:
+class CsvExporter(BaseExporter):
     """Every row as CSV; the metadata in the sidecar ``PATH.meta.json``."""
 
     name, option, binary = "csv", "--csv", False
@@ -75,9 +76,6 @@ class CsvExporter:
                "columns": {str(c): str(t) for c, t in rows.dtypes.items()},
                "empty_text": EMPTY_TEXT}
         return [(sidecar(path), json.dumps(doc, indent=1, allow_nan=False, default=str) + "\n")]
-
-    def check(self) -> None:
-        pass
 
 
 EXPORTER = CsvExporter()

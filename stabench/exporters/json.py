@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+from . import BaseExporter
 from .values import jsonable, records
 
 
-class JsonExporter:
+class JsonExporter(BaseExporter):
     """Rows, summary tables and metadata as one JSON document."""
 
     name, option, binary = "json", "--json", False
@@ -18,15 +19,6 @@ class JsonExporter:
         if tables:
             doc["tables"] = {name: records(t) for name, t in tables.items()}
         return json.dumps(doc, indent=1, allow_nan=False) + "\n"
-
-    def companions(self, path: str) -> list:
-        return []
-
-    def companion_files(self, rows, metadata: dict, path: str) -> list:
-        return []
-
-    def check(self) -> None:
-        pass
 
 
 EXPORTER = JsonExporter()

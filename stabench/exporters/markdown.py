@@ -2,6 +2,8 @@
 terminal (by their columns' declared kinds: :mod:`stabench.columns`)."""
 from __future__ import annotations
 
+from . import BaseExporter
+
 
 def table(df) -> str:
     """A GitHub pipe table of ``df``, cells formatted as in the terminal (``render.format_cell``)."""
@@ -16,7 +18,7 @@ def table(df) -> str:
     return "\n".join(lines) + "\n"
 
 
-class MarkdownExporter:
+class MarkdownExporter(BaseExporter):
     """The metadata, each summary table, then the rows."""
 
     name, option, binary = "markdown", "--markdown", False
@@ -29,15 +31,6 @@ class MarkdownExporter:
             out += ["", f"## {name}", "", table(t)]
         out += ["", "## Rows", "", table(rows)]
         return "\n".join(out)
-
-    def companions(self, path: str) -> list:
-        return []
-
-    def companion_files(self, rows, metadata: dict, path: str) -> list:
-        return []
-
-    def check(self) -> None:
-        pass
 
 
 EXPORTER = MarkdownExporter()

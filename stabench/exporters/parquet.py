@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..errors import InputError
+from . import BaseExporter
 from .values import jsonable
 
 #: Metadata that changes from run to run: kept out of data files (the CSV sidecar and JSON carry it).
@@ -18,7 +19,7 @@ def available() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
-class ParquetExporter:
+class ParquetExporter(BaseExporter):
     """Every row as Parquet, the stable metadata in the file."""
 
     name, option, binary = "parquet", "--parquet", True
@@ -35,12 +36,6 @@ class ParquetExporter:
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink)
         return sink.getvalue().to_pybytes()
-
-    def companions(self, path: str) -> list:
-        return []
-
-    def companion_files(self, rows, metadata: dict, path: str) -> list:
-        return []
 
     def check(self) -> None:
         if not available():
