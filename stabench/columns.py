@@ -101,9 +101,6 @@ class Table:
         """{name: doc}, in order: the ``COLUMNS`` dicts other modules read."""
         return {c.name: c.doc for c in self.columns}
 
-    def __getitem__(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
-
 
 #: Every declared table, by name (filled as the modules declaring them are imported).
 _TABLES: dict[str, Table] = {}

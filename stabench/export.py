@@ -19,43 +19,15 @@ import tempfile
 
 from . import exporters, interrupt
 from .errors import InputError, WriteError
-from .exporters.csv import EMPTY_TEXT, plain, read_csv, read_metadata, sidecar  # noqa: F401  (export.* API)
-from .exporters.markdown import table as markdown_table  # noqa: F401  (export.* API)
-from .exporters.parquet import VOLATILE  # noqa: F401  (export.* API)
-from .exporters.parquet import available as has_parquet  # noqa: F401  (export.* API)
-from .exporters.values import jsonable as _jsonable  # noqa: F401  (export.* API)
-from .exporters.values import records  # noqa: F401  (export.* API)
+# what callers of earlier releases read from here (docs/output.md: read_csv, read_metadata)
+from .exporters.csv import EMPTY_TEXT, read_csv, read_metadata, sidecar  # noqa: F401
+from .exporters.markdown import table as markdown_table  # noqa: F401
+from .exporters.values import jsonable as _jsonable  # noqa: F401
+from .exporters.values import records  # noqa: F401
 
 
-class _Formats(dict):
-    """format name → ``render(rows, metadata, tables)``: the exporters' render functions (the
-    mapping earlier releases exposed), loaded on first use."""
-
-    def __missing__(self, name):
-        if name not in exporters.REGISTRY:
-            raise KeyError(name)
-        self[name] = exporters.get(name).render
-        return self[name]
-
-    def __iter__(self):
-        return iter(exporters.names())
-
-    def __len__(self):
-        return len(exporters.REGISTRY)
-
-    def __contains__(self, name):
-        return name in exporters.REGISTRY
-
-    def keys(self):
-        return exporters.names()
-
-
-#: format name → its exporter's render function.
-FORMATS = _Formats()
 #: The option that names each output (for messages): every exporter's, and ``--plot``.
 OPTION = {**{n: exporters.get(n).option for n in exporters.names()}, "plot": "--plot"}
-#: Formats that are bytes, not text (never written to stdout).
-BINARY = {n for n in exporters.names() if exporters.get(n).binary}
 #: Output paths replaced during this run (so an interrupt message can say what happened).
 WRITTEN: list[str] = []
 
@@ -158,7 +130,7 @@ def check_targets(targets: list[tuple[str, str]], inputs: list[tuple[str, str | 
             seen[k] = f"{what} {_show(path)}"
 
     for fmt, path in targets:
-        if path == "-" and fmt in BINARY:
+        if path == "-" and fmt in exporters.REGISTRY and exporters.get(fmt).binary:
             raise InputError(f"{OPTION[fmt]} '-': {fmt} is binary; give a file name")
         if path == "-":
             continue

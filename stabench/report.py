@@ -34,7 +34,7 @@ import pandas as pd
 
 from . import crossframework
 from . import dtypes as _dtypes
-from . import experiment, export, interrupt, meta
+from . import experiment, export, exporters, interrupt, meta
 from .errors import InputError, WriteError
 from .experiments import loss, roundoff
 
@@ -150,7 +150,7 @@ def _is_report(run_json: str) -> bool:
 
 
 def _csv(df: pd.DataFrame, metadata: dict) -> bytes:
-    return export.FORMATS["csv"](df, metadata, {}).encode()
+    return exporters.get("csv").render(df, metadata, {}).encode()
 
 
 def _xz(data: bytes) -> bytes:
