@@ -132,6 +132,13 @@ def column(name: str) -> Column | None:
     return _DISPLAY.get(name)
 
 
+def as_in_rows(rows: Table, *names: str) -> list[Column]:
+    """The columns ``names`` of table ``rows`` as a summary repeats them: shown the same, their doc
+    "as in the rows"."""
+    by_name = {c.name: c for c in rows.columns}
+    return [Column(n, "as in the rows", by_name[n].kind, by_name[n].left, by_name[n].key) for n in names]
+
+
 def row_bytes(table: Table | str, place: str) -> int:
     """Bytes one row of ``table`` costs in ``place`` (:data:`PLACES`: ``frame``, an output format,
     ``detail`` or ``plot``): its overhead there plus its columns' shares."""
@@ -143,8 +150,6 @@ def row_bytes(table: Table | str, place: str) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # the loss tables (every loss experiment's rows and summary) and the streaming histogram
-
-_AS_IN_ROWS = "as in the rows"
 
 #: Rows of ``stabench loss``. Measured totals per row (benchmarks/memory.py; AMD EPYC, 2 cores,
 #: Python 3.11, numpy 2.4, pandas 3.1): frame 400 (the parts, their concatenation, the summary's
@@ -175,7 +180,7 @@ LOSS_ROWS = Table("loss_rows", [
 ], overhead={"frame": 168, "csv": 70, "json": 4400, "markdown": 255, "detail": 168, "parquet": 24})
 
 LOSS_SUMMARY = Table("loss_summary", [
-    *(Column(c.name, _AS_IN_ROWS, c.kind, c.left, c.key) for c in LOSS_ROWS.columns[:6]),
+    *as_in_rows(LOSS_ROWS, "experiment", "quantity", "backend", "method", "form", "dtype"),
     Column("cases", "number of cases", "int"),
     Column("max_ulp", "largest ulp_error over valid cases (inf when any failed with nan/inf)", "error"),
     Column("median_ulp", "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)", "error"),

@@ -48,9 +48,7 @@ ROWS = _columns.Table("expr_rows", [
 COLUMNS = ROWS.docs()  #: {name: doc}: a view of :data:`ROWS`
 #: Columns of the summary (one row per form × dtype).
 SUMMARY = _columns.Table("expr_summary", [
-    _columns.Column("form", "as in the rows", "text", left=True),
-    _columns.Column("expression", "as in the rows", "text", left=True),
-    _columns.Column("dtype", "as in the rows", "text", left=True, key=True),
+    *_columns.as_in_rows(ROWS, "form", "expression", "dtype"),
     _columns.Column("points", "rows of this form and dtype", "int"),
     _columns.Column("max_ulp", "largest ulp_error over the scored rows (inf when any returned nan/inf for a finite value)", "error"),
     _columns.Column("median_ulp", "median ulp_error over the scored rows", "error"),

@@ -102,8 +102,7 @@ COLUMNS = ROWS.docs()  #: {name: doc}: a view of :data:`ROWS`
 
 #: Columns of ``summary``: one row per (variant, policy).
 SUMMARY = _columns.Table("train_summary", [
-    _columns.Column("variant", "as in the rows", "text", left=True, key=True),
-    _columns.Column("policy", "as in the rows", "text", left=True, key=True),
+    *_columns.as_in_rows(ROWS, "variant", "policy"),
     _columns.Column("epochs", "epochs trained", "int"),
     _columns.Column("final_accuracy", "test_accuracy after the last epoch", "float"),
     _columns.Column("best_accuracy", "highest test_accuracy over the epochs", "float"),
@@ -117,9 +116,7 @@ SUMMARY = _columns.Table("train_summary", [
     _columns.Column("nonfinite_grad", "total of the rows' nonfinite_grad", "int"),
     _columns.Column("skipped_steps", "total of the rows' skipped_steps", "int"),
     _columns.Column("final_loss_scale", "loss_scale after the last epoch; nan without loss scaling", "float"),
-    _columns.Column("logits_dtype", "as in the rows", "text"),
-    _columns.Column("output_dtype", "as in the rows", "text", left=True),
-    _columns.Column("loss_dtype", "as in the rows", "text", left=True),
+    *_columns.as_in_rows(ROWS, "logits_dtype", "output_dtype", "loss_dtype"),
     _columns.Column("seconds", "total wall time of the variant × policy run (exports: in the metadata's wall_seconds)", "float"),
 ])
 SUMMARY_COLUMNS = SUMMARY.docs()  #: {name: doc}: a view of :data:`SUMMARY`
