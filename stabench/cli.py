@@ -134,21 +134,41 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 DtypeOpt = typer.Option(None, "--dtype", "-d", help="float16, bfloat16, float32, float64, the float8_* formats, or a group (fp8, float8, all); a name or a comma list, may be repeated (default: the four 16-64-bit formats).")
-CsvOpt = typer.Option(None, "--csv", metavar="PATH", help="Write every row as CSV ('-' for stdout).")
-JsonOpt = typer.Option(None, "--json", metavar="PATH", help="Write rows, summary tables and metadata as JSON ('-' for stdout).")
-MdOpt = typer.Option(None, "--markdown", metavar="PATH", help="Write the tables as Markdown ('-' for stdout).")
-ParquetOpt = typer.Option(None, "--parquet", metavar="PATH", help="Write every row as Parquet (needs pyarrow).")
 MaxUlpOpt = typer.Option(4.0, "--max-ulp", callback=lambda v: validate.max_ulp(v), help="Errors above this many ulps are 'inaccurate'.")
 
 
-def _targets(csv: Optional[str], json: Optional[str], markdown: Optional[str],
-             parquet: Optional[str] = None, inputs=()) -> list[tuple[str, str]]:
-    """Validate output paths before any work, so a bad path fails fast and writes nothing (nor
-    replaces an input file: ``inputs`` are (option, path) pairs)."""
-    from . import export
+def _outputs(command):
+    """The one place where output options become exporters: give ``command`` one option per
+    exporter (``--csv``, ``--json``, …: :mod:`stabench.exporters`), after its own options; it
+    receives them as ``outputs`` (format → path or None) and checks them with :func:`_targets`."""
+    import functools
+    import inspect
 
-    targets = [(f, p) for f, p in (("csv", csv), ("json", json), ("markdown", markdown), ("parquet", parquet))
-               if p is not None]
+    from . import exporters
+
+    sig = inspect.signature(command, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != "outputs"]
+    for name, (option, help_) in exporters.options().items():
+        params.append(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Optional[str],
+                                        default=typer.Option(None, option, metavar="PATH", help=help_)))
+
+    @functools.wraps(command)
+    def run(**kw):
+        outputs = {name: kw.pop(name) for name in exporters.names()}
+        return command(**kw, outputs=outputs)
+
+    run.__signature__ = sig.replace(parameters=params)
+    run.__annotations__ = {p.name: p.annotation for p in params}
+    return run
+
+
+def _targets(outputs: dict, inputs=()) -> list[tuple[str, str]]:
+    """The (format, path) outputs of ``outputs`` (see :func:`_outputs`), validated before any work,
+    so a bad path fails fast and writes nothing (nor replaces an input file: ``inputs`` are
+    (option, path) pairs)."""
+    from . import export, exporters
+
+    targets = exporters.targets(outputs)
     export.check_targets(targets, inputs)
     return targets
 
@@ -162,6 +182,7 @@ def _emit(rows, tables: dict, targets, seed=None, files=(), **extra) -> None:
 
 
 @app.command()
+@_outputs
 def roundoff(
     dtype: Optional[List[str]] = DtypeOpt,
     n: Optional[int] = typer.Option(None, "--n", help="The n in 2/n (an integer ≥ 1; default 10000; not with --sweep)."),
@@ -169,10 +190,7 @@ def roundoff(
     max_exp: Optional[int] = typer.Option(None, "--max-exp", help="Largest power of ten for --sweep (1 to 18; default 8)."),
     detail: bool = typer.Option(False, "--detail", help="With --sweep, also print every row."),
     max_ulp: float = MaxUlpOpt,
-    csv: Optional[str] = CsvOpt,
-    json: Optional[str] = JsonOpt,
-    markdown: Optional[str] = MdOpt,
-    parquet: Optional[str] = ParquetOpt,
+    outputs: dict = None,
 ):
     """x = 2/n computed directly vs as (1 + 1/n) - (1 - 1/n), against the exact value.
 
@@ -181,7 +199,7 @@ def roundoff(
     from .experiments import roundoff as exp
 
     plan = exp.plan(dtype, n, sweep=sweep, max_exp=max_exp, max_ulp=max_ulp)
-    targets = _targets(csv, json, markdown, parquet)
+    targets = _targets(outputs)
     from . import render
 
     df = exp.run(plan)
@@ -206,6 +224,7 @@ def roundoff(
 
 
 @app.command(name="expr")
+@_outputs
 def expr_cmd(
     expressions: Optional[List[str]] = typer.Argument(None, metavar="[EXPR]...", help="Expressions in Python syntax, optionally labelled: 'naive: log(1 + x)'. Put -- before one that starts with '-'."),
     var: Optional[List[str]] = typer.Option(None, "--var", "-v", metavar="NAME=SPEC", help="A variable: n=10000, x=1,10,100, x=1e-8..1e8:log:200, x=-1..1:lin:101, x=random:N, x=exhaustive (16-bit dtypes). Repeat for a grid."),
@@ -216,10 +235,7 @@ def expr_cmd(
     detail: bool = typer.Option(False, "--detail", help="Also print every row."),
     plot: Optional[str] = typer.Option(None, "--plot", metavar="PATH", help="Write an error-vs-input PNG (one variable must vary)."),
     max_ulp: float = MaxUlpOpt,
-    csv: Optional[str] = CsvOpt,
-    json: Optional[str] = JsonOpt,
-    markdown: Optional[str] = MdOpt,
-    parquet: Optional[str] = ParquetOpt,
+    outputs: dict = None,
 ):
     """Your own expressions in every dtype, against the exact value at the rounded inputs.
 
@@ -230,7 +246,7 @@ def expr_cmd(
     if list_examples or (example or "").strip().lower() == "list":
         typer.echo("\n".join(exs.listing()))
         return
-    targets = _targets(csv, json, markdown, parquet)
+    targets = _targets(outputs)
     if plot is not None:
         from . import export
 
@@ -273,6 +289,7 @@ def expr_cmd(
 
 
 @app.command()
+@_outputs
 def loss(
     experiment: str = typer.Option("all", "--experiment", "-e", help="sigmoid, softmax or all."),
     dtype: Optional[List[str]] = DtypeOpt,
@@ -294,17 +311,14 @@ def loss(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted streaming run with the same arguments."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Rows per backend call, the last call filled by repeating cases (default: all the cases in one call); results can depend on it."),
     max_ulp: float = MaxUlpOpt,
-    csv: Optional[str] = CsvOpt,
-    json: Optional[str] = JsonOpt,
-    markdown: Optional[str] = MdOpt,
-    parquet: Optional[str] = ParquetOpt,
+    outputs: dict = None,
 ):
     """Cross-entropy through the probability (naive) vs on the logits (fused), against a
     high-precision oracle, for every dtype and logit.
 
     Example: stabench loss --dtype float16 --experiment sigmoid --csv loss.csv
     """
-    targets = _targets(csv, json, markdown, parquet, inputs=[("--logits-file", logits_file)])
+    targets = _targets(outputs, inputs=[("--logits-file", logits_file)])
     from . import render
     from .experiments import loss as exp
 
@@ -434,6 +448,7 @@ def report(
 
 
 @app.command()
+@_outputs
 def train(
     epochs: int = typer.Option(40, "--epochs", help="Epochs for each variant × policy (at least 1; the lesson's course trains 40)."),
     policy: Optional[List[str]] = typer.Option(None, "--policy", "-p", help="float32, mixed_float16, mixed_bfloat16; a name or a comma list, may be repeated (default: all)."),
@@ -442,10 +457,7 @@ def train(
     batch_size: int = typer.Option(32, "--batch-size", help="Images per optimizer step."),
     learning_rate: float = typer.Option(0.001, "--learning-rate", help="Adam's learning rate."),
     detail: bool = typer.Option(False, "--detail", help="Also print every epoch, not only the summary."),
-    csv: Optional[str] = CsvOpt,
-    json: Optional[str] = JsonOpt,
-    markdown: Optional[str] = MdOpt,
-    parquet: Optional[str] = ParquetOpt,
+    outputs: dict = None,
 ):
     """Train the lesson's digits network (Dense 25 → 15 → 10) with probabilities vs logits, in
     float32 and mixed precision, counting non-finite losses and gradients every epoch.
@@ -453,7 +465,7 @@ def train(
     Example: stabench train --policy mixed_float16 --epochs 20 --csv train.csv
     """
     _need_tensorflow()
-    targets = _targets(csv, json, markdown, parquet)
+    targets = _targets(outputs)
     from . import render
     from .experiments import train as exp
 

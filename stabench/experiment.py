@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from . import columns as _columns
 from . import metrics
 from .errors import InputError
 
@@ -44,50 +45,11 @@ OTHER = {
 #: Statuses that count as a failure for "first fails at |z|".
 FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
 
-#: Columns of the loss row table, each documented (the docs' column reference is checked against it).
-COLUMNS = {
-    "experiment": "`sigmoid` (binary cross-entropy) or `softmax` (sparse categorical cross-entropy)",
-    "quantity": "`loss`, or `grad`: dL/dz (for softmax the component of the label's logit)",
-    "backend": "framework that computed the value (`numpy`, `tensorflow`, `torch`, `jax`)",
-    "method": "how it was computed (see the method list)",
-    "form": "`naive` (through the probability) or `fused` (on the logits)",
-    "dtype": "dtype the inputs were rounded to and the computation was asked to run in",
-    "result_dtype": "dtype of what came back (a framework may upcast); errors are counted in the coarser of dtype and result_dtype",
-    "case_kind": "how the inputs were built (see Case kinds)",
-    "logit": "the scalar z of the case (for --logits-file rows, the label's logit)",
-    "label": "y for sigmoid, the class index k for softmax",
-    "classes": "K, the number of classes (1 for sigmoid)",
-    "value": "the computed result, in result_dtype (stored exactly in float64)",
-    "reference": "the oracle's value for the inputs as rounded to dtype, rounded to float64",
-    "abs_error": "abs(value − reference), the reference carried beyond float64 (hi + lo) where it matters",
-    "rel_error": "abs_error / abs(reference); nan where abs_error is nan",
-    "ulp_error": "abs(value − exact) in ulps of the exact reference, in the coarser of dtype and result_dtype (glibc-style); +inf for nan/inf failures",
-    "bits_error": "log2(1 + floats between value and the exact reference correctly rounded to the coarser of dtype and result_dtype) (Herbie)",
-    "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported",
-    "error": "the framework's error text for `unsupported` rows, else empty",
-}
-
-SUMMARY_COLUMNS = {
-    "experiment": "as in the rows",
-    "quantity": "as in the rows",
-    "backend": "as in the rows",
-    "method": "as in the rows",
-    "form": "as in the rows",
-    "dtype": "as in the rows",
-    "cases": "number of cases",
-    "max_ulp": "largest ulp_error over valid cases (inf when any failed with nan/inf)",
-    "median_ulp": "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)",
-    "median_ulp_bound": "the upper edge of the power-of-two bin [2^(e−1), 2^e) holding the median ulp_error (for an even count the upper middle one), so at least median_ulp; the same in row and streaming runs (0 when the median is 0)",
-    "worst_logit": "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)",
-    "nan_result": "cases with status nan-result",
-    "overflow": "cases with status overflow",
-    "underflow": "cases with status underflow",
-    "inaccurate": "cases with status inaccurate",
-    "invalid_input": "cases with status invalid-input (nan/inf inputs, reported not scored)",
-    "unsupported": "cases the framework refused",
-    "first_fail_abs_logit": "smallest abs(logit) with a failure (inaccurate/underflow/overflow/nan); nan if none",
-    "first_fail_status": "the status at that logit",
-}
+#: Columns of the loss row table and of its summary, each documented: views of their declarations
+#: (:data:`stabench.columns.LOSS_ROWS`, :data:`~stabench.columns.LOSS_SUMMARY`; the docs' column
+#: reference is checked against them).
+COLUMNS = _columns.LOSS_ROWS.docs()
+SUMMARY_COLUMNS = _columns.LOSS_SUMMARY.docs()
 
 #: Histogram of ulp errors (streaming runs; the row path's ``median_ulp_bound`` uses the same bins):
 #: ulp_error in [2^(e−1), 2^e) for e = HIST_MIN … HIST_MAX (clipped), plus a bin for exactly 0 and
@@ -234,8 +196,7 @@ def row_frame(experiment, quantity, backend, method, form, dtype, result_dtype, 
         "experiment": experiment, "quantity": quantity, "backend": backend, "method": method,
         "form": form, "dtype": dtype, "result_dtype": result_dtype, "case_kind": case_kind,
         "logit": logit, "label": label, "classes": classes, "value": value, "reference": reference,
-        "abs_error": measures["abs_error"], "rel_error": measures["rel_error"],
-        "ulp_error": measures["ulp_error"], "bits_error": measures["bits_error"],
+        **{k: measures[k] for k in _columns.MEASURES},
         "status": metrics.status_names(status), "error": error,
     }, columns=list(COLUMNS))
 

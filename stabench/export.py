@@ -1,17 +1,7 @@
-"""Every export format behind one interface, output-path checks, and atomic writing.
-
-A format is a function ``(rows, metadata, tables) -> str | bytes``; :data:`FORMATS` maps the
-option name (``csv``, ``json``, ``markdown``, ``parquet``) to it.
-
-- CSV: plain — one header line, then the rows (what ``pandas.read_csv(path)`` and a spreadsheet
-  expect); floats in shortest round-trip form, ``nan``/``inf``/``-inf`` spelled out; an empty
-  text cell is written ``-`` (pandas reads an empty cell as missing and would turn a text column
-  into floats). The metadata goes to a sidecar, ``PATH.meta.json`` (:func:`sidecar`).
-- JSON: ``{"metadata": {...}, "rows": [...], "tables": {name: [...]}}``; non-finite floats are the
-  strings ``"nan"``, ``"inf"``, ``"-inf"`` (JSON has no such numbers).
-- Markdown: metadata as a list, then each table as a pipe table.
-- Parquet (needs pyarrow): the rows with their types; the metadata (less its volatile keys) in the
-  file's key-value metadata under ``stabench``.
+"""Writing exports: the output-path checks made before any work, and atomic writing of a group
+of files. The formats themselves are exporters (:mod:`stabench.exporters`, one module per format:
+CSV with its ``PATH.meta.json`` sidecar, JSON, Markdown, Parquet); :func:`export` renders and
+writes each (format, path) target.
 
 :func:`check_targets` refuses, before any work, every output path that could not be written or
 would clobber another output; :func:`write_files` writes a group of files so that each is either
@@ -22,150 +12,24 @@ renames done together in a section Ctrl-C cannot cut), and a full disk raises
 from __future__ import annotations
 
 import errno
-import io
-import json
-import math
 import os
 import stat
 import sys
 import tempfile
-from typing import Callable
 
-from . import interrupt
+from . import exporters, interrupt
 from .errors import InputError, WriteError
+# what callers of earlier releases read from here (docs/output.md: read_csv, read_metadata)
+from .exporters.csv import EMPTY_TEXT, read_csv, read_metadata, sidecar  # noqa: F401
+from .exporters.markdown import table as markdown_table  # noqa: F401
+from .exporters.values import jsonable as _jsonable  # noqa: F401
+from .exporters.values import records  # noqa: F401
 
 
-#: Metadata that changes from run to run: kept out of data files (the CSV sidecar and JSON carry it).
-VOLATILE = {"utc_time", "wall_seconds"}
-#: What an empty text cell is written as in a CSV (an empty cell reads back as a missing value).
-EMPTY_TEXT = "-"
-#: The option that names each format's output (for messages).
-OPTION = {"csv": "--csv", "json": "--json", "markdown": "--markdown", "parquet": "--parquet", "plot": "--plot"}
+#: The option that names each output (for messages): every exporter's, and ``--plot``.
+OPTION = {**{n: exporters.get(n).option for n in exporters.names()}, "plot": "--plot"}
 #: Output paths replaced during this run (so an interrupt message can say what happened).
 WRITTEN: list[str] = []
-
-
-def sidecar(path: str) -> str:
-    """The metadata file that goes with the CSV at ``path``: ``PATH.meta.json``."""
-    return path + ".meta.json"
-
-
-def _is_text(s) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_object_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype)
-
-
-def plain(rows):
-    """``rows`` as written to a CSV: every empty text cell replaced by :data:`EMPTY_TEXT`."""
-    out = rows.copy(deep=False)
-    for c in out.columns:
-        s = out[c]
-        if _is_text(s) and (s == "").any():
-            out[c] = s.where(s != "", EMPTY_TEXT)
-    return out
-
-
-def _csv(rows, metadata: dict, tables: dict) -> str:
-    buf = io.StringIO()
-    plain(rows).to_csv(buf, index=False, na_rep="nan", lineterminator="\n")
-    return buf.getvalue()
-
-
-def _sidecar(rows, metadata: dict, path: str) -> str:
-    doc = {"metadata": {k: _jsonable(v) for k, v in metadata.items()},
-           "data": os.path.basename(path), "rows": int(len(rows)),
-           "columns": {str(c): str(t) for c, t in rows.dtypes.items()},
-           "empty_text": EMPTY_TEXT}
-    return json.dumps(doc, indent=1, allow_nan=False, default=str) + "\n"
-
-
-def read_csv(path, **kwargs):
-    """Read a stabench CSV back as the DataFrame that was written: ``pandas.read_csv(path)``, with
-    the :data:`EMPTY_TEXT` cells of text columns turned back into empty strings. (Plain
-    ``pandas.read_csv`` already gives floats, ints and strings; this only restores the empties.)
-    ``kwargs`` go to pandas (e.g. ``compression="xz"`` for a buffer)."""
-    import pandas as pd
-
-    df = pd.read_csv(path, **kwargs)
-    for c in df.columns:
-        if _is_text(df[c]) and (df[c] == EMPTY_TEXT).any():
-            df[c] = df[c].where(df[c] != EMPTY_TEXT, "")
-    return df
-
-
-def read_metadata(csv_path) -> dict:
-    """The metadata of the CSV at ``csv_path``, from its sidecar ``PATH.meta.json``."""
-    with open(sidecar(os.fspath(csv_path)), encoding="utf-8") as f:
-        return json.load(f)["metadata"]
-
-
-def _jsonable(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if hasattr(v, "item"):  # numpy scalar
-        return _jsonable(v.item())
-    return v
-
-
-def records(df) -> list[dict]:
-    """DataFrame rows as JSON-ready dicts (non-finite floats as strings)."""
-    cols = [str(c) for c in df.columns]
-    return [{c: _jsonable(v) for c, v in zip(cols, row)} for row in df.itertuples(index=False, name=None)]
-
-
-def _json(rows, metadata: dict, tables: dict) -> str:
-    doc = {"metadata": {k: _jsonable(v) for k, v in metadata.items()}, "rows": records(rows)}
-    if tables:
-        doc["tables"] = {name: records(t) for name, t in tables.items()}
-    return json.dumps(doc, indent=1, allow_nan=False) + "\n"
-
-
-def markdown_table(df) -> str:
-    """A GitHub pipe table of ``df``, cells formatted as in the terminal (``render.format_cell``)."""
-    from . import dtypes, render
-
-    cols = [str(c) for c in df.columns]
-    dts = [dtypes.REGISTRY.get(d) for d in df["dtype"]] if "dtype" in df.columns else [None] * len(df)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for dt, row in zip(dts, df.itertuples(index=False, name=None)):
-        cells = (render.format_cell(c, v, dt).replace("|", "\\|") for c, v in zip(cols, row))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _markdown(rows, metadata: dict, tables: dict) -> str:
-    out = ["## Metadata\n"]
-    out += [f"- **{k}**: `{v}`" for k, v in metadata.items()]
-    for name, t in (tables or {}).items():
-        out += ["", f"## {name}", "", markdown_table(t)]
-    out += ["", "## Rows", "", markdown_table(rows)]
-    return "\n".join(out)
-
-
-def has_parquet() -> bool:
-    """Whether pyarrow (needed for ``--parquet``) is installed."""
-    import importlib.util
-
-    return importlib.util.find_spec("pyarrow") is not None
-
-
-def _parquet(rows, metadata: dict, tables: dict) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(rows, preserve_index=False)
-    stable = {k: _jsonable(v) for k, v in metadata.items() if k not in VOLATILE}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           b"stabench": json.dumps(stable, default=str).encode()})
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
-FORMATS: dict[str, Callable] = {"csv": _csv, "json": _json, "markdown": _markdown, "parquet": _parquet}
-#: Formats that are bytes, not text (never written to stdout).
-BINARY = {"parquet"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,16 +130,19 @@ def check_targets(targets: list[tuple[str, str]], inputs: list[tuple[str, str | 
             seen[k] = f"{what} {_show(path)}"
 
     for fmt, path in targets:
-        if path == "-" and fmt in BINARY:
+        if path == "-" and fmt in exporters.REGISTRY and exporters.get(fmt).binary:
             raise InputError(f"{OPTION[fmt]} '-': {fmt} is binary; give a file name")
         if path == "-":
             continue
         claim(path, OPTION.get(fmt, fmt))
-        if fmt == "csv":
-            claim(sidecar(path), f"{OPTION['csv']}'s metadata file")
-    if any(f == "parquet" for f, _ in targets) and not has_parquet():
-        raise InputError("--parquet needs pyarrow, which is not installed (pip install pyarrow); "
-                         "or use --csv / --json")
+        for companion in (exporters.get(fmt).companions(path) if fmt in exporters.REGISTRY else []):
+            claim(companion, f"{OPTION[fmt]}'s metadata file")
+    for fmt in dict.fromkeys(f for f, _ in targets if f in exporters.REGISTRY):
+        exporters.get(fmt).check()  # a library the format needs (pyarrow)
+
+
+def _bytes(data) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else data
 
 
 def check_writable(path: str) -> None:
@@ -389,13 +256,13 @@ def export(rows, metadata: dict, targets: list[tuple[str, str]], tables: dict | 
     plot), as one atomic group, then stdout (``-``)."""
     files, stdout = list(extra), None
     for fmt, path in targets:
-        data = FORMATS[fmt](rows, metadata, tables or {})
+        exporter = exporters.get(fmt)
+        data = exporter.render(rows, metadata, tables or {})
         if path == "-":
             stdout = data
             continue
-        files.append((path, data.encode("utf-8") if isinstance(data, str) else data))
-        if fmt == "csv":
-            files.append((sidecar(path), _sidecar(rows, metadata, path).encode("utf-8")))
+        files.append((path, _bytes(data)))
+        files += [(p, _bytes(d)) for p, d in exporter.companion_files(rows, metadata, path)]
     write_files(files, record=True)
     if stdout is not None:
         write_text("-", stdout)

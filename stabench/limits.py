@@ -13,6 +13,8 @@ Kept free of numpy and pandas at import (the CLI imports it while parsing).
 """
 from __future__ import annotations
 
+from . import columns as _columns
+
 
 MiB = 2**20
 
@@ -47,14 +49,16 @@ FRAMEWORK_BYTES = {"numpy": 0, "tensorflow": 850 * MiB,
                    # that of `-b numpy` (127 MiB): 783 and 706 MiB (torch 2.14.1, jax 0.10.2)
                    "torch": 660 * MiB, "jax": 580 * MiB}
 DEFAULT_FRAMEWORK_BYTES = 850 * MiB
-#: One row of the loss table at its peak (the parts, their concatenation, the summary's groupby).
-ROW_BYTES = 400
+#: One row of the loss table at its peak (the parts, their concatenation, the summary's groupby):
+#: 400 bytes, declared with the table (stabench.columns.LOSS_ROWS).
+ROW_BYTES = _columns.row_bytes(_columns.LOSS_ROWS, "frame")
 #: What each output of the rows adds per row: the CSV and Markdown texts are built in memory,
-#: the JSON export builds one dict per row and then its text; ``detail`` is --detail's terminal table.
+#: the JSON export builds one dict per row and then its text; Parquet pyarrow's table and buffer.
 #: ``detail`` is --detail's selection of each table's rows (a filtered copy of every row); it prints
 #: at most DETAIL_ROWS of them per table, which rich builds at about 4.4 KB a row
-#: (DETAIL_TABLE_BYTES, counted once per table).
-OUTPUT_ROW_BYTES = {"csv": 350, "markdown": 600, "json": 6000, "detail": 400}
+#: (DETAIL_TABLE_BYTES, counted once per table). Declared with the table (csv 350, markdown 600,
+#: json 6000, detail 400, parquet 70).
+OUTPUT_ROW_BYTES = {p: _columns.row_bytes(_columns.LOSS_ROWS, p) for p in ("csv", "markdown", "json", "detail", "parquet")}
 #: --detail (expr, loss) prints at most this many rows per table: rich draws about 1 ms per row on
 #: the loaded 2-core test machine (2·10^5 rows took minutes; loss's 99,992 rows 84 s), and 4·10^5
 #: folded lines are no terminal output; above it, the rows with the largest ulp errors (the exports

@@ -1,5 +1,6 @@
 """DataFrame → rich table for the terminal. Values are printed with the fewest digits that still
-identify them exactly in their own dtype; status cells are coloured; a verdict line follows."""
+identify them exactly in their own dtype; status cells are coloured; a verdict line follows. How a
+column is shown (its kind, alignment, whether it names the row) is declared in :mod:`stabench.columns`."""
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from . import columns as _columns
 from . import dtypes, limits
 
 #: --detail prints at most this many rows per table (see limits.DETAIL_ROWS: why, and its memory).
@@ -40,13 +42,6 @@ STATUS_STYLE = {
     "unsupported": "dim",
 }
 
-#: Columns whose float value is a result in the row's dtype (shown exactly for that dtype).
-DTYPE_VALUE_COLUMNS = {"value", "logit", "n_in_dtype", "worst_logit", "first_fail_abs_logit"}
-#: Columns of error measures: 3 significant digits are plenty.
-ERROR_COLUMNS = {"abs_error", "rel_error", "ulp_error", "bits_error", "correct_digits",
-                 "max_ulp", "median_ulp", "estimate_digits", "direct_digits", "cancelled_digits"}
-
-
 def shortest(x: float, dtype: dtypes.DType | None = None) -> str:
     """The shortest decimal that rounds back to ``x`` in ``dtype`` (float64 when None).
 
@@ -70,30 +65,42 @@ def shortest(x: float, dtype: dtypes.DType | None = None) -> str:
     return repr(x)  # pragma: no cover
 
 
+def _kind(col: str) -> str:
+    """The declared kind of column ``col`` (:mod:`stabench.columns`); a float for an undeclared one."""
+    c = _columns.column(col)
+    return c.kind if c is not None else "float"
+
+
+def _left(col: str) -> bool:
+    c = _columns.column(col)
+    return c is not None and c.left
+
+
+def _is_key(col: str) -> bool:
+    c = _columns.column(col)
+    return c is not None and c.key
+
+
 def _cell(col: str, v, row_dtype):
-    if col == "status":
+    if _kind(col) == "status":
         return Text(str(v), style=STATUS_STYLE.get(str(v), ""))
     return format_cell(col, v, row_dtype)
 
 
 def format_cell(col: str, v, row_dtype: dtypes.DType | None = None) -> str:
-    """One table cell as text: values exact for their dtype, error measures to 3 digits."""
+    """One table cell as text, by its column's declared kind (:mod:`stabench.columns`): values
+    exact for their dtype, error measures to 3 digits, other floats as the shortest float64."""
     if isinstance(v, float) or (hasattr(v, "dtype") and getattr(v.dtype, "kind", "") == "f"):
         v = float(v)
-        if col in ERROR_COLUMNS:
+        kind = _kind(col)
+        if kind == "error":
             if math.isnan(v) or math.isinf(v):
                 return shortest(v)
             return f"{v:.3g}"
-        if col in DTYPE_VALUE_COLUMNS and row_dtype is not None:
+        if kind == "value" and row_dtype is not None:
             return shortest(v, row_dtype)
         return shortest(v)
     return str(v)
-
-
-#: Columns that name a row (repeated at the left of every part when a wide table is folded).
-KEY_COLUMNS = ("experiment", "quantity", "backend", "method", "dtype", "formula", "n", "variant", "policy")
-_LEFT = ("dtype", "status", "formula", "expression", "method", "form", "backend", "variant", "policy",
-         "case_kind", "result_dtype", "first_fail_status", "loss_path", "output_dtype", "loss_dtype")
 
 
 def _texts(df, columns: list[str]) -> dict[str, list]:
@@ -123,7 +130,7 @@ def fold(columns: list[str], widths: dict[str, int], width: int, keys: list[str]
     if keys is None:
         keys = []
         for c in columns:
-            if c not in KEY_COLUMNS:
+            if not _is_key(c):
                 break
             keys.append(c)
     keys = [k for k in keys if k in columns]
@@ -154,7 +161,7 @@ def tables(df, title: str | None = None, columns: list[str] | None = None, width
         t = Table(title=part, title_justify="left", header_style="bold",
                   caption=caption if i == len(groups) - 1 else None, caption_justify="left")
         for c in group:
-            t.add_column(c, justify="left" if c in _LEFT else "right", no_wrap=True, min_width=widths[c])
+            t.add_column(c, justify="left" if _left(c) else "right", no_wrap=True, min_width=widths[c])
         for r in range(len(df)):
             t.add_row(*[texts[c][r] for c in group])
         out.append(t)

@@ -9,6 +9,12 @@ the new folder and leave the old one untouched. Only SIGKILL or a crash between 
 the fallback can leave the folder missing, with the old and new folders beside it under
 ``.NAME.*.stabench-old`` / ``.stabench-new`` names. Only ``run.json`` carries timestamps and wall
 times, so REPORT.md, the CSVs and the PNGs of the same command and versions are byte-identical.
+
+A report is one record (:attr:`Report.record`, written as ``run.json``): what ran, with which
+options (the metadata), every summary table, the headlines, and every file of the folder with
+what it holds (``files``). REPORT.md is rendered from it, the CLI lists the files from it, and the
+next report replaces exactly the files the old record lists: any other file in the folder is the
+user's and is carried over.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ import pandas as pd
 
 from . import crossframework
 from . import dtypes as _dtypes
-from . import experiment, export, interrupt, meta
+from . import experiment, export, exporters, interrupt, meta
 from .errors import InputError, WriteError
 from .experiments import loss, roundoff
 
@@ -39,9 +45,12 @@ TRAIN_QUICK_EPOCHS = 3
 #: Default output folder: a new folder in the current directory (git-ignored by the repository's
 #: .gitignore, so a report run inside a clone leaves every tracked file unchanged).
 DEFAULT_OUT = "stabench-report"
-#: Names of the files a report writes; other files in an existing report folder are kept.
-REPORT_FILE = re.compile(r"^(REPORT\.md|run\.json|(roundoff|train)\.csv|(sigmoid|softmax)\.csv\.xz"
-                         r"|(sigmoid|softmax)-[a-z0-9]+-(ulp|loss)\.png|train-curves\.png)$")
+#: The record of a report, and its rendering: the two files every report folder holds.
+RECORD, README = "run.json", "REPORT.md"
+#: The files of a report written before run.json listed its files (its record has no ``files``):
+#: every file such a report wrote matches this (only sigmoid and softmax existed then).
+LEGACY_FILES = re.compile(r"^(REPORT\.md|run\.json|(roundoff|train)\.csv|(sigmoid|softmax)\.csv\.xz"
+                          r"|(sigmoid|softmax)-[a-z0-9]+-(ulp|loss)\.png|train-curves\.png)$")
 #: Columns of timings: kept out of REPORT.md and the CSVs (run.json has them).
 TIMING_COLUMNS = {"seconds", "wall_seconds"}
 #: The extra column the report's loss CSVs carry.
@@ -52,7 +61,8 @@ LOGIT_SET_DOC = "which logit set the row came from: `extreme` or `sweep`"
 class Report:
     """What a report run produced, before anything is written."""
 
-    files: dict = field(default_factory=dict)  #: file name → bytes
+    files: dict = field(default_factory=dict)  #: file name → bytes (rendered from :attr:`record` and the frames)
+    record: dict = field(default_factory=dict)  #: what ``run.json`` holds (see the module docstring)
     frames: dict = field(default_factory=dict)  #: CSV file name → the DataFrame written to it
     tables: dict = field(default_factory=dict)  #: summary name → DataFrame
     timings: dict = field(default_factory=dict)  #: experiment → wall seconds
@@ -88,10 +98,11 @@ def check_out_dir(out: str) -> str:
             names = os.listdir(real)
         except OSError as e:
             raise InputError(f"--out {show}: cannot read the folder ({e.strerror})") from None
-        for n in names:
-            if REPORT_FILE.match(n) and not stat.S_ISREG(os.lstat(os.path.join(real, n)).st_mode):
+        own = {RECORD, README}
+        for n in sorted(own & set(names)) + sorted(set(names) & report_files(real) - own):
+            if not stat.S_ISREG(os.lstat(os.path.join(real, n)).st_mode):
                 raise InputError(f"--out {show}: {n!r} in it is not a regular file; remove it or choose another folder")
-        if names and not _is_report(os.path.join(real, "run.json")):
+        if names and not _is_report(os.path.join(real, RECORD)):
             raise InputError(f"--out {show} is a folder that does not hold a stabench report (no run.json "
                              "written by stabench); the report replaces its folder as a whole: "
                              "give a new or empty folder")
@@ -105,6 +116,29 @@ def check_out_dir(out: str) -> str:
     return real
 
 
+def report_files(folder: str) -> set[str]:
+    """The names of the files the report in ``folder`` wrote, from its record (``run.json``'s
+    ``files``); for a report whose record lists none (written before it did), the names its files
+    had (:data:`LEGACY_FILES`). Empty where there is no readable record."""
+    try:
+        with open(os.path.join(folder, RECORD), encoding="utf-8") as f:
+            doc = json.load(f)
+        listed = doc.get("files") if isinstance(doc, dict) else None
+    except (OSError, ValueError):
+        return set()
+    if listed is None:
+        try:
+            return {n for n in os.listdir(folder) if LEGACY_FILES.match(n)}
+        except OSError:
+            return set()
+    return {e["name"] for e in listed if isinstance(e, dict) and _plain_name(e.get("name"))}
+
+
+def _plain_name(n) -> bool:
+    """A file name a record may list: a plain name in the folder (no path, no . or ..)."""
+    return isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and os.sep not in n
+
+
 def _is_report(run_json: str) -> bool:
     try:
         if not stat.S_ISREG(os.lstat(run_json).st_mode):
@@ -116,7 +150,7 @@ def _is_report(run_json: str) -> bool:
 
 
 def _csv(df: pd.DataFrame, metadata: dict) -> bytes:
-    return export.FORMATS["csv"](df, metadata, {}).encode()
+    return exporters.get("csv").render(df, metadata, {}).encode()
 
 
 def _xz(data: bytes) -> bytes:
@@ -202,34 +236,61 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
 
     # metadata is built after the runs so it names every framework they imported
     metadata = meta.build(seed=seed, command=command, timestamp=False)
+    files = []  # the record's file list: {"name", "holds", "experiment", …}, in writing order
     rep.frames["roundoff.csv"] = ro
+    files.append({"name": "roundoff.csv", "holds": "rows", "experiment": "roundoff"})
     if train_df is not None:
         # wall times vary run to run: they stay in run.json, out of the byte-identical CSV
         rep.frames["train.csv"] = train_df.drop(columns=["seconds"])
+        files.append({"name": "train.csv", "holds": "rows", "experiment": "train"})
     for exp, rows in loss_rows.items():
         rep.frames[f"{exp}.csv.xz"] = rows  # the sweep rows: 27 MB as plain CSV
+        files.append({"name": f"{exp}.csv.xz", "holds": "rows", "experiment": exp, "compression": "xz"})
     for name, frame in rep.frames.items():
         data = _csv(frame, metadata)
         rep.files[name] = _xz(data) if name.endswith(".xz") else data
 
     t = time.perf_counter()
-    rep.files.update(_plots(loss_rows))
+    for entry, data in _plots(loss_rows):
+        files.append(entry)
+        rep.files[entry["name"]] = data
     if train_df is not None:
         from . import plots
 
         rep.files["train-curves.png"] = plots.curves_plot(train_df, "digits network: probabilities vs logits, by policy")
+        files.append({"name": "train-curves.png", "holds": "plot", "experiment": "train", "plot": "curves"})
     rep.timings["plots"] = time.perf_counter() - t
     tick(len(steps), "plots")
 
     run_meta = meta.build(seed=seed, command=command, timestamp=True, wall_seconds=rep.timings,
                           quick=quick, dtypes=dts, backends=backends, sweep_points=points, skipped=rep.skipped)
-    doc = {"metadata": {k: export._jsonable(v) if not isinstance(v, (dict, list)) else v
-                        for k, v in run_meta.items()},
-           "tables": {name: export.records(t) for name, t in rep.tables.items()},
-           "headlines": rep.headlines}
-    rep.files["run.json"] = (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode()
-    rep.files["REPORT.md"] = _markdown(rep, metadata).encode()
+    files += [{"name": README, "holds": "report"}, {"name": RECORD, "holds": "record"}]
+    rep.record = {"metadata": run_meta, "experiments": ["roundoff", *loss_rows] + (["train"] if with_train else []),
+                  "tables": rep.tables, "headlines": rep.headlines, "files": files}
+    rep.files.update(render(rep.record, metadata))
+    if sorted(listing(rep)) != sorted(rep.files):  # the record must list exactly what is written
+        raise RuntimeError(f"report record lists {sorted(listing(rep))}, renders {sorted(rep.files)}")
     return rep
+
+
+def render(record: dict, metadata: dict) -> dict:
+    """The files rendered from a report's record: ``run.json`` (the record itself, tables as
+    records) and ``REPORT.md`` (``metadata``: the run's metadata without its timestamp)."""
+    doc = {"metadata": {k: export._jsonable(v) if not isinstance(v, (dict, list)) else v
+                        for k, v in record["metadata"].items()},
+           "tables": {name: export.records(t) for name, t in record["tables"].items()},
+           "headlines": record["headlines"],
+           "experiments": record["experiments"],
+           "files": record["files"]}
+    return {RECORD: (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode(),
+            README: _markdown(record, metadata).encode()}
+
+
+def listing(rep: Report) -> list[str]:
+    """The names of the files of ``rep``: those its record lists (every file it renders)."""
+    if rep.record:
+        return [e["name"] for e in rep.record["files"]]
+    return list(rep.files)
 
 
 def _backends_and_skipped(backend_list) -> tuple[list[str], dict]:
@@ -251,20 +312,23 @@ def _backends_and_skipped(backend_list) -> tuple[list[str], dict]:
     return [m.NAME for m in mods], skipped
 
 
-def _plots(loss_rows: dict) -> dict:
+def _plots(loss_rows: dict) -> list:
+    """[(record entry, PNG bytes)] of each loss experiment's per-dtype plots."""
     from . import plots
 
-    files = {}
+    out = []
     for exp, rows in loss_rows.items():
         sweep = rows[(rows.logit_set == "sweep") & (rows.quantity == "loss")]
         # one panel subset per plot, as the experiment chooses (sigmoid: label 1; softmax: label-at-z)
         subset = experiment.get(exp).plot_subset(sweep)
         what = experiment.get(exp).plot_subset_doc
         for dt, g in subset.groupby("dtype", sort=False):
-            files[f"{exp}-{dt}-ulp.png"] = plots.ulp_plot(g, f"{exp} loss error, {dt} ({what})")
-            files[f"{exp}-{dt}-loss.png"] = plots.value_plot(
-                g, f"{exp} loss value, {dt} ({what})", floor=_dtypes.get(dt).smallest_subnormal / 10)
-    return files
+            entry = {"holds": "plot", "experiment": exp, "dtype": dt}
+            out.append(({"name": f"{exp}-{dt}-ulp.png", **entry, "plot": "ulp"},
+                        plots.ulp_plot(g, f"{exp} loss error, {dt} ({what})")))
+            out.append(({"name": f"{exp}-{dt}-loss.png", **entry, "plot": "loss"}, plots.value_plot(
+                g, f"{exp} loss value, {dt} ({what})", floor=_dtypes.get(dt).smallest_subnormal / 10)))
+    return out
 
 
 def headline(summ: pd.DataFrame) -> str:
@@ -293,9 +357,16 @@ def _name(r) -> str:
     return r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
 
 
-def _markdown(rep: Report, metadata: dict) -> str:
+def _files(record: dict, experiment_name: str, holds: str) -> list[str]:
+    """The names of the record's files of ``experiment_name`` that hold ``holds`` (rows, plot)."""
+    return [e["name"] for e in record["files"] if e.get("experiment") == experiment_name and e["holds"] == holds]
+
+
+def _markdown(record: dict, metadata: dict) -> str:
+    """REPORT.md: every experiment of ``record`` with its headline, summary tables, plots and files."""
     cols = ["backend", "method", "form", "dtype", "cases", "max_ulp", "median_ulp", "nan_result", "overflow",
             "underflow", "inaccurate", "unsupported", "first_fail_abs_logit", "first_fail_status"]
+    tables, headlines, skipped = record["tables"], record["headlines"], record["metadata"].get("skipped")
     lines = ["# stabench report", ""]
     lines += [f"stabench {metadata['stabench']} · python {metadata['python']} · numpy {metadata['numpy']}"
               + (f" · tensorflow {metadata['tensorflow']} · keras {metadata.get('keras', '?')}" if "tensorflow" in metadata else "")
@@ -303,31 +374,34 @@ def _markdown(rep: Report, metadata: dict) -> str:
               f"Command: `{metadata['command']}`. Timings, the UTC time and the CPU's SIMD flags are in "
               "`run.json`, the metadata of every CSV here. TensorFlow's float32 results depend on the CPU "
               "(its reciprocal uses the hardware's approximation): compare them only between like machines.", ""]
-    if rep.skipped:
-        lines += ["Not run here: " + "; ".join(f"{k}: {v}" for k, v in rep.skipped.items()) + ".", ""]
-    lines += ["## roundoff", "", rep.headlines["roundoff"], "",
-              "Digits kept by 2/n computed directly and as (1 + 1/n) − (1 − 1/n); every row in `roundoff.csv`.", "",
-              export.markdown_table(rep.tables["roundoff_sweep"])]
-    for exp in experiment.names():
-        summ = rep.tables[f"{exp}_summary"]
-        lines += [f"## {exp}", "", rep.headlines[exp][0].upper() + rep.headlines[exp][1:], ""]
+    if skipped:
+        lines += ["Not run here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()) + ".", ""]
+    lines += ["## roundoff", "", headlines["roundoff"], "",
+              "Digits kept by 2/n computed directly and as (1 + 1/n) − (1 − 1/n); every row in "
+              f"`{_files(record, 'roundoff', 'rows')[0]}`.", "",
+              export.markdown_table(tables["roundoff_sweep"])]
+    for exp in (e for e in record["experiments"] if e in experiment.names()):
+        summ = tables[f"{exp}_summary"]
+        lines += [f"## {exp}", "", headlines[exp][0].upper() + headlines[exp][1:], ""]
         for q in ("loss", "grad"):
             t = summ[(summ.logit_set == "extreme") & (summ.quantity == q)]
             if len(t):
                 lines += [f"### {q} (extreme logit set)", "", export.markdown_table(t[cols])]
-        for name in sorted(f for f in rep.files if f.startswith(exp + "-") and f.endswith(".png")):
+        for name in sorted(_files(record, exp, "plot")):
             lines += [f"![{name}]({name})", ""]
-        lines += [f"Every row: `{exp}.csv.xz` (xz-compressed CSV: `pandas.read_csv(\"{exp}.csv.xz\")`, "
-                  f"or `xz -dk {exp}.csv.xz` for a spreadsheet).", ""]
+        for name in _files(record, exp, "rows"):
+            lines += [f"Every row: `{name}` (xz-compressed CSV: `pandas.read_csv(\"{name}\")`, "
+                      f"or `xz -dk {name}` for a spreadsheet).", ""]
     lines += ["## Across frameworks", ""] + crossframework.markdown(
-        rep.tables["crossframework_first_fail"], rep.tables["crossframework_confidently_wrong"])
-    if "train_summary" in rep.tables:
+        tables["crossframework_first_fail"], tables["crossframework_confidently_wrong"])
+    if "train" in record["experiments"]:
         from .experiments import train
 
-        t = rep.tables["train_summary"]
+        t = tables["train_summary"]
         cols = [c for c in train.SUMMARY_TERMINAL_COLUMNS if c in t.columns and c not in TIMING_COLUMNS]
-        lines += ["## train", "", rep.headlines["train"], "", export.markdown_table(t[cols]),
-                  "![train-curves.png](train-curves.png)", "", "Every epoch: `train.csv`.", ""]
+        lines += ["## train", "", headlines["train"], "", export.markdown_table(t[cols])]
+        lines += [line for name in _files(record, "train", "plot") for line in (f"![{name}]({name})", "")]
+        lines += [f"Every epoch: `{name}`." for name in _files(record, "train", "rows")] + [""]
     return "\n".join(lines)
 
 
@@ -363,7 +437,7 @@ def write(rep: Report, out: str) -> list[str]:
         if new is not None:
             with interrupt.shielded(raise_pending=False):
                 shutil.rmtree(new, ignore_errors=True)
-    return [os.path.join(out, f) for f in rep.files]
+    return [os.path.join(out, f) for f in listing(rep)]
 
 
 def _umask() -> int:
@@ -395,15 +469,17 @@ def _fsync(folder: str) -> None:
 
 
 def _carry_over(old: str, new: str) -> None:
-    """Hard-link (or copy) into ``new`` every entry of ``old`` that a report does not write."""
+    """Hard-link (or copy) into ``new`` every entry of ``old`` that is not the old report's (its
+    record lists them: :func:`report_files`) and that the new report does not write."""
     def link(src, dst):
         try:
             os.link(src, dst, follow_symlinks=False)
         except OSError:
             shutil.copy2(src, dst, follow_symlinks=False)
 
+    stale = report_files(old) | {RECORD, README}
     for n in os.listdir(old):
-        if REPORT_FILE.match(n):
+        if n in stale or os.path.lexists(os.path.join(new, n)):
             continue
         src, dst = os.path.join(old, n), os.path.join(new, n)
         if os.path.isdir(src) and not os.path.islink(src):

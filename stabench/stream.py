@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from . import columns as _columns
 from . import dtypes as _dtypes
 from . import experiment as _experiment
 from . import metrics
@@ -957,15 +958,7 @@ def hist_edges() -> list[tuple[float, float]]:
     return edges
 
 
-HIST_COLUMNS = {
-    "quantity": "loss or grad",
-    "backend": "the backend",
-    "method": "the method",
-    "dtype": "the dtype",
-    "ulp_low": "the bin holds ulp_error ≥ ulp_low (bins are powers of two; (0, 0) is exactly 0)",
-    "ulp_high": "… and < ulp_high ((inf, inf): nan or ±inf results, which have no ulp count)",
-    "count": "number of cases in the bin",
-}
+HIST_COLUMNS = _columns.HISTOGRAM.docs()  #: the histogram table (declared in stabench.columns)
 
 
 def tables(total: dict, plan: Plan, backend: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

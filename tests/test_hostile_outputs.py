@@ -158,7 +158,9 @@ def test_parquet_keeps_types_and_metadata(tmp_path):
 
 
 def test_parquet_without_pyarrow_exits_2_before_work(tmp_path, monkeypatch, no_work):
-    monkeypatch.setattr(export, "has_parquet", lambda: False)
+    from stabench.exporters import parquet
+
+    monkeypatch.setattr(parquet, "available", lambda: False)
     refused(["roundoff", "--parquet", str(tmp_path / "x.parquet")], "--parquet needs pyarrow", "pip install")
     assert not list(tmp_path.iterdir())
 
@@ -521,7 +523,8 @@ def test_report_md_carries_no_timings():
     rep.tables["train_summary"] = pd.DataFrame({"variant": ["probs"], "policy": ["float32"], "final_accuracy": [0.9],
                                                 "seconds": [12.345678]})
     rep.headlines["train"] = "trained"
-    md = report._markdown(rep, meta.build(command="x", timestamp=False))
+    rep.record["experiments"].append("train")  # the record's tables and headlines are rep's
+    md = report._markdown(rep.record, meta.build(command="x", timestamp=False))
     assert "seconds" not in md and "12.3" not in md and "utc" not in md.lower().replace("the utc time", "")
     assert "| variant | policy | final_accuracy |" in md
     assert "sigmoid.csv.xz" in md

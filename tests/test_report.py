@@ -129,3 +129,62 @@ def test_report_with_backend_numpy_needs_no_framework(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.stderr
     skipped = json.loads((tmp_path / "r" / "run.json").read_text())["metadata"]["skipped"]
     assert skipped["tensorflow"].startswith("not installed") and skipped["train"].startswith("needs the tensorflow")
+
+
+# ---------------------------------------------------------------------------------------------
+# the record (run.json) lists the report's files; the next report replaces exactly those
+
+
+def test_run_json_lists_exactly_the_files_in_the_folder(quick):
+    out, r = quick
+    doc = json.loads((out / "run.json").read_text())
+    listed = [e["name"] for e in doc["files"]]
+    assert sorted(listed) == sorted(os.listdir(out)) and len(listed) == len(set(listed))
+    assert f"wrote {len(listed)} files" in r.stdout
+    assert doc["experiments"] == ["roundoff", "sigmoid", "softmax"]
+    holds = {e["name"]: (e["holds"], e.get("experiment")) for e in doc["files"]}
+    assert holds["sigmoid.csv.xz"] == ("rows", "sigmoid") and holds["softmax-float16-ulp.png"] == ("plot", "softmax")
+    assert holds["run.json"] == ("record", None) and holds["REPORT.md"] == ("report", None)
+    md = (out / "REPORT.md").read_text()  # REPORT.md shows every plot its record lists
+    for name, (what, _) in holds.items():
+        if what == "plot":
+            assert f"![{name}]({name})" in md
+
+
+def _recorded_build(**kw):
+    files = {"REPORT.md": b"# new\n", "roundoff.csv": b"a,b\n1,2\n"}
+    entries = [{"name": "roundoff.csv", "holds": "rows", "experiment": "roundoff"},
+               {"name": "REPORT.md", "holds": "report"}, {"name": "run.json", "holds": "record"}]
+    files["run.json"] = json.dumps({"metadata": {"tool": "stabench"}, "files": entries}).encode()
+    rep = report.Report(files=files, record={"files": entries})
+    rep.headlines = {"fake": "new"}
+    return rep
+
+
+def test_a_stale_file_of_an_unknown_experiment_is_not_carried_over(tmp_path, monkeypatch):
+    """The old record lists a third experiment's files (no pattern knows its name): the new report
+    drops them and keeps every file the record does not list."""
+    monkeypatch.setattr(report, "build", _recorded_build)
+    out = tmp_path / "rep"
+    out.mkdir()
+    stale = ["logsumexp.csv.xz", "logsumexp-float16-ulp.png", "layernorm-summary.csv"]
+    entries = [{"name": n, "holds": "rows"} for n in stale] + [{"name": "REPORT.md", "holds": "report"},
+                                                              {"name": "run.json", "holds": "record"}]
+    (out / "run.json").write_text(json.dumps({"metadata": {"tool": "stabench"}, "files": entries}))
+    for n in stale + ["REPORT.md", "notes.txt", "sigmoid.csv.xz"]:  # the last two: not the report's
+        (out / n).write_text("old")
+    r = runner.invoke(app, ["report", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(out)) == ["REPORT.md", "notes.txt", "roundoff.csv", "run.json", "sigmoid.csv.xz"]
+    assert (out / "notes.txt").read_text() == "old" and (out / "REPORT.md").read_text() == "# new\n"
+    assert "wrote 3 files" in r.stdout
+
+
+def test_a_listed_report_file_that_is_not_a_regular_file_is_refused(tmp_path):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"metadata": {"tool": "stabench"},
+                                              "files": [{"name": "logsumexp.csv.xz", "holds": "rows"}]}))
+    (out / "logsumexp.csv.xz").mkdir()
+    r = runner.invoke(app, ["report", "--out", str(out), "--quick"])
+    assert r.exit_code == 2 and "'logsumexp.csv.xz' in it is not a regular file" in r.stderr

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import columns as _columns
 from .. import dtypes as _dtypes
 from .. import metrics
 from ..errors import InputError
@@ -30,39 +31,40 @@ from ..expr.parse import Expression, parse
 from ..expr.reference import reference
 
 #: Columns of the rows (the variables' columns, named as the variables, come after ``dtype``).
-COLUMNS = {
-    "form": "the expression's label (`label: expr` on the command line, else the expression itself or #1, #2, …)",
-    "expression": "the expression as given",
-    "dtype": "floating-point format the program ran in",
-    "value": "the result of the program in the dtype (stored exactly in a float64 column)",
-    "reference": "the exact value at the rounded inputs, rounded to float64 (nan where undefined)",
-    "abs_error": "abs(value − exact), the exact value carried as a float64 pair (hi + lo); nan where not scored",
-    "rel_error": "abs_error / abs(exact)",
-    "ulp_error": "abs_error in ulps of the exact value in the dtype (glibc-style); +inf for nan/inf failures",
-    "bits_error": "log2(1 + floats between value and the exact value rounded to the dtype) (Herbie)",
-    "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input (see Statuses)",
-    "note": "why a row is invalid-input (x is inf in float16, literal overflows, log of a number ≤ 0, …), else empty",
-}
+ROWS = _columns.Table("expr_rows", [
+    _columns.Column("form", "the expression's label (`label: expr` on the command line, else the expression itself or #1, #2, …)", "text", left=True),
+    _columns.Column("expression", "the expression as given", "text", left=True),
+    _columns.Column("dtype", "floating-point format the program ran in", "text", left=True, key=True),
+    _columns.Column("value", "the result of the program in the dtype (stored exactly in a float64 column)", "value"),
+    _columns.Column("reference", "the exact value at the rounded inputs, rounded to float64 (nan where undefined)", "float"),
+    _columns.Column("abs_error", "abs(value − exact), the exact value carried as a float64 pair (hi + lo); nan where not scored", "error"),
+    _columns.Column("rel_error", "abs_error / abs(exact)", "error"),
+    _columns.Column("ulp_error", "abs_error in ulps of the exact value in the dtype (glibc-style); +inf for nan/inf failures", "error"),
+    _columns.Column("bits_error", "log2(1 + floats between value and the exact value rounded to the dtype) (Herbie)", "error"),
+    _columns.Column("status", "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input (see Statuses)", "status", left=True),
+    _columns.Column("note", "why a row is invalid-input (x is inf in float16, literal overflows, log of a number ≤ 0, …), else empty", "text"),
+    # the measured bytes per row (ROW_BYTES, OUTPUT_ROW_BYTES below) less the columns' shares
+], overhead={"frame": 142, "csv": 50, "json": 2550, "markdown": 240, "parquet": 21, "plot": 122})
+COLUMNS = ROWS.docs()  #: {name: doc}: a view of :data:`ROWS`
 #: Columns of the summary (one row per form × dtype).
-SUMMARY_COLUMNS = {
-    "form": "as in the rows",
-    "expression": "as in the rows",
-    "dtype": "as in the rows",
-    "points": "rows of this form and dtype",
-    "max_ulp": "largest ulp_error over the scored rows (inf when any returned nan/inf for a finite value)",
-    "median_ulp": "median ulp_error over the scored rows",
-    "mean_bits": "mean bits_error over the scored rows (Herbie's average bits of error)",
-    "max_bits": "largest bits_error over the scored rows",
-    "failed": "scored rows with status inaccurate, underflow, overflow or nan-result",
-    "exact": "rows with status exact",
-    "ok": "rows with status ok",
-    "inaccurate": "rows with status inaccurate",
-    "underflow": "rows with status underflow",
-    "overflow": "rows with status overflow",
-    "nan_result": "rows with status nan-result",
-    "invalid_input": "rows with status invalid-input (not scored)",
-    "worst_input": "the input of the row with the largest ulp_error (then bits_error), e.g. x=1e-08",
-}
+SUMMARY = _columns.Table("expr_summary", [
+    *_columns.as_in_rows(ROWS, "form", "expression", "dtype"),
+    _columns.Column("points", "rows of this form and dtype", "int"),
+    _columns.Column("max_ulp", "largest ulp_error over the scored rows (inf when any returned nan/inf for a finite value)", "error"),
+    _columns.Column("median_ulp", "median ulp_error over the scored rows", "error"),
+    _columns.Column("mean_bits", "mean bits_error over the scored rows (Herbie's average bits of error)", "float"),
+    _columns.Column("max_bits", "largest bits_error over the scored rows", "float"),
+    _columns.Column("failed", "scored rows with status inaccurate, underflow, overflow or nan-result", "int"),
+    _columns.Column("exact", "rows with status exact", "int"),
+    _columns.Column("ok", "rows with status ok", "int"),
+    _columns.Column("inaccurate", "rows with status inaccurate", "int"),
+    _columns.Column("underflow", "rows with status underflow", "int"),
+    _columns.Column("overflow", "rows with status overflow", "int"),
+    _columns.Column("nan_result", "rows with status nan-result", "int"),
+    _columns.Column("invalid_input", "rows with status invalid-input (not scored)", "int"),
+    _columns.Column("worst_input", "the input of the row with the largest ulp_error (then bits_error), e.g. x=1e-08", "text"),
+])
+SUMMARY_COLUMNS = SUMMARY.docs()  #: {name: doc}: a view of :data:`SUMMARY`
 #: The summary columns the terminal shows (80 columns); the exports carry all of them.
 SUMMARY_TERMINAL_COLUMNS = ["form", "dtype", "max_ulp", "median_ulp", "mean_bits", "failed", "worst_input"]
 #: The row columns the terminal shows with --detail (after the variables).
@@ -80,14 +82,15 @@ MAX_LABEL = 10
 
 #: A row at the peak of the run: its part and the concatenated table (2·10^6 rows of 8 forms of
 #: 250,000 points peak at 663 MB, of 1 form of 2·10^6 points at 796 MB: 258 bytes a row and 78 a point).
-ROW_BYTES = 270
+ROW_BYTES = _columns.row_bytes(ROWS, "frame")  # 270: ROWS' overhead plus its columns' shares
 #: Each (form, dtype)'s temporaries per point (the reference, the metrics' arrays).
 POINT_BYTES = 100
 #: Each variable's column per row (4 more variables over 10^6 rows: +145 MB).
 VAR_ROW_BYTES = 40
 #: What each output adds per row (tracemalloc peak of building it; JSON builds a dict per row:
 #: 540,000 float16 rows with --json peak at 1.85 GiB, 3.4 KB a row); --detail prints at most render.DETAIL_ROWS rows.
-OUTPUT_ROW_BYTES = {"csv": 220, "json": 3500, "markdown": 450, "parquet": 50, "plot": 170}
+#: csv 220, json 3500, markdown 450, parquet 50, plot 170 (declared with ROWS).
+OUTPUT_ROW_BYTES = {p: _columns.row_bytes(ROWS, p) for p in ("csv", "json", "markdown", "parquet", "plot")}
 #: What an output's library adds once imported (pyarrow 8 MB, matplotlib 36 MB measured).
 OUTPUT_BYTES = {"parquet": 10 * 2**20, "plot": 40 * 2**20}
 #: What each variable's column adds per row in an output, beyond VAR_ROW_BYTES: JSON writes a key
@@ -234,7 +237,7 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
     invalid = note != ""
     status = m["status"]
     status[invalid] = metrics.INVALID_INPUT
-    for k in ("abs_error", "rel_error", "ulp_error", "bits_error"):
+    for k in _columns.MEASURES:
         m[k] = np.where(invalid, np.nan, m[k])
     return {"value": value, "reference": hi, "reference_lo": lo, **m, "status": status, "note": note}
 
@@ -259,7 +262,7 @@ def run(p: Plan, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progress=None) -> 
             n = len(r["value"])
             cols = {"form": e.label, "expression": e.text, "dtype": dt.name}
             cols.update({k: pts[k] for k in names})
-            cols.update({k: r[k] for k in ("value", "reference", "abs_error", "rel_error", "ulp_error", "bits_error")})
+            cols.update({k: r[k] for k in ("value", "reference", *_columns.MEASURES)})
             cols["status"] = metrics.status_names(r["status"])
             cols["note"] = r["note"]
             parts.append(pd.DataFrame(cols, index=range(n)))

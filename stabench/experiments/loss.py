@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import backends as _backends
+from .. import columns as _columns
 from .. import dtypes as _dtypes
 from .. import experiment as _experiment
 from .. import inputs, limits, metrics, validate
@@ -336,7 +337,7 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
             error = (out.grad_error or "the backend returned no gradient") if missing else error
             value = np.full(n, np.nan)
             result_dtype = dt
-            m = {k: np.full(n, np.nan) for k in ("abs_error", "rel_error", "ulp_error", "bits_error")}
+            m = {k: np.full(n, np.nan) for k in _columns.MEASURES}
             status = np.full(n, metrics.UNSUPPORTED, dtype=np.uint8)
         else:
             raw = np.asarray(out.loss if q == "loss" else out.grad)

@@ -21,6 +21,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from .. import columns as _columns
 from .. import dtypes as _dtypes
 from .. import metrics
 from ..errors import InputError
@@ -31,21 +32,22 @@ MAX_N = 2**63 - 1
 MAX_EXP = 18
 
 #: Columns of ``run``'s DataFrame, each documented (the README table is checked against this).
-COLUMNS = {
-    "dtype": "floating-point format the computation ran in",
-    "formula": "`direct` (2/n) or `cancelled` ((1 + 1/n) − (1 − 1/n))",
-    "expression": "the expression evaluated, with n written out",
-    "n": "the integer n",
-    "n_in_dtype": "n as stored in the dtype (rounded; inf where n exceeds the dtype's max, nan in a format without infinities: the row is invalid-input)",
-    "value": "the computed result, in the dtype (stored exactly in a float64 column)",
-    "reference": "2/n exactly, rounded to float64",
-    "abs_error": "abs(value − 2/n), against the exact reference (nan for invalid-input rows: not scored)",
-    "rel_error": "abs_error / (2/n)",
-    "ulp_error": "abs_error in ulps of the reference in the dtype (glibc-style)",
-    "bits_error": "log2(1 + floats between value and the reference rounded to the dtype) (Herbie)",
-    "correct_digits": "−log10(rel_error), capped at the dtype's digits; 0 when all are lost",
-    "status": "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input (see Statuses)",
-}
+ROWS = _columns.Table("roundoff_rows", [
+    _columns.Column("dtype", "floating-point format the computation ran in", "text", left=True, key=True),
+    _columns.Column("formula", "`direct` (2/n) or `cancelled` ((1 + 1/n) − (1 − 1/n))", "text", left=True, key=True),
+    _columns.Column("expression", "the expression evaluated, with n written out", "text", left=True),
+    _columns.Column("n", "the integer n", "int", key=True),
+    _columns.Column("n_in_dtype", "n as stored in the dtype (rounded; inf where n exceeds the dtype's max, nan in a format without infinities: the row is invalid-input)", "value"),
+    _columns.Column("value", "the computed result, in the dtype (stored exactly in a float64 column)", "value"),
+    _columns.Column("reference", "2/n exactly, rounded to float64", "float"),
+    _columns.Column("abs_error", "abs(value − 2/n), against the exact reference (nan for invalid-input rows: not scored)", "error"),
+    _columns.Column("rel_error", "abs_error / (2/n)", "error"),
+    _columns.Column("ulp_error", "abs_error in ulps of the reference in the dtype (glibc-style)", "error"),
+    _columns.Column("bits_error", "log2(1 + floats between value and the reference rounded to the dtype) (Herbie)", "error"),
+    _columns.Column("correct_digits", "−log10(rel_error), capped at the dtype's digits; 0 when all are lost", "error"),
+    _columns.Column("status", "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input (see Statuses)", "status", left=True),
+])
+COLUMNS = ROWS.docs()  #: {name: doc}: a view of :data:`ROWS`
 
 #: The columns printed in the terminal (the exports carry all of them).
 TERMINAL_COLUMNS = ["dtype", "formula", "n", "n_in_dtype", "value", "reference", "rel_error",
@@ -128,8 +130,7 @@ def run(dtype_list=None, n: int = 10_000, *, sweep: bool = False, max_exp: int =
                     "expression": e.text,
                     "n": k,
                     "n_in_dtype": round_exact(Fraction(k), dt),
-                    **{c: m[c][0] for c in ("value", "reference", "abs_error", "rel_error",
-                                            "ulp_error", "bits_error")},
+                    **{c: m[c][0] for c in ("value", "reference", *_columns.MEASURES)},
                     "correct_digits": metrics.correct_digits(m["rel_error"], dt)[0],
                     "status": metrics.status_names(m["status"])[0],
                 }
@@ -148,15 +149,16 @@ def _order_key(col: pd.Series) -> pd.Series:
     return col
 
 
-SWEEP_COLUMNS = {
-    "dtype": "floating-point format",
-    "n": "the integer n",
-    "direct_digits": "correct digits of 2/n computed directly",
-    "cancelled_digits": "correct digits of (1 + 1/n) − (1 − 1/n)",
-    "estimate_digits": "the classic estimate for the cancelled form: digits of the dtype − log10(n), at least 0",
-    "direct_status": "status of the direct form",
-    "cancelled_status": "status of the cancelled form",
-}
+SWEEP = _columns.Table("roundoff_sweep", [
+    _columns.Column("dtype", "floating-point format", "text", left=True, key=True),
+    _columns.Column("n", "the integer n", "int", key=True),
+    _columns.Column("direct_digits", "correct digits of 2/n computed directly", "error"),
+    _columns.Column("cancelled_digits", "correct digits of (1 + 1/n) − (1 − 1/n)", "error"),
+    _columns.Column("estimate_digits", "the classic estimate for the cancelled form: digits of the dtype − log10(n), at least 0", "error"),
+    _columns.Column("direct_status", "status of the direct form", "text"),
+    _columns.Column("cancelled_status", "status of the cancelled form", "text"),
+])
+SWEEP_COLUMNS = SWEEP.docs()  #: {name: doc}: a view of :data:`SWEEP`
 
 
 def sweep_table(df: pd.DataFrame) -> pd.DataFrame:

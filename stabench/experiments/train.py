@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import columns as _columns
 from ..errors import InputError
 
 #: The variants: how the loss is attached to the network's output.
@@ -77,50 +78,48 @@ HIDDEN_UNITS = (25, 15)
 CLASSES = 10
 
 #: Columns of ``run``'s DataFrame: one row per (variant, policy, epoch).
-COLUMNS = {
-    "variant": "`probs`, `logits` or `probs-detached` (see Variants)",
-    "policy": "Keras mixed-precision policy: `float32`, `mixed_float16` or `mixed_bfloat16`",
-    "epoch": "epoch number, from 1",
-    "steps": "optimizer steps in the epoch (batches; the last one may be smaller)",
-    "train_loss": "mean of the epoch's per-step losses as the Keras loss returned them, weighted by batch size (what `fit` prints)",
-    "test_loss": "the variant's loss on the test set after the epoch (same head and loss object as in training)",
-    "test_loss_logits": "`SparseCategoricalCrossentropy(from_logits=True)` on the same test logits; equal to test_loss bit for bit when Keras used the logits",
-    "test_loss_exact": "cross-entropy of the same logits computed in float64 (log-sum-exp), the reference for both",
-    "test_accuracy": "fraction of test images whose predicted class (argmax of the prediction) is the label",
-    "nonfinite_loss": "steps in the epoch whose loss was nan or ±inf",
-    "nonfinite_grad": "gradient values (elements) that were nan or ±inf, summed over the epoch's steps (the gradients of the scaled loss under loss scaling)",
-    "skipped_steps": "steps in which the optimizer did not update the weights (the LossScaleOptimizer skips a step with any non-finite gradient); counted from the inner optimizer's iterations",
-    "grad_norm": "mean over the epoch's steps with all-finite gradients of the global L2 norm of the gradient, divided by the loss scale; nan if no step was finite",
-    "loss_scale": "the LossScaleOptimizer's dynamic loss scale after the epoch; nan without loss scaling",
-    "logits_dtype": "dtype of the logits tensor in the training step (for `probs` the `_keras_logits` Keras' softmax attached)",
-    "output_dtype": "dtype of the tensor the model returns",
-    "loss_dtype": "dtype of the loss value the Keras loss returned",
-    "seconds": "wall time of the epoch: training and test evaluation (epoch 1 includes building and tracing); "
-               "in the DataFrame and the terminal only: exports keep timings in the metadata (wall_seconds)",
-}
+ROWS = _columns.Table("train_rows", [
+    _columns.Column("variant", "`probs`, `logits` or `probs-detached` (see Variants)", "text", left=True, key=True),
+    _columns.Column("policy", "Keras mixed-precision policy: `float32`, `mixed_float16` or `mixed_bfloat16`", "text", left=True, key=True),
+    _columns.Column("epoch", "epoch number, from 1", "int"),
+    _columns.Column("steps", "optimizer steps in the epoch (batches; the last one may be smaller)", "int"),
+    _columns.Column("train_loss", "mean of the epoch's per-step losses as the Keras loss returned them, weighted by batch size (what `fit` prints)", "float"),
+    _columns.Column("test_loss", "the variant's loss on the test set after the epoch (same head and loss object as in training)", "float"),
+    _columns.Column("test_loss_logits", "`SparseCategoricalCrossentropy(from_logits=True)` on the same test logits; equal to test_loss bit for bit when Keras used the logits", "float"),
+    _columns.Column("test_loss_exact", "cross-entropy of the same logits computed in float64 (log-sum-exp), the reference for both", "float"),
+    _columns.Column("test_accuracy", "fraction of test images whose predicted class (argmax of the prediction) is the label", "float"),
+    _columns.Column("nonfinite_loss", "steps in the epoch whose loss was nan or ±inf", "int"),
+    _columns.Column("nonfinite_grad", "gradient values (elements) that were nan or ±inf, summed over the epoch's steps (the gradients of the scaled loss under loss scaling)", "int"),
+    _columns.Column("skipped_steps", "steps in which the optimizer did not update the weights (the LossScaleOptimizer skips a step with any non-finite gradient); counted from the inner optimizer's iterations", "int"),
+    _columns.Column("grad_norm", "mean over the epoch's steps with all-finite gradients of the global L2 norm of the gradient, divided by the loss scale; nan if no step was finite", "float"),
+    _columns.Column("loss_scale", "the LossScaleOptimizer's dynamic loss scale after the epoch; nan without loss scaling", "float"),
+    _columns.Column("logits_dtype", "dtype of the logits tensor in the training step (for `probs` the `_keras_logits` Keras' softmax attached)", "text"),
+    _columns.Column("output_dtype", "dtype of the tensor the model returns", "text", left=True),
+    _columns.Column("loss_dtype", "dtype of the loss value the Keras loss returned", "text", left=True),
+    _columns.Column("seconds", "wall time of the epoch: training and test evaluation (epoch 1 includes building and tracing); in the DataFrame and the terminal only: exports keep timings in the metadata (wall_seconds)", "float"),
+])
+COLUMNS = ROWS.docs()  #: {name: doc}: a view of :data:`ROWS`
 
 #: Columns of ``summary``: one row per (variant, policy).
-SUMMARY_COLUMNS = {
-    "variant": "as in the rows",
-    "policy": "as in the rows",
-    "epochs": "epochs trained",
-    "final_accuracy": "test_accuracy after the last epoch",
-    "best_accuracy": "highest test_accuracy over the epochs",
-    "best_epoch": "first epoch that reached best_accuracy",
-    "final_train_loss": "train_loss of the last epoch",
-    "final_test_loss": "test_loss after the last epoch",
-    "loss_path": "`logits` if test_loss equalled test_loss_logits bit for bit after every epoch (Keras used the logits), else `probabilities`",
-    "max_loss_gap": "largest abs(test_loss − test_loss_logits) over the epochs",
-    "first_nonfinite_epoch": "first epoch with a non-finite loss or gradient value; nan if none",
-    "nonfinite_loss": "total of the rows' nonfinite_loss",
-    "nonfinite_grad": "total of the rows' nonfinite_grad",
-    "skipped_steps": "total of the rows' skipped_steps",
-    "final_loss_scale": "loss_scale after the last epoch; nan without loss scaling",
-    "logits_dtype": "as in the rows",
-    "output_dtype": "as in the rows",
-    "loss_dtype": "as in the rows",
-    "seconds": "total wall time of the variant × policy run (exports: in the metadata's wall_seconds)",
-}
+SUMMARY = _columns.Table("train_summary", [
+    *_columns.as_in_rows(ROWS, "variant", "policy"),
+    _columns.Column("epochs", "epochs trained", "int"),
+    _columns.Column("final_accuracy", "test_accuracy after the last epoch", "float"),
+    _columns.Column("best_accuracy", "highest test_accuracy over the epochs", "float"),
+    _columns.Column("best_epoch", "first epoch that reached best_accuracy", "int"),
+    _columns.Column("final_train_loss", "train_loss of the last epoch", "float"),
+    _columns.Column("final_test_loss", "test_loss after the last epoch", "float"),
+    _columns.Column("loss_path", "`logits` if test_loss equalled test_loss_logits bit for bit after every epoch (Keras used the logits), else `probabilities`", "text", left=True),
+    _columns.Column("max_loss_gap", "largest abs(test_loss − test_loss_logits) over the epochs", "float"),
+    _columns.Column("first_nonfinite_epoch", "first epoch with a non-finite loss or gradient value; nan if none", "float"),
+    _columns.Column("nonfinite_loss", "total of the rows' nonfinite_loss", "int"),
+    _columns.Column("nonfinite_grad", "total of the rows' nonfinite_grad", "int"),
+    _columns.Column("skipped_steps", "total of the rows' skipped_steps", "int"),
+    _columns.Column("final_loss_scale", "loss_scale after the last epoch; nan without loss scaling", "float"),
+    *_columns.as_in_rows(ROWS, "logits_dtype", "output_dtype", "loss_dtype"),
+    _columns.Column("seconds", "total wall time of the variant × policy run (exports: in the metadata's wall_seconds)", "float"),
+])
+SUMMARY_COLUMNS = SUMMARY.docs()  #: {name: doc}: a view of :data:`SUMMARY`
 
 TERMINAL_COLUMNS = ["variant", "policy", "epoch", "train_loss", "test_loss", "test_loss_logits",
                     "test_accuracy", "nonfinite_loss", "nonfinite_grad", "skipped_steps", "grad_norm",

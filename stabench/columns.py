@@ -1,0 +1,212 @@
+"""Every column of every table, declared once: its name, its doc, its kind (how the terminal and
+Markdown show it) and what it costs per row in memory.
+
+A table is an ordered list of :class:`Column` (:class:`Table`). The loss tables (rows, summary)
+and the streaming histogram are declared here, as every loss experiment shares them; an
+experiment with tables of its own (``roundoff``, ``expr``, ``train``) declares them in its module
+with the same types. Whatever declares a table registers its columns here, and
+
+- :mod:`stabench.render` (terminal tables) and the Markdown export format a cell by its column's
+  :attr:`Column.kind`, align it by :attr:`Column.left` and repeat the :attr:`Column.key` columns at
+  the left of every part of a folded table (:func:`column`);
+- the memory estimate (:mod:`stabench.limits`, the expr plan) takes a table's bytes per row in a
+  DataFrame or an output from :func:`row_bytes`;
+- ``tests/test_readme.py`` checks that the docs document every column of every table
+  (:func:`tables`), and the ``COLUMNS`` dicts other code reads (``experiment.COLUMNS``, …) are
+  :meth:`Table.docs` views of these declarations.
+
+Adding a column: one :class:`Column` in its table (and the code that fills it); render,
+Markdown, the memory estimate and the docs check follow.
+
+Kept free of numpy and pandas (the CLI imports it while parsing).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Column kinds: how a cell is written (render.format_cell).
+#: ``text``: as it is; ``status``: a status (coloured in the terminal); ``int``: an integer;
+#: ``value``: a float that is a result in the row's dtype (the fewest digits that identify it in
+#: that dtype); ``float``: a float shown as the shortest float64 repr; ``error``: an error measure
+#: (3 significant digits).
+KINDS = ("text", "status", "int", "value", "float", "error")
+
+#: Where a table's bytes per row are counted: ``frame`` (the DataFrame at the run's peak: its parts,
+#: their concatenation, the summary's groupby), each output format, ``detail`` (--detail's
+#: selection) and ``plot``.
+PLACES = ("frame", "csv", "json", "markdown", "parquet", "detail", "plot")
+
+#: A column's share of a row's bytes, by kind, where it does not declare its own: a float64 or
+#: int64 cell in the DataFrame; its text in CSV and Markdown (a shortest float repr: about 20
+#: characters); a key and a Python object in each JSON row dict; Parquet's encoded cell. A table's
+#: measured total less its columns' shares is its :attr:`Table.overhead`, so that a new column adds
+#: its share to the estimate before ``benchmarks/memory.py`` is rerun.
+_NUMBER = {"frame": 8, "csv": 20, "json": 100, "markdown": 25, "parquet": 4, "detail": 8, "plot": 8}
+_TEXT = {"frame": 16, "csv": 10, "json": 70, "markdown": 12, "parquet": 1, "detail": 16, "plot": 0}
+KIND_BYTES = {"text": _TEXT, "status": _TEXT, "int": _NUMBER, "value": _NUMBER, "float": _NUMBER,
+              "error": _NUMBER}
+
+#: The error measures every scored table carries, in this order (metrics.compare computes them).
+MEASURES = ("abs_error", "rel_error", "ulp_error", "bits_error")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, what it holds (``doc``, in the docs' column tables), how it is
+    shown (``kind``, one of :data:`KINDS`; ``left``: left-aligned in the terminal; ``key``: names
+    the row, repeated at the left of each part of a folded table) and its bytes per row where they
+    differ from its kind's (``bytes``: place → bytes, see :data:`PLACES`)."""
+
+    name: str
+    doc: str
+    kind: str = "float"
+    left: bool = False
+    key: bool = False
+    bytes: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"column {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+
+    def share(self, place: str) -> int:
+        """This column's bytes per row in ``place`` (:data:`PLACES`)."""
+        return self.bytes.get(place, KIND_BYTES[self.kind][place])
+
+    def display(self) -> tuple:
+        """What the terminal and Markdown use: (kind, left, key)."""
+        return self.kind, self.left, self.key
+
+
+@dataclass(frozen=True)
+class Table:
+    """An ordered list of columns under a name (``loss_rows``), with the measured bytes per row
+    its columns' shares leave out (``overhead``: place → bytes)."""
+
+    name: str
+    columns: tuple
+    overhead: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "columns", tuple(self.columns))
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"table {self.name!r} names a column twice")
+        register(self)
+
+    def names(self) -> list[str]:
+        """The column names, in order."""
+        return [c.name for c in self.columns]
+
+    def docs(self) -> dict:
+        """{name: doc}, in order: the ``COLUMNS`` dicts other modules read."""
+        return {c.name: c.doc for c in self.columns}
+
+
+#: Every declared table, by name (filled as the modules declaring them are imported).
+_TABLES: dict[str, Table] = {}
+#: Every declared column name → its display (kind, left, key), the same in every table.
+_DISPLAY: dict[str, Column] = {}
+
+
+def register(table: Table) -> None:
+    """Add ``table`` to the registry (a :class:`Table` registers itself). A column name shown
+    differently in two tables is refused: the terminal formats a cell by its column's name."""
+    for c in table.columns:
+        seen = _DISPLAY.get(c.name)
+        if seen is not None and seen.display() != c.display():
+            raise ValueError(f"column {c.name!r} of table {table.name!r} is shown as {c.display()}, "
+                             f"elsewhere as {seen.display()}: one name, one display")
+    for c in table.columns:
+        _DISPLAY.setdefault(c.name, c)
+    _TABLES[table.name] = table
+
+
+def tables() -> dict[str, Table]:
+    """Every registered table, by name (import the modules that declare them first)."""
+    return dict(_TABLES)
+
+
+def column(name: str) -> Column | None:
+    """The declared column ``name`` (its display is the same in every table), or None for a
+    column no table declares (a variable's, a dtype's in a wide view): shown as a plain float."""
+    return _DISPLAY.get(name)
+
+
+def as_in_rows(rows: Table, *names: str) -> list[Column]:
+    """The columns ``names`` of table ``rows`` as a summary repeats them: shown the same, their doc
+    "as in the rows"."""
+    by_name = {c.name: c for c in rows.columns}
+    return [Column(n, "as in the rows", by_name[n].kind, by_name[n].left, by_name[n].key) for n in names]
+
+
+def row_bytes(table: Table | str, place: str) -> int:
+    """Bytes one row of ``table`` costs in ``place`` (:data:`PLACES`: ``frame``, an output format,
+    ``detail`` or ``plot``): its overhead there plus its columns' shares."""
+    t = _TABLES[table] if isinstance(table, str) else table
+    if place not in PLACES:
+        raise ValueError(f"unknown place {place!r}; one of {PLACES}")
+    return t.overhead.get(place, 0) + sum(c.share(place) for c in t.columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loss tables (every loss experiment's rows and summary) and the streaming histogram
+
+#: Rows of ``stabench loss``. Measured totals per row (benchmarks/memory.py; AMD EPYC, 2 cores,
+#: Python 3.11, numpy 2.4, pandas 3.1): frame 400 (the parts, their concatenation, the summary's
+#: groupby); csv 350 and markdown 600 (their texts are built in memory); json 6000 (a dict per
+#: row, then its text); detail 400 (--detail's filtered copy); parquet 70 (pyarrow's table and its
+#: encoded buffer: writing 5.1·10^6 numpy rows raised peak RSS by 56 B a row, pyarrow's pool peaked
+#: at 63 B a row; rounded up).
+LOSS_ROWS = Table("loss_rows", [
+    Column("experiment", "`sigmoid` (binary cross-entropy) or `softmax` (sparse categorical cross-entropy)", "text", key=True),
+    Column("quantity", "`loss`, or `grad`: dL/dz (for softmax the component of the label's logit)", "text", key=True),
+    Column("backend", "framework that computed the value (`numpy`, `tensorflow`, `torch`, `jax`)", "text", left=True, key=True),
+    Column("method", "how it was computed (see the method list)", "text", left=True, key=True),
+    Column("form", "`naive` (through the probability) or `fused` (on the logits)", "text", left=True),
+    Column("dtype", "dtype the inputs were rounded to and the computation was asked to run in", "text", left=True, key=True),
+    Column("result_dtype", "dtype of what came back (a framework may upcast); errors are counted in the coarser of dtype and result_dtype", "text", left=True),
+    Column("case_kind", "how the inputs were built (see Case kinds)", "text", left=True),
+    Column("logit", "the scalar z of the case (for --logits-file rows, the label's logit)", "value"),
+    Column("label", "y for sigmoid, the class index k for softmax", "float"),
+    Column("classes", "K, the number of classes (1 for sigmoid)", "int"),
+    Column("value", "the computed result, in result_dtype (stored exactly in float64)", "value"),
+    Column("reference", "the oracle's value for the inputs as rounded to dtype, rounded to float64", "float"),
+    Column("abs_error", "abs(value − reference), the reference carried beyond float64 (hi + lo) where it matters", "error"),
+    Column("rel_error", "abs_error / abs(reference); nan where abs_error is nan", "error"),
+    Column("ulp_error", "abs(value − exact) in ulps of the exact reference, in the coarser of dtype and result_dtype (glibc-style); +inf for nan/inf failures", "error"),
+    Column("bits_error", "log2(1 + floats between value and the exact reference correctly rounded to the coarser of dtype and result_dtype) (Herbie)", "error"),
+    Column("status", "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported", "status", left=True),
+    Column("error", "the framework's error text for `unsupported` rows, else empty", "text"),
+], overhead={"frame": 168, "csv": 70, "json": 4400, "markdown": 255, "detail": 168, "parquet": 24})
+
+LOSS_SUMMARY = Table("loss_summary", [
+    *as_in_rows(LOSS_ROWS, "experiment", "quantity", "backend", "method", "form", "dtype"),
+    Column("cases", "number of cases", "int"),
+    Column("max_ulp", "largest ulp_error over valid cases (inf when any failed with nan/inf)", "error"),
+    Column("median_ulp", "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)", "error"),
+    Column("median_ulp_bound", "the upper edge of the power-of-two bin [2^(e−1), 2^e) holding the median ulp_error (for an even count the upper middle one), so at least median_ulp; the same in row and streaming runs (0 when the median is 0)", "float"),
+    Column("worst_logit", "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)", "value"),
+    Column("nan_result", "cases with status nan-result", "int"),
+    Column("overflow", "cases with status overflow", "int"),
+    Column("underflow", "cases with status underflow", "int"),
+    Column("inaccurate", "cases with status inaccurate", "int"),
+    Column("invalid_input", "cases with status invalid-input (nan/inf inputs, reported not scored)", "int"),
+    Column("unsupported", "cases the framework refused", "int"),
+    Column("first_fail_abs_logit", "smallest abs(logit) with a failure (inaccurate/underflow/overflow/nan); nan if none", "value"),
+    Column("first_fail_status", "the status at that logit", "text", left=True),
+])
+
+#: The column the report's loss CSVs add (before ``case_kind``).
+LOGIT_SET = Column("logit_set", "which logit set the row came from: `extreme` or `sweep`", "text")
+REPORT_LOSS_ROWS = Table("report_loss_rows", [*LOSS_ROWS.columns[:7], LOGIT_SET, *LOSS_ROWS.columns[7:]])
+
+#: Histogram of ulp errors of a streaming run (one row per non-empty bin).
+HISTOGRAM = Table("histogram", [
+    Column("quantity", "loss or grad", "text", key=True),
+    Column("backend", "the backend", "text", left=True, key=True),
+    Column("method", "the method", "text", left=True, key=True),
+    Column("dtype", "the dtype", "text", left=True, key=True),
+    Column("ulp_low", "the bin holds ulp_error ≥ ulp_low (bins are powers of two; (0, 0) is exactly 0)", "float"),
+    Column("ulp_high", "… and < ulp_high ((inf, inf): nan or ±inf results, which have no ulp count)", "float"),
+    Column("count", "number of cases in the bin", "int"),
+])
