@@ -186,10 +186,22 @@ def _rounded_inv(DIRECT32, r, p, em, es, mv, v32, GRAD=False):
     return rr, _from_bits((2046 - k) << 52)
 
 
+@njit(cache=True, inline="always")
+def _value_rounded(DIRECT32, v, p, em, mv, v32):
+    """The result ``v`` rounded to the measuring dtype, as float64: ``v`` itself when that is
+    float32 (every result the kernel takes is a float of ≤ 32 bits), else :func:`_round` — which
+    leaves a value of that format as it is and rounds an upcast one (a float32 result of a
+    float16 computation) as ``metrics.ulp_status`` does."""
+    vd = np.float64(v)
+    if DIRECT32:
+        return vd
+    return _round(vd, p, em, mv, v32)
+
+
 @njit(cache=True)
-def _key(v, r, rr, inv, max_ulp, lo, hi, base, top):
+def _key(v, r, rr, inv, max_ulp, lo, hi, base, top, vr):
     """(ulp error, key) of the float32 result ``v`` against reference ``r`` (``rr`` rounded to
-    the result dtype, ``inv`` = 1/ulp(r)), branch-free. The key is ``status << 7 | bin``: the
+    the measuring dtype, ``inv`` = 1/ulp(r) in it, ``vr``: ``v`` rounded to it), branch-free. The key is ``status << 7 | bin``: the
     status in the numpy path's order of precedence (ok/inaccurate, then underflow, exact,
     overflow, nan; a nan result counts as an infinite error) and the histogram bin as
     ``stream._hist_lut`` maps the error, but in arithmetic (no table lookup, so it vectorises): 0
@@ -204,7 +216,7 @@ def _key(v, r, rr, inv, max_ulp, lo, hi, base, top):
     u = abs((vd - r) * inv)
     st = np.int32(_INACCURATE) if u > max_ulp else np.int32(_OK)
     st = np.int32(_UNDERFLOW) if (v == 0.0) & (rr != 0.0) else st  # & not "and": no branch
-    st = np.int32(_EXACT) if vd == rr else st
+    st = np.int32(_EXACT) if vr == rr else st
     e = np.int32(_bits(u) >> 52)
     st = np.int32(_OVERFLOW) if e == 2047 else st  # u is inf or nan: v is ±inf or nan
     st = np.int32(_NAN) if v != v else st
@@ -251,12 +263,12 @@ def _quad_pass(GRAD, DIRECT32, ECONST, args):
         tj = t0 if ECONST else t[j]
         r = _ref(GRAD, zj, ej, tj, 0, 1.0)
         rr, inv = _rounded_inv(DIRECT32, r, p, em, es, mv, v32, GRAD)
-        u0, k0 = _key(v00[j], r, rr, inv, max_ulp, lo, hi, base, top)
-        u1, k1 = _key(v01[j], r, rr, inv, max_ulp, lo, hi, base, top)
+        u0, k0 = _key(v00[j], r, rr, inv, max_ulp, lo, hi, base, top, _value_rounded(DIRECT32, v00[j], p, em, mv, v32))
+        u1, k1 = _key(v01[j], r, rr, inv, max_ulp, lo, hi, base, top, _value_rounded(DIRECT32, v01[j], p, em, mv, v32))
         r = _ref(GRAD, zj, ej, tj, 1, -1.0)
         rr, inv = _rounded_inv(DIRECT32, r, p, em, es, mv, v32, GRAD)
-        u2, k2 = _key(v10[j], r, rr, inv, max_ulp, lo, hi, base, top)
-        u3, k3 = _key(v11[j], r, rr, inv, max_ulp, lo, hi, base, top)
+        u2, k2 = _key(v10[j], r, rr, inv, max_ulp, lo, hi, base, top, _value_rounded(DIRECT32, v10[j], p, em, mv, v32))
+        u3, k3 = _key(v11[j], r, rr, inv, max_ulp, lo, hi, base, top, _value_rounded(DIRECT32, v11[j], p, em, mv, v32))
         x00[j] = np.uint32(k0)
         x01[j] = np.uint32(k1)
         x10[j] = np.uint32(k2)
@@ -346,9 +358,11 @@ def _block_keys(grad, direct32, econst, z, e, t, lab, b0, m, vs, off, p, em, es,
         r = _ref(grad, np.float64(z[j]), ej, tj, lab, sgn)
         if direct32:
             rr, inv = _rounded_inv(True, r, p, em, es, mv, v32, grad)
+            vr = _value_rounded(True, vs[off + j], p, em, mv, v32)
         else:
             rr, inv = _rounded_inv(False, r, p, em, es, mv, v32, grad)
-        u, k = _key(vs[off + j], r, rr, inv, max_ulp, lo, hi, base, top_bin)
+            vr = _value_rounded(False, vs[off + j], p, em, mv, v32)
+        u, k = _key(vs[off + j], r, rr, inv, max_ulp, lo, hi, base, top_bin, vr)
         ub[jj] = np.inf if u != u else u
         xb[jj] = np.uint32(k)
 

@@ -344,11 +344,6 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
         raise InputError("--batch-size is for row runs; streaming runs call each method once per chunk "
                          f"of {stream.CHUNK} logits")
     stream.check_workers(workers)
-    variants = sorted(n for n in method_names(opts) or () if "@" in n)
-    if variants:
-        raise InputError(f"--method {', '.join(variants)}: streaming runs measure each method as called, "
-                         "without execution variants; drop the @VARIANT, or measure it on a row run "
-                         "(fewer --points, no --range)")
     mods = [_backends.load(b) for b in backend_names]  # their tables; the frameworks after the checks
     quantities = ("loss", "grad") if opts.grad else ("loss",)
     rng = stream.parse_range(opts.value_range)
@@ -363,8 +358,11 @@ def run_streaming(opts: Options, *, workers: int | None = None, state_path: str 
                     src = stream.exhaustive_source(dt.name, rng)
                 else:
                     src = stream.Source(dt.name, "random", points=opts.points, seed=opts.seed)
+                selected = method_names(opts)
                 plan = stream.Plan(dt.name, mod.NAME, methods, quantities, float(opts.max_ulp), int(opts.keep),
-                                   experiment=exp.name, options=exp.stream_options(opts))
+                                   experiment=exp.name, options=exp.stream_options(opts),
+                                   variants=stream.variants(mod, dt.name),
+                                   selected=None if selected is None else tuple(sorted(selected)))
                 # one state file per (experiment, backend, dtype); the names that vary are in its suffix
                 parts = ([exp.name] if len(exps) > 1 else []) + ([mod.NAME] if len(mods) > 1 else []) + [dt.name]
                 sp = f"{state_path}.{'.'.join(parts)}" if state_path else None
