@@ -186,7 +186,7 @@ def main_any(a) -> None:
           f"= {cases:,} cases; methods {', '.join(methods)}; {'/'.join(quantities)}; {a.workers} worker processes; "
           f"CPU: {_cpu()}")
     if stream.use_kernel():
-        print(f"kernel compile/load: {kernel.warm():.1f} s (used: {exp.kernel})")
+        print(f"kernel compile/load: {kernel.warm():.1f} s ({'the sigmoid audit kernel' if exp.kernel else 'the generic kernel'})")
     tasks = range(src.n_tasks)
     results = {}
     with ProcessPoolExecutor(a.workers) as pool:

@@ -481,8 +481,11 @@ def run_task(plan: Plan, source: Source, i: int) -> dict:
     """Aggregates of task ``i``: {(quantity, method): Agg}, measured by the compiled kernel when
     :func:`use_kernel` says so, else by numpy (the same numbers either way)."""
     z = source.task(i)
-    if _experiment.get(plan.experiment).kernel and use_kernel():
-        aggs = _run_task_kernel(plan, z)
+    if use_kernel():
+        # the sigmoid audit's kernel forms its reference itself; every other experiment's cases go
+        # through the generic one with the experiment's streaming reference
+        run_compiled = _run_task_kernel if _experiment.get(plan.experiment).kernel else _run_task_cases
+        aggs = run_compiled(plan, z)
         if aggs is not None:
             return aggs
     aggs = {k: Agg(plan.keep) for k in slots(plan)}
@@ -586,6 +589,78 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
         a.result_dtype, a.differs = first_names[i], differs[key[1]]
         aggs[key] = a
     return {key: aggs[key] for key in slots(plan)}
+
+
+def _run_task_cases(plan: Plan, z: np.ndarray) -> dict | None:
+    """:func:`run_task` through the generic compiled kernel (:func:`kernel._cases_kernel`), for any
+    experiment: per chunk its cases and streaming reference, each method once (and its variants),
+    then one kernel pass over every slot. None when a result is not a float of ≤ 32 bits (the numpy
+    path measures those)."""
+    from . import kernel
+
+    k = kernel._cases_kernel()
+    mod = _module(plan.backend)
+    exp = _experiment.get(plan.experiment)
+    dt = _dtypes.get(plan.dtype)
+    methods = _methods(plan, exp, mod)
+    all_slots = slots(plan)
+    n_s = len(all_slots)
+    keep = min(plan.keep, cases_per_logit(plan) * len(z))
+    counts = np.zeros((n_s, len(metrics.STATUSES)), np.int64)
+    hist = np.zeros((n_s, N_BINS), np.int64)
+    fstate = np.zeros((n_s, 9))
+    fstate[:, 0] = -1.0
+    top = np.zeros((n_s, keep, 5))
+    top_n = np.zeros(n_s, np.int64)
+    differs = {n: False for _, n in all_slots}
+    rnames = first = None
+    n_cases = 0
+    pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS))
+    for s0 in range(0, len(z), CHUNK):
+        zc = z[s0:s0 + CHUNK]
+        cases, z64, key64 = exp.stream_cases(zc, dt, plan.options)
+        ref = exp.stream_reference(zc, plan.quantities, plan.options)
+        # row 0 the loss's, row 1 the gradient's (quantity[s] indexes it; an absent one is a stand-in)
+        refs = np.stack([ref.get(q, ref[plan.quantities[0]]) for q in ("loss", "grad")])
+        outs = {}
+        for name, o, d in _evaluated(plan, mod, methods, dt, cases):
+            outs[name] = o
+            differs[name] = differs[name] or d
+        vals, rnames = [], []
+        for q, m in all_slots:
+            v = np.asarray(outs[m].loss if q == "loss" else outs[m].grad).reshape(-1)
+            if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
+                return None
+            rnames.append(v.dtype.name)
+            v32 = np.ascontiguousarray(v, dtype=np.float32)  # float16/bfloat16: exact
+            vals.append(v32 if v32.flags.writeable else v32.copy())
+        if first is None:
+            first = rnames
+            mdts = [metrics.measuring_dtype(dt, _dtypes.REGISTRY[r]) for r in rnames]
+            sp = [kernel.slot_params(r) for r in mdts]
+            params = (np.array([q == "grad" for q, _ in all_slots], np.int64),
+                      *(np.array([p[c] for p in sp], np.float64 if c == 3 else np.int64) for c in range(5)))
+            calls = [(a, min(a + kernel.SLOTS, n_s)) for a in range(0, n_s, kernel.SLOTS)]
+        elif rnames != first:
+            return None  # a result dtype changed between chunks: let the numpy path measure it
+        z64 = np.ascontiguousarray(z64, dtype=np.float64)
+        key64 = np.ascontiguousarray(key64, dtype=np.float64)
+        for a, b in calls:
+            k(z64, key64, refs, tuple(vals[a:b]) + pad[b - a:], b - a, *(p[a:b] for p in params),
+              float(plan.max_ulp), counts[a:b], hist[a:b], _LUT, fstate[a:b], top[a:b], top_n[a:b])
+        n_cases += len(z64)
+    aggs = {}
+    for i, key in enumerate(all_slots):
+        a = Agg(plan.keep)
+        a.n = n_cases
+        a.counts, a.hist = counts[i], hist[i]
+        fs = fstate[i].tolist()
+        a.max_ulp, a.worst = fs[0], tuple(fs[1:4])
+        a.first_fail = (fs[5], fs[6], fs[7], int(fs[8])) if fs[4] else ()
+        a.top = sorted((tuple(r) for r in top[i, :top_n[i]].tolist()), key=_top_key)
+        a.result_dtype, a.differs = first[i], differs[key[1]]
+        aggs[key] = a
+    return aggs
 
 
 def _aggs_json(aggs: dict) -> dict:
@@ -838,7 +913,7 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
         from . import cluster
 
         # the cluster module gets what it runs as arguments: it never imports this engine (no cycle)
-        kernel_check = use_kernel if _experiment.get(plan.experiment).kernel else None
+        kernel_check = use_kernel
         cluster.run_tasks(client, functools.partial(run_task, plan, source), todo, finish, drive, kernel_check)
     elif todo:
         if use_kernel():
