@@ -5,17 +5,23 @@ core, aggregated per chunk instead of kept as rows.
 The input is split into *tasks* of :data:`TASK` logits (the unit of parallelism and of ``--resume``),
 each processed in *chunks* of :data:`CHUNK` logits (small enough to stay in cache). The experiment
 builds a chunk's cases from its logits (:meth:`Experiment.stream_cases`: for sigmoid every logit with
-labels 0 and 1); each method runs once over it (one backend call per method, whatever the backend),
-the reference comes from :meth:`Experiment.stream_reference`, and a lean version of :mod:`metrics` (same
-definitions) gives each case's ulp error and status. Per (quantity, method) a task keeps only an
-:class:`Agg`: counts per status, max ulp error and the worst logit, a histogram of ulp errors, the
-smallest |z| of a failure, and the worst ``keep`` cases. Merging the tasks' aggregates in task order
-gives a result that is exact over every input and the same however the work was split.
+labels 0 and 1, for softmax its three preset kinds — :func:`cases_per_logit` asks); each method runs
+once over it (:func:`backends.evaluate`, the row path's entry point: one call per method, whatever
+the backend), each execution variant it returns is a slot ``method@variant`` of its own
+(:attr:`Plan.variants`), the reference comes from :meth:`Experiment.stream_reference`, and
+:func:`metrics.ulp_status` gives each case's ulp error and status in the row path's dtype
+(:func:`metrics.measuring_dtype`: the coarser of the dtype and the result dtype). Per (quantity,
+slot) a task keeps only an :class:`Agg`: counts per status, max ulp error and the worst logit, a
+histogram of ulp errors, the smallest |z| of a failure, the worst ``keep`` cases, the result dtype,
+and (a variant) whether it differed from its method. Merging the tasks' aggregates in task order
+gives a result that is exact over every input and the same however the work was split;
+:func:`tables` reports what the row path would (:func:`shown`).
 
-With numba installed, each chunk of an experiment whose streaming reference the kernel reproduces
-(:attr:`Experiment.kernel`) is measured by the compiled kernel of :mod:`stabench.kernel`
-instead (the same numbers, bit for bit; ``STABENCH_KERNEL`` chooses). Tasks run in a local process
-pool whose workers die with the parent (:func:`run`), or on a Dask cluster (:mod:`stabench.cluster`).
+With numba installed, every chunk is measured by a compiled kernel of :mod:`stabench.kernel`
+instead (the same numbers, bit for bit; ``STABENCH_KERNEL`` chooses): the sigmoid audit's, which
+also forms its reference (:attr:`Experiment.kernel`), or the generic one for any other experiment.
+Tasks run in a local process pool whose workers die with the parent (:func:`run`), or on a Dask
+cluster (:mod:`stabench.cluster`).
 The resume state carries a digest and is checked field by field before any work (:func:`load_state`).
 """
 from __future__ import annotations
