@@ -517,6 +517,52 @@ def use_kernel() -> bool:
     return choice != "numpy" and kernel.available()
 
 
+def _kernel_state(n_slots: int, keep: int) -> tuple:
+    """The kernels' running aggregates of ``n_slots`` slots, updated in place across a task's
+    chunks: counts, histogram, (max, worst, first failure) state, worst-``keep`` heap and its size."""
+    fstate = np.zeros((n_slots, 9))
+    fstate[:, 0] = -1.0
+    return (np.zeros((n_slots, len(metrics.STATUSES)), np.int64), np.zeros((n_slots, N_BINS), np.int64), fstate,
+            np.zeros((n_slots, keep, 5)), np.zeros(n_slots, np.int64))
+
+
+def _kernel_aggs(plan: Plan, names: list, state: tuple, n: int, result_dtypes: list, differs: dict) -> dict:
+    """{slot: Agg} from the kernels' state (:func:`_kernel_state`) after ``n`` cases per slot."""
+    counts, hist, fstate, top, top_n = state
+    aggs = {}
+    for i, key in enumerate(names):
+        a = Agg(plan.keep)
+        a.n = n
+        a.counts, a.hist = counts[i], hist[i]
+        fs = fstate[i].tolist()
+        a.max_ulp, a.worst = fs[0], tuple(fs[1:4])
+        a.first_fail = (fs[5], fs[6], fs[7], int(fs[8])) if fs[4] else ()
+        a.top = sorted((tuple(r) for r in top[i, :top_n[i]].tolist()), key=_top_key)
+        a.result_dtype, a.differs = result_dtypes[i], differs[key[1]]
+        aggs[key] = a
+    return {key: aggs[key] for key in slots(plan)}
+
+
+def _kernel_values(plan: Plan, mod, methods, dt, cases, names: list, differs: dict) -> tuple | None:
+    """(results per slot of ``names`` as float32, their result dtype names) of one chunk's
+    ``cases``, each method evaluated once (:func:`_evaluated`; ``differs`` updated); None when a
+    result is not a float of ≤ 32 bits (the numpy path measures those)."""
+    outs = {}
+    for name, o, d in _evaluated(plan, mod, methods, dt, cases):
+        outs[name] = o
+        differs[name] = differs[name] or d
+    vals, rnames = [], []
+    for q, m in names:
+        v = np.asarray(outs[m].loss if q == "loss" else outs[m].grad).reshape(-1)
+        if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
+            return None
+        rnames.append(v.dtype.name)
+        v32 = np.ascontiguousarray(v, dtype=np.float32)  # float16/bfloat16: exact
+        # a framework may hand back a read-only view (JAX): one numba type for every slot
+        vals.append(v32 if v32.flags.writeable else v32.copy())
+    return vals, rnames
+
+
 def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
     """:func:`run_task` through the compiled kernel: per chunk, the methods in numpy (one backend
     call each), e^-|z| and log1p in numpy, then one kernel pass. None when a result dtype is not a
@@ -530,13 +576,8 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
     names = [n for q, n in slots(plan) if q == plan.quantities[0]]
     all_slots = [(q, n) for q in plan.quantities for n in names]
     n_s = len(all_slots)
-    keep = min(plan.keep, 2 * len(z))
-    counts = np.zeros((n_s, len(metrics.STATUSES)), np.int64)
-    hist = np.zeros((n_s, N_BINS), np.int64)
-    fstate = np.zeros((n_s, 9))
-    fstate[:, 0] = -1.0
-    top = np.zeros((n_s, keep, 5))
-    top_n = np.zeros(n_s, np.int64)
+    state = _kernel_state(n_s, min(plan.keep, 2 * len(z)))
+    counts, hist, fstate, top, top_n = state
     differs = dict.fromkeys(names, False)
     params = None
     zz = np.empty(2 * min(CHUNK, len(z)), dtype=dt.type)
@@ -553,19 +594,10 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
             lab = labels[n] = np.repeat(lab01, n)
         cases = SigmoidCases(zz[:2 * n], lab)
         zk, e, t, ec = kernel.inputs(zc)  # float32 z; e^-|z|, log1p as oracle.bce_binary_fast (or constants)
-        outs = {}
-        for name, o, d in _evaluated(plan, mod, methods, dt, cases):
-            outs[name] = o
-            differs[name] = differs[name] or d
-        vals, rnames = [], []
-        for q, m in all_slots:
-            v = np.asarray(outs[m].loss if q == "loss" else outs[m].grad)
-            if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
-                return None
-            rnames.append(v.dtype.name)
-            v32 = np.ascontiguousarray(v, dtype=np.float32)  # float16/bfloat16: exact
-            # a framework may hand back a read-only view (JAX): one numba type for every slot
-            vals.append(v32 if v32.flags.writeable else v32.copy())
+        got = _kernel_values(plan, mod, methods, dt, cases, all_slots, differs)
+        if got is None:
+            return None
+        vals, rnames = got
         if params is None:
             first_names = rnames
             # each slot is measured in the coarser of the dtype and its result dtype (the row path's rule)
@@ -583,18 +615,7 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
             return None  # a result dtype changed between chunks: let the numpy path measure it
         for (a, b), (head, tail) in zip(calls, fixed):
             k(zk, e, t, ec, tuple(vals[a:b]) + pad[b - a:], *head, *tail)
-    aggs = {}
-    for i, key in enumerate(all_slots):
-        a = Agg(plan.keep)
-        a.n = 2 * len(z)
-        a.counts, a.hist = counts[i], hist[i]
-        fs = fstate[i].tolist()
-        a.max_ulp, a.worst = fs[0], tuple(fs[1:4])
-        a.first_fail = (fs[5], fs[6], fs[7], int(fs[8])) if fs[4] else ()
-        a.top = sorted((tuple(r) for r in top[i, :top_n[i]].tolist()), key=_top_key)
-        a.result_dtype, a.differs = first_names[i], differs[key[1]]
-        aggs[key] = a
-    return {key: aggs[key] for key in slots(plan)}
+    return _kernel_aggs(plan, all_slots, state, 2 * len(z), first_names, differs)
 
 
 def _run_task_cases(plan: Plan, z: np.ndarray) -> dict | None:
@@ -611,15 +632,10 @@ def _run_task_cases(plan: Plan, z: np.ndarray) -> dict | None:
     methods = _methods(plan, exp, mod)
     all_slots = slots(plan)
     n_s = len(all_slots)
-    keep = min(plan.keep, cases_per_logit(plan) * len(z))
-    counts = np.zeros((n_s, len(metrics.STATUSES)), np.int64)
-    hist = np.zeros((n_s, N_BINS), np.int64)
-    fstate = np.zeros((n_s, 9))
-    fstate[:, 0] = -1.0
-    top = np.zeros((n_s, keep, 5))
-    top_n = np.zeros(n_s, np.int64)
+    state = _kernel_state(n_s, min(plan.keep, cases_per_logit(plan) * len(z)))
+    counts, hist, fstate, top, top_n = state
     differs = {n: False for _, n in all_slots}
-    rnames = first = None
+    first = None
     n_cases = 0
     pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS))
     for s0 in range(0, len(z), CHUNK):
@@ -628,18 +644,10 @@ def _run_task_cases(plan: Plan, z: np.ndarray) -> dict | None:
         ref = exp.stream_reference(zc, plan.quantities, plan.options)
         # row 0 the loss's, row 1 the gradient's (quantity[s] indexes it; an absent one is a stand-in)
         refs = np.stack([ref.get(q, ref[plan.quantities[0]]) for q in ("loss", "grad")])
-        outs = {}
-        for name, o, d in _evaluated(plan, mod, methods, dt, cases):
-            outs[name] = o
-            differs[name] = differs[name] or d
-        vals, rnames = [], []
-        for q, m in all_slots:
-            v = np.asarray(outs[m].loss if q == "loss" else outs[m].grad).reshape(-1)
-            if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
-                return None
-            rnames.append(v.dtype.name)
-            v32 = np.ascontiguousarray(v, dtype=np.float32)  # float16/bfloat16: exact
-            vals.append(v32 if v32.flags.writeable else v32.copy())
+        got = _kernel_values(plan, mod, methods, dt, cases, all_slots, differs)
+        if got is None:
+            return None
+        vals, rnames = got
         if first is None:
             first = rnames
             mdts = [metrics.measuring_dtype(dt, _dtypes.REGISTRY[r]) for r in rnames]
@@ -655,18 +663,7 @@ def _run_task_cases(plan: Plan, z: np.ndarray) -> dict | None:
             k(z64, key64, refs, tuple(vals[a:b]) + pad[b - a:], b - a, *(p[a:b] for p in params),
               float(plan.max_ulp), counts[a:b], hist[a:b], _LUT, fstate[a:b], top[a:b], top_n[a:b])
         n_cases += len(z64)
-    aggs = {}
-    for i, key in enumerate(all_slots):
-        a = Agg(plan.keep)
-        a.n = n_cases
-        a.counts, a.hist = counts[i], hist[i]
-        fs = fstate[i].tolist()
-        a.max_ulp, a.worst = fs[0], tuple(fs[1:4])
-        a.first_fail = (fs[5], fs[6], fs[7], int(fs[8])) if fs[4] else ()
-        a.top = sorted((tuple(r) for r in top[i, :top_n[i]].tolist()), key=_top_key)
-        a.result_dtype, a.differs = first[i], differs[key[1]]
-        aggs[key] = a
-    return aggs
+    return _kernel_aggs(plan, all_slots, state, n_cases, first, differs)
 
 
 def _aggs_json(aggs: dict) -> dict:
