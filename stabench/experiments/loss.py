@@ -242,14 +242,8 @@ def _rows(exp, backend, method, dt, batch, ref, quantities, mod, opts) -> list[p
     return frames
 
 
-def _same(a, b) -> bool:
-    """Bitwise equality of two results, nan-aware (nan == nan, −0 ≠ +0 is ignored)."""
-    if a is None or b is None:  # no gradient came back
-        return a is b
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return False
-    return bool(np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True))
+#: Bitwise equality of two results, nan-aware: the rule streaming runs apply to variants too.
+_same = metrics.identical
 
 
 def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, error, opts) -> list[pd.DataFrame]:
@@ -270,7 +264,7 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
             result_dtype = _dtypes.REGISTRY.get(raw.dtype.name, dt)
             value = raw.astype(np.float64).reshape(n)
             # an upcast result is judged in the ulps of the format asked for (the coarser one)
-            m = metrics.measure(value, hi, _dtypes.coarser(dt, result_dtype), reference_lo=lo,
+            m = metrics.measure(value, hi, metrics.measuring_dtype(dt, result_dtype), reference_lo=lo,
                                 reference_tail=tail, max_ulp=opts.max_ulp)
             status = m["status"]
             status[batch.invalid] = metrics.INVALID_INPUT
