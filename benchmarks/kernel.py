@@ -12,6 +12,12 @@ then the audit's rate in cases/s, its ratio to the floor, the full-float32 estim
 (8,556,380,160 cases) and the peak RSS of the process tree (parent + workers).
 
     python benchmarks/kernel.py [--slice-bits 27] [--spread | --full] [--reps 4] [--workers 2] [--skip-numpy]
+    python benchmarks/kernel.py --experiment softmax --range 1,2 [--classes 10] [--grad]
+
+``--experiment NAME --range LO,HI``: any streaming experiment over the float32 logits in [LO, HI]
+(its ``stream_cases``), its numpy methods (all of them, loss only unless ``--grad``) against the
+same floor — numpy running only those methods on the same cases, built by the experiment — and
+the audit ``stream.run_task`` (softmax: the closed-form reference, measured by the numpy path).
 
 ``--spread``: the same number of logits as 2^(k−22) tasks of 2^22 spread evenly over every finite
 float32 of both signs — a sample of the full audit (whose logits are mostly huge or tiny, where
@@ -60,6 +66,25 @@ def floor_task(source: stream.Source, i: int) -> float:
     return time.process_time() - cpu
 
 
+def floor_task_any(plan: stream.Plan, source: stream.Source, i: int) -> float:
+    """The floor of any streaming experiment: only its methods, over the cases it builds from each
+    chunk of task ``i`` (:meth:`Experiment.stream_cases`); returns the CPU seconds it took."""
+    from stabench import experiment
+    from stabench.backends import evaluate
+
+    cpu = time.process_time()
+    mod = load(plan.backend)
+    exp = experiment.get(plan.experiment)
+    dt = dtypes.get(source.dtype)
+    methods = [m for m in exp.methods(mod) if m.name in plan.methods]
+    z = source.task(i)
+    for s in range(0, len(z), stream.CHUNK):
+        cases = exp.stream_cases(z[s:s + stream.CHUNK], dt, plan.options)[0]
+        for m in methods:
+            evaluate(mod, m, dt, cases, "grad" in plan.quantities)
+    return time.process_time() - cpu
+
+
 def audit_task(plan: stream.Plan, source: stream.Source, i: int) -> float:
     """The audit of task ``i`` (``stream.run_task``): returns the CPU seconds it took."""
     cpu = time.process_time()
@@ -86,7 +111,13 @@ def main() -> None:
     ap.add_argument("--spread", action="store_true", help="tasks spread over all float32, not one slice")
     ap.add_argument("--full", action="store_true", help="every float32: the whole audit against its floor")
     ap.add_argument("--reps", type=int, default=4, help="alternating floor/audit repetitions (default 4)")
+    ap.add_argument("--experiment", default="sigmoid", help="a streaming experiment (default sigmoid)")
+    ap.add_argument("--range", help="LO,HI: every float32 logit in [LO, HI] (instead of a slice)")
+    ap.add_argument("--classes", type=int, default=10, help="softmax: K (default 10)")
+    ap.add_argument("--grad", action="store_true", help="loss and gradient (default loss only)")
     a = ap.parse_args()
+    if a.experiment != "sigmoid" or a.range:
+        return main_any(a)
     if a.full:
         src = stream.exhaustive_source("float32")
     elif a.spread:  # 2^(k-22) tasks of 2^22 bit patterns, evenly over [0, +inf) and [-0, -inf)
@@ -135,6 +166,42 @@ def main() -> None:
     rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
            + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     print(f"peak RSS: parent + largest worker ≤ {rss:.0f} MiB (targets: ≤ 1.5× floor, ≥ 143 M cases/s, ≤ 1 GiB)")
+
+
+def main_any(a) -> None:
+    """Any streaming experiment over a --range of float32 logits: floor, then audit, alternating."""
+    from stabench import experiment
+    from stabench.experiments import loss
+
+    exp = experiment.get(a.experiment)
+    opts = loss.Options(experiments=a.experiment, classes=a.classes)
+    rng = stream.parse_range(a.range or "1,2")
+    src = stream.exhaustive_source("float32", rng)
+    methods = tuple(m.name for m in exp.methods(load("numpy")))
+    quantities = ("loss", "grad") if a.grad else ("loss",)
+    plan = stream.Plan("float32", "numpy", methods, quantities, 4.0, 10, experiment=a.experiment,
+                       options=exp.stream_options(opts))
+    cases = stream.cases_per_logit(plan) * src.total
+    print(f"{a.experiment}: {src.total:,} float32 logits in [{rng[0]:g}, {rng[1]:g}] × {stream.cases_per_logit(plan)} "
+          f"= {cases:,} cases; methods {', '.join(methods)}; {'/'.join(quantities)}; {a.workers} worker processes; "
+          f"CPU: {_cpu()}")
+    if stream.use_kernel():
+        print(f"kernel compile/load: {kernel.warm():.1f} s ({'the sigmoid audit kernel' if exp.kernel else 'the generic kernel'})")
+    tasks = range(src.n_tasks)
+    results = {}
+    with ProcessPoolExecutor(a.workers) as pool:
+        list(pool.map(floor_task_any, [plan] * a.workers, [src] * a.workers, range(min(a.workers, src.n_tasks))))
+        for rep in range(a.reps):
+            results.setdefault("floor", []).append(
+                timed(pool, floor_task_any, [(plan, src, i) for i in tasks], "floor"))
+            results.setdefault("audit", []).append(timed(pool, audit_task, [(plan, src, i) for i in tasks], "audit"))
+    floor = min(results["floor"])
+    for name, ts in results.items():
+        t = min(ts)
+        print(f"{name:15s} {t:7.2f} s  {cases / t / 1e6:7.2f} M cases/s  {t / floor:5.2f}× floor")
+    pairs = sorted(au / fl for fl, au in zip(results["floor"], results["audit"]))
+    print(f"audit/floor per repetition: {', '.join(f'{r:.2f}' for r in pairs)}; median {pairs[len(pairs) // 2]:.2f}× "
+          f"(target ≤ 2×); CPU summed: floor {min(CPU['floor']):.2f} s, audit {min(CPU['audit']):.2f} s")
 
 
 def _cpu() -> str:

@@ -186,10 +186,22 @@ def _rounded_inv(DIRECT32, r, p, em, es, mv, v32, GRAD=False):
     return rr, _from_bits((2046 - k) << 52)
 
 
+@njit(cache=True, inline="always")
+def _value_rounded(DIRECT32, v, p, em, mv, v32):
+    """The result ``v`` rounded to the measuring dtype, as float64: ``v`` itself when that is
+    float32 (every result the kernel takes is a float of ≤ 32 bits), else :func:`_round` — which
+    leaves a value of that format as it is and rounds an upcast one (a float32 result of a
+    float16 computation) as ``metrics.ulp_status`` does."""
+    vd = np.float64(v)
+    if DIRECT32:
+        return vd
+    return _round(vd, p, em, mv, v32)
+
+
 @njit(cache=True)
-def _key(v, r, rr, inv, max_ulp, lo, hi, base, top):
+def _key(v, r, rr, inv, max_ulp, lo, hi, base, top, vr):
     """(ulp error, key) of the float32 result ``v`` against reference ``r`` (``rr`` rounded to
-    the result dtype, ``inv`` = 1/ulp(r)), branch-free. The key is ``status << 7 | bin``: the
+    the measuring dtype, ``inv`` = 1/ulp(r) in it, ``vr``: ``v`` rounded to it), branch-free. The key is ``status << 7 | bin``: the
     status in the numpy path's order of precedence (ok/inaccurate, then underflow, exact,
     overflow, nan; a nan result counts as an infinite error) and the histogram bin as
     ``stream._hist_lut`` maps the error, but in arithmetic (no table lookup, so it vectorises): 0
@@ -204,7 +216,7 @@ def _key(v, r, rr, inv, max_ulp, lo, hi, base, top):
     u = abs((vd - r) * inv)
     st = np.int32(_INACCURATE) if u > max_ulp else np.int32(_OK)
     st = np.int32(_UNDERFLOW) if (v == 0.0) & (rr != 0.0) else st  # & not "and": no branch
-    st = np.int32(_EXACT) if vd == rr else st
+    st = np.int32(_EXACT) if vr == rr else st
     e = np.int32(_bits(u) >> 52)
     st = np.int32(_OVERFLOW) if e == 2047 else st  # u is inf or nan: v is ±inf or nan
     st = np.int32(_NAN) if v != v else st
@@ -251,12 +263,12 @@ def _quad_pass(GRAD, DIRECT32, ECONST, args):
         tj = t0 if ECONST else t[j]
         r = _ref(GRAD, zj, ej, tj, 0, 1.0)
         rr, inv = _rounded_inv(DIRECT32, r, p, em, es, mv, v32, GRAD)
-        u0, k0 = _key(v00[j], r, rr, inv, max_ulp, lo, hi, base, top)
-        u1, k1 = _key(v01[j], r, rr, inv, max_ulp, lo, hi, base, top)
+        u0, k0 = _key(v00[j], r, rr, inv, max_ulp, lo, hi, base, top, _value_rounded(DIRECT32, v00[j], p, em, mv, v32))
+        u1, k1 = _key(v01[j], r, rr, inv, max_ulp, lo, hi, base, top, _value_rounded(DIRECT32, v01[j], p, em, mv, v32))
         r = _ref(GRAD, zj, ej, tj, 1, -1.0)
         rr, inv = _rounded_inv(DIRECT32, r, p, em, es, mv, v32, GRAD)
-        u2, k2 = _key(v10[j], r, rr, inv, max_ulp, lo, hi, base, top)
-        u3, k3 = _key(v11[j], r, rr, inv, max_ulp, lo, hi, base, top)
+        u2, k2 = _key(v10[j], r, rr, inv, max_ulp, lo, hi, base, top, _value_rounded(DIRECT32, v10[j], p, em, mv, v32))
+        u3, k3 = _key(v11[j], r, rr, inv, max_ulp, lo, hi, base, top, _value_rounded(DIRECT32, v11[j], p, em, mv, v32))
         x00[j] = np.uint32(k0)
         x01[j] = np.uint32(k1)
         x10[j] = np.uint32(k2)
@@ -346,9 +358,11 @@ def _block_keys(grad, direct32, econst, z, e, t, lab, b0, m, vs, off, p, em, es,
         r = _ref(grad, np.float64(z[j]), ej, tj, lab, sgn)
         if direct32:
             rr, inv = _rounded_inv(True, r, p, em, es, mv, v32, grad)
+            vr = _value_rounded(True, vs[off + j], p, em, mv, v32)
         else:
             rr, inv = _rounded_inv(False, r, p, em, es, mv, v32, grad)
-        u, k = _key(vs[off + j], r, rr, inv, max_ulp, lo, hi, base, top_bin)
+            vr = _value_rounded(False, vs[off + j], p, em, mv, v32)
+        u, k = _key(vs[off + j], r, rr, inv, max_ulp, lo, hi, base, top_bin, vr)
         ub[jj] = np.inf if u != u else u
         xb[jj] = np.uint32(k)
 
@@ -553,3 +567,93 @@ def measure(z, e, t, econst, vals, n_slots, quantity, group, prec, e_min, e_sub,
                     counts[slot, st] += c
                     hist[slot, b] += c
         s = s1 + 1
+
+
+def measure_cases(z, key, refs, vals, n_slots, quantity, prec, e_min, e_sub, max_v, via32, max_ulp,
+                  counts, hist, lut, fstate, top, top_n):
+    """Fold one chunk of any experiment into the aggregates of ``n_slots`` slots, in place: the
+    generic kernel, for a reference computed outside it (``Experiment.stream_reference``).
+
+    z, key: each case's logit and key (float64, N; the tie-break after |z| and z); refs[q]: the
+    float64 reference of quantity q (0 loss, 1 grad) per case; vals[s]: slot s's results as float32
+    (N); quantity[s] and the measuring dtype's parameters per slot as in :func:`measure`. Per
+    case, the ulp error and (status, bin) key of :func:`_key` (the rounded reference and 1/ulp of
+    :func:`_rounded_inv`, the value rounded by :func:`_value_rounded`: the numpy path's
+    ``metrics.ulp_status``, bit for bit); per block of :data:`_BLOCK` cases, only a block whose
+    largest error or a failure may change the running worst case, first failure or worst-K list
+    is scanned case by case (as :func:`_scan`, with a key per case).
+    """
+    n = z.shape[0]
+    keep = top.shape[1]
+    nb = hist.shape[1]
+    if nb > 128:
+        raise ValueError("the kernel's keys hold at most 128 histogram bins")
+    h_lo = 1 - lut[1022]
+    h_hi = lut[2046] + h_lo - 1
+    lo, hi = np.int32(h_lo + 1022), np.int32(h_hi + 1022)
+    base, top_bin = np.int32(h_lo + 1021), np.int32(nb - 1)
+    ub = np.empty(_BLOCK)
+    xb = np.empty(_BLOCK, np.int64)
+    for s in range(n_slots):
+        vs = vals[s]
+        grad = quantity[s] != 0
+        r_all = refs[quantity[s]]
+        p = prec[s]
+        em = e_min[s]
+        es = e_sub[s]
+        mv = max_v[s]
+        v32 = via32[s]
+        direct32 = p == 24 and not v32
+        for b0 in range(0, n, _BLOCK):
+            m = min(_BLOCK, n - b0)
+            umax = -1.0
+            fail = False
+            for jj in range(m):
+                j = b0 + jj
+                r = r_all[j]
+                if direct32:
+                    rr, inv = _rounded_inv(True, r, p, em, es, mv, v32, grad)
+                    vr = _value_rounded(True, vs[j], p, em, mv, v32)
+                else:
+                    rr, inv = _rounded_inv(False, r, p, em, es, mv, v32, grad)
+                    vr = _value_rounded(False, vs[j], p, em, mv, v32)
+                u, k = _key(vs[j], r, rr, inv, max_ulp, lo, hi, base, top_bin, vr)
+                u = np.inf if u != u else u
+                ub[jj] = u
+                xb[jj] = k
+                st = k >> 7
+                counts[s, st] += 1
+                hist[s, k & 127] += 1
+                umax = u if u > umax else umax
+                fail = fail or (st >= _INACCURATE and st <= _NAN)
+            mu = fstate[s, 0]
+            if keep > 0:
+                root = top[s, 0, 0] if top_n[s] == keep else -1.0
+            else:
+                root = np.inf
+            if umax < mu and umax < root and not fail:
+                continue  # the common case: nothing in this block can change the aggregate
+            wa, wz, wl = fstate[s, 1], fstate[s, 2], fstate[s, 3]
+            hf, fa, fz, fl, fst = fstate[s, 4], fstate[s, 5], fstate[s, 6], fstate[s, 7], fstate[s, 8]
+            heap = top[s]
+            cnt = top_n[s]
+            for jj in range(m):
+                j = b0 + jj
+                u = ub[jj]
+                st = xb[jj] >> 7
+                if u < mu and u < root and st < _INACCURATE:
+                    continue
+                zj = z[j]
+                az = abs(zj)
+                lj = key[j]
+                if u > mu or (u == mu and _key_lt(0.0, az, zj, lj, 0.0, wa, wz, wl)):
+                    mu, wa, wz, wl = u, az, zj, lj
+                if st >= _INACCURATE and st <= _NAN:
+                    if hf == 0.0 or _key_lt(0.0, az, zj, lj, 0.0, fa, fz, fl):
+                        hf, fa, fz, fl, fst = 1.0, az, zj, lj, float(st)
+                if keep > 0 and u >= root:
+                    cnt = _heap_offer(heap, cnt, u, az, zj, lj, np.float64(vs[j]))
+                    root = heap[0, 0] if cnt == keep else -1.0
+            fstate[s, 0], fstate[s, 1], fstate[s, 2], fstate[s, 3] = mu, wa, wz, wl
+            fstate[s, 4], fstate[s, 5], fstate[s, 6], fstate[s, 7], fstate[s, 8] = hf, fa, fz, fl, fst
+            top_n[s] = cnt

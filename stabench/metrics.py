@@ -262,6 +262,65 @@ def measure(value, reference, dtype, *, reference_lo=None, reference_tail=None,
     }
 
 
+def measuring_dtype(requested, result) -> DType:
+    """The dtype a result is measured in, by rows and streaming runs alike: :func:`coarser` of the
+    dtype the computation was asked to run in and the dtype its result came back in."""
+    return coarser(requested, result)
+
+
+def ulp_status(value, reference, dtype, *, max_ulp: float = DEFAULT_MAX_ULP, rounded=None, inv_ulp=None,
+               value_rounded=None) -> tuple[np.ndarray, np.ndarray]:
+    """(ulp_error, status codes) of float64 ``value`` against a finite float64 ``reference``
+    (lo = 0), counted in ``dtype``: :func:`measure`'s ulp_error and status for such a reference,
+    the part a streaming run needs, in a few passes (``tests/test_metrics.py`` checks it against
+    :func:`measure`). A nan result's error is +inf, as in :func:`measure`.
+
+    ``rounded``: the reference rounded to ``dtype`` (as float64), ``inv_ulp``: 1/ulp in ``dtype``
+    of the exact value, ``value_rounded``: the value rounded to ``dtype`` (needed only where the
+    result's format is finer than ``dtype``: an upcast) — each computed here when not given (a
+    streaming run computes them once per chunk and result dtype; ``dtype`` is then unused).
+    """
+    v = np.asarray(value, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if rounded is None or inv_ulp is None:
+        dtype = _as_dtype(dtype)
+    if rounded is None:
+        rounded = dtype.cast(r).astype(np.float64)
+    if inv_ulp is None:
+        inv_ulp = 1.0 / dtype.ulp(r)
+    vm = v if value_rounded is None else value_rounded
+    with np.errstate(all="ignore"):
+        u = np.abs(v - r)
+        u *= inv_ulp  # inf for ±inf results, nan for nan results
+    m = float(u.max()) if u.size else 0.0  # one pass says whether any result failed (inf or nan)
+    nan_v = None
+    if m != m:
+        nan_v = np.isnan(u)
+        u[nan_v] = np.inf  # a failure with no ulp count ranks worst
+        m = np.inf
+    st = np.where(u > max_ulp, np.uint8(INACCURATE), np.uint8(OK))
+    zero = v == 0
+    if zero.any():
+        st[zero & (rounded != 0)] = UNDERFLOW
+    st[vm == rounded] = EXACT
+    if m == np.inf:
+        st[np.isinf(v)] = OVERFLOW
+        if nan_v is not None:
+            st[nan_v] = NAN
+    return u, st
+
+
+def identical(a, b) -> bool:
+    """Whether two results are bitwise equal, nan-aware (nan == nan; the same dtype and shape;
+    −0 ≠ +0 is ignored): how an execution variant is told apart from its method."""
+    if a is None or b is None:  # no gradient came back
+        return a is b
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return bool(np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True))
+
+
 def compare(value, reference, dtype, *, reference_lo=None, reference_tail=None,
             max_ulp: float = DEFAULT_MAX_ULP) -> dict:
     """Error measures of ``value`` against ``reference`` (+ ``reference_lo``), counted in ``dtype``

@@ -522,3 +522,54 @@ def bce_binary_fast(z: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         sig_pos = np.where(pos, big, small)  # σ(z)
         sig_neg = np.where(pos, small, big)  # σ(−z)
     return {"loss": (sp_pos, sp_neg), "grad": (sig_pos, -sig_neg)}
+
+
+# ---------------------------------------------------------------------------------------------
+# streaming fast path: softmax's preset kinds, in closed form
+# ---------------------------------------------------------------------------------------------
+
+#: Stated bound of :func:`softmax_preset_fast`: |ref − exact| ≤ SOFTMAX_PRESET_MAX_REL_ERROR·|exact| +
+#: 2^-1074. Derivation (u = 2^-53): every expression below is a sum, product or quotient of positive
+#: terms (no cancellation) built from at most one exp (numpy, within 4u; its argument ±z is exact)
+#: scaled once (:func:`_exp_dd`: one rounding, also onto the subnormal grid), log or log1p (4u, with
+#: a condition number ≤ 1 on a positive argument or ≤ 1/log 2 on one ≥ 2) and log(K − 1) (4u):
+#: under 20u ≈ 2.2e-15 relative; ``tests/test_oracle_stream.py`` checks it against mpmath.
+SOFTMAX_PRESET_MAX_REL_ERROR: float = 4e-15
+
+
+def softmax_preset_fast(z: np.ndarray, classes: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """References of softmax's preset kinds for scalars ``z`` (floats of ≤ 32 bits, finite) and K =
+    ``classes`` ≥ 2 classes, in closed form — O(n), not O(n·K) as :func:`softmax_ce` on the (3n, K)
+    logits — for a streaming run.
+
+    Returns {"loss": (label-at-z, wrong-at-z, all-equal), "grad": (…)} as float64 arrays of len(z),
+    with c = K − 1 and e = e^−z (the label's index does not matter: the kinds are symmetric):
+
+    - label-at-z (the label's logit z, the others 0): loss = log(1 + c·e^−z), grad = −c·e^−z/(1 + c·e^−z);
+    - wrong-at-z (one wrong class at z, the others 0): loss = log(c + e^z), grad = −(e^z + c − 1)/(e^z + c);
+    - all-equal: loss = log K, grad = −c/K;
+
+    each evaluated on the side where its exponential does not overflow (z ≥ 0 with e^−z, z < 0 with
+    e^z). Bound: :data:`SOFTMAX_PRESET_MAX_REL_ERROR`.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    c = float(classes - 1)
+    with np.errstate(all="ignore"):
+        pos = z >= 0
+        az = np.abs(z)
+        zero = np.zeros_like(z)
+        # e^−|z| and c·e^−|z|, each rounded once (subnormal results too)
+        e = _exp_dd(-az, zero)
+        ce = _exp_dd(-az, zero, c)
+        log_c = np.log(c)
+        # label-at-z: z ≥ 0: log1p(c·e^−z); z < 0: −z + log(c + e^z) = |z| + log c + log1p(e^z / c)
+        l1 = np.where(pos, np.log1p(ce), az + (log_c + np.log1p(e / c)))
+        # grad: z ≥ 0: −c·e^−z / (1 + c·e^−z); z < 0: −c / (e^z + c)
+        g1 = np.where(pos, -ce / (1.0 + ce), -c / (e + c))
+        # wrong-at-z: z ≥ 0: z + log1p(c·e^−z); z < 0: log c + log1p(e^z / c)
+        l2 = np.where(pos, az + np.log1p(ce), log_c + np.log1p(e / c))
+        # grad: z ≥ 0: −(1 + (c − 1)·e^−z) / (1 + c·e^−z); z < 0: −(e^z + (c − 1)) / (e^z + c)
+        g2 = np.where(pos, -(1.0 + (c - 1.0) * e) / (1.0 + ce), -(e + (c - 1.0)) / (e + c))
+    l3 = np.full(z.shape, float(np.log(float(classes))))
+    g3 = np.full(z.shape, -c / float(classes))
+    return {"loss": (l1, l2, l3), "grad": (g1, g2, g3)}

@@ -5,17 +5,23 @@ core, aggregated per chunk instead of kept as rows.
 The input is split into *tasks* of :data:`TASK` logits (the unit of parallelism and of ``--resume``),
 each processed in *chunks* of :data:`CHUNK` logits (small enough to stay in cache). The experiment
 builds a chunk's cases from its logits (:meth:`Experiment.stream_cases`: for sigmoid every logit with
-labels 0 and 1); each method runs once over it (one backend call per method, whatever the backend),
-the reference comes from :meth:`Experiment.stream_reference`, and a lean version of :mod:`metrics` (same
-definitions) gives each case's ulp error and status. Per (quantity, method) a task keeps only an
-:class:`Agg`: counts per status, max ulp error and the worst logit, a histogram of ulp errors, the
-smallest |z| of a failure, and the worst ``keep`` cases. Merging the tasks' aggregates in task order
-gives a result that is exact over every input and the same however the work was split.
+labels 0 and 1, for softmax its three preset kinds — :func:`cases_per_logit` asks); each method runs
+once over it (:func:`backends.evaluate`, the row path's entry point: one call per method, whatever
+the backend), each execution variant it returns is a slot ``method@variant`` of its own
+(:attr:`Plan.variants`), the reference comes from :meth:`Experiment.stream_reference`, and
+:func:`metrics.ulp_status` gives each case's ulp error and status in the row path's dtype
+(:func:`metrics.measuring_dtype`: the coarser of the dtype and the result dtype). Per (quantity,
+slot) a task keeps only an :class:`Agg`: counts per status, max ulp error and the worst logit, a
+histogram of ulp errors, the smallest |z| of a failure, the worst ``keep`` cases, the result dtype,
+and (a variant) whether it differed from its method. Merging the tasks' aggregates in task order
+gives a result that is exact over every input and the same however the work was split;
+:func:`tables` reports what the row path would (:func:`shown`).
 
-With numba installed, each chunk of an experiment whose streaming reference the kernel reproduces
-(:attr:`Experiment.kernel`) is measured by the compiled kernel of :mod:`stabench.kernel`
-instead (the same numbers, bit for bit; ``STABENCH_KERNEL`` chooses). Tasks run in a local process
-pool whose workers die with the parent (:func:`run`), or on a Dask cluster (:mod:`stabench.cluster`).
+With numba installed, every chunk is measured by a compiled kernel of :mod:`stabench.kernel`
+instead (the same numbers, bit for bit; ``STABENCH_KERNEL`` chooses): the sigmoid audit's, which
+also forms its reference (:attr:`Experiment.kernel`), or the generic one for any other experiment.
+Tasks run in a local process pool whose workers die with the parent (:func:`run`), or on a Dask
+cluster (:mod:`stabench.cluster`).
 The resume state carries a digest and is checked field by field before any work (:func:`load_state`).
 """
 from __future__ import annotations
@@ -206,6 +212,10 @@ class Agg:
     worst: tuple = ()  #: (|z|, z, label) of the worst case
     first_fail: tuple = ()  #: (|z|, z, label, status code)
     top: list = field(default_factory=list)  #: [(ulp, |z|, z, label, value)] best first
+    result_dtype: str = ""  #: the dtype the results came back in ("" before the first chunk)
+    #: an execution variant's slot: whether some case's result (either quantity: ORed in
+    #: :func:`tables`) differs bitwise from its method's (:func:`metrics.identical`)
+    differs: bool = False
 
     def merge(self, o: "Agg") -> None:
         """Fold ``o`` (a later part of the input) into this aggregate."""
@@ -218,11 +228,14 @@ class Agg:
             self.first_fail = o.first_fail
         if self.keep:
             self.top = sorted(self.top + o.top, key=_top_key)[: self.keep]
+        self.result_dtype = self.result_dtype or o.result_dtype
+        self.differs = self.differs or o.differs
 
     def to_json(self) -> dict:
         return {"n": self.n, "counts": self.counts.tolist(), "hist": self.hist.tolist(),
                 "max_ulp": repr(self.max_ulp), "worst": [repr(x) for x in self.worst],
-                "first_fail": [repr(x) for x in self.first_fail], "top": [[repr(x) for x in t] for t in self.top]}
+                "first_fail": [repr(x) for x in self.first_fail], "top": [[repr(x) for x in t] for t in self.top],
+                "result_dtype": self.result_dtype, "differs": self.differs}
 
     @classmethod
     def from_json(cls, d: dict, keep: int) -> "Agg":
@@ -235,6 +248,7 @@ class Agg:
         ff = [float(x) for x in d["first_fail"]]
         a.first_fail = tuple(ff[:3]) + (int(ff[3]),) if ff else ()
         a.top = [tuple(float(x) for x in t) for t in d["top"]]
+        a.result_dtype, a.differs = d["result_dtype"], d["differs"]
         return a
 
 
@@ -262,6 +276,59 @@ class Plan:
     experiment: str = field(default_factory=lambda: _experiment.names()[0])
     #: the experiment's case options (Experiment.stream_options), e.g. (("classes", 10), ("label", 0))
     options: tuple = ()
+    #: execution variants aggregated beside every method (:func:`variants`), each as the slot
+    #: ``method@variant``; :func:`tables` reports one where it differs from its method on some case
+    variants: tuple = ()
+    #: the ``--method`` names that choose what :func:`tables` reports (as the row path does: a
+    #: method named alone, a ``NAME@VARIANT`` whether it differs or not); None: every method
+    selected: tuple | None = None
+
+
+def variants(backend, dtype: str) -> tuple:
+    """The execution variants ``backend`` (a loaded backend module) evaluates in ``dtype`` in this
+    process: those its :data:`VARIANTS` declare, less those for other dtypes or unavailable here."""
+    from . import backends
+
+    out = []
+    for v in getattr(backend, "VARIANTS", {}):
+        where = backends.variant_dtypes(backend, v)
+        if (where is None or dtype in where) and not backends.variant_unavailable(backend, v):
+            out.append(v)
+    return tuple(out)
+
+
+def slots(plan: Plan) -> list[tuple[str, str]]:
+    """(quantity, name) of every aggregate of a run: per quantity, each method then its variants
+    (``method@variant``), in the row path's order."""
+    return [(q, n) for q in plan.quantities for m in plan.methods
+            for n in (m, *(f"{m}@{v}" for v in plan.variants))]
+
+
+def shown(plan: Plan, total: dict) -> list[tuple[str, str]]:
+    """The slots :func:`tables` reports, as the row path does (``experiments.loss._rows``): a method
+    when selected (no ``--method``, or named), a ``method@variant`` when named, or when its method
+    is selected and it differs from it on some case, in either quantity."""
+    sel = None if plan.selected is None else set(plan.selected)
+    differs = {n for (q, n), a in total.items() if a.differs}
+    out = []
+    for q, n in total:
+        base = n.split("@", 1)[0]
+        own = sel is None or base in sel
+        if "@" not in n:
+            keep = own
+        else:
+            keep = (sel is not None and n in sel) or (own and n in differs)
+        if keep:
+            out.append((q, n))
+    return out
+
+
+def cases_per_logit(plan: Plan) -> int:
+    """How many cases the experiment builds from each logit of a chunk (sigmoid 2: labels 0 and 1;
+    softmax 3: its preset kinds), asked of the experiment itself."""
+    dt = _dtypes.get(plan.dtype)
+    cases = _experiment.get(plan.experiment).stream_cases(dt.cast(np.ones(1)), dt, plan.options)[0]
+    return len(cases)
 
 
 def _ulp_fast(ref: np.ndarray, dt: _dtypes.DType) -> np.ndarray:
@@ -286,31 +353,66 @@ def _inv_ulp(ref: np.ndarray, dt: _dtypes.DType, quantity: str) -> np.ndarray:
 _MODULES: dict = {}
 
 
-def _process(plan: Plan, z: np.ndarray, aggs: dict) -> None:
+def _module(name: str):
+    """The backend module ``name``, loaded once per process."""
     from .backends import load
 
-    mod = _MODULES.get(plan.backend) or _MODULES.setdefault(plan.backend, load(plan.backend))
+    return _MODULES.get(name) or _MODULES.setdefault(name, load(name))
+
+
+def _methods(plan: Plan, exp, mod) -> list:
+    return [m for m in exp.methods(mod) if m.name in plan.methods]
+
+
+def _evaluated(plan: Plan, mod, methods, dt, cases) -> list[tuple[str, object, bool]]:
+    """(slot name, Output, differs from its method on some case) of every slot of a chunk: each
+    method evaluated once (:func:`backends.evaluate`, the row path's entry point), then each of
+    :attr:`Plan.variants` from its ``Output.variants`` (a variant that did not come back is the
+    method's own result: identical)."""
+    from .backends import evaluate
+
+    grad = "grad" in plan.quantities
+    out = []
+    for m in methods:
+        o = evaluate(mod, m, dt, cases, grad)
+        out.append((m.name, o, False))
+        for v in plan.variants:
+            vo = o.variants.get(v, o)
+            differs = vo is not o and not all(metrics.identical(*(getattr(x, "loss" if q == "loss" else "grad")
+                                                                   for x in (o, vo))) for q in plan.quantities)
+            out.append((f"{m.name}@{v}", vo, differs))
+    return out
+
+
+def _process(plan: Plan, z: np.ndarray, aggs: dict) -> None:
+    """Fold one chunk of logits ``z`` into ``aggs`` by the numpy path: every slot's results against
+    the experiment's streaming reference, measured by :func:`metrics.ulp_status` in
+    :func:`metrics.measuring_dtype` of the dtype and the result dtype (the row path's rule)."""
+    mod = _module(plan.backend)
     exp = _experiment.get(plan.experiment)
     dt = _dtypes.get(plan.dtype)
-    methods = [m for m in exp.methods(mod) if m.name in plan.methods]
     cases, z64, lab64 = exp.stream_cases(z, dt, plan.options)
     refs = exp.stream_reference(z, plan.quantities, plan.options)
     absz = np.abs(z64)
     absz_min = float(absz.min())
-    derived = {}  # (quantity, result dtype) → (rounded reference, ulp)
-    for m in methods:
-        out = mod.evaluate(m, dt, cases, "grad" in plan.quantities)
+    derived = {}  # (quantity, measuring dtype) → (rounded reference, 1/ulp)
+    for name, out, differs in _evaluated(plan, mod, _methods(plan, exp, mod), dt, cases):
         for q in plan.quantities:
             v = np.asarray(out.loss if q == "loss" else out.grad)
             rdt = _dtypes.REGISTRY.get(v.dtype.name, dt)
-            key = (q, rdt.name)
+            mdt = metrics.measuring_dtype(dt, rdt)
+            key = (q, mdt.name)
             if key not in derived:
                 r = refs[q]
-                rr = rdt.cast(r).astype(np.float64)
-                derived[key] = (rr, rr != 0, _inv_ulp(r, rdt, q))
-            rr, rr_nonzero, inv_ulp = derived[key]
-            _update(aggs[(q, m.name)], v.astype(np.float64), refs[q], rr, rr_nonzero, inv_ulp, plan.max_ulp,
-                    z64, absz, lab64, absz_min)
+                derived[key] = (mdt.cast(r).astype(np.float64), _inv_ulp(r, mdt, q))
+            rr, inv_ulp = derived[key]
+            v64 = v.astype(np.float64)
+            # an upcast result is compared with the reference rounded to the coarser format
+            vm = mdt.cast(v64).astype(np.float64) if mdt.precision < rdt.precision else None
+            a = aggs[(q, name)]
+            a.result_dtype = a.result_dtype or rdt.name
+            a.differs = a.differs or differs
+            _update(a, v64, refs[q], rr, inv_ulp, plan.max_ulp, z64, absz, lab64, absz_min, vm)
 
 
 def _hist_lut() -> np.ndarray:
@@ -327,31 +429,16 @@ def _hist_lut() -> np.ndarray:
 _LUT = _hist_lut()
 
 
-def _update(agg: Agg, v, r, rr, rr_nonzero, inv_ulp, max_ulp, z, absz, lab, absz_min) -> None:
-    """Fold one chunk's results ``v`` (float64) for reference ``r`` into ``agg``.
+def _update(agg: Agg, v, r, rr, inv_ulp, max_ulp, z, absz, lab, absz_min, vm=None) -> None:
+    """Fold one chunk's results ``v`` (float64) for reference ``r`` into ``agg`` (``rr``, ``inv_ulp``,
+    ``vm``: :func:`metrics.ulp_status`'s rounded reference, 1/ulp and rounded value).
 
     The costly parts run only when they can change the aggregate: the worst case only if this
     chunk reaches the running max, the first failure only if the chunk holds a smaller |z|, the
     kept cases only if the chunk beats the current k-th worst.
     """
-    with np.errstate(all="ignore"):
-        u = np.abs(v - r)
-        u *= inv_ulp  # inf for ±inf results, nan for nan results
-    m = float(u.max())  # nan if any result is nan
-    nan_v = None
-    if m != m:
-        nan_v = np.isnan(u)
-        u[nan_v] = np.inf  # a failure with no ulp count ranks worst
-        m = np.inf
-    st = np.where(u > max_ulp, np.uint8(metrics.INACCURATE), np.uint8(metrics.OK))
-    zero = v == 0
-    if zero.any():
-        st[zero & rr_nonzero] = metrics.UNDERFLOW
-    st[v == rr] = metrics.EXACT
-    if m == np.inf:
-        st[np.isinf(v)] = metrics.OVERFLOW
-        if nan_v is not None:
-            st[nan_v] = metrics.NAN
+    u, st = metrics.ulp_status(v, r, None, max_ulp=max_ulp, rounded=rr, inv_ulp=inv_ulp, value_rounded=vm)
+    m = float(u.max())
     counts = np.bincount(st, minlength=len(metrics.STATUSES))
     agg.n += len(v)
     agg.counts += counts
@@ -401,11 +488,14 @@ def run_task(plan: Plan, source: Source, i: int) -> dict:
     """Aggregates of task ``i``: {(quantity, method): Agg}, measured by the compiled kernel when
     :func:`use_kernel` says so, else by numpy (the same numbers either way)."""
     z = source.task(i)
-    if _experiment.get(plan.experiment).kernel and use_kernel():
-        aggs = _run_task_kernel(plan, z)
+    if use_kernel():
+        # the sigmoid audit's kernel forms its reference itself; every other experiment's cases go
+        # through the generic one with the experiment's streaming reference
+        run_compiled = _run_task_kernel if _experiment.get(plan.experiment).kernel else _run_task_cases
+        aggs = run_compiled(plan, z)
         if aggs is not None:
             return aggs
-    aggs = {(q, m): Agg(plan.keep) for q in plan.quantities for m in plan.methods}
+    aggs = {k: Agg(plan.keep) for k in slots(plan)}
     for s in range(0, len(z), CHUNK):
         _process(plan, z[s:s + CHUNK], aggs)
     return aggs
@@ -428,26 +518,68 @@ def use_kernel() -> bool:
     return choice != "numpy" and kernel.available()
 
 
+def _kernel_state(n_slots: int, keep: int) -> tuple:
+    """The kernels' running aggregates of ``n_slots`` slots, updated in place across a task's
+    chunks: counts, histogram, (max, worst, first failure) state, worst-``keep`` heap and its size."""
+    fstate = np.zeros((n_slots, 9))
+    fstate[:, 0] = -1.0
+    return (np.zeros((n_slots, len(metrics.STATUSES)), np.int64), np.zeros((n_slots, N_BINS), np.int64), fstate,
+            np.zeros((n_slots, keep, 5)), np.zeros(n_slots, np.int64))
+
+
+def _kernel_aggs(plan: Plan, names: list, state: tuple, n: int, result_dtypes: list, differs: dict) -> dict:
+    """{slot: Agg} from the kernels' state (:func:`_kernel_state`) after ``n`` cases per slot."""
+    counts, hist, fstate, top, top_n = state
+    aggs = {}
+    for i, key in enumerate(names):
+        a = Agg(plan.keep)
+        a.n = n
+        a.counts, a.hist = counts[i], hist[i]
+        fs = fstate[i].tolist()
+        a.max_ulp, a.worst = fs[0], tuple(fs[1:4])
+        a.first_fail = (fs[5], fs[6], fs[7], int(fs[8])) if fs[4] else ()
+        a.top = sorted((tuple(r) for r in top[i, :top_n[i]].tolist()), key=_top_key)
+        a.result_dtype, a.differs = result_dtypes[i], differs[key[1]]
+        aggs[key] = a
+    return {key: aggs[key] for key in slots(plan)}
+
+
+def _kernel_values(plan: Plan, mod, methods, dt, cases, names: list, differs: dict) -> tuple | None:
+    """(results per slot of ``names`` as float32, their result dtype names) of one chunk's
+    ``cases``, each method evaluated once (:func:`_evaluated`; ``differs`` updated); None when a
+    result is not a float of ≤ 32 bits (the numpy path measures those)."""
+    outs = {}
+    for name, o, d in _evaluated(plan, mod, methods, dt, cases):
+        outs[name] = o
+        differs[name] = differs[name] or d
+    vals, rnames = [], []
+    for q, m in names:
+        v = np.asarray(outs[m].loss if q == "loss" else outs[m].grad).reshape(-1)
+        if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
+            return None
+        rnames.append(v.dtype.name)
+        v32 = np.ascontiguousarray(v, dtype=np.float32)  # float16/bfloat16: exact
+        # a framework may hand back a read-only view (JAX): one numba type for every slot
+        vals.append(v32 if v32.flags.writeable else v32.copy())
+    return vals, rnames
+
+
 def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
     """:func:`run_task` through the compiled kernel: per chunk, the methods in numpy (one backend
     call each), e^-|z| and log1p in numpy, then one kernel pass. None when a result dtype is not a
     float of ≤ 32 bits (the numpy path measures those)."""
     from . import kernel
-    from .backends import load
 
     k = kernel._kernel()
-    mod = _MODULES.get(plan.backend) or _MODULES.setdefault(plan.backend, load(plan.backend))
+    mod = _module(plan.backend)
     dt = _dtypes.get(plan.dtype)
-    methods = [m for m in _experiment.get(plan.experiment).methods(mod) if m.name in plan.methods]
-    slots = [(q, m.name) for q in plan.quantities for m in methods]
-    n_s, grad = len(slots), "grad" in plan.quantities
-    keep = min(plan.keep, 2 * len(z))
-    counts = np.zeros((n_s, len(metrics.STATUSES)), np.int64)
-    hist = np.zeros((n_s, N_BINS), np.int64)
-    fstate = np.zeros((n_s, 9))
-    fstate[:, 0] = -1.0
-    top = np.zeros((n_s, keep, 5))
-    top_n = np.zeros(n_s, np.int64)
+    methods = _methods(plan, _experiment.get(plan.experiment), mod)
+    names = [n for q, n in slots(plan) if q == plan.quantities[0]]
+    all_slots = [(q, n) for q in plan.quantities for n in names]
+    n_s = len(all_slots)
+    state = _kernel_state(n_s, min(plan.keep, 2 * len(z)))
+    counts, hist, fstate, top, top_n = state
+    differs = dict.fromkeys(names, False)
     params = None
     zz = np.empty(2 * min(CHUNK, len(z)), dtype=dt.type)
     lab01 = dt.cast(np.array([0.0, 1.0]))
@@ -463,42 +595,76 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
             lab = labels[n] = np.repeat(lab01, n)
         cases = SigmoidCases(zz[:2 * n], lab)
         zk, e, t, ec = kernel.inputs(zc)  # float32 z; e^-|z|, log1p as oracle.bce_binary_fast (or constants)
-        outs = {m.name: mod.evaluate(m, dt, cases, grad) for m in methods}
-        vals, names = [], []
-        for q, m in slots:
-            v = np.asarray(outs[m].loss if q == "loss" else outs[m].grad)
-            if v.dtype.name not in _dtypes.REGISTRY or v.dtype.itemsize > 4:
-                return None
-            names.append(v.dtype.name)
-            v32 = np.ascontiguousarray(v, dtype=np.float32)  # float16/bfloat16: exact
-            # a framework may hand back a read-only view (JAX): one numba type for every slot
-            vals.append(v32 if v32.flags.writeable else v32.copy())
+        got = _kernel_values(plan, mod, methods, dt, cases, all_slots, differs)
+        if got is None:
+            return None
+        vals, rnames = got
         if params is None:
-            first_names = names
-            rdts = [_dtypes.REGISTRY[name] for name in names]
+            first_names = rnames
+            # each slot is measured in the coarser of the dtype and its result dtype (the row path's rule)
+            mdts = [metrics.measuring_dtype(dt, _dtypes.REGISTRY[r]) for r in rnames]
             groups: dict = {}
-            gid = [groups.setdefault((q, r.name), len(groups)) for (q, _), r in zip(slots, rdts)]
-            sp = [kernel.slot_params(r) for r in rdts]
-            params = (np.array([q == "grad" for q, _ in slots], np.int64), np.array(gid, np.int64),
+            gid = [groups.setdefault((q, r.name), len(groups)) for (q, _), r in zip(all_slots, mdts)]
+            sp = [kernel.slot_params(r) for r in mdts]
+            params = (np.array([q == "grad" for q, _ in all_slots], np.int64), np.array(gid, np.int64),
                       *(np.array([p[c] for p in sp], np.float64 if c == 3 else np.int64) for c in range(5)))
             # the kernel's arguments that stay the same for every chunk, per call of ≤ SLOTS slots
             calls = [(a, min(a + kernel.SLOTS, n_s)) for a in range(0, n_s, kernel.SLOTS)]
             fixed = [((b - a, *(p[a:b] for p in params), float(plan.max_ulp)),
                       (counts[a:b], hist[a:b], _LUT, fstate[a:b], top[a:b], top_n[a:b])) for a, b in calls]
-        elif names != first_names:
+        elif rnames != first_names:
             return None  # a result dtype changed between chunks: let the numpy path measure it
         for (a, b), (head, tail) in zip(calls, fixed):
             k(zk, e, t, ec, tuple(vals[a:b]) + pad[b - a:], *head, *tail)
-    aggs = {}
-    for i, key in enumerate(slots):
-        a = aggs[key] = Agg(plan.keep)
-        a.n = 2 * len(z)
-        a.counts, a.hist = counts[i], hist[i]
-        fs = fstate[i].tolist()
-        a.max_ulp, a.worst = fs[0], tuple(fs[1:4])
-        a.first_fail = (fs[5], fs[6], fs[7], int(fs[8])) if fs[4] else ()
-        a.top = sorted((tuple(r) for r in top[i, :top_n[i]].tolist()), key=_top_key)
-    return aggs
+    return _kernel_aggs(plan, all_slots, state, 2 * len(z), first_names, differs)
+
+
+def _run_task_cases(plan: Plan, z: np.ndarray) -> dict | None:
+    """:func:`run_task` through the generic compiled kernel (:func:`kernel._cases_kernel`), for any
+    experiment: per chunk its cases and streaming reference, each method once (and its variants),
+    then one kernel pass over every slot. None when a result is not a float of ≤ 32 bits (the numpy
+    path measures those)."""
+    from . import kernel
+
+    k = kernel._cases_kernel()
+    mod = _module(plan.backend)
+    exp = _experiment.get(plan.experiment)
+    dt = _dtypes.get(plan.dtype)
+    methods = _methods(plan, exp, mod)
+    all_slots = slots(plan)
+    n_s = len(all_slots)
+    state = _kernel_state(n_s, min(plan.keep, cases_per_logit(plan) * len(z)))
+    counts, hist, fstate, top, top_n = state
+    differs = {n: False for _, n in all_slots}
+    first = None
+    n_cases = 0
+    pad = tuple(np.zeros(0, np.float32) for _ in range(kernel.SLOTS))
+    for s0 in range(0, len(z), CHUNK):
+        zc = z[s0:s0 + CHUNK]
+        cases, z64, key64 = exp.stream_cases(zc, dt, plan.options)
+        ref = exp.stream_reference(zc, plan.quantities, plan.options)
+        # row 0 the loss's, row 1 the gradient's (quantity[s] indexes it; an absent one is a stand-in)
+        refs = np.stack([ref.get(q, ref[plan.quantities[0]]) for q in ("loss", "grad")])
+        got = _kernel_values(plan, mod, methods, dt, cases, all_slots, differs)
+        if got is None:
+            return None
+        vals, rnames = got
+        if first is None:
+            first = rnames
+            mdts = [metrics.measuring_dtype(dt, _dtypes.REGISTRY[r]) for r in rnames]
+            sp = [kernel.slot_params(r) for r in mdts]
+            params = (np.array([q == "grad" for q, _ in all_slots], np.int64),
+                      *(np.array([p[c] for p in sp], np.float64 if c == 3 else np.int64) for c in range(5)))
+            calls = [(a, min(a + kernel.SLOTS, n_s)) for a in range(0, n_s, kernel.SLOTS)]
+        elif rnames != first:
+            return None  # a result dtype changed between chunks: let the numpy path measure it
+        z64 = np.ascontiguousarray(z64, dtype=np.float64)
+        key64 = np.ascontiguousarray(key64, dtype=np.float64)
+        for a, b in calls:
+            k(z64, key64, refs, tuple(vals[a:b]) + pad[b - a:], b - a, *(p[a:b] for p in params),
+              float(plan.max_ulp), counts[a:b], hist[a:b], _LUT, fstate[a:b], top[a:b], top_n[a:b])
+        n_cases += len(z64)
+    return _kernel_aggs(plan, all_slots, state, n_cases, first, differs)
 
 
 def _aggs_json(aggs: dict) -> dict:
@@ -526,7 +692,7 @@ def check_workers(workers: int | None) -> None:
 # ---------------------------------------------------------------------------------------------
 # resume state: {"format", "key", "done", "total", "digest"}, the digest a sha256 of the rest
 
-STATE_FORMAT = "stabench-stream-state/1"
+STATE_FORMAT = "stabench-stream-state/2"  #: /2: aggregates carry result_dtype and differs (variants)
 
 
 def _state_body(key: str, done, total: dict) -> dict:
@@ -556,12 +722,13 @@ def max_state_bytes(plan: Plan, source: Source) -> int:
     n = source.n_tasks
     done = n * (len(str(n)) + 2)
     per_agg = 512 + 32 * (len(metrics.STATUSES) + N_BINS + 1 + 3 + 4) + plan.keep * (5 * 32 + 8)
-    keys = sum(len(q) + len(m) + 8 for q in plan.quantities for m in plan.methods)
-    return 2 * (1024 + done + keys + len(plan.quantities) * len(plan.methods) * per_agg)
+    names = slots(plan)
+    keys = sum(len(q) + len(m) + 8 for q, m in names)
+    return 2 * (1024 + done + keys + len(names) * per_agg)
 
 
 #: The fields of a saved aggregate (:meth:`Agg.to_json`).
-AGG_FIELDS = {"n", "counts", "hist", "max_ulp", "worst", "first_fail", "top"}
+AGG_FIELDS = {"n", "counts", "hist", "max_ulp", "worst", "first_fail", "top", "result_dtype", "differs"}
 
 
 def load_state(plan: Plan, source: Source, state_path: str) -> tuple[set, dict] | None:
@@ -585,7 +752,7 @@ def load_state(plan: Plan, source: Source, state_path: str) -> tuple[set, dict] 
         raise InputError(f"--resume: {state_path!r} belongs to a run with other arguments; "
                          "rerun with the same arguments or without --resume")
     done = st["done"]
-    cases = 2 * sum(_task_len(source, i) for i in done)
+    cases = cases_per_logit(plan) * sum(_task_len(source, i) for i in done)
     total = {}
     for k, d in st["total"].items():
         try:
@@ -652,7 +819,7 @@ def _check_state_schema(st, plan: Plan, source: Source, bad) -> None:
     if not isinstance(done, list) or not all(_is_int(i) and 0 <= i < source.n_tasks for i in done) \
             or len(set(done)) != len(done):
         raise bad(f"is malformed (done: distinct task numbers 0…{source.n_tasks - 1})")
-    keys = {f"{q}|{m}" for q in plan.quantities for m in plan.methods}
+    keys = {f"{q}|{m}" for q, m in slots(plan)}
     if not isinstance(st["total"], dict) or set(st["total"]) != keys:
         raise bad(f"is malformed (total: one aggregate per {', '.join(sorted(keys))})")
     for k, d in st["total"].items():
@@ -666,6 +833,9 @@ def _check_state_schema(st, plan: Plan, source: Source, bad) -> None:
                 and all(_str_list(t, (5,)) for t in d["top"])):
             raise bad(f"is malformed (aggregate {k}: max_ulp, worst, first_fail and at most {plan.keep} top "
                       "rows of numbers written as strings)")
+        if not (isinstance(d["result_dtype"], str) and (d["result_dtype"] in _dtypes.REGISTRY or not d["result_dtype"])
+                and isinstance(d["differs"], bool)):
+            raise bad(f"is malformed (aggregate {k}: result_dtype a dtype name, differs true or false)")
 
 
 def _int_list(x, n: int) -> bool:
@@ -718,7 +888,7 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
     check_workers(workers)
     check_state_path(state_path)
     key = state_key(plan, source)
-    total = {(q, m): Agg(plan.keep) for q in plan.quantities for m in plan.methods}
+    total = {k: Agg(plan.keep) for k in slots(plan)}
     done: set[int] = set()
     if resume and state_path:
         loaded = load_state(plan, source, state_path)
@@ -726,7 +896,7 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
             done, total = loaded
     todo = [i for i in range(source.n_tasks) if i not in done]
     workers = workers or os.cpu_count() or 1
-    label = f"sigmoid {source.dtype} {source.kind}"
+    label = f"{plan.experiment} {source.dtype} {source.kind}"
 
     done_logits = [sum(_task_len(source, j) for j in done)]  # a running total: no sum per task
 
@@ -747,7 +917,7 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
         from . import cluster
 
         # the cluster module gets what it runs as arguments: it never imports this engine (no cycle)
-        kernel_check = use_kernel if _experiment.get(plan.experiment).kernel else None
+        kernel_check = use_kernel
         cluster.run_tasks(client, functools.partial(run_task, plan, source), todo, finish, drive, kernel_check)
     elif todo:
         if use_kernel():
@@ -969,7 +1139,8 @@ def tables(total: dict, plan: Plan, backend: str | None = None) -> tuple[pd.Data
     edges = hist_edges()
     forms = _forms(plan)
     summ, hist, kept = [], [], []
-    for (q, m), a in total.items():
+    for q, m in shown(plan, total):
+        a = total[(q, m)]
         c = dict(zip(metrics.STATUSES, a.counts.tolist()))
         counted = a.hist[:-1].sum()
         med = math.nan
@@ -992,17 +1163,19 @@ def tables(total: dict, plan: Plan, backend: str | None = None) -> tuple[pd.Data
             if cnt:
                 hist.append({"quantity": q, "backend": backend, "method": m, "dtype": plan.dtype, "ulp_low": lo, "ulp_high": hi, "count": cnt})
         for t in a.top:
-            kept.append((q, m, t[2], t[3], t[4]))
+            kept.append((q, m, a.result_dtype or plan.dtype, t[2], t[3], t[4]))
     summary = pd.DataFrame(summ, columns=list(exp.summary_columns))
     rows = _kept_rows(kept, plan, backend)
     return summary, pd.DataFrame(hist, columns=list(HIST_COLUMNS)), rows
 
 
 def _forms(plan: Plan) -> dict:
-    """Method name → form (naive | fused), as the backend declares them."""
+    """Slot name → form (naive | fused), as the backend declares its methods (a variant has its
+    method's form)."""
     from .backends import load
 
-    return {m.name: m.form for m in _experiment.get(plan.experiment).methods(load(plan.backend))}
+    forms = {m.name: m.form for m in _experiment.get(plan.experiment).methods(load(plan.backend))}
+    return {n: forms[n.split("@", 1)[0]] for _, n in slots(plan)}
 
 
 def _kept_rows(kept, plan: Plan, backend: str) -> pd.DataFrame:
@@ -1014,13 +1187,15 @@ def _kept_rows(kept, plan: Plan, backend: str) -> pd.DataFrame:
     dt = _dtypes.get(plan.dtype)
     forms = _forms(plan)
     frames = []
-    df = pd.DataFrame(kept, columns=["quantity", "method", "logit", "label", "value"])
-    for (q, m), g in df.groupby(["quantity", "method"], sort=False):
+    df = pd.DataFrame(kept, columns=["quantity", "method", "result_dtype", "logit", "label", "value"])
+    for (q, m, rname), g in df.groupby(["quantity", "method", "result_dtype"], sort=False):
         z, y, v = g["logit"].to_numpy(), g["label"].to_numpy(), g["value"].to_numpy()
         kind, label, classes, ref = exp.stream_rows(z, y, q, plan.options)
         hi, lo = ref
         tail = getattr(ref, "tail", None)  # oracle.Pair: the side of a saturated reference
-        res = metrics.compare(v, hi, dt, reference_lo=lo, reference_tail=tail, max_ulp=plan.max_ulp)
-        frames.append(_experiment.row_frame(plan.experiment, q, backend, m, forms[m], dt.name, dt.name,
+        # the row path's measure, in the row path's dtype (the coarser of dtype and result dtype)
+        res = metrics.compare(v, hi, metrics.measuring_dtype(dt, rname), reference_lo=lo, reference_tail=tail,
+                              max_ulp=plan.max_ulp)
+        frames.append(_experiment.row_frame(plan.experiment, q, backend, m, forms[m], dt.name, rname,
                                             kind, z, label, classes, v, hi, res, res["status"], ""))
     return pd.concat(frames, ignore_index=True)

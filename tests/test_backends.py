@@ -380,14 +380,18 @@ def test_every_tensorflow_method_name_is_selectable(tmp_path):
         assert set(pd.read_csv(out).method) == set(names)
 
 
-def test_a_variant_outside_its_dtypes_or_in_a_streaming_run_is_refused(tmp_path):
+def test_a_variant_outside_its_dtypes_is_refused_and_one_streams(tmp_path):
     r = CliRunner().invoke(app, ["loss", "-b", "numpy", "-m", "fused@upcast-float32", "-d", "float32"])
     assert r.exit_code == 2 and "runs in float8_e4m3fn" in r.stderr and "add --dtype" in r.stderr, r.stderr
-    if "jax" in backends.installed():  # streaming measures methods as called: no variants there
+    if "jax" in backends.installed():  # streaming runs carry execution variants as rows do
+        import json
+
+        out = tmp_path / "s.json"
         r = CliRunner().invoke(app, ["loss", "-e", "sigmoid", "-b", "jax", "-m", "optax@jit", "-d", "float32",
-                                     "--logits", "exhaustive", "--range=0,1"])
-        assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.stderr
-        assert "streaming runs measure each method as called, without execution variants" in r.stderr
+                                     "--logits", "exhaustive", "--range=1,1.0001", "--workers", "1",
+                                     "--json", str(out)])
+        assert r.exit_code == 0, r.stderr
+        assert {t["method"] for t in json.loads(out.read_text())["tables"]["summary"]} == {"optax@jit"}
 
 
 def test_a_named_variant_is_reported_where_it_equals_its_method():

@@ -284,3 +284,27 @@ def test_uniform_blocks_equal_the_full_pass(quantity):
         full = _kernel_aggs(z, np.full(n, e0), np.full(n, t0), 0, vals, quantity)
         assert fast[0] == full[0]
         assert (fast[1][:2, [metrics.EXACT, metrics.OVERFLOW, metrics.NAN, metrics.INACCURATE]] > 0).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("classes, label, quantities", [(3, 2, ("loss", "grad")), (10, 0, ("loss",)),
+                                                        (2, 1, ("loss", "grad"))])
+def test_generic_kernel_equals_numpy_for_softmax_over_every_value(classes, label, quantities, monkeypatch):
+    """The generic kernel (any experiment's cases and streaming reference: softmax here) gives the
+    numpy path's aggregates over every float16 value, merged across tasks."""
+    monkeypatch.setattr(stream, "TASK", 20_000)
+    monkeypatch.setattr(stream, "CHUNK", 4096)
+    plan = stream.Plan("float16", "numpy", ("naive", "naive-shifted", "fused", "fused-log1p"), quantities, 4.0, 7,
+                       experiment="softmax", options=(("classes", classes), ("label", label)))
+    got = _same(plan, stream.exhaustive_source("float16"), monkeypatch)
+    assert any(c[1][metrics.OVERFLOW] or c[1][metrics.NAN] or c[1][metrics.INACCURATE] for c in got.values())
+
+
+@needs_numba
+def test_generic_kernel_equals_numpy_for_softmax_on_random_float32(monkeypatch):
+    """Random float32 logits (some drawn twice), a tight tolerance and many kept cases."""
+    monkeypatch.setattr(stream, "TASK", 30_000)
+    monkeypatch.setattr(stream, "CHUNK", 8192)
+    plan = stream.Plan("float32", "numpy", ("naive", "fused"), ("loss", "grad"), 0.5, 200,
+                       experiment="softmax", options=(("classes", 10), ("label", 3)))
+    _same(plan, stream.Source("float32", "random", points=90_000, seed=4), monkeypatch)

@@ -316,14 +316,8 @@ def _rows(exp, backend, method, dt, batch, ref, quantities, mod, p: LossPlan) ->
     return frames
 
 
-def _same(a, b) -> bool:
-    """Bitwise equality of two results, nan-aware (nan == nan, −0 ≠ +0 is ignored)."""
-    if a is None or b is None:  # no gradient came back
-        return a is b
-    a, b = np.asarray(a), np.asarray(b)
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return False
-    return bool(np.array_equal(a.astype(np.float64), b.astype(np.float64), equal_nan=True))
+#: Bitwise equality of two results, nan-aware: the rule streaming runs apply to variants too.
+_same = metrics.identical
 
 
 def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, error, opts) -> list[pd.DataFrame]:
@@ -344,7 +338,7 @@ def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, erro
             result_dtype = _dtypes.REGISTRY.get(raw.dtype.name, dt)
             value = raw.astype(np.float64).reshape(n)
             # an upcast result is judged in the ulps of the format asked for (the coarser one)
-            m = metrics.measure(value, hi, _dtypes.coarser(dt, result_dtype), reference_lo=lo,
+            m = metrics.measure(value, hi, metrics.measuring_dtype(dt, result_dtype), reference_lo=lo,
                                 reference_tail=tail, max_ulp=opts.max_ulp)
             status = m["status"]
             status[batch.invalid] = metrics.INVALID_INPUT
@@ -406,11 +400,6 @@ def _stream_plan(opts: Options, common: dict, workers, state_path, resume, sched
     if opts.batch_size is not None:
         raise InputError("--batch-size is for row runs; streaming runs call each method once per chunk "
                          f"of {stream.CHUNK} logits")
-    variants = sorted(n for n in method_names(opts) or () if "@" in n)
-    if variants:
-        raise InputError(f"--method {', '.join(variants)}: streaming runs measure each method as called, "
-                         "without execution variants; drop the @VARIANT, or measure it on a row run "
-                         "(fewer --points, no --range)")
     mods = [_backends.load(b) for b in backend_names]  # their tables; the frameworks after the checks
     quantities = ("loss", "grad") if opts.grad else ("loss",)
     rng = stream.parse_range(opts.value_range)
@@ -426,8 +415,11 @@ def _stream_plan(opts: Options, common: dict, workers, state_path, resume, sched
                     src = stream.exhaustive_source(dt.name, rng)
                 else:
                     src = stream.Source(dt.name, "random", points=opts.points, seed=opts.seed)
+                selected = method_names(opts)
                 plan = stream.Plan(dt.name, mod.NAME, methods, quantities, float(opts.max_ulp), int(opts.keep),
-                                   experiment=exp.name, options=exp.stream_options(opts))
+                                   experiment=exp.name, options=exp.stream_options(opts),
+                                   variants=stream.variants(mod, dt.name),
+                                   selected=None if selected is None else tuple(sorted(selected)))
                 # one state file per (experiment, backend, dtype); the names that vary are in its suffix
                 parts = ([exp.name] if len(exps) > 1 else []) + ([mod.NAME] if len(mods) > 1 else []) + [dt.name]
                 sp = f"{state_path}.{'.'.join(parts)}" if state_path else None
