@@ -37,7 +37,6 @@ import pandas as pd
 from . import dtypes as _dtypes
 from . import experiment as _experiment
 from . import metrics
-from .backends import SigmoidCases
 from .errors import CWD_GONE, InputError, cwd_gone, fd_limit_text
 from .experiment import HIST_MAX, HIST_MIN, N_BINS, bin_upper_edge  # noqa: F401  (stream.* API)
 
@@ -437,7 +436,8 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
     k = kernel._kernel()
     mod = _MODULES.get(plan.backend) or _MODULES.setdefault(plan.backend, load(plan.backend))
     dt = _dtypes.get(plan.dtype)
-    methods = [m for m in _experiment.get(plan.experiment).methods(mod) if m.name in plan.methods]
+    exp = _experiment.get(plan.experiment)
+    methods = [m for m in exp.methods(mod) if m.name in plan.methods]
     slots = [(q, m.name) for q in plan.quantities for m in methods]
     n_s, grad = len(slots), "grad" in plan.quantities
     keep = min(plan.keep, 2 * len(z))
@@ -460,7 +460,7 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
         lab = labels.get(n)
         if lab is None:
             lab = labels[n] = np.repeat(lab01, n)
-        cases = SigmoidCases(zz[:2 * n], lab)
+        cases = exp.cases_type(zz[:2 * n], lab)  # (z, label): the kernel's experiment's cases
         zk, e, t, ec = kernel.inputs(zc)  # float32 z; e^-|z|, log1p as oracle.bce_binary_fast (or constants)
         outs = {m.name: mod.evaluate(m, dt, cases, grad) for m in methods}
         vals, names = [], []

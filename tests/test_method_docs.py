@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from stabench import backends, limits
+from stabench import backends, experiment, limits
 from stabench.cli import app
 from stabench.experiments import loss
 
@@ -16,11 +16,12 @@ LIMITS = (ROOT / "docs" / "limits.md").read_text()
 
 
 def method_table(name: str) -> list[tuple[str, str, str, str]]:
-    """(experiment, method, form, computes) rows of backend ``name``, from its tables: each method,
+    """(experiment, method, form, computes) rows of backend ``name``, from the experiments' tables: each method,
     then each variant as ``<method>@VARIANT`` for both experiments (as :func:`backends.method_names`
     offers it)."""
     mod = backends.load(name)
-    rows = [(m.experiment, m.name, m.form, m.doc) for e in loss.EXPERIMENTS for m in mod.methods(e)]
+    rows = [(m.experiment, m.name, m.form, m.doc) for e in loss.EXPERIMENTS
+            for m in experiment.get(e).methods(mod)]
     rows += [("both", f"<method>@{v}", "as the method", doc) for v, doc in mod.VARIANTS.items()]
     return rows
 
