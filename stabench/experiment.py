@@ -141,6 +141,9 @@ class Experiment:
     backend_methods: dict = {}
     #: the :class:`stabench.backends.Cases` dataclass of its batches
     cases_type: type | None = None
+    #: the case of the cross-framework "confidently wrong" table (:mod:`stabench.crossframework`):
+    #: (its name in the table, its logits as rows of a --logits-file, its --labels), or None
+    confidently_wrong: tuple | None = None
 
     def methods(self, backend) -> list:
         """The methods of this experiment for ``backend`` (a backend module; its framework need not

@@ -725,7 +725,7 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
             done, total = loaded
     todo = [i for i in range(source.n_tasks) if i not in done]
     workers = workers or os.cpu_count() or 1
-    label = f"sigmoid {source.dtype} {source.kind}"
+    label = f"{plan.experiment} {source.dtype} {source.kind}"
 
     done_logits = [sum(_task_len(source, j) for j in done)]  # a running total: no sum per task
 

@@ -133,6 +133,7 @@ class Sigmoid(Experiment):
     plot_subset_doc = "label y = 1"
     backend_methods = METHODS
     cases_type = Cases
+    confidently_wrong = ("z = −1000, y = 1", [[-1000.0]], "1.0")  # true loss 1000, dL/dz = −1
 
     def batch(self, opts, dt, file=None) -> Batch:
         """Cases for binary cross-entropy: every logit with every label (or the file's pairs)."""

@@ -188,6 +188,7 @@ class Softmax(Experiment):
     streams = True  # the preset kinds, built from each scalar z of the chunk
     backend_methods = METHODS
     cases_type = Cases
+    confidently_wrong = ("z = [0, −1000, 1000], k = 1", [[0.0, -1000.0, 1000.0]], "1")  # loss 2000, ∂L/∂z_1 = −1
 
     def stream_options(self, opts) -> tuple:
         k = opts.classes
