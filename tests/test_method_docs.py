@@ -1,6 +1,7 @@
-"""docs/commands.md holds every backend's method table as the backend's own ``methods()`` and
-``VARIANTS`` state it (so the docs cannot drift from the code), states the memory budget the code
-enforces, and says which commands take the export options."""
+"""docs/commands.md holds every backend's method table as the experiments' tables
+(``Experiment.methods(backend)``) and the backend's ``VARIANTS`` state it (so the docs cannot drift
+from the code), states the memory budget the code enforces, and says which commands take the export
+options."""
 import pathlib
 import re
 

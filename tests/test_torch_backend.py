@@ -247,7 +247,7 @@ def _python(code: str, **env) -> "subprocess.CompletedProcess":
 
 COMPILE_CODE = """
 import numpy as np
-from stabench import backends, dtypes
+from stabench import backends, dtypes, experiment
 from stabench.backends import Unsupported
 from stabench.experiments.sigmoid import Cases as SigmoidCases
 m = backends.load("torch")
