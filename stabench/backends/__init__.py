@@ -13,7 +13,7 @@ input differentiated). A backend module is the adapter that runs such a call:
   one value per case by :meth:`Cases.grad_at`), as arrays of the dtype the framework returned (an
   upcast shows). A framework that refuses the dtype raises :class:`Unsupported` with its own
   error text. What ``method.call`` takes is the backend's (see its module docstring): numpy, a
-  formula ``(fw, *arrays, grad)`` that writes out its gradient; the others, a function
+  formula ``(dt, *arrays, grad)`` that writes its gradient out; the others, a function
   ``(fw, *tensors)`` of the per-case loss, ``fw`` the backend module holding the imported framework;
 - ``versions() -> dict``: framework versions for the metadata block;
 - ``load_framework()``: import the framework (the slow part: 1–10 s); ``evaluate`` and ``versions``

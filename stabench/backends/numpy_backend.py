@@ -62,6 +62,7 @@ def evaluate(method, dtype: DType, cases, grad: bool) -> Output:
 
 
 def _run(formula, dt: DType, cases, grad: bool) -> Output:
+    """The formula on the cases' arrays, the floating ones cast to ``dt``."""
     arrays = [dt.cast(a) if floating(a) else a for a in cases.arrays()]
     loss, g = formula(dt, *arrays, grad=grad)
     return Output(loss, g if grad else None)
