@@ -37,8 +37,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from stabench import dtypes, kernel, stream
-from stabench.backends import SigmoidCases, load
+from stabench import dtypes, experiment, kernel, stream
+from stabench.backends import load
 
 FULL_CASES = 2 * 4_278_190_080
 
@@ -48,7 +48,8 @@ def floor_task(source: stream.Source, i: int) -> float:
     cpu = time.process_time()
     mod = load("numpy")
     dt = dtypes.get(source.dtype)
-    methods = mod.methods("sigmoid")
+    sigmoid = experiment.get("sigmoid")
+    methods = sigmoid.methods(mod)
     z = source.task(i)
     zz = np.empty(2 * min(stream.CHUNK, len(z)), dtype=dt.type)
     lab01 = dt.cast(np.array([0.0, 1.0]))
@@ -60,7 +61,7 @@ def floor_task(source: stream.Source, i: int) -> float:
         zz[n:2 * n] = zc
         if n not in labels:
             labels[n] = np.repeat(lab01, n)
-        cases = SigmoidCases(zz[:2 * n], labels[n])
+        cases = sigmoid.cases_type(zz[:2 * n], labels[n])
         for m in methods:
             mod.evaluate(m, dt, cases, False)
     return time.process_time() - cpu

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from stabench import backends, stream
+from stabench import backends, experiment, stream
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="run every finite float32 logit instead of a slice")
     ap.add_argument("--sample", type=int, default=0, help="time N tasks spread over every float32 (one process)")
     a = ap.parse_args()
-    names = [m.name for m in backends.load(a.backend).methods("sigmoid")]
+    names = [m.name for m in experiment.get("sigmoid").methods(backends.load(a.backend))]
     if a.method not in names:
         raise SystemExit(f"unknown method {a.method!r} of {a.backend}; valid: {', '.join(names)}")
     plan = stream.Plan("float32", a.backend, (a.method,), ("loss",), 4.0, 10, experiment="sigmoid")

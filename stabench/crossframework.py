@@ -3,9 +3,10 @@ each returns for a confidently wrong logit.
 
 Both tables are read from ordinary loss runs (nothing is computed here that the loss experiment
 does not compute): :func:`first_failures` reshapes a :func:`loss.summary`; :func:`confidently_wrong`
-runs the two named cases — sigmoid z = −1000 with y = 1 (true loss 1000, true dL/dz = −1) and
-softmax logits [0, −1000, 1000] with label 1 (true loss 2000, true ∂L/∂z_1 = −1) — through every
-method of every chosen backend, in every chosen dtype.
+runs the case each experiment names as its confidently wrong one
+(:attr:`~stabench.experiment.Experiment.confidently_wrong`: sigmoid z = −1000 with y = 1, true
+loss 1000, true dL/dz = −1; softmax logits [0, −1000, 1000] with label 1, true loss 2000, true
+∂L/∂z_1 = −1) through every method of every chosen backend, in every chosen dtype.
 """
 from __future__ import annotations
 
@@ -16,14 +17,8 @@ import tempfile
 import numpy as np
 import pandas as pd
 
+from . import experiment
 from .experiments import loss
-
-#: The confidently wrong cases: experiment → (logits, label), and how the tables name them.
-CONFIDENTLY_WRONG = {
-    "sigmoid": (np.array([-1000.0]), 1.0),
-    "softmax": (np.array([[0.0, -1000.0, 1000.0]]), 1),
-}
-CASE_NAMES = {"sigmoid": "z = −1000, y = 1", "softmax": "z = [0, −1000, 1000], k = 1"}
 
 #: Columns of :func:`first_failures` before the per-dtype columns (each documented in docs/).
 FIRST_FAIL_COLUMNS = ["experiment", "quantity", "backend", "method", "form"]
@@ -97,25 +92,27 @@ def _variant_dtypes(backend: str) -> dict:
 
 
 def confidently_wrong(backends=None, dtypes=None) -> pd.DataFrame:
-    """What every method returns for the confidently wrong cases (:data:`CONFIDENTLY_WRONG`): one row
-    per (experiment, quantity, backend, method), the reference, and one column per dtype holding the
-    value as returned (as float64; a variant's cell in a dtype where it did not differ is the
-    method's value), or the string ``"unsupported"`` where the framework refused the dtype.
-    Backends and dtypes as ``loss.run`` takes them."""
-    z, y = CONFIDENTLY_WRONG["sigmoid"]
-    parts = [loss.run(experiments="sigmoid", dtypes=dtypes, backends=backends,
-                      logits=",".join(repr(float(v)) for v in z), labels=repr(y))]
-    logits, k = CONFIDENTLY_WRONG["softmax"]
+    """What every method returns for each experiment's confidently wrong case
+    (:attr:`~stabench.experiment.Experiment.confidently_wrong`): one row per (experiment, quantity,
+    backend, method), the reference, and one column per dtype holding the value as returned (as
+    float64; a variant's cell in a dtype where it did not differ is the method's value), or the
+    string ``"unsupported"`` where the framework refused the dtype. Backends and dtypes as
+    ``loss.run`` takes them."""
+    parts, names = [], {}
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "confidently-wrong.npy")
-        np.save(path, logits)
-        parts.append(loss.run(experiments="softmax", dtypes=dtypes, backends=backends, logits_file=path,
-                              labels=str(k)))
+        for e in loss.EXPERIMENTS:
+            case = experiment.get(e).confidently_wrong
+            if case is None:
+                continue
+            names[e], logits, label = case
+            path = os.path.join(d, f"{e}.npy")
+            np.save(path, np.array(logits, dtype=np.float64))
+            parts.append(loss.run(experiments=e, dtypes=dtypes, backends=backends, logits_file=path, labels=label))
     rows = pd.concat(parts, ignore_index=True)
     dts = list(dict.fromkeys(rows["dtype"]))
     out = []
     for (exp, q, backend, method), g in rows.groupby(["experiment", "quantity", "backend", "method"], sort=False):
-        row = {"experiment": exp, "case": CASE_NAMES[exp], "quantity": q, "backend": backend, "method": method,
+        row = {"experiment": exp, "case": names[exp], "quantity": q, "backend": backend, "method": method,
                "reference": float(g["reference"].iloc[0])}
         row.update({r.dtype: "unsupported" if r.status == "unsupported" else float(r.value)
                     for r in g.itertuples(index=False)})

@@ -7,12 +7,16 @@ An experiment answers one matched question (several methods computing one quanti
   scalars (:meth:`Experiment.batch`, :meth:`Experiment.stream_cases`);
 - its reference for a batch in a dtype, with the stated error bound of that reference
   (:meth:`Experiment.reference`, :attr:`Experiment.reference_bound`);
-- the methods each backend offers for it (:meth:`Experiment.methods`);
+- its methods for each backend, the framework calls as a user writes them
+  (:attr:`Experiment.backend_methods`, read by :meth:`Experiment.methods`), and its cases type (a
+  :class:`stabench.backends.Cases`: the arrays the calls take, which one is differentiated, and how
+  the per-case gradient is picked from the framework's);
 - its row and summary columns, each documented once (:attr:`Experiment.columns`,
   :attr:`Experiment.summary_columns`; ``tests/test_readme.py`` checks the docs against them).
 
-The engine (:mod:`stabench.stream`), the loss runner, the report and the CLI iterate over
-:func:`names` / :func:`get` and never test an experiment's name. This module sits below the engine
+The engine (:mod:`stabench.stream`), the loss runner, the report, the CLI and the backends (adapters
+that run any method's call: :func:`stabench.backends.evaluate`) iterate over :func:`names` /
+:func:`get` and never test an experiment's name. This module sits below the engine
 and imports neither it nor any experiment module: :func:`get` imports an experiment by its dotted
 path in :data:`REGISTRY` (as :mod:`stabench.backends` does for backends), so there is no cycle.
 """
@@ -73,7 +77,7 @@ def bin_upper_edge(u: float) -> float:
 class Batch:
     """One experiment's cases in one dtype, and the row labels that go with them."""
 
-    cases: object  #: what a backend's ``evaluate`` takes (backends.SigmoidCases / SoftmaxCases)
+    cases: object  #: what a backend's ``evaluate`` takes (the experiment's :attr:`Experiment.cases_type`)
     case_kind: np.ndarray
     logit: np.ndarray
     label: np.ndarray
@@ -94,10 +98,19 @@ class Experiment:
     streams: bool = False  #: whether :meth:`stream_cases` builds cases from a chunk of scalars
     kernel: bool = False  #: whether stabench.kernel reproduces :meth:`stream_reference` (the compiled pass)
     plot_subset_doc: str = ""  #: which cases the report's per-dtype plots show
+    #: backend name → its :class:`stabench.backends.Method` list, in table order: the framework
+    #: calls as a user writes them (what each backend's ``call`` takes: its module docstring)
+    backend_methods: dict = {}
+    #: the :class:`stabench.backends.Cases` dataclass of its batches
+    cases_type: type | None = None
+    #: the case of the cross-framework "confidently wrong" table (:mod:`stabench.crossframework`):
+    #: (its name in the table, its logits as rows of a --logits-file, its --labels), or None
+    confidently_wrong: tuple | None = None
 
     def methods(self, backend) -> list:
-        """The methods ``backend`` (a loaded backend module) offers for this experiment."""
-        return list(backend.methods(self.name))
+        """The methods of this experiment for ``backend`` (a backend module; its framework need not
+        be imported: the tables are static)."""
+        return list(self.backend_methods.get(backend.NAME, ()))
 
     def batch(self, opts, dt, file=None) -> Batch:
         """Every case of a row run in dtype ``dt`` (``file``: what inputs.load_file returned)."""

@@ -44,7 +44,6 @@ from . import columns as _columns
 from . import dtypes as _dtypes
 from . import experiment as _experiment
 from . import metrics
-from .backends import SigmoidCases
 from .errors import CWD_GONE, InputError, cwd_gone, fd_limit_text
 from .experiment import HIST_MAX, HIST_MIN, N_BINS, bin_upper_edge  # noqa: F401  (stream.* API)
 
@@ -573,7 +572,8 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
     k = kernel._kernel()
     mod = _module(plan.backend)
     dt = _dtypes.get(plan.dtype)
-    methods = _methods(plan, _experiment.get(plan.experiment), mod)
+    exp = _experiment.get(plan.experiment)
+    methods = _methods(plan, exp, mod)
     names = [n for q, n in slots(plan) if q == plan.quantities[0]]
     all_slots = [(q, n) for q in plan.quantities for n in names]
     n_s = len(all_slots)
@@ -593,7 +593,7 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
         lab = labels.get(n)
         if lab is None:
             lab = labels[n] = np.repeat(lab01, n)
-        cases = SigmoidCases(zz[:2 * n], lab)
+        cases = exp.cases_type(zz[:2 * n], lab)  # (z, label): the kernel's experiment's cases
         zk, e, t, ec = kernel.inputs(zc)  # float32 z; e^-|z|, log1p as oracle.bce_binary_fast (or constants)
         got = _kernel_values(plan, mod, methods, dt, cases, all_slots, differs)
         if got is None:

@@ -16,6 +16,7 @@ from stabench.cli import app
 from stabench.errors import InputError
 from stabench import experiment
 from stabench.experiments import loss
+from stabench.experiments.sigmoid import Cases as SigmoidCases
 from frames import one
 
 HEAVY = ("tensorflow", "torch", "jax", "optax", "keras")
@@ -136,7 +137,7 @@ def test_batching_returns_each_case_once_in_order(batch, exp):
     dt = dtypes.get("float32")
     make = experiment.get(exp).batch
     cases = make(loss.Options(logits="sweep", points=30), dt).cases
-    for m in mod.methods(exp):
+    for m in experiment.get(exp).methods(mod):
         a = backends.evaluate(mod, m, dt, cases, True)
         b = backends.evaluate(mod, m, dt, cases, True, batch_size=batch)
         assert b.loss.shape == (len(cases),) and np.array_equal(a.loss, b.loss, equal_nan=True)
@@ -154,7 +155,7 @@ def test_batching_calls_the_backend_with_exactly_the_batch():
             out.variants["v"] = backends.Output(cases.z * 3, None)
             return out
 
-    cases = backends.SigmoidCases(np.arange(5.0), np.zeros(5))
+    cases = SigmoidCases(np.arange(5.0), np.zeros(5))
     out = backends.evaluate(Fake, None, None, cases, False, batch_size=3)
     assert [list(s) for s in seen] == [[0, 1, 2], [3, 4, 0]]
     assert list(out.loss) == [0, 2, 4, 6, 8] and list(out.variants["v"].loss) == [0, 3, 6, 9, 12]
@@ -248,10 +249,7 @@ def test_every_backend_takes_the_streaming_cases_of_bfloat16(name, exp_name):
     assert z.dtype == dt.type
     options = exp.stream_options(loss.Options(experiments=exp_name, classes=3))
     cases, _, _ = exp.stream_cases(z, dt, options)
-    if exp_name == "sigmoid":
-        wide = backends.SigmoidCases(np.asarray(cases.z, np.float64), np.asarray(cases.y, np.float64))
-    else:
-        wide = backends.SoftmaxCases(np.asarray(cases.logits, np.float64), cases.labels)
+    wide = type(cases)(*(np.asarray(a, np.float64) if backends.floating(a) else a for a in cases.arrays()))
     for m in exp.methods(mod):
         a, b = mod.evaluate(m, dt, cases, True), mod.evaluate(m, dt, wide, True)
         for q in ("loss", "grad"):

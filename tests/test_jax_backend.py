@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from stabench import dtypes
-from stabench.backends import SigmoidCases, Unsupported
+from stabench.backends import Unsupported
+from stabench.experiments.sigmoid import Cases as SigmoidCases
 from stabench import experiment
 from stabench.experiments import loss
 from frames import one, pick, same
@@ -64,9 +65,9 @@ def file_case(text: str) -> str:
 
 
 def test_methods_and_forms(jb):
-    assert [m.name for m in jb.methods("sigmoid")] == SIGMOID
-    assert [m.name for m in jb.methods("softmax")] == SOFTMAX
-    assert [m.form for m in jb.methods("softmax")] == ["naive", "fused", "fused", "fused"]
+    assert [m.name for m in experiment.get("sigmoid").methods(jb)] == SIGMOID
+    assert [m.name for m in experiment.get("softmax").methods(jb)] == SOFTMAX
+    assert [m.form for m in experiment.get("softmax").methods(jb)] == ["naive", "fused", "fused", "fused"]
 
 
 def test_every_method_returns_one_value_per_case_in_every_dtype(extreme):
@@ -102,7 +103,7 @@ def test_float64_runs_in_float64_and_x64_off_silently_runs_float32(extreme, jb):
 
 def test_a_dtype_jax_refuses_is_unsupported_with_its_own_text(jb):
     with pytest.raises(Unsupported, match="float128"):
-        jb.evaluate(jb.methods("sigmoid")[1], dtypes.DType("float128", np.longdouble),
+        jb.evaluate(experiment.get("sigmoid").methods(jb)[1], dtypes.DType("float128", np.longdouble),
                     SigmoidCases(np.array([1.0]), np.array([1.0])), True)
 
 
@@ -208,7 +209,7 @@ def test_jit_differs_from_eager_only_where_measured(jb, extreme):
         for name in DTYPES:
             dt = dtypes.get(name)
             cases = experiment.get(exp).batch(loss.Options(), dt).cases
-            for m in jb.methods(exp):
+            for m in experiment.get(exp).methods(jb):
                 out = backends.evaluate(jb, m, dt, cases, True, None)
                 v = out.variants["jit"]
                 if not (same(out.loss, v.loss) and same(out.grad, v.grad)):
@@ -221,7 +222,7 @@ def test_jit_differs_from_eager_only_where_measured(jb, extreme):
 def test_deterministic(jb):
     dt = dtypes.get("bfloat16")
     cases = experiment.get("softmax").batch(loss.Options(logits=SMALL), dt).cases
-    for m in jb.methods("softmax"):
+    for m in experiment.get("softmax").methods(jb):
         a, b = jb.evaluate(m, dt, cases, True), jb.evaluate(m, dt, cases, True)
         assert same(a.loss, b.loss) and same(a.grad, b.grad), m.name
         assert same(a.variants["jit"].grad, b.variants["jit"].grad), m.name

@@ -1,12 +1,13 @@
-"""docs/commands.md holds every backend's method table as the backend's own ``methods()`` and
-``VARIANTS`` state it (so the docs cannot drift from the code), states the memory budget the code
-enforces, and says which commands take the export options."""
+"""docs/commands.md holds every backend's method table as the experiments' tables
+(``Experiment.methods(backend)``) and the backend's ``VARIANTS`` state it (so the docs cannot drift
+from the code), states the memory budget the code enforces, and says which commands take the export
+options."""
 import pathlib
 import re
 
 import pytest
 
-from stabench import backends, limits
+from stabench import backends, experiment, limits
 from stabench.cli import app
 from stabench.experiments import loss
 
@@ -16,11 +17,12 @@ LIMITS = (ROOT / "docs" / "limits.md").read_text()
 
 
 def method_table(name: str) -> list[tuple[str, str, str, str]]:
-    """(experiment, method, form, computes) rows of backend ``name``, from its tables: each method,
+    """(experiment, method, form, computes) rows of backend ``name``, from the experiments' tables: each method,
     then each variant as ``<method>@VARIANT`` for both experiments (as :func:`backends.method_names`
     offers it)."""
     mod = backends.load(name)
-    rows = [(m.experiment, m.name, m.form, m.doc) for e in loss.EXPERIMENTS for m in mod.methods(e)]
+    rows = [(m.experiment, m.name, m.form, m.doc) for e in loss.EXPERIMENTS
+            for m in experiment.get(e).methods(mod)]
     rows += [("both", f"<method>@{v}", "as the method", doc) for v, doc in mod.VARIANTS.items()]
     return rows
 

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from stabench import dtypes
-from stabench.backends import SigmoidCases, SoftmaxCases, Unsupported
+from stabench.backends import Unsupported
+from stabench.experiments.sigmoid import Cases as SigmoidCases
+from stabench.experiments.softmax import Cases as SoftmaxCases
 from stabench import experiment
 from stabench.experiments import loss
 from frames import one, pick, same, sig, soft, values
@@ -64,7 +66,7 @@ def test_every_method_returns_one_value_per_case_in_every_dtype(extreme, tfb):
     # and straight from evaluate: flat arrays of N, for the graph variant too
     dt = dtypes.get("float16")
     cases = experiment.get("softmax").batch(loss.Options(logits=SMALL), dt).cases
-    for m in tfb.methods("softmax"):
+    for m in experiment.get("softmax").methods(tfb):
         out = tfb.evaluate(m, dt, cases, True)
         for o in (out, out.variants["graph"]):
             assert o.loss.shape == o.grad.shape == (len(cases),), m.name
@@ -72,7 +74,7 @@ def test_every_method_returns_one_value_per_case_in_every_dtype(extreme, tfb):
 
 def test_method_list_and_forms(tfb):
     for exp in ("sigmoid", "softmax"):
-        ms = tfb.methods(exp)
+        ms = experiment.get(exp).methods(tfb)
         assert [m.name for m in ms] == METHODS
         assert {m.name for m in ms if m.form == "naive"} == {"keras-probs", "keras-probs-class", "model-probs"}
 
@@ -222,7 +224,7 @@ def test_compiled_default_reduction_is_the_mean_of_the_per_case_values(tfb):
     keras, tf = tfb.keras, tfb.tf
     z = np.array([-30.0, -3.0, 0.0, 2.0, 40.0])
     y = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
-    per_case = tfb.evaluate(tfb.methods("sigmoid")[2], dtypes.get("float32"), SigmoidCases(z, y), False).loss
+    per_case = tfb.evaluate(experiment.get("sigmoid").methods(tfb)[2], dtypes.get("float32"), SigmoidCases(z, y), False).loss
     inp = keras.Input((1,), dtype="float32")
     layer = keras.layers.Dense(1, activation="sigmoid", dtype="float32")
     model = keras.Model(inp, layer(inp))
@@ -237,7 +239,7 @@ def test_compiled_default_reduction_is_the_mean_of_the_per_case_values(tfb):
 def test_model_path_large_vocabulary_uses_one_hot_rows(tfb):
     # K above 2048: one-hot inputs and the logits as kernel; same values as the Loss class
     rng = np.random.default_rng(1)
-    ms = {m.name: m for m in tfb.methods("softmax")}
+    ms = {m.name: m for m in experiment.get("softmax").methods(tfb)}
     for name in ("float16", "float32"):
         dt = dtypes.get(name)
         z = dt.cast(rng.normal(size=(3, 50257)) * 5).astype(np.float64)
@@ -329,7 +331,7 @@ def test_loss_classes_run_float64_inputs_in_float32(extreme):
 def test_deterministic(tfb):
     dt = dtypes.get("bfloat16")
     cases = experiment.get("sigmoid").batch(loss.Options(logits=SMALL), dt).cases
-    for m in tfb.methods("sigmoid"):
+    for m in experiment.get("sigmoid").methods(tfb):
         a, b = tfb.evaluate(m, dt, cases, True), tfb.evaluate(m, dt, cases, True)
         assert same(a.loss, b.loss) and same(a.grad, b.grad), m.name
         assert same(a.variants["graph"].grad, b.variants["graph"].grad), m.name

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from stabench import dtypes
-from stabench.backends import SigmoidCases, SoftmaxCases, Unsupported
+from stabench.backends import Unsupported
+from stabench.experiments.sigmoid import Cases as SigmoidCases
+from stabench.experiments.softmax import Cases as SoftmaxCases
 from stabench import experiment
 from stabench.experiments import loss
 from frames import pick, same, sig, soft, values
@@ -43,9 +45,9 @@ def small():
 
 
 def test_methods_and_forms(tb):
-    assert [m.name for m in tb.methods("sigmoid")] == SIGMOID
-    assert [m.name for m in tb.methods("softmax")] == SOFTMAX
-    assert {m.name for e in ("sigmoid", "softmax") for m in tb.methods(e) if m.form == "naive"} == \
+    assert [m.name for m in experiment.get("sigmoid").methods(tb)] == SIGMOID
+    assert [m.name for m in experiment.get("softmax").methods(tb)] == SOFTMAX
+    assert {m.name for e in ("sigmoid", "softmax") for m in experiment.get(e).methods(tb) if m.form == "naive"} == \
         {"bce-probs", "bce-probs-class", "nll-probs"}
 
 
@@ -82,9 +84,9 @@ def test_a_dtype_torch_cannot_compute_is_unsupported_with_its_own_text(tb):
     # float8: torch holds the values but has no sigmoid/log kernels for them
     fp8 = dtypes.DType("float8_e4m3fn", ml_dtypes.float8_e4m3fn)
     with pytest.raises(Unsupported, match="not implemented for 'Float8_e4m3fn'"):
-        tb.evaluate(tb.methods("sigmoid")[0], fp8, SigmoidCases(np.array([1.0]), np.array([1.0])), True)
+        tb.evaluate(experiment.get("sigmoid").methods(tb)[0], fp8, SigmoidCases(np.array([1.0]), np.array([1.0])), True)
     with pytest.raises(Unsupported, match="torch has no floating-point dtype named 'float128'"):
-        tb.evaluate(tb.methods("sigmoid")[0], dtypes.DType("float128", np.longdouble),
+        tb.evaluate(experiment.get("sigmoid").methods(tb)[0], dtypes.DType("float128", np.longdouble),
                     SigmoidCases(np.array([1.0]), np.array([1.0])), True)
 
 
@@ -94,12 +96,12 @@ def test_default_mean_reduction_is_the_mean_of_the_per_case_values(tb):
 
     z = np.array([-30.0, -3.0, 0.0, 2.0, 40.0])
     y = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
-    per_case = tb.evaluate(tb.methods("sigmoid")[2], dtypes.get("float32"), SigmoidCases(z, y), False).loss
+    per_case = tb.evaluate(experiment.get("sigmoid").methods(tb)[2], dtypes.get("float32"), SigmoidCases(z, y), False).loss
     mean = F.binary_cross_entropy_with_logits(torch.tensor(z, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
     assert float(mean) == pytest.approx(float(per_case.astype(np.float64).mean()), rel=1e-6)
     logits = np.array([[0.0, 1.0, 2.0], [5.0, -1.0, 0.5]])
     k = np.array([2, 1])
-    per_case = tb.evaluate(tb.methods("softmax")[2], dtypes.get("float32"), SoftmaxCases(logits, k), False).loss
+    per_case = tb.evaluate(experiment.get("softmax").methods(tb)[2], dtypes.get("float32"), SoftmaxCases(logits, k), False).loss
     mean = F.cross_entropy(torch.tensor(logits, dtype=torch.float32), torch.tensor(k))
     assert float(mean) == pytest.approx(float(per_case.astype(np.float64).mean()), rel=1e-6)
 
@@ -219,7 +221,7 @@ def test_softmax_fused_forms_agree_and_cancel_when_the_label_wins(small):
 def test_deterministic(tb):
     dt = dtypes.get("bfloat16")
     cases = experiment.get("softmax").batch(loss.Options(logits=SMALL), dt).cases
-    for m in tb.methods("softmax"):
+    for m in experiment.get("softmax").methods(tb):
         a, b = tb.evaluate(m, dt, cases, True), tb.evaluate(m, dt, cases, True)
         assert same(a.loss, b.loss) and same(a.grad, b.grad), m.name
         assert same(a.variants["autocast"].loss, b.variants["autocast"].loss), m.name
@@ -245,12 +247,13 @@ def _python(code: str, **env) -> "subprocess.CompletedProcess":
 
 COMPILE_CODE = """
 import numpy as np
-from stabench import backends, dtypes
-from stabench.backends import SigmoidCases, Unsupported
+from stabench import backends, dtypes, experiment
+from stabench.backends import Unsupported
+from stabench.experiments.sigmoid import Cases as SigmoidCases
 m = backends.load("torch")
 cases = SigmoidCases(np.array([-10.0, 0.0, 10.0]), np.array([0.0, 1.0, 1.0]))
 try:
-    out = m.evaluate(m.methods("sigmoid")[2], dtypes.get("float16"), cases, True)
+    out = m.evaluate(experiment.get("sigmoid").methods(m)[2], dtypes.get("float16"), cases, True)
 except Unsupported as e:
     print("unsupported:", e)
 else:
@@ -284,7 +287,7 @@ def test_compile_is_refused_after_tensorflow_instead_of_crashing():
 def test_no_compile_variant_by_default(tb, monkeypatch):
     monkeypatch.delenv(tb.COMPILE_ENV, raising=False)
     cases = SigmoidCases(np.array([-10.0, 0.0, 10.0]), np.array([0.0, 1.0, 1.0]))
-    assert set(tb.evaluate(tb.methods("sigmoid")[2], dtypes.get("float16"), cases, True).variants) == {"autocast"}
+    assert set(tb.evaluate(experiment.get("sigmoid").methods(tb)[2], dtypes.get("float16"), cases, True).variants) == {"autocast"}
 
 
 def test_every_float16_value():

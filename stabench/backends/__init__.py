@@ -1,32 +1,41 @@
-"""Backends: how one framework computes each method of an experiment, in a given dtype.
+"""Backends: adapters that run an experiment's methods in one framework, in a given dtype.
 
-The interface is small so that a new framework (torch, jax) is one new module:
+A backend knows no experiment. An experiment declares, for each backend, its methods: the
+framework calls as a user writes them (:attr:`Method.call`), and its cases (a :class:`Cases`
+dataclass: arrays with a leading case axis, in the order the calls take them, one of them the
+input differentiated). A backend module is the adapter that runs such a call:
 
 - a module-level ``NAME`` (the ``--backend`` name) and ``FRAMEWORK`` (the import it needs);
-- ``methods(experiment) -> list[Method]``: what it offers for ``sigmoid`` and ``softmax``;
-- ``evaluate(method, dtype, cases, grad) -> Output``: ONE call over the whole batch of cases, in
-  the target dtype, returning the loss per case and, when ``grad``, dL/dz per case (for softmax,
-  the label's component), as arrays of the dtype the framework returned (an upcast shows). A
-  framework that refuses the dtype raises :class:`Unsupported` with its own error text;
+- ``evaluate(method, dtype, cases, grad) -> Output``: ``method.call`` in ONE call over the whole
+  batch of cases, in the target dtype (floating arrays converted to the framework's dtype exactly,
+  integer arrays to its index type), returning the loss per case and, when ``grad``, the per-case
+  gradient with respect to ``cases.WRT`` (the framework's gradient of the per-case sum, reduced to
+  one value per case by :meth:`Cases.grad_at`), as arrays of the dtype the framework returned (an
+  upcast shows). A framework that refuses the dtype raises :class:`Unsupported` with its own
+  error text. What ``method.call`` takes is the backend's (see its module docstring): numpy, a
+  formula ``(dt, *arrays, grad)`` that writes its gradient out; the others, a function
+  ``(fw, *tensors)`` of the per-case loss, ``fw`` the backend module holding the imported framework;
 - ``versions() -> dict``: framework versions for the metadata block;
 - ``load_framework()``: import the framework (the slow part: 1–10 s); ``evaluate`` and ``versions``
-  call it, and nothing else in the module imports the framework, so its method table
-  (``methods``) and ``VARIANTS`` are read without it: a ``--method`` is checked in milliseconds;
+  call it, and nothing else in the module imports the framework, so the experiments' method tables
+  and ``VARIANTS`` are read without it: a ``--method`` is checked in milliseconds;
 - ``VARIANTS``: ``{variant: doc}``, the execution variants ``evaluate`` may return in
   ``Output.variants`` (each selectable as ``--method NAME@VARIANT``);
 - optionally ``VARIANT_DTYPES``: ``{variant: dtype names}`` for an execution variant evaluated only
   in those dtypes (elsewhere a variant missing from the rows means: identical to the method), and
   ``variant_unavailable(variant) -> str``: why a variant is not evaluated in this process ('' if it is).
 
-Backend modules are imported lazily by name (:func:`load`), so choosing numpy never imports
-tensorflow; :func:`usable` imports the frameworks of a run, skipping (or, when the backend was
-named, refusing with one line) one that is installed but fails to import.
+:func:`evaluate` is the one entry point (it batches). Backend modules are imported lazily by name
+(:func:`load`), so choosing numpy never imports tensorflow; :func:`usable` imports the frameworks of
+a run, skipping (or, when the backend was named, refusing with one line) one that is installed but
+fails to import.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import ClassVar
 
 import numpy as np
 
@@ -42,36 +51,50 @@ REGISTRY = {
 
 @dataclass(frozen=True)
 class Method:
-    """One way of computing an experiment's loss (and gradient)."""
+    """One way of computing an experiment's quantity (and gradient) on one backend."""
 
-    experiment: str  #: "sigmoid" or "softmax"
+    experiment: str  #: the experiment that declares it
     name: str  #: unique within (backend, experiment), e.g. "naive", "fused-log1p"
     form: str  #: "naive" (through the probability) or "fused" (on logits)
     doc: str  #: one line: what it computes
+    #: what the backend runs: its framework calls as a user writes them (see the backend's module)
+    call: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass
-class SigmoidCases:
-    """Binary cross-entropy cases: logit ``z`` and label ``y`` (float64 arrays of equal length,
-    holding values already rounded to the target dtype)."""
+class Cases:
+    """A batch of an experiment's cases: an experiment subclasses it as a dataclass whose fields are
+    the arrays its methods take, in their argument order, each with a leading case axis. Floating
+    arrays hold values of the target dtype exactly (as float64, or in the dtype's own type);
+    integer arrays are indices (class labels). Batching and subsetting are generic."""
 
-    z: np.ndarray
-    y: np.ndarray
+    #: the field whose gradient is measured ('' : the first)
+    WRT: ClassVar[str] = ""
+
+    def arrays(self) -> tuple:
+        """The arrays, in the order the methods take them."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def wrt(self) -> int:
+        """The position of the differentiated array in :meth:`arrays`."""
+        return [f.name for f in fields(self)].index(self.WRT) if self.WRT else 0
+
+    def subset(self, idx: np.ndarray) -> "Cases":
+        """The cases at ``idx`` (every array indexed alike)."""
+        return replace(self, **{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    def grad_at(self, g: np.ndarray) -> np.ndarray:
+        """One gradient value per case from ``g``, the gradient with respect to the differentiated
+        array (its shape): here, for an input of one value per case, that value."""
+        return g.reshape(-1)
 
     def __len__(self) -> int:
-        return len(self.z)
+        return len(getattr(self, fields(self)[0].name))
 
 
-@dataclass
-class SoftmaxCases:
-    """Sparse categorical cross-entropy cases: ``logits`` (N, K) float64 (rounded to the target
-    dtype) and integer ``labels`` (N,)."""
-
-    logits: np.ndarray
-    labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.labels)
+def floating(a) -> bool:
+    """Whether a case array holds values (converted to the target dtype), not indices (integers)."""
+    return np.asarray(a).dtype.kind not in "biu"
 
 
 @dataclass
@@ -118,15 +141,9 @@ def evaluate(module, method: Method, dtype, cases, grad: bool, batch_size: int |
     n = len(cases)
     calls = -(-n // batch_size)
     idx = np.arange(calls * batch_size) % n
-    outs = [module.evaluate(method, dtype, _subset(cases, idx[i * batch_size:(i + 1) * batch_size]), grad)
+    outs = [module.evaluate(method, dtype, cases.subset(idx[i * batch_size:(i + 1) * batch_size]), grad)
             for i in range(calls)]
     return _joined(outs, n)
-
-
-def _subset(cases, idx: np.ndarray):
-    if isinstance(cases, SigmoidCases):
-        return SigmoidCases(cases.z[idx], cases.y[idx])
-    return SoftmaxCases(cases.logits[idx], cases.labels[idx])
 
 
 def _joined(outs: list, n: int) -> Output:
@@ -208,10 +225,15 @@ def usable(names: list[str], named: bool) -> tuple[list, dict]:
     return mods, skipped
 
 
-def method_names(mod, experiment: str) -> list[str]:
-    """Every name ``--method`` accepts for backend ``mod`` and ``experiment``: each method, then each
-    ``method@variant`` (read from the static tables: no framework is imported)."""
-    base = [m.name for m in mod.methods(experiment)]
+def method_names(mod, experiment) -> list[str]:
+    """Every name ``--method`` accepts for backend ``mod`` and ``experiment`` (an Experiment or its
+    name): each method, then each ``method@variant`` (read from the static tables: no framework is
+    imported)."""
+    if isinstance(experiment, str):
+        from ..experiment import get
+
+        experiment = get(experiment)
+    base = [m.name for m in experiment.methods(mod)]
     return base + [f"{b}@{v}" for b in base for v in getattr(mod, "VARIANTS", {})]
 
 

@@ -1,13 +1,16 @@
 """jax backend: optax's losses and the naive forms through ``jax.nn``, in the target dtype, on CPU.
 
-Nothing of JAX's or optax's behaviour is written here. Each method calls the optax function, or
-``jax.nn.sigmoid``/``jax.nn.softmax``/``jax.nn.log_softmax`` then ``jnp.log``, on arrays of the
-target dtype (the inputs are already rounded to it, so ``jnp.asarray`` is exact), once over the
+Nothing of JAX's or optax's behaviour is written here. Each method (its ``call(fw, *arrays)``,
+declared by the experiment; ``fw`` is this module, holding ``jax``, ``jnp`` and ``optax`` once
+imported) calls the optax function, or ``jax.nn.sigmoid``/``jax.nn.softmax``/``jax.nn.log_softmax``
+then ``jnp.log``, on arrays of the target dtype (floating case arrays; the inputs are already
+rounded to it, so ``jnp.asarray`` is exact; integer ones, the labels, as int32), once over the
 whole batch, and returns what comes back in the dtype it came back in (``result_dtype``). Where JAX
 refuses a dtype (any exception) the method raises :class:`Unsupported` with JAX's own error text.
 
 Gradients: ``jax.vjp`` of the per-case loss vector with a cotangent of ones — ``jax.grad`` of the
-sum, each case's gradient its own (no 1/N). For softmax, the label's component ∂L/∂z_k.
+sum, each case's gradient its own (no 1/N), with respect to the cases' ``WRT`` array, reduced to
+one value per case by ``cases.grad_at`` (for softmax, the label's component ∂L/∂z_k).
 
 Execution: eagerly (op by op, as JAX dispatches outside ``jit``) and under ``jax.jit``
 (``Output.variants["jit"]``; XLA fuses the ops, so the two can differ; reported as ``method@jit``
@@ -35,16 +38,19 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 
 import numpy as np
 
 from ..dtypes import DType
-from . import Method, Output, SigmoidCases, Unsupported, one_line
+from . import Output, Unsupported, floating, one_line
 
-#: JAX and optax, imported by :func:`load_framework` (evaluate and versions call it): the tables
-#: below are read without them, so that ``--method`` is checked before a 2-second import.
+#: JAX and optax, imported by :func:`load_framework` (evaluate and versions call it): the
+#: experiments' tables are read without them, so that ``--method`` is checked before a 2-second import.
 jax = jnp = optax = None
+#: What a method's call is given as ``fw``: this module (``fw.jax``, ``fw.jnp``, ``fw.optax``).
+_FW = sys.modules[__name__]
 
 NAME = "jax"
 FRAMEWORK = "jax"
@@ -87,94 +93,44 @@ def _enable_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
-_METHODS = {
-    "sigmoid": [
-        Method("sigmoid", "naive", "naive", "p = jax.nn.sigmoid(z); −(y·jnp.log(p) + (1 − y)·jnp.log(1 − p))"),
-        Method("sigmoid", "optax", "fused", "optax.sigmoid_binary_cross_entropy(z, y)"),
-    ],
-    "softmax": [
-        Method("softmax", "naive", "naive", "−jnp.log(jax.nn.softmax(z))[k]"),
-        Method("softmax", "log-softmax", "fused", "−jax.nn.log_softmax(z)[k]"),
-        Method("softmax", "optax-int", "fused", "optax.softmax_cross_entropy_with_integer_labels(z, k)"),
-        Method("softmax", "optax-onehot", "fused",
-               "optax.softmax_cross_entropy(z, jax.nn.one_hot(k, K, dtype=z.dtype))"),
-    ],
-}
-
-
-def _take(a, k):
-    return jnp.take_along_axis(a, k[:, None], axis=1)[:, 0]
-
-
-def _sigmoid_naive(z, y):
-    p = jax.nn.sigmoid(z)
-    return -(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
-
-
-def _sigmoid_optax(z, y):
-    return optax.sigmoid_binary_cross_entropy(z, y)
-
-
-def _softmax_naive(z, k):
-    return -jnp.log(_take(jax.nn.softmax(z, axis=1), k))
-
-
-def _softmax_log_softmax(z, k):
-    return -_take(jax.nn.log_softmax(z, axis=1), k)
-
-
-def _softmax_optax_int(z, k):
-    return optax.softmax_cross_entropy_with_integer_labels(z, k)
-
-
-def _softmax_optax_onehot(z, k):
-    return optax.softmax_cross_entropy(z, jax.nn.one_hot(k, z.shape[1], dtype=z.dtype))
-
-
-_FNS = {
-    ("sigmoid", "naive"): _sigmoid_naive, ("sigmoid", "optax"): _sigmoid_optax,
-    ("softmax", "naive"): _softmax_naive, ("softmax", "log-softmax"): _softmax_log_softmax,
-    ("softmax", "optax-int"): _softmax_optax_int, ("softmax", "optax-onehot"): _softmax_optax_onehot,
-}
-
-
-def _with_grad(fn):
-    """(z, y) → (loss, dΣloss/dz): one reverse pass with a cotangent of ones."""
-    def both(z, y):
-        loss, pull = jax.vjp(lambda a: fn(a, y), z)
+def _with_grad(fn, w: int):
+    """(*arrays) → (loss, dΣloss/d(array ``w``)): one reverse pass with a cotangent of ones."""
+    def both(*args):
+        loss, pull = jax.vjp(lambda a: fn(*args[:w], a, *args[w + 1:]), args[w])
         (g,) = pull(jnp.ones_like(loss))
         return loss, g
     return both
 
 
 def _without_grad(fn):
-    return lambda z, y: (fn(z, y), None)
+    return lambda *args: (fn(*args), None)
 
 
-#: (experiment, method, grad) → (eager function, jitted function), built once by
-#: :func:`load_framework`: jax.jit caches its compilations per shape, dtype and x64 setting.
-_CALLS = {}
+#: (call, grad, differentiated input) → (eager function, jitted function), built once: jax.jit
+#: caches its compilations per shape, dtype and x64 setting.
+_CALLS: dict = {}
+
+
+def _calls(call, grad: bool, w: int) -> tuple:
+    key = (call, grad, w)
+    if key not in _CALLS:
+        def fn(*args):
+            return call(_FW, *args)
+        f = _with_grad(fn, w) if grad else _without_grad(fn)
+        _CALLS[key] = (f, jax.jit(f))
+    return _CALLS[key]
 
 
 @functools.cache
 def load_framework() -> None:
-    """Import JAX and optax, turn on the compilation cache and build the calls (once: a call that
-    fails part-way is not cached, the next one starts again)."""
+    """Import JAX and optax and turn on the compilation cache (once: a call that fails part-way is
+    not cached, the next one starts again)."""
     global jax, jnp, optax
     import jax
     import jax.numpy as jnp
     import optax
 
     _enable_cache()
-    for key, fn in _FNS.items():
-        for grad in (False, True):
-            f = (_with_grad if grad else _without_grad)(fn)
-            _CALLS[(*key, grad)] = (f, jax.jit(f))
-
-
-def methods(experiment: str) -> list[Method]:
-    """The methods this backend offers for ``experiment``."""
-    return list(_METHODS[experiment])
 
 
 def versions() -> dict:
@@ -185,17 +141,16 @@ def versions() -> dict:
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "optax": optax.__version__}
 
 
-def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
+def evaluate(method, dtype: DType, cases, grad: bool) -> Output:
     """Loss (and gradient) of every case at once, in ``dtype``: eagerly, and jitted in
     ``variants["jit"]`` (float64 also with x64 off, in ``variants["x64-off"]``)."""
     load_framework()
-    eager, jitted = _CALLS[(method.experiment, method.name, grad)]
-    rows = None if method.experiment == "sigmoid" else cases.labels
+    eager, jitted = _calls(method.call, grad, cases.wrt())
     x64 = dtype.bits > 32
-    out = _output(_run(eager, dtype, cases, x64), rows)
-    out.variants["jit"] = _output(_run(jitted, dtype, cases, x64, "jax.jit: "), rows)
+    out = _output(_run(eager, dtype, cases, x64), cases)
+    out.variants["jit"] = _output(_run(jitted, dtype, cases, x64, "jax.jit: "), cases)
     if x64:
-        out.variants["x64-off"] = _output(_run(jitted, dtype, cases, False, "jax.jit, x64 off: "), rows)
+        out.variants["x64-off"] = _output(_run(jitted, dtype, cases, False, "jax.jit, x64 off: "), cases)
     return out
 
 
@@ -205,24 +160,18 @@ def _run(fn, dtype: DType, cases, x64: bool, where: str = ""):
     try:
         with jax.enable_x64(x64), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Explicitly requested dtype float64 … truncated": measured
-            if isinstance(cases, SigmoidCases):
-                z = jnp.asarray(dtype.cast(cases.z), dtype=dtype.name)
-                y = jnp.asarray(dtype.cast(cases.y), dtype=dtype.name)
-            else:
-                z = jnp.asarray(dtype.cast(cases.logits), dtype=dtype.name)
-                y = jnp.asarray(cases.labels.astype(np.int32))
-            loss, g = fn(z, y)
+            args = [jnp.asarray(dtype.cast(a), dtype=dtype.name) if floating(a) else jnp.asarray(a.astype(np.int32))
+                    for a in cases.arrays()]
+            loss, g = fn(*args)
             return np.asarray(loss), (None if g is None else np.asarray(g))
     except Exception as e:  # noqa: BLE001 — JAX raises many types; each is an answer
         raise Unsupported(where + one_line(e)) from None
 
 
-def _output(result, rows) -> Output:
-    """Flat arrays of the dtype JAX returned, one value per case (the label's gradient component)."""
+def _output(result, cases) -> Output:
+    """Flat arrays of the dtype JAX returned, one value per case (``cases.grad_at`` of the gradient)."""
     loss, g = result
     loss = loss.reshape(-1)
     if g is None:
         return Output(loss, None)
-    if rows is not None:
-        g = g[np.arange(len(rows)), rows]
-    return Output(loss, g.reshape(-1))
+    return Output(loss, cases.grad_at(g))

@@ -8,21 +8,24 @@ comes back in*: where a Keras ``Loss`` class casts to float32, the result is flo
 experiment's ``result_dtype`` shows it. Where TF or Keras refuses a dtype (any exception), the
 method raises :class:`Unsupported` with the framework's own error text.
 
-Three families per experiment:
+The experiments declare the calls (each loss experiment has three families: the Keras loss
+function and Loss class ``keras-*``, TensorFlow's own ``tf-nn``, and ``model-*``). What a method's
+``call`` may be:
 
-- ``keras-*``: the Keras loss function (``keras.losses.binary_crossentropy``, averaging over a last
-  axis of size 1 so it is per case) and the Loss class with ``reduction=None``, on probabilities
-  from ``tf.sigmoid``/``tf.nn.softmax`` (``-probs``, the naive form) or on the logits with
-  ``from_logits=True`` (``-logits``, fused).
-- ``tf-nn``: ``tf.nn.sigmoid_cross_entropy_with_logits`` / ``sparse_softmax_cross_entropy_with_logits``.
-- ``model-*``: what ``model.fit`` evaluates — a Keras model whose last layer is ``Dense`` in the
-  target dtype, with ``activation="sigmoid"``/``"softmax"`` and the default from_logits=False loss
-  (``-probs``), or linear with ``from_logits=True`` (``-logits``), compiled, and evaluated through
-  ``model.compute_loss`` (→ the model's ``CompileLoss`` → the Loss object given to ``compile``).
-  The weights are set so that the pre-activation equals each case's logits exactly (see
-  :func:`_model`). Keras recovers the logits behind a probability tensor when it can (the
+- a function ``call(fw, *tensors)`` of the per-case loss (``fw``: this module, holding ``tf`` and
+  ``keras`` once imported), e.g. ``tf.nn.sigmoid_cross_entropy_with_logits``;
+- :class:`Keras` around such a function: it calls Keras, which must run on its tensorflow backend;
+- :class:`KerasModel`: what ``model.fit`` evaluates — a Keras model whose last layer is ``Dense``
+  in the target dtype with the given activation, compiled with the given Loss object, and evaluated
+  through ``model.compute_loss`` (→ the model's ``CompileLoss`` → the Loss object given to
+  ``compile``). The weights are set so that the pre-activation equals each case's logits exactly
+  (see :func:`_model`). Keras recovers the logits behind a probability tensor when it can (the
   ``_keras_logits`` attribute its activations set, or a graph tensor made by a Sigmoid/Softmax
   op); whether it does, per dtype, is what the numbers show.
+
+Inputs: floating case arrays become tensors of the dtype with a feature axis — an array of one
+value per case becomes (N, 1), since Keras averages over the last axis, so size 1 is per case —
+and integer arrays (labels) int64 tensors (N,).
 
 Per-case values from the compiled loss: the model is compiled with the Loss class given
 ``reduction=None``. Keras applies the reduction after the per-case values are complete
@@ -33,8 +36,9 @@ loss as is, so ``model.compute_loss(y=y, y_pred=model(x))`` returns the per-case
 default gives their mean).
 
 Gradients: dL/dz by ``tf.GradientTape`` for every method, of the per-case loss vector (the gradient
-of the sum, so each case's gradient is its own, with no 1/N). For softmax it is the label's
-component. For the model path dL/dz is read through the exact linear map that makes z: with input
+of the sum, so each case's gradient is its own, with no 1/N), with respect to the cases' ``WRT``
+array, reduced to one value per case by ``cases.grad_at`` (for softmax, the label's component).
+For the model path dL/dz is read through the exact linear map that makes z: with input
 x = z and an identity kernel, dL/dx = dL/dz · Iᵀ; with one-hot inputs and the logits as kernel,
 dL/dkernel row i = dL/dz_i. Each is exact where the gradient row is finite (a matrix product adds
 0·g for the other entries, and 0·inf or 0·nan is nan: a non-finite component of the gradient would
@@ -42,7 +46,7 @@ show as nan in the others of the same row — same case for the identity kernel,
 for the one-hot layout).
 
 Execution: every method runs eagerly (the :class:`Output`) and as a ``tf.function`` graph
-(``Output.variants["graph"]``), traced once per (method, dtype, grad, shape of the classes) and
+(``Output.variants["graph"]``), traced once per (method, dtype, grad, shape of a case) and
 cached. Keras's logits recovery from a graph op, and Grappler's graph rewrites, mean the two can
 differ. ``model.fit`` runs its train step as a ``tf.function``, so ``model-*@graph`` (where it is
 reported) is what training computes on CPU (``jit_compile="auto"`` adds XLA only when a GPU is
@@ -55,22 +59,43 @@ lines (written before its logging is initialised, so the variable does not reach
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ..dtypes import DType
-from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported, one_line
+from . import Output, Unsupported, floating, one_line
 
 #: TensorFlow and Keras, imported by :func:`load_framework` (evaluate and versions call it): the
-#: tables below are read without them, so that ``--method`` is checked before a 10-second import.
+#: experiments' tables are read without them, so that ``--method`` is checked before a 10-second import.
 tf = keras = None
+#: What a method's call is given as ``fw``: this module (``fw.tf``, ``fw.keras``).
+_FW = sys.modules[__name__]
 
 NAME = "tensorflow"
 FRAMEWORK = "tensorflow"
 #: The execution variants ``evaluate`` returns (``--method NAME@VARIANT`` selects one).
 VARIANTS = {"graph": "the same traced once as a `tf.function` graph (what `model.fit` runs on CPU; Keras may "
                      "recover the logits from a graph op); reported only where it differs"}
+
+
+@dataclass(frozen=True)
+class Keras:
+    """A call through Keras: ``fn(fw, *tensors)``, refused unless Keras runs on tensorflow."""
+
+    fn: Callable
+
+
+@dataclass(frozen=True)
+class KerasModel:
+    """A call through a compiled one-layer Keras model (see :func:`_model`): the first input is the
+    logits (the layer's pre-activation), the second the target ``y`` given to ``compute_loss``."""
+
+    activation: str | None  #: the Dense layer's activation ("sigmoid", "softmax"; None: linear)
+    loss: Callable  #: ``loss(fw)``: the Loss object given to ``compile`` (reduction None)
 
 
 @functools.cache
@@ -82,48 +107,10 @@ def load_framework() -> None:
 
     tf, keras = tensorflow_and_keras()
 
+
 #: Above this many classes the model path feeds one-hot rows instead of an identity kernel; with
 #: more cases than this too, it refuses (the N×N or K×K matrix would be too large).
 MODEL_MATRIX_LIMIT = 2048
-
-_METHODS = {
-    "sigmoid": [
-        Method("sigmoid", "keras-probs", "naive", "keras.losses.binary_crossentropy(y, tf.sigmoid(z)), shape (N, 1)"),
-        Method("sigmoid", "keras-probs-class", "naive",
-               "keras.losses.BinaryCrossentropy(reduction=None)(y, tf.sigmoid(z))"),
-        Method("sigmoid", "model-probs", "naive",
-               "model.compute_loss(y=y, y_pred=model(z)): Dense(1, activation='sigmoid'), "
-               "compile(loss=BinaryCrossentropy(reduction=None))"),
-        Method("sigmoid", "keras-logits", "fused", "keras.losses.binary_crossentropy(y, z, from_logits=True)"),
-        Method("sigmoid", "keras-logits-class", "fused",
-               "keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y, z)"),
-        Method("sigmoid", "model-logits", "fused",
-               "model.compute_loss(y=y, y_pred=model(z)): linear Dense(1), "
-               "compile(loss=BinaryCrossentropy(from_logits=True, reduction=None))"),
-        Method("sigmoid", "tf-nn", "fused", "tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=z)"),
-    ],
-    "softmax": [
-        Method("softmax", "keras-probs", "naive", "keras.losses.sparse_categorical_crossentropy(k, tf.nn.softmax(z))"),
-        Method("softmax", "keras-probs-class", "naive",
-               "keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, tf.nn.softmax(z))"),
-        Method("softmax", "model-probs", "naive",
-               "model.compute_loss(y=k, y_pred=model(x)): Dense(K, activation='softmax'), "
-               "compile(loss=SparseCategoricalCrossentropy(reduction=None))"),
-        Method("softmax", "keras-logits", "fused",
-               "keras.losses.sparse_categorical_crossentropy(k, z, from_logits=True)"),
-        Method("softmax", "keras-logits-class", "fused",
-               "keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z)"),
-        Method("softmax", "model-logits", "fused",
-               "model.compute_loss(y=k, y_pred=model(x)): linear Dense(K), "
-               "compile(loss=SparseCategoricalCrossentropy(from_logits=True, reduction=None))"),
-        Method("softmax", "tf-nn", "fused", "tf.nn.sparse_softmax_cross_entropy_with_logits(labels=k, logits=z)"),
-    ],
-}
-
-
-def methods(experiment: str) -> list[Method]:
-    """The methods this backend offers for ``experiment``."""
-    return list(_METHODS[experiment])
 
 
 def versions() -> dict:
@@ -140,7 +127,7 @@ def versions() -> dict:
     return out
 
 
-def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
+def evaluate(method, dtype: DType, cases, grad: bool) -> Output:
     """Loss (and gradient) of every case at once, in ``dtype``: eagerly, and as a graph in
     ``variants["graph"]``."""
     load_framework()
@@ -148,18 +135,17 @@ def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
         tfdt = tf.as_dtype(dtype.name)
     except TypeError as e:
         raise Unsupported(one_line(e)) from None
-    if method.name.startswith(("keras", "model")) and keras.backend.backend() != "tensorflow":
+    call = method.call
+    if isinstance(call, (Keras, KerasModel)) and keras.backend.backend() != "tensorflow":
         raise Unsupported(f"Keras runs on its {keras.backend.backend()!r} backend (KERAS_BACKEND), not tensorflow")
-    if method.experiment == "sigmoid":
-        inputs, rows = _sigmoid_inputs(tfdt, cases), None
-    else:
-        inputs, rows = _softmax_inputs(method.name, tfdt, cases), cases.labels
-    fn, wrt, model_key = _computation(method, dtype, tfdt, cases, inputs)
-    eager = _run(fn, inputs, wrt, grad)
-    graph_fn = _graph((method.experiment, method.name, dtype.name, model_key), grad, inputs, fn, wrt)
-    graph = _run(graph_fn, inputs, None, None, "tf.function: ")
-    out = _outputs(eager, rows)
-    out.variants["graph"] = _outputs(graph, rows)
+    inputs = _inputs(call, tfdt, cases)
+    fn, wrt, model_key = _computation(call, dtype, tfdt, cases, inputs)
+    w = cases.wrt()
+    eager = _run(fn, inputs, w, wrt, grad)
+    graph_fn = _graph((call, dtype.name, model_key), grad, inputs, fn, w, wrt)
+    graph = _run(graph_fn, inputs, w, None, None, "tf.function: ")
+    out = _outputs(eager, cases)
+    out.variants["graph"] = _outputs(graph, cases)
     for o in (out, out.variants["graph"]):
         if grad and o.grad is None:  # the tape differentiates float16/32/64 and bfloat16 only
             o.grad_error = f"tf.GradientTape.gradient returned None with respect to the {tfdt.name} logits"
@@ -170,141 +156,86 @@ def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
 # inputs
 
 
-def _sigmoid_inputs(tfdt, c: SigmoidCases) -> tuple:
-    """(z, y) as (N, 1) tensors of the dtype: Keras averages over the last axis, so size 1 is per case."""
-    z = tf.constant(c.z.reshape(-1, 1), dtype=tfdt)
-    y = tf.constant(c.y.reshape(-1, 1), dtype=tfdt)
-    return z, y
-
-
-def _softmax_inputs(name: str, tfdt, c: SoftmaxCases) -> tuple:
-    """(x, k): the logits (N, K) — or, for the model path with K above the limit, one-hot rows
-    (N, N) whose kernel will hold the logits — and the int64 labels (N,)."""
-    k = tf.constant(c.labels, dtype=tf.int64)
-    n, classes = c.logits.shape
-    if name.startswith("model") and classes > MODEL_MATRIX_LIMIT:
+def _inputs(call, tfdt, cases) -> list:
+    """The case arrays as tensors: floating ones of the dtype, (N, 1) for one value per case (Keras
+    averages over the last axis, so size 1 is per case); integer ones (labels) int64 (N,). For the
+    model path with more than :data:`MODEL_MATRIX_LIMIT` logits per case the logits are replaced
+    by one-hot rows (N, N), whose kernel will hold the logits."""
+    out = []
+    for a in cases.arrays():
+        if not floating(a):
+            out.append(tf.constant(a, dtype=tf.int64))
+            continue
+        out.append(tf.constant(a.reshape(-1, 1) if a.ndim == 1 else a, dtype=tfdt))
+    w = cases.wrt()
+    n, units = out[w].shape
+    if isinstance(call, KerasModel) and units > MODEL_MATRIX_LIMIT:
         if n > MODEL_MATRIX_LIMIT:
             raise Unsupported(
                 f"the model path sets Dense weights so the pre-activation is the logits exactly, which needs "
                 f"a K×K identity kernel (K ≤ {MODEL_MATRIX_LIMIT}) or N×N one-hot inputs (N ≤ {MODEL_MATRIX_LIMIT}); "
-                f"this run has N = {n} cases and K = {classes} classes")
-        return tf.eye(n, dtype=tfdt), k
-    return tf.constant(c.logits, dtype=tfdt), k
+                f"this run has N = {n} cases and K = {units} classes")
+        out[w] = tf.eye(n, dtype=tfdt)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
 # the computations
 
 
-def _computation(method: Method, dtype: DType, tfdt, cases, inputs):
+def _computation(call, dtype: DType, tfdt, cases, inputs):
     """The function of the inputs that computes the per-case loss; what dL/dz is read from (``"x"``,
-    the first input, or a variable: the model's kernel, for one-hot inputs); the model's cache key."""
-    sigmoid = method.experiment == "sigmoid"
-    name = method.name
-    if name.startswith("model"):
-        units = 1 if sigmoid else cases.logits.shape[1]
-        one_hot = not sigmoid and units > MODEL_MATRIX_LIMIT
-        key = (method.experiment, name == "model-logits", dtype.name, int(inputs[0].shape[1]), units, one_hot)
+    the differentiated input, or a variable: the model's kernel, for one-hot inputs); the model's
+    cache key."""
+    if isinstance(call, KerasModel):
+        w = cases.wrt()
+        logits = cases.arrays()[w]
+        units = 1 if logits.ndim == 1 else logits.shape[1]
+        one_hot = units > MODEL_MATRIX_LIMIT
+        key = (call, dtype.name, int(inputs[w].shape[1]), units, one_hot)
         model = _model(key, tfdt)
         if one_hot:
-            model.layers[-1].kernel.assign(tf.constant(cases.logits, dtype=tfdt))
+            model.layers[-1].kernel.assign(tf.constant(logits, dtype=tfdt))
 
         def loss(x, y):
             return model.compute_loss(x=x, y=y, y_pred=model(x))
 
         return loss, (model.layers[-1].kernel if one_hot else "x"), key
-    fn = _SIGMOID_FNS[name] if sigmoid else _SOFTMAX_FNS[name]
-    return fn, "x", None
+    fn = call.fn if isinstance(call, Keras) else call
+    return functools.partial(fn, _FW), "x", None
 
 
-def _sigmoid_keras_probs(z, y):
-    return keras.losses.binary_crossentropy(y, tf.sigmoid(z))
-
-
-def _sigmoid_keras_probs_class(z, y):
-    return keras.losses.BinaryCrossentropy(reduction=None)(y, tf.sigmoid(z))
-
-
-def _sigmoid_keras_logits(z, y):
-    return keras.losses.binary_crossentropy(y, z, from_logits=True)
-
-
-def _sigmoid_keras_logits_class(z, y):
-    return keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y, z)
-
-
-def _sigmoid_tf_nn(z, y):
-    return tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=z)
-
-
-def _softmax_keras_probs(z, k):
-    return keras.losses.sparse_categorical_crossentropy(k, tf.nn.softmax(z))
-
-
-def _softmax_keras_probs_class(z, k):
-    return keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, tf.nn.softmax(z))
-
-
-def _softmax_keras_logits(z, k):
-    return keras.losses.sparse_categorical_crossentropy(k, z, from_logits=True)
-
-
-def _softmax_keras_logits_class(z, k):
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z)
-
-
-def _softmax_tf_nn(z, k):
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=k, logits=z)
-
-
-_SIGMOID_FNS = {
-    "keras-probs": _sigmoid_keras_probs,
-    "keras-probs-class": _sigmoid_keras_probs_class,
-    "keras-logits": _sigmoid_keras_logits,
-    "keras-logits-class": _sigmoid_keras_logits_class,
-    "tf-nn": _sigmoid_tf_nn,
-}
-_SOFTMAX_FNS = {
-    "keras-probs": _softmax_keras_probs,
-    "keras-probs-class": _softmax_keras_probs_class,
-    "keras-logits": _softmax_keras_logits,
-    "keras-logits-class": _softmax_keras_logits_class,
-    "tf-nn": _softmax_tf_nn,
-}
-
-
-def _loss_and_grad(fn, wrt, grad: bool, x, y):
-    """fn(x, y) and, when ``grad``, the gradient of the per-case loss vector (= of its sum) with
-    respect to ``x`` or the variable ``wrt``."""
+def _loss_and_grad(fn, w: int, wrt, grad: bool, *inputs):
+    """fn(*inputs) and, when ``grad``, the gradient of the per-case loss vector (= of its sum) with
+    respect to input ``w`` or the variable ``wrt``."""
     if not grad:
-        return fn(x, y), None
+        return fn(*inputs), None
+    x = inputs[w]
     with tf.GradientTape() as tape:
         tape.watch(x)
-        loss = fn(x, y)
+        loss = fn(*inputs)
     return loss, tape.gradient(loss, x if isinstance(wrt, str) else wrt)
 
 
-def _run(fn, inputs, wrt, grad: bool | None, where: str = ""):
+def _run(fn, inputs, w: int, wrt, grad: bool | None, where: str = ""):
     """Evaluate: eagerly (loss and, when ``grad``, gradient), or a traced graph function that
     returns both (``grad`` None). Any exception is the framework refusing the dtype — in graph
     mode too, where it is reported with a ``tf.function:`` prefix rather than hidden."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fn(*inputs) if grad is None else _loss_and_grad(fn, wrt, grad, *inputs)
+            return fn(*inputs) if grad is None else _loss_and_grad(fn, w, wrt, grad, *inputs)
     except Exception as e:  # noqa: BLE001 — TF and Keras raise many types; each is an answer
         raise Unsupported(where + one_line(e)) from None
 
 
-def _outputs(result, rows) -> Output:
-    """Numpy arrays of the dtype TF returned, one value per case (the label's gradient component)."""
+def _outputs(result, cases) -> Output:
+    """Numpy arrays of the dtype TF returned, one value per case (``cases.grad_at`` of the gradient)."""
     loss, g = result
     loss = np.asarray(loss.numpy()).reshape(-1)
     if g is None:
         return Output(loss, None)
-    g = np.asarray(g.numpy())
-    g = g.reshape(-1) if rows is None else g[np.arange(len(rows)), rows]
-    return Output(loss, g)
+    return Output(loss, cases.grad_at(np.asarray(g.numpy())))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,21 +245,20 @@ _GRAPHS: dict = {}
 _MODELS: dict = {}
 
 
-def _graph(key: tuple, grad: bool, inputs, fn, wrt):
-    """The ``tf.function`` of ``key`` (experiment, method, dtype, model), ``grad`` and the inputs'
-    shape — traced on its first call only (autograph off: there is no tensor-dependent Python
-    control flow to convert, and tracing is faster).
+def _graph(key: tuple, grad: bool, inputs, fn, w: int, wrt):
+    """The ``tf.function`` of ``key`` (call, dtype, model), ``grad`` and the inputs' shape of a case —
+    traced on its first call only (autograph off: there is no tensor-dependent Python control flow
+    to convert, and tracing is faster).
 
     The batch dimension is left open, so a new number of cases does not retrace; the model path's
     function is keyed by its model (the one-hot layout's model depends on the number of cases)."""
-    x, y = inputs
-    key = (*key, grad, tuple(x.shape[1:]))
+    key = (*key, grad, tuple(tuple(t.shape[1:]) for t in inputs))
     g = _GRAPHS.get(key)
     if g is None:
-        signature = [tf.TensorSpec([None, *x.shape[1:]], x.dtype), tf.TensorSpec([None, *y.shape[1:]], y.dtype)]
+        signature = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in inputs]
 
-        def traced(x, y):
-            return _loss_and_grad(fn, wrt, grad, x, y)
+        def traced(*args):
+            return _loss_and_grad(fn, w, wrt, grad, *args)
 
         g = _GRAPHS[key] = tf.function(traced, input_signature=signature, autograph=False)
     return g
@@ -337,24 +267,20 @@ def _graph(key: tuple, grad: bool, inputs, fn, wrt):
 def _model(key: tuple, tfdt):
     """A compiled one-layer Keras model in ``dtype`` whose pre-activation is the logits, exactly.
 
-    ``Input((inputs,)) → Dense(units, activation=sigmoid|softmax|linear, dtype)``, compiled with
-    ``BinaryCrossentropy`` / ``SparseCategoricalCrossentropy`` (from_logits as given, reduction
-    None: see the module docstring), no optimizer (nothing is trained). The kernel is the identity
-    (1·z + zeros, and the bias 0: exact) — or, for ``one_hot``, set to the logits by the caller and
-    fed one-hot rows. Cached per ``key``: (experiment, from_logits, dtype name, inputs, units, one_hot).
+    ``Input((inputs,)) → Dense(units, activation, dtype)``, compiled with the call's Loss object
+    (reduction None: see the module docstring), no optimizer (nothing is trained). The kernel is
+    the identity (1·z + zeros, and the bias 0: exact) — or, for ``one_hot``, set to the logits by
+    the caller and fed one-hot rows. Cached per ``key``: (call, dtype name, inputs, units, one_hot).
     """
-    experiment, from_logits, dtype_name, inputs, units, one_hot = key
+    call, dtype_name, inputs, units, one_hot = key
     model = _MODELS.get(key)
     if model is not None:
         return model
-    activation = None if from_logits else ("sigmoid" if experiment == "sigmoid" else "softmax")
-    losses = keras.losses
-    loss_class = losses.BinaryCrossentropy if experiment == "sigmoid" else losses.SparseCategoricalCrossentropy
     try:
         inp = keras.Input((inputs,), dtype=dtype_name)
-        layer = keras.layers.Dense(units, activation=activation, dtype=dtype_name)
+        layer = keras.layers.Dense(units, activation=call.activation, dtype=dtype_name)
         model = keras.Model(inp, layer(inp))
-        model.compile(optimizer=None, loss=loss_class(from_logits=from_logits, reduction=None))
+        model.compile(optimizer=None, loss=call.loss(_FW))
         if not one_hot:
             layer.kernel.assign(tf.eye(inputs, units, dtype=tfdt))
         layer.bias.assign(tf.zeros((units,), dtype=tfdt))

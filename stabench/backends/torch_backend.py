@@ -1,7 +1,9 @@
 """torch backend: the real PyTorch losses, called as people call them, in the target dtype.
 
-Nothing of PyTorch's behaviour is written here — no log clamp, no upcast. Each method calls the
-``torch.nn.functional`` function or the ``torch.nn`` Loss class on CPU tensors of the target dtype
+Nothing of PyTorch's behaviour is written here — no log clamp, no upcast. Each method (its
+``call(fw, *tensors)``, declared by the experiment; ``fw`` is this module, holding ``torch``, ``F``
+and ``nn`` once imported) calls the ``torch.nn.functional`` function or the ``torch.nn`` Loss
+class on CPU tensors of the target dtype
 (``torch.float16``, ``torch.bfloat16``, ``torch.float32``, ``torch.float64``; the inputs are already
 rounded to it, so building the tensor is exact), once over the whole batch, with
 ``reduction="none"`` so that each case's value comes back (``tests/test_torch_backend.py`` checks
@@ -11,7 +13,8 @@ raises :class:`Unsupported` with PyTorch's own error text.
 
 Gradients: dL/dz by ``torch.autograd.grad`` of the per-case loss vector with ``grad_outputs`` of
 ones — the gradient of their sum, one backward pass over the batch, so each case's gradient is its
-own (no 1/N). For softmax, the label's component ∂L/∂z_k.
+own (no 1/N), with respect to the cases' ``WRT`` array, reduced to one value per case by
+``cases.grad_at`` (for softmax, the label's component ∂L/∂z_k).
 
 Execution variants (``Output.variants``; the experiment reports ``method@variant`` only where it
 differs from eager on some case):
@@ -35,16 +38,19 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import warnings
 
 import numpy as np
 
 from ..dtypes import DType
-from . import Method, Output, SigmoidCases, SoftmaxCases, Unsupported, one_line
+from . import Output, Unsupported, floating, one_line
 
-#: PyTorch, imported by :func:`load_framework` (evaluate and versions call it): the tables below
-#: are read without it, so that ``--method`` is checked before a 2-second import.
+#: PyTorch, imported by :func:`load_framework` (evaluate and versions call it): the experiments'
+#: tables are read without it, so that ``--method`` is checked before a 2-second import.
 torch = F = nn = None
+#: What a method's call is given as ``fw``: this module (``fw.torch``, ``fw.F``, ``fw.nn``).
+_FW = sys.modules[__name__]
 
 NAME = "torch"
 FRAMEWORK = "torch"
@@ -76,60 +82,6 @@ def variant_unavailable(variant: str) -> str:
                 "minutes for every method and dtype)")
     return ""
 
-_METHODS = {
-    "sigmoid": [
-        Method("sigmoid", "bce-probs", "naive", "F.binary_cross_entropy(torch.sigmoid(z), y, reduction='none')"),
-        Method("sigmoid", "bce-probs-class", "naive", "nn.BCELoss(reduction='none')(torch.sigmoid(z), y)"),
-        Method("sigmoid", "bce-logits", "fused", "F.binary_cross_entropy_with_logits(z, y, reduction='none')"),
-        Method("sigmoid", "bce-logits-class", "fused", "nn.BCEWithLogitsLoss(reduction='none')(z, y)"),
-    ],
-    "softmax": [
-        Method("softmax", "nll-probs", "naive", "F.nll_loss(torch.log(F.softmax(z, dim=1)), k, reduction='none')"),
-        Method("softmax", "nll-log-softmax", "fused", "F.nll_loss(F.log_softmax(z, dim=1), k, reduction='none')"),
-        Method("softmax", "cross-entropy", "fused", "F.cross_entropy(z, k, reduction='none')"),
-    ],
-}
-
-
-def _bce_probs(z, y):
-    return F.binary_cross_entropy(torch.sigmoid(z), y, reduction="none")
-
-
-def _bce_probs_class(z, y):
-    return nn.BCELoss(reduction="none")(torch.sigmoid(z), y)
-
-
-def _bce_logits(z, y):
-    return F.binary_cross_entropy_with_logits(z, y, reduction="none")
-
-
-def _bce_logits_class(z, y):
-    return nn.BCEWithLogitsLoss(reduction="none")(z, y)
-
-
-def _nll_probs(z, k):
-    return F.nll_loss(torch.log(F.softmax(z, dim=1)), k, reduction="none")
-
-
-def _nll_log_softmax(z, k):
-    return F.nll_loss(F.log_softmax(z, dim=1), k, reduction="none")
-
-
-def _cross_entropy(z, k):
-    return F.cross_entropy(z, k, reduction="none")
-
-
-_FNS = {
-    "bce-probs": _bce_probs, "bce-probs-class": _bce_probs_class,
-    "bce-logits": _bce_logits, "bce-logits-class": _bce_logits_class,
-    "nll-probs": _nll_probs, "nll-log-softmax": _nll_log_softmax, "cross-entropy": _cross_entropy,
-}
-
-
-def methods(experiment: str) -> list[Method]:
-    """The methods this backend offers for ``experiment``."""
-    return list(_METHODS[experiment])
-
 
 def versions() -> dict:
     """PyTorch's version and its intra-op thread count."""
@@ -142,7 +94,7 @@ def compile_enabled() -> bool:
     return os.environ.get(COMPILE_ENV, "") == "1"
 
 
-def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
+def evaluate(method, dtype: DType, cases, grad: bool) -> Output:
     """Loss (and gradient) of every case at once, in ``dtype``: eagerly, under autocast in
     ``variants["autocast"]``, and compiled in ``variants["compile"]`` when enabled."""
     load_framework()
@@ -153,15 +105,22 @@ def evaluate(method: Method, dtype: DType, cases, grad: bool) -> Output:
         inputs = _inputs(tdt, cases)
     except Exception as e:  # noqa: BLE001 — PyTorch refusing to hold the dtype is an answer
         raise Unsupported(one_line(e)) from None
-    rows = None if method.experiment == "sigmoid" else cases.labels
-    fn = _FNS[method.name]
-    out = _output(_run(fn, inputs, grad), rows)
+    fn, w = _bound(method.call), cases.wrt()
+    out = _output(_run(fn, inputs, w, grad), cases)
     cast = tdt if tdt in (torch.float16, torch.bfloat16) else torch.bfloat16
-    out.variants["autocast"] = _output(_run(fn, inputs, grad, autocast=cast, where="autocast: "), rows)
+    out.variants["autocast"] = _output(_run(fn, inputs, w, grad, autocast=cast, where="autocast: "), cases)
     if compile_enabled():
         _check_compile_can_import()
-        out.variants["compile"] = _output(_run(_compiled(method.name), inputs, grad, where="torch.compile: "), rows)
+        out.variants["compile"] = _output(_run(_compiled(method.call), inputs, w, grad, where="torch.compile: "),
+                                          cases)
     return out
+
+
+def _bound(call):
+    """The method's call as a function of the tensors alone."""
+    def fn(*tensors):
+        return call(_FW, *tensors)
+    return fn
 
 
 def _check_compile_can_import() -> None:
@@ -176,32 +135,27 @@ def _check_compile_can_import() -> None:
                           "without the tensorflow backend (--backend torch)")
 
 
-def _inputs(tdt, c) -> tuple:
-    """(z, y) as (N,) tensors of the dtype, or (logits (N, K) of the dtype, int64 labels (N,))."""
+def _inputs(tdt, cases) -> list:
+    """The case arrays as tensors: floating ones of the dtype, integer ones (labels) int64."""
     # through float64 numpy arrays: a streaming run hands the cases in the target dtype, and torch
     # cannot read an ml_dtypes array (bfloat16, the float8 formats); the widening is exact
-    def wide(a):
-        return torch.from_numpy(np.asarray(a, dtype=np.float64)).to(tdt)
-
-    if isinstance(c, SigmoidCases):
-        return wide(c.z), wide(c.y)
-    assert isinstance(c, SoftmaxCases)
-    return wide(c.logits), torch.from_numpy(np.asarray(c.labels, dtype=np.int64))
+    return [torch.from_numpy(np.asarray(a, dtype=np.float64)).to(tdt) if floating(a)
+            else torch.from_numpy(np.asarray(a, dtype=np.int64)) for a in cases.arrays()]
 
 
-def _run(fn, inputs, grad: bool, autocast=None, where: str = ""):
-    """fn(z, y) and, when ``grad``, d(Σ loss)/dz by one backward pass. Any exception is PyTorch
-    refusing the dtype; a variant's is reported with its prefix rather than hidden."""
-    x, y = inputs
+def _run(fn, inputs, w: int, grad: bool, autocast=None, where: str = ""):
+    """fn(*inputs) and, when ``grad``, d(Σ loss)/d(input ``w``) by one backward pass. Any exception
+    is PyTorch refusing the dtype; a variant's is reported with its prefix rather than hidden."""
+    inputs = list(inputs)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            x = x.detach().requires_grad_(grad)
+            x = inputs[w] = inputs[w].detach().requires_grad_(grad)
             if autocast is not None:
                 with torch.autocast("cpu", dtype=autocast):
-                    loss = fn(x, y)
+                    loss = fn(*inputs)
             else:
-                loss = fn(x, y)
+                loss = fn(*inputs)
             if not grad:
                 return loss.detach(), None
             (g,) = torch.autograd.grad(loss, x, grad_outputs=torch.ones_like(loss))
@@ -219,23 +173,21 @@ def _numpy(t) -> np.ndarray:
     return t.to(torch.float64).numpy().astype(get(str(t.dtype).removeprefix("torch.")).type)
 
 
-def _output(result, rows) -> Output:
-    """Numpy arrays of the dtype PyTorch returned, one value per case (the label's gradient component)."""
+def _output(result, cases) -> Output:
+    """Numpy arrays of the dtype PyTorch returned, one value per case (``cases.grad_at`` of the gradient)."""
     loss, g = result
     loss = _numpy(loss).reshape(-1)
     if g is None:
         return Output(loss, None)
-    if rows is not None:
-        g = g[torch.arange(len(rows)), torch.as_tensor(rows, dtype=torch.int64)]
-    return Output(loss, _numpy(g).reshape(-1))
+    return Output(loss, cases.grad_at(_numpy(g)))
 
 
 _COMPILED: dict = {}
 
 
-def _compiled(name: str):
-    """``torch.compile`` of the method's function, made once (dynamic shapes: a new batch size does
+def _compiled(call):
+    """``torch.compile`` of the method's call, made once (dynamic shapes: a new batch size does
     not recompile; a new dtype does)."""
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(_FNS[name], dynamic=True)
-    return _COMPILED[name]
+    if call not in _COMPILED:
+        _COMPILED[call] = torch.compile(_bound(call), dynamic=True)
+    return _COMPILED[call]

@@ -1,14 +1,111 @@
 """The ``sigmoid`` experiment: binary cross-entropy of a logit z and a label y ∈ [0, 1], through the
 probability (naive) vs on the logit (fused). Reference: :func:`oracle.bce` (row runs) and
-:func:`oracle.bce_binary_fast` (streaming runs, labels 0 and 1)."""
+:func:`oracle.bce_binary_fast` (streaming runs, labels 0 and 1). Its methods, per backend, are the
+framework calls as a user writes them (:data:`METHODS`)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from .. import backends as _backends
 from .. import inputs, oracle
+from ..backends import Cases as _Cases
+from ..backends import Method
+from ..backends.tensorflow_backend import Keras, KerasModel
 from ..errors import InputError
 from ..experiment import Batch, Experiment
+
+
+@dataclass
+class Cases(_Cases):
+    """Binary cross-entropy cases: logit ``z`` and label ``y`` (arrays of equal length, holding
+    values of the target dtype). The gradient is dL/dz."""
+
+    z: np.ndarray
+    y: np.ndarray
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy: the textbook formulas (numpy has no autodiff: each writes its gradient out)
+
+
+def _stable_sigmoid(z, one):
+    """σ(z) without overflow: 1/(1 + e^−z) for z ≥ 0, e^z/(1 + e^z) for z < 0."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, one / (one + e), e / (one + e))
+
+
+def _np_naive(dt, z, y, grad):
+    one = dt.cast(1.0)
+    p = one / (one + np.exp(-z))
+    loss = -(y * np.log(p) + (one - y) * np.log(one - p))
+    g = None
+    if grad:
+        # reverse mode, one op at a time, as autodiff does it: dL/dp, then dp/dz = p(1 − p)
+        dl_dp = -(y / p) + (one - y) / (one - p)
+        g = dl_dp * (p * (one - p))
+    return loss, g
+
+
+def _np_fused(dt, z, y, grad):
+    one, zero = dt.cast(1.0), dt.cast(0.0)
+    loss = np.maximum(z, zero) - z * y + np.log1p(np.exp(-np.abs(z)))
+    return loss, (_stable_sigmoid(z, one) - y) if grad else None
+
+
+# jax: the naive form through jax.nn (optax is the fused one)
+
+
+def _jax_naive(fw, z, y):
+    p = fw.jax.nn.sigmoid(z)
+    return -(y * fw.jnp.log(p) + (1 - y) * fw.jnp.log(1 - p))
+
+
+_m = partial(Method, "sigmoid")
+
+#: backend → its methods, in table order (docs/commands.md lists them as declared here).
+METHODS = {
+    "numpy": [
+        _m("naive", "naive", "p = 1/(1 + exp(−z)); −(y·log p + (1 − y)·log(1 − p))", _np_naive),
+        _m("fused", "fused", "max(z, 0) − z·y + log1p(exp(−|z|))", _np_fused),
+    ],
+    "tensorflow": [
+        _m("keras-probs", "naive", "keras.losses.binary_crossentropy(y, tf.sigmoid(z)), shape (N, 1)",
+           Keras(lambda fw, z, y: fw.keras.losses.binary_crossentropy(y, fw.tf.sigmoid(z)))),
+        _m("keras-probs-class", "naive", "keras.losses.BinaryCrossentropy(reduction=None)(y, tf.sigmoid(z))",
+           Keras(lambda fw, z, y: fw.keras.losses.BinaryCrossentropy(reduction=None)(y, fw.tf.sigmoid(z)))),
+        _m("model-probs", "naive",
+           "model.compute_loss(y=y, y_pred=model(z)): Dense(1, activation='sigmoid'), "
+           "compile(loss=BinaryCrossentropy(reduction=None))",
+           KerasModel("sigmoid", lambda fw: fw.keras.losses.BinaryCrossentropy(from_logits=False, reduction=None))),
+        _m("keras-logits", "fused", "keras.losses.binary_crossentropy(y, z, from_logits=True)",
+           Keras(lambda fw, z, y: fw.keras.losses.binary_crossentropy(y, z, from_logits=True))),
+        _m("keras-logits-class", "fused", "keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y, z)",
+           Keras(lambda fw, z, y: fw.keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y, z))),
+        _m("model-logits", "fused",
+           "model.compute_loss(y=y, y_pred=model(z)): linear Dense(1), "
+           "compile(loss=BinaryCrossentropy(from_logits=True, reduction=None))",
+           KerasModel(None, lambda fw: fw.keras.losses.BinaryCrossentropy(from_logits=True, reduction=None))),
+        _m("tf-nn", "fused", "tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=z)",
+           lambda fw, z, y: fw.tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=z)),
+    ],
+    "torch": [
+        _m("bce-probs", "naive", "F.binary_cross_entropy(torch.sigmoid(z), y, reduction='none')",
+           lambda fw, z, y: fw.F.binary_cross_entropy(fw.torch.sigmoid(z), y, reduction="none")),
+        _m("bce-probs-class", "naive", "nn.BCELoss(reduction='none')(torch.sigmoid(z), y)",
+           lambda fw, z, y: fw.nn.BCELoss(reduction="none")(fw.torch.sigmoid(z), y)),
+        _m("bce-logits", "fused", "F.binary_cross_entropy_with_logits(z, y, reduction='none')",
+           lambda fw, z, y: fw.F.binary_cross_entropy_with_logits(z, y, reduction="none")),
+        _m("bce-logits-class", "fused", "nn.BCEWithLogitsLoss(reduction='none')(z, y)",
+           lambda fw, z, y: fw.nn.BCEWithLogitsLoss(reduction="none")(z, y)),
+    ],
+    "jax": [
+        _m("naive", "naive", "p = jax.nn.sigmoid(z); −(y·jnp.log(p) + (1 − y)·jnp.log(1 − p))", _jax_naive),
+        _m("optax", "fused", "optax.sigmoid_binary_cross_entropy(z, y)",
+           lambda fw, z, y: fw.optax.sigmoid_binary_cross_entropy(z, y)),
+    ],
+}
 
 
 def labels(text: str | None) -> np.ndarray:
@@ -34,6 +131,9 @@ class Sigmoid(Experiment):
     streams = True
     kernel = True  # stabench.kernel reproduces oracle.bce_binary_fast for labels 0 and 1
     plot_subset_doc = "label y = 1"
+    backend_methods = METHODS
+    cases_type = Cases
+    confidently_wrong = ("z = −1000, y = 1", [[-1000.0]], "1.0")  # true loss 1000, dL/dz = −1
 
     def batch(self, opts, dt, file=None) -> Batch:
         """Cases for binary cross-entropy: every logit with every label (or the file's pairs)."""
@@ -59,7 +159,7 @@ class Sigmoid(Experiment):
             z, y = np.repeat(z, len(lab)), np.tile(lab, len(z))
         inputs.check_size(len(z))
         y = dt.cast(y).astype(np.float64)
-        return Batch(_backends.SigmoidCases(z, y), np.full(len(z), kind, dtype=object), z, y, 1, ~np.isfinite(z))
+        return Batch(Cases(z, y), np.full(len(z), kind, dtype=object), z, y, 1, ~np.isfinite(z))
 
     def reference(self, cases, dt) -> dict:
         return oracle.bce(cases.z, cases.y, dt.name == "float64")  # float64 targets need mpmath
@@ -78,7 +178,7 @@ class Sigmoid(Experiment):
         """Every logit of the chunk with label 0, then with label 1."""
         zz = np.concatenate([z, z])
         lab = np.repeat(dt.cast(np.array([0.0, 1.0])), len(z))
-        return _backends.SigmoidCases(zz, lab), zz.astype(np.float64), lab.astype(np.float64)
+        return Cases(zz, lab), zz.astype(np.float64), lab.astype(np.float64)
 
     def stream_reference(self, z, quantities, options=()) -> dict:
         ref = oracle.bce_binary_fast(z)
