@@ -22,7 +22,7 @@ try:  # typer ≥ 0.26 vendors click as typer._click; older releases use click i
 except ImportError:  # pragma: no cover
     from click import exceptions as _cx
 
-from . import validate
+from . import registry, validate
 from .errors import InputError, WriteError, environment_message
 
 
@@ -291,7 +291,7 @@ def expr_cmd(
 @app.command()
 @_outputs
 def loss(
-    experiment: str = typer.Option("all", "--experiment", "-e", help="sigmoid, softmax or all."),
+    experiment: str = typer.Option("all", "--experiment", "-e", help=f"{', '.join(registry.REGISTRY)} or all."),
     dtype: Optional[List[str]] = DtypeOpt,
     backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
     method: Optional[str] = typer.Option(None, "--method", "-m", metavar="NAMES", help="Only these methods (a comma list of names, e.g. bce-logits,fused; default: every method of the chosen backends)."),

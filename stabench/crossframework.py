@@ -62,7 +62,7 @@ def _tidy(df: pd.DataFrame, dts: list) -> pd.DataFrame:
     first = {}
     for i, (k, b) in enumerate(zip(df[keys].itertuples(index=False, name=None), base)):
         first.setdefault((*k, b), i)
-    exp_order = {e: i for i, e in enumerate(loss.EXPERIMENTS)}
+    exp_order = {e: i for i, e in enumerate(experiment.names())}
     q_order = {"loss": 0, "grad": 1}
     b_order = {b: i for i, b in enumerate(backends.names())}
     order = sorted(range(len(df)), key=lambda i: (
@@ -100,7 +100,7 @@ def confidently_wrong(backends=None, dtypes=None) -> pd.DataFrame:
     ``loss.run`` takes them."""
     parts, names = [], {}
     with tempfile.TemporaryDirectory() as d:
-        for e in loss.EXPERIMENTS:
+        for e in experiment.names():
             case = experiment.get(e).confidently_wrong
             if case is None:
                 continue

@@ -33,18 +33,9 @@ from . import columns as _columns
 from . import metrics
 from .errors import InputError
 
-#: experiment name → module holding its ``EXPERIMENT`` (an :class:`Experiment`), in display order.
-#: The loss runner (``stabench loss``) runs these; ``roundoff``, ``expr`` and ``train`` have
-#: commands of their own and register in :data:`OTHER` with their columns and summary.
-REGISTRY = {
-    "sigmoid": "stabench.experiments.sigmoid",
-    "softmax": "stabench.experiments.softmax",
-}
-#: experiments with a command of their own: name → module holding ``EXPERIMENT``.
-OTHER = {
-    "roundoff": "stabench.experiments.roundoff",
-    "expr": "stabench.experiments.expr",
-}
+# the registry is a dict in a module of its own (no imports): the CLI's help and the option checks
+# read the names without importing numpy, pandas or an experiment
+from .registry import OTHER, REGISTRY  # noqa: E402,F401  (part of this module's API)
 
 #: Statuses that count as a failure for "first fails at |z|".
 FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
@@ -98,6 +89,7 @@ class Experiment:
     streams: bool = False  #: whether :meth:`stream_cases` builds cases from a chunk of scalars
     kernel: bool = False  #: whether stabench.kernel reproduces :meth:`stream_reference` (the compiled pass)
     plot_subset_doc: str = ""  #: which cases the report's per-dtype plots show
+    labels_doc: str = ""  #: what one of its --labels is (named in the option's error messages)
     #: backend name → its :class:`stabench.backends.Method` list, in table order: the framework
     #: calls as a user writes them (what each backend's ``call`` takes: its module docstring)
     backend_methods: dict = {}

@@ -43,15 +43,17 @@ def _names(option: str, value, valid: str) -> None:
 
 def loss_options(opts) -> None:
     """Every check of a loss run's options that needs no data (``opts``: experiments.loss.Options)."""
-    from . import backends, dtypes
+    from . import backends, dtypes, registry
 
-    _names("--experiment", opts.experiments, "sigmoid, softmax, all")
+    _names("--experiment", opts.experiments, ", ".join([*registry.REGISTRY, "all"]))
     _names("--backend", opts.backends, ", ".join(backends.names()))
     if opts.dtypes is not None:
         dtypes.parse_list(opts.dtypes)  # empty or unknown: one line naming every format and group
     if opts.labels is not None and not opts.labels.strip(" ,"):
-        raise InputError("--labels is empty; give a comma list of labels "
-                         "(sigmoid: numbers in [0, 1]; softmax: a class index)")
+        from .experiment import get
+
+        what = "; ".join(f"{n}: {get(n).labels_doc}" for n in registry.REGISTRY if get(n).labels_doc)
+        raise InputError(f"--labels is empty; give a comma list of labels ({what})")
     if opts.value_range is not None and not opts.value_range.strip(" ,"):
         raise InputError("--range is empty; give two numbers LO,HI (e.g. --range=-100,100)")
     max_ulp(opts.max_ulp)

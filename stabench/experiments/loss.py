@@ -24,11 +24,17 @@ from .. import experiment as _experiment
 from .. import inputs, limits, metrics, validate
 from ..errors import InputError
 
-#: The loss experiments, in display order (the registry of :mod:`stabench.experiment`).
-EXPERIMENTS = tuple(_experiment.names())
 
-#: Case kinds: how each row's inputs were built (the CSV's ``case_kind`` column), from every experiment.
-CASE_KINDS = _experiment.all_case_kinds()
+
+def __getattr__(name: str):
+    """``EXPERIMENTS``: the loss experiments, in display order; ``CASE_KINDS``: how each row's
+    inputs were built (the CSV's ``case_kind`` column), from every experiment. Both are read from
+    the registry when asked (not copied at import), so an experiment registered later is seen."""
+    if name == "EXPERIMENTS":
+        return tuple(_experiment.names())
+    if name == "CASE_KINDS":
+        return _experiment.all_case_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # the row and summary contract lives in stabench.experiment; these names stay for the Python API
 FAILURES, COLUMNS, SUMMARY_COLUMNS = _experiment.FAILURES, _experiment.COLUMNS, _experiment.SUMMARY_COLUMNS
@@ -46,7 +52,7 @@ class Options:
     """Every option of a loss run (what the CLI parses; defaults are the CLI's), as given: :func:`plan`
     checks them and turns them into a :class:`LossPlan`."""
 
-    experiments: list[str] = field(default_factory=lambda: list(EXPERIMENTS))
+    experiments: list[str] = field(default_factory=lambda: _experiment.names())
     dtypes: list = field(default_factory=lambda: list(_dtypes.DTYPE_NAMES))
     backends: list[str] | None = None  #: None: every installed backend
     logits: str = "extreme"  #: text, or (in a plan's options) an inputs.LogitSet
@@ -225,16 +231,16 @@ def parse_experiments(value: str | list[str] | None) -> list[str]:
     vals = [value] if isinstance(value, str) else list(value or ["all"])
     names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
     if not names:
-        raise InputError(f"--experiment is empty; valid: {', '.join(EXPERIMENTS)}, all")
+        raise InputError(f"--experiment is empty; valid: {', '.join(_experiment.names())}, all")
     out = []
     for n in names:
         if n == "all":
-            out += list(EXPERIMENTS)
-        elif n in EXPERIMENTS:
+            out += list(_experiment.names())
+        elif n in _experiment.names():
             out.append(n)
         else:
-            raise InputError(f"unknown experiment {n!r}; valid: {', '.join(EXPERIMENTS)}, all")
-    return [e for e in EXPERIMENTS if e in out]
+            raise InputError(f"unknown experiment {n!r}; valid: {', '.join(_experiment.names())}, all")
+    return [e for e in _experiment.names() if e in out]
 
 
 def parse_backends(value: str | list[str] | None) -> list[str]:
@@ -370,7 +376,7 @@ def streams(opts: Options) -> bool:
     exps = [_experiment.get(e) for e in parse_experiments(opts.experiments)]
     cannot = [e.name for e in exps if not e.streams]
     if cannot:
-        able = ", ".join(e for e in EXPERIMENTS if _experiment.get(e).streams)
+        able = ", ".join(e for e in _experiment.names() if _experiment.get(e).streams)
         raise InputError(f"--logits {opts.logits} at this size (or with --range) is for --experiment {able} "
                          f"({', '.join(cannot)} does not stream: use --logits-file or fewer --points)")
     if any(d.bits == 8 for d in dts):  # the streaming engine's statuses do not know formats without inf

@@ -131,6 +131,7 @@ class Sigmoid(Experiment):
     streams = True
     kernel = True  # stabench.kernel reproduces oracle.bce_binary_fast for labels 0 and 1
     plot_subset_doc = "label y = 1"
+    labels_doc = "numbers in [0, 1]"
     backend_methods = METHODS
     cases_type = Cases
     confidently_wrong = ("z = −1000, y = 1", [[-1000.0]], "1.0")  # true loss 1000, dL/dz = −1

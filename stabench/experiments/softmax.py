@@ -185,6 +185,7 @@ class Softmax(Experiment):
     reference_bound = ("float32 and narrower: within 2^-40 relative of the exact value (oracle.softmax_ce, "
                        "tests/test_oracle.py); float64: correctly rounded hi + lo (mpmath, Ziv)")
     plot_subset_doc = "label's logit at z, others 0"
+    labels_doc = "a class index"
     streams = True  # the preset kinds, built from each scalar z of the chunk
     backend_methods = METHODS
     cases_type = Cases
