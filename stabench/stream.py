@@ -867,8 +867,12 @@ def state_key(plan: Plan, source: Source) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+#: :func:`run`'s ``checked`` when the caller checked nothing (the default)
+UNCHECKED = object()
+
+
 def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: str | None = None,
-        resume: bool = False, progress=None, client=None) -> dict:
+        resume: bool = False, progress=None, client=None, checked=UNCHECKED) -> dict:
     """Run every task (in parallel over ``workers`` processes, or on a dask.distributed
     ``client``'s cluster) and merge the aggregates.
 
@@ -882,18 +886,22 @@ def run(plan: Plan, source: Source, *, workers: int | None = None, state_path: s
     watchdog notices the parent is gone within half a second); Ctrl-C or SIGTERM in the parent
     kills them at once (finished tasks are saved; the running ones are redone on resume), and a
     second Ctrl-C during that clean-up exits immediately.
+
+    ``checked``: what :func:`load_state` returned (None: no state to resume) when the caller has
+    already checked ``workers`` and ``state_path`` and read the state (a loss plan does, once, before
+    any work); then nothing is checked or read again. By default :func:`run` checks and reads them.
     """
     from .export import write_text
 
-    check_workers(workers)
-    check_state_path(state_path)
+    if checked is UNCHECKED:
+        check_workers(workers)
+        check_state_path(state_path)
+        checked = load_state(plan, source, state_path) if resume and state_path else None
     key = state_key(plan, source)
     total = {k: Agg(plan.keep) for k in slots(plan)}
     done: set[int] = set()
-    if resume and state_path:
-        loaded = load_state(plan, source, state_path)
-        if loaded:
-            done, total = loaded
+    if checked:
+        done, total = checked
     todo = [i for i in range(source.n_tasks) if i not in done]
     workers = workers or os.cpu_count() or 1
     label = f"{plan.experiment} {source.dtype} {source.kind}"

@@ -62,7 +62,7 @@ def test_a_streaming_plan_holds_its_runs_and_state_paths(tmp_path):
     p = loss.plan(loss.Options(experiments="sigmoid", dtypes=["float32"], backends=["numpy"], logits="exhaustive",
                                value_range="0,1", grad=False), state_path=str(tmp_path / "s"), workers=1)
     assert p.streaming and p.value_range == (0.0, 1.0) and p.workers == 1 and p.memory > 0
-    assert [(sp.dtype, sp.methods, path) for sp, _, path in p.runs] == \
+    assert [(sp.dtype, sp.methods, path) for sp, _, path, _ in p.runs] == \
         [("float32", ("naive", "fused"), str(tmp_path / "s") + ".float32")]
     with pytest.raises(InputError, match="--resume is for streaming runs"):
         loss.plan(experiments="sigmoid", backends=["numpy"], dtypes=["float32"], resume=True)

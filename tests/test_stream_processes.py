@@ -154,11 +154,16 @@ def _edit(state, fn):
     state.write_text(json.dumps(doc))
 
 
-def test_an_intact_state_resumes(saved_state):
+def test_an_intact_state_resumes(saved_state, monkeypatch):
+    """... and is read once: the plan reads and checks it before any work; the engine takes what it read."""
     state, argv = saved_state
+    reads = []
+    real = stream._read_state
+    monkeypatch.setattr(stream, "_read_state", lambda *a: reads.append(a[0]) or real(*a))
     r = CliRunner().invoke(app, argv)
     assert r.exit_code == 0, r.output
     assert not state.exists()
+    assert reads == [str(state)]
 
 
 @pytest.mark.parametrize("edit, message", [

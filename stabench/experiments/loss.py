@@ -94,7 +94,9 @@ class LossPlan:
     resume: bool = False
     scheduler: str | None = None  #: streaming runs: a Dask scheduler's address
     value_range: tuple | None = None  #: streaming exhaustive runs: (lo, hi)
-    runs: tuple = ()  #: streaming runs: (stream.Plan, stream.Source, state path) per experiment, backend and dtype
+    #: streaming runs: (stream.Plan, stream.Source, state path, the loaded resume state or None) per
+    #: experiment, backend and dtype
+    runs: tuple = ()
     note: str = ""  #: a line for stderr before the run (which backends a streaming run uses)
 
     @property
@@ -429,12 +431,11 @@ def _stream_plan(opts: Options, common: dict, workers, state_path, resume, sched
                 # one state file per (experiment, backend, dtype); the names that vary are in its suffix
                 parts = ([exp.name] if len(exps) > 1 else []) + ([mod.NAME] if len(mods) > 1 else []) + [dt.name]
                 sp = f"{state_path}.{'.'.join(parts)}" if state_path else None
-                if resume and sp:
-                    stream.load_state(plan, src, sp)
+                loaded = stream.load_state(plan, src, sp) if resume and sp else None  # read once, here
                 stream.check_state_path(sp)
-                runs.append((plan, src, sp))
+                runs.append((plan, src, sp, loaded))
     # every task of a run may be in flight at once, one per worker (a cluster's workers each hold one)
-    tasks = max((src.n_tasks for _, src, _ in runs), default=1)
+    tasks = max((src.n_tasks for _, src, _, _ in runs), default=1)
     busy = 1 if scheduler is not None else min(workers or os.cpu_count() or 1, tasks)
     need = check_stream_memory(opts, busy)
     note = ""
@@ -472,9 +473,9 @@ def run_streaming(opts: Options | LossPlan, *, workers: int | None = None, state
         client = cluster.connect(p.scheduler, ",".join(_backends.REGISTRY[b][1] for b in p.backends))
     rows, summs, hists = [], [], []
     try:
-        for plan_, src, sp in p.runs:
+        for plan_, src, sp, loaded in p.runs:
             total = stream.run(plan_, src, workers=p.workers, state_path=sp, resume=p.resume, progress=progress,
-                               client=client)
+                               client=client, checked=loaded)
             s, h, r = stream.tables(total, plan_)
             summs.append(s), hists.append(h), rows.append(r)
     finally:
