@@ -41,7 +41,7 @@ def test_the_memory_estimate_reads_the_declared_tables():
 
 
 def test_a_column_declared_once_reaches_render_markdown_memory_and_the_docs_check(registry):
-    from tests.test_readme import undocumented
+    from test_readme import undocumented
 
     before = columns.row_bytes(columns.LOSS_ROWS, "json")
     toy = columns.Table("toy_rows", [
