@@ -1,6 +1,7 @@
 """The exact reference (arb, Ziv loop) against an independent mpmath evaluation at 4,000 bits, the
 exact roundings it is built on, domain errors and undecided balls."""
 import math
+import zlib
 from fractions import Fraction
 
 import mpmath
@@ -124,10 +125,18 @@ def _points(kind, n, seed):
     return v
 
 
+def _at_a_midpoint(ex) -> bool:
+    """Whether ``ex`` (mpmath at 4000 bits) is within 2^-3990 relative of a float64 rounding
+    boundary: nudged either way, it rounds to two different floats."""
+    with mpmath.workprec(4000):
+        d = abs(ex) * mpmath.mpf(2) ** -3990
+        return _round_mpf(ex - d) != _round_mpf(ex + d)
+
+
 @pytest.mark.parametrize("text, kind", CASES)
 def test_reference_matches_mpmath_within_the_stated_bound(text, kind):
     e = parse(text)
-    x = _points(kind, 12, hash(text) % 1000)
+    x = _points(kind, 12, zlib.crc32(text.encode()) % 1000)  # hash() of a str differs per process
     pts = {"x": x}
     if "2" in kind:
         pts["y"] = np.roll(x, 3)
@@ -141,6 +150,9 @@ def test_reference_matches_mpmath_within_the_stated_bound(text, kind):
         if ex is None:
             assert note[i] and np.isnan(hi[i]), (text, env, hi[i])
             continue
+        if note[i] == R.UNDECIDED and _at_a_midpoint(ex):
+            continue  # e.g. tanh(x) − x at an odd-integer x above 2^53: 1 − x − 2e^−2x, a midpoint
+            #           minus far less than 2^−32768 relative: no precision decides it, and it is not guessed
         assert note[i] == "", (text, env, note[i])
         assert hi[i] == _round_mpf(ex), (text, env)  # hi is the correctly rounded value
         if math.isinf(hi[i]):
