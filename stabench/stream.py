@@ -563,6 +563,18 @@ def _kernel_values(plan: Plan, mod, methods, dt, cases, names: list, differs: di
     return vals, rnames
 
 
+def _slot_params(dt, rnames: list, all_slots: list) -> tuple[list, tuple]:
+    """(measuring dtypes, kernel arrays) for the slots: each slot is measured in the coarser of the
+    dtype and its result dtype (the row path's rule); the arrays are whether it is a gradient, then
+    :func:`kernel.slot_params` of its measuring dtype, one array per parameter."""
+    from . import kernel
+
+    mdts = [metrics.measuring_dtype(dt, _dtypes.REGISTRY[r]) for r in rnames]
+    sp = [kernel.slot_params(r) for r in mdts]
+    return mdts, (np.array([q == "grad" for q, _ in all_slots], np.int64),
+                  *(np.array([p[c] for p in sp], np.float64 if c == 3 else np.int64) for c in range(5)))
+
+
 def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
     """:func:`run_task` through the compiled kernel: per chunk, the methods in numpy (one backend
     call each), e^-|z| and log1p in numpy, then one kernel pass. None when a result dtype is not a
@@ -602,12 +614,10 @@ def _run_task_kernel(plan: Plan, z: np.ndarray) -> dict | None:
         if params is None:
             first_names = rnames
             # each slot is measured in the coarser of the dtype and its result dtype (the row path's rule)
-            mdts = [metrics.measuring_dtype(dt, _dtypes.REGISTRY[r]) for r in rnames]
+            mdts, (quantity, *rest) = _slot_params(dt, rnames, all_slots)
             groups: dict = {}
             gid = [groups.setdefault((q, r.name), len(groups)) for (q, _), r in zip(all_slots, mdts)]
-            sp = [kernel.slot_params(r) for r in mdts]
-            params = (np.array([q == "grad" for q, _ in all_slots], np.int64), np.array(gid, np.int64),
-                      *(np.array([p[c] for p in sp], np.float64 if c == 3 else np.int64) for c in range(5)))
+            params = (quantity, np.array(gid, np.int64), *rest)
             # the kernel's arguments that stay the same for every chunk, per call of ≤ SLOTS slots
             calls = [(a, min(a + kernel.SLOTS, n_s)) for a in range(0, n_s, kernel.SLOTS)]
             fixed = [((b - a, *(p[a:b] for p in params), float(plan.max_ulp)),
@@ -651,10 +661,7 @@ def _run_task_cases(plan: Plan, z: np.ndarray) -> dict | None:
         vals, rnames = got
         if first is None:
             first = rnames
-            mdts = [metrics.measuring_dtype(dt, _dtypes.REGISTRY[r]) for r in rnames]
-            sp = [kernel.slot_params(r) for r in mdts]
-            params = (np.array([q == "grad" for q, _ in all_slots], np.int64),
-                      *(np.array([p[c] for p in sp], np.float64 if c == 3 else np.int64) for c in range(5)))
+            _, params = _slot_params(dt, rnames, all_slots)
             calls = [(a, min(a + kernel.SLOTS, n_s)) for a in range(0, n_s, kernel.SLOTS)]
         elif rnames != first:
             return None  # a result dtype changed between chunks: let the numpy path measure it

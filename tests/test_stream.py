@@ -53,20 +53,27 @@ def test_streaming_summary_equals_the_row_path(small_tasks):
     assert len(worst) == 5 and worst.ulp_error.iloc[0] == b.loc[("loss", "fused", "float16"), "max_ulp"]
 
 
+def interrupt_after_three(plan, src, state: str) -> list:
+    """Stream ``plan`` over ``src`` with one worker and the resume state ``state``, interrupted
+    (Ctrl-C) at the progress call after the third finished task; the progress labels seen."""
+    labels = []
+
+    def stop_after_three(done, total, label):
+        labels.append(label)
+        if len(labels) == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stream.run(plan, src, workers=1, state_path=state, progress=stop_after_three)
+    return labels
+
+
 def test_resume_after_interruption_gives_the_same_result(small_tasks, tmp_path):
     plan = stream.Plan("float16", "numpy", ("naive", "fused"), ("loss",), 4.0, 3)
     src = stream.exhaustive_source("float16")
     whole = stream.run(plan, src, workers=1)
     state = str(tmp_path / "s.resume")
-    calls = []
-
-    def stop_after_three(done, total, label):
-        calls.append(done)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        stream.run(plan, src, workers=1, state_path=state, progress=stop_after_three)
+    interrupt_after_three(plan, src, state)
     saved = __import__("json").load(open(state))
     assert len(saved["done"]) == 3
     resumed = stream.run(plan, src, workers=2, state_path=state, resume=True)

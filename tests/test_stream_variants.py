@@ -11,6 +11,7 @@ import pytest
 
 from stabench import metrics, stream
 from stabench.experiments import loss
+from test_stream import interrupt_after_three
 
 KEYS = ["quantity", "method", "dtype"]
 SHARED = ["experiment", "form", "cases", "max_ulp", "median_ulp_bound", "worst_logit", "nan_result", "overflow",
@@ -130,15 +131,7 @@ def test_a_softmax_run_interrupted_and_resumed_equals_an_uninterrupted_one(kerne
     src = stream.exhaustive_source("float16", (-100.0, 100.0))
     whole = stream.run(plan, src, workers=1)
     state = str(tmp_path / "s.resume")
-    labels = []
-
-    def stop_after_three(done, total, label):
-        labels.append(label)
-        if len(labels) == 4:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        stream.run(plan, src, workers=1, state_path=state, progress=stop_after_three)
+    labels = interrupt_after_three(plan, src, state)
     assert len(json.load(open(state))["done"]) == 3
     assert labels[0] == "softmax float16 exhaustive"  # not "sigmoid"
     resumed = stream.run(plan, src, workers=2, state_path=state, resume=True)
