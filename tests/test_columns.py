@@ -123,3 +123,13 @@ def test_exporter_options_are_the_cli_options():
     for option, help_ in exporters.options().values():
         assert option in r.stdout and help_ in r.stdout
     assert exporters.targets({"json": "-", "csv": "a.csv", "markdown": None}) == [("csv", "a.csv"), ("json", "-")]
+
+
+def test_every_export_format_has_a_memory_share_in_each_estimate():
+    """A new exporter must say what a row costs in its output: the row path's estimates index these
+    by format (a format missing here fails there, instead of costing 0 bytes unnoticed)."""
+    from stabench import exporters, limits
+    from stabench.experiments import expr
+
+    for name in exporters.names():
+        assert limits.OUTPUT_ROW_BYTES[name] > 0 and expr.OUTPUT_ROW_BYTES[name] > 0, name

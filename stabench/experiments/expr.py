@@ -174,7 +174,7 @@ def memory_estimate(p: Plan, outputs=()) -> int:
     rows = n * len(p.expressions) * len(p.dtypes)
     outs = set(outputs)
     per_var = VAR_ROW_BYTES + sum(OUTPUT_VAR_ROW_BYTES.get(o, 0) for o in outs)
-    per_row = ROW_BYTES + per_var * len(p.variables) + sum(OUTPUT_ROW_BYTES.get(o, 0) for o in outs)
+    per_row = ROW_BYTES + per_var * len(p.variables) + sum(OUTPUT_ROW_BYTES[o] for o in outs)
     per_char = TEXT_CHAR_BYTES + sum(OUTPUT_TEXT_CHAR_BYTES.get(o, 0) for o in outs)
     text = n * sum(_row_text_bytes(e, dt) for e in p.expressions for dt in p.dtypes) * per_char
     return int(limits.BASE_BYTES + rows * per_row + text + n * POINT_BYTES + sum(OUTPUT_BYTES.get(o, 0) for o in outs))

@@ -569,7 +569,7 @@ def loss_estimate(opts, outputs=()) -> tuple[int, int]:
             for b in names:
                 per_case = len(chosen_methods(_experiment.get(exp), backends.load(b), opts)) * quantities * (1 if b == "numpy" else limits.VARIANT_ROWS)
                 rows += n * per_case
-    per_row = limits.ROW_BYTES + sum(limits.OUTPUT_ROW_BYTES.get(o, 0) for o in set(outputs))
+    per_row = limits.ROW_BYTES + sum(limits.OUTPUT_ROW_BYTES[o] for o in set(outputs))
     if "detail" in outputs:  # one printed table per experiment, quantity and backend
         arrays += len(exps) * quantities * len(names) * limits.DETAIL_TABLE_BYTES
     fixed = limits.BASE_BYTES + sum(limits.FRAMEWORK_BYTES.get(b, limits.DEFAULT_FRAMEWORK_BYTES) for b in names)
