@@ -87,7 +87,10 @@ class Experiment:
     summary_columns: dict = SUMMARY_COLUMNS  #: summary columns → doc
     reference_bound: str = ""  #: the stated error bound of :meth:`reference` (tested in tests/)
     streams: bool = False  #: whether :meth:`stream_cases` builds cases from a chunk of scalars
-    kernel: bool = False  #: whether stabench.kernel reproduces :meth:`stream_reference` (the compiled pass)
+    #: whether stabench.kernel has a kernel of its own for this experiment, one that also forms the
+    #: reference (sigmoid's, for labels 0 and 1); otherwise the generic kernel measures its
+    #: :meth:`stream_cases` against :meth:`stream_reference`
+    kernel: bool = False
     plot_subset_doc: str = ""  #: which cases the report's per-dtype plots show
     labels_doc: str = ""  #: what one of its --labels is (named in the option's error messages)
     #: backend name → its :class:`stabench.backends.Method` list, in table order: the framework

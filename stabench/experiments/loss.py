@@ -318,14 +318,10 @@ def _rows(exp, backend, method, dt, batch, ref, quantities, mod, p: LossPlan) ->
         if out is None or variant not in out.variants:
             continue
         vout = out.variants[variant]
-        if variant in named or own and any(not _same(getattr(out, q), getattr(vout, q)) for q in quantities):
+        if variant in named or own and any(not metrics.identical(getattr(out, q), getattr(vout, q)) for q in quantities):
             frames += _method_rows(exp, backend, f"{method.name}@{variant}", method.form, dt, batch, ref,
                                    quantities, vout, "", opts)
     return frames
-
-
-#: Bitwise equality of two results, nan-aware: the rule streaming runs apply to variants too.
-_same = metrics.identical
 
 
 def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, error, opts) -> list[pd.DataFrame]:
