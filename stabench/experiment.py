@@ -35,7 +35,7 @@ from .errors import InputError
 
 # the registry is a dict in a module of its own (no imports): the CLI's help and the option checks
 # read the names without importing numpy, pandas or an experiment
-from .registry import OTHER, REGISTRY  # noqa: E402,F401  (part of this module's API)
+from .registry import OTHER, REGISTRY, ROWS  # noqa: E402,F401  (part of this module's API)
 
 #: Statuses that count as a failure for "first fails at |z|".
 FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
@@ -182,10 +182,11 @@ def names() -> list[str]:
 
 def get(name: str) -> Experiment:
     """The registered experiment ``name`` (InputError naming the valid ones otherwise)."""
-    path = REGISTRY.get(name) or OTHER.get(name)
+    path = REGISTRY.get(name) or OTHER.get(name) or ROWS.get(name)
     if path is None:
-        raise InputError(f"unknown experiment {name!r}; valid: " + ", ".join(list(REGISTRY) + list(OTHER)))
-    return importlib.import_module(path).EXPERIMENT
+        raise InputError(f"unknown experiment {name!r}; valid: " + ", ".join([*REGISTRY, *ROWS, *OTHER]))
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr or "EXPERIMENT")
 
 
 def all_case_kinds() -> dict:

@@ -432,3 +432,17 @@ def _count_csv(path: str) -> tuple[int, int]:
         rows += 1
         widest = max(widest, commas + 1)
     return rows, widest
+
+
+def load_rows(path: str) -> np.ndarray:
+    """Rows of values from ``--rows-file`` (``.npy``: a 2-D N × K array, or 1-D for one row; CSV as
+    :func:`load_file` reads it, every column a value, no label column) as an (N, K) float64 array.
+    The same checks as :func:`load_file`, named for ``--rows-file``; K = 0 and N = 0 are refused."""
+    try:
+        a, _ = load_file(path, label_column=None)
+    except InputError as e:
+        raise InputError(str(e).replace("--logits-file", "--rows-file").replace("no logits", "no values")) from None
+    a = np.atleast_2d(a)
+    if a.shape[1] == 0 or a.shape[0] == 0:
+        raise InputError(f"--rows-file {path!r}: shape {a.shape} has no values; give N × K rows with K ≥ 1")
+    return a

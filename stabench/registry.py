@@ -10,6 +10,18 @@ REGISTRY = {
     "sigmoid": "stabench.experiments.sigmoid",
     "softmax": "stabench.experiments.softmax",
 }
+#: row experiments (:mod:`stabench.rowwise`: an operation over a row of K values, each element of
+#: its result measured), run by ``stabench rows -e NAME`` and ``stabench run NAME``: name →
+#: ``module:ATTRIBUTE`` holding the experiment (several of one family share a module).
+ROWS = {
+    "logsumexp": "stabench.experiments.lse:LOGSUMEXP",
+    "softmax-probs": "stabench.experiments.lse:SOFTMAX_PROBS",
+    "log-softmax": "stabench.experiments.lse:LOG_SOFTMAX",
+    "layernorm": "stabench.experiments.norms:LAYERNORM",
+    "rmsnorm": "stabench.experiments.norms:RMSNORM",
+    "sum": "stabench.experiments.sums:SUM",
+    "mean": "stabench.experiments.sums:MEAN",
+}
 #: experiments with a command of their own: name → module holding ``EXPERIMENT``.
 OTHER = {
     "roundoff": "stabench.experiments.roundoff",

@@ -88,6 +88,17 @@ class Cases:
         array (its shape): here, for an input of one value per case, that value."""
         return g.reshape(-1)
 
+    def value_at(self, v: np.ndarray) -> np.ndarray:
+        """The method's result as the experiment measures it: here one value per case."""
+        return np.asarray(v).reshape(-1)
+
+    @staticmethod
+    def cotangent(shape) -> np.ndarray | None:
+        """The cotangent the gradient is taken with, for a result of ``shape`` (a float64 array of
+        values exact in every format), or None for ones: the gradient of the sum of the results.
+        A static method: one function per cases type (JAX's jitted functions are cached by it)."""
+        return None
+
     def __len__(self) -> int:
         return len(getattr(self, fields(self)[0].name))
 

@@ -8,7 +8,8 @@ rounded to it, so ``jnp.asarray`` is exact; integer ones, the labels, as int32),
 whole batch, and returns what comes back in the dtype it came back in (``result_dtype``). Where JAX
 refuses a dtype (any exception) the method raises :class:`Unsupported` with JAX's own error text.
 
-Gradients: ``jax.vjp`` of the per-case loss vector with a cotangent of ones — ``jax.grad`` of the
+Gradients: ``jax.vjp`` of the per-case loss vector with a cotangent of ones (or the cases'
+``cotangent``) — ``jax.grad`` of the
 sum, each case's gradient its own (no 1/N), with respect to the cases' ``WRT`` array, reduced to
 one value per case by ``cases.grad_at`` (for softmax, the label's component ∂L/∂z_k).
 
@@ -93,11 +94,13 @@ def _enable_cache() -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
-def _with_grad(fn, w: int):
-    """(*arrays) → (loss, dΣloss/d(array ``w``)): one reverse pass with a cotangent of ones."""
+def _with_grad(fn, w: int, cotangent):
+    """(*arrays) → (loss, dΣloss/d(array ``w``)): one reverse pass with a cotangent of ones (or
+    ``cotangent(shape)``, the cases' own: a float64 array exact in every format)."""
     def both(*args):
         loss, pull = jax.vjp(lambda a: fn(*args[:w], a, *args[w + 1:]), args[w])
-        (g,) = pull(jnp.ones_like(loss))
+        ct = cotangent(loss.shape)
+        (g,) = pull(jnp.ones_like(loss) if ct is None else jnp.asarray(ct, dtype=loss.dtype))
         return loss, g
     return both
 
@@ -111,12 +114,12 @@ def _without_grad(fn):
 _CALLS: dict = {}
 
 
-def _calls(call, grad: bool, w: int) -> tuple:
-    key = (call, grad, w)
+def _calls(call, grad: bool, w: int, cotangent) -> tuple:
+    key = (call, grad, w, cotangent)
     if key not in _CALLS:
         def fn(*args):
             return call(_FW, *args)
-        f = _with_grad(fn, w) if grad else _without_grad(fn)
+        f = _with_grad(fn, w, cotangent) if grad else _without_grad(fn)
         _CALLS[key] = (f, jax.jit(f))
     return _CALLS[key]
 
@@ -145,7 +148,7 @@ def evaluate(method, dtype: DType, cases, grad: bool) -> Output:
     """Loss (and gradient) of every case at once, in ``dtype``: eagerly, and jitted in
     ``variants["jit"]`` (float64 also with x64 off, in ``variants["x64-off"]``)."""
     load_framework()
-    eager, jitted = _calls(method.call, grad, cases.wrt())
+    eager, jitted = _calls(method.call, grad, cases.wrt(), type(cases).cotangent)
     x64 = dtype.bits > 32
     out = _output(_run(eager, dtype, cases, x64), cases)
     out.variants["jit"] = _output(_run(jitted, dtype, cases, x64, "jax.jit: "), cases)
@@ -171,7 +174,7 @@ def _run(fn, dtype: DType, cases, x64: bool, where: str = ""):
 def _output(result, cases) -> Output:
     """Flat arrays of the dtype JAX returned, one value per case (``cases.grad_at`` of the gradient)."""
     loss, g = result
-    loss = loss.reshape(-1)
+    loss = cases.value_at(loss)
     if g is None:
         return Output(loss, None)
     return Output(loss, cases.grad_at(g))

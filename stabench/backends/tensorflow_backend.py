@@ -141,9 +141,10 @@ def evaluate(method, dtype: DType, cases, grad: bool) -> Output:
     inputs = _inputs(call, tfdt, cases)
     fn, wrt, model_key = _computation(call, dtype, tfdt, cases, inputs)
     w = cases.wrt()
-    eager = _run(fn, inputs, w, wrt, grad)
-    graph_fn = _graph((call, dtype.name, model_key), grad, inputs, fn, w, wrt)
-    graph = _run(graph_fn, inputs, w, None, None, "tf.function: ")
+    ct = type(cases).cotangent
+    eager = _run(fn, inputs, w, wrt, grad, ct)
+    graph_fn = _graph((call, dtype.name, model_key), grad, inputs, fn, w, wrt, ct)
+    graph = _run(graph_fn, inputs, w, None, None, ct, "tf.function: ")
     out = _outputs(eager, cases)
     out.variants["graph"] = _outputs(graph, cases)
     for o in (out, out.variants["graph"]):
@@ -205,26 +206,29 @@ def _computation(call, dtype: DType, tfdt, cases, inputs):
     return functools.partial(fn, _FW), "x", None
 
 
-def _loss_and_grad(fn, w: int, wrt, grad: bool, *inputs):
+def _loss_and_grad(fn, w: int, wrt, grad: bool, cotangent, *inputs):
     """fn(*inputs) and, when ``grad``, the gradient of the per-case loss vector (= of its sum) with
-    respect to input ``w`` or the variable ``wrt``."""
+    respect to input ``w`` or the variable ``wrt`` — or of Σ w·loss for the cases' ``cotangent``
+    (a function of the result's shape: its row, broadcast over the open batch dimension)."""
     if not grad:
         return fn(*inputs), None
     x = inputs[w]
     with tf.GradientTape() as tape:
         tape.watch(x)
         loss = fn(*inputs)
-    return loss, tape.gradient(loss, x if isinstance(wrt, str) else wrt)
+    row = cotangent((1, *loss.shape[1:]))
+    ct = None if row is None else tf.broadcast_to(tf.constant(row, dtype=loss.dtype), tf.shape(loss))
+    return loss, tape.gradient(loss, x if isinstance(wrt, str) else wrt, output_gradients=ct)
 
 
-def _run(fn, inputs, w: int, wrt, grad: bool | None, where: str = ""):
+def _run(fn, inputs, w: int, wrt, grad: bool | None, cotangent, where: str = ""):
     """Evaluate: eagerly (loss and, when ``grad``, gradient), or a traced graph function that
     returns both (``grad`` None). Any exception is the framework refusing the dtype — in graph
     mode too, where it is reported with a ``tf.function:`` prefix rather than hidden."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fn(*inputs) if grad is None else _loss_and_grad(fn, w, wrt, grad, *inputs)
+            return fn(*inputs) if grad is None else _loss_and_grad(fn, w, wrt, grad, cotangent, *inputs)
     except Exception as e:  # noqa: BLE001 — TF and Keras raise many types; each is an answer
         raise Unsupported(where + one_line(e)) from None
 
@@ -232,7 +236,7 @@ def _run(fn, inputs, w: int, wrt, grad: bool | None, where: str = ""):
 def _outputs(result, cases) -> Output:
     """Numpy arrays of the dtype TF returned, one value per case (``cases.grad_at`` of the gradient)."""
     loss, g = result
-    loss = np.asarray(loss.numpy()).reshape(-1)
+    loss = cases.value_at(np.asarray(loss.numpy()))
     if g is None:
         return Output(loss, None)
     return Output(loss, cases.grad_at(np.asarray(g.numpy())))
@@ -245,20 +249,20 @@ _GRAPHS: dict = {}
 _MODELS: dict = {}
 
 
-def _graph(key: tuple, grad: bool, inputs, fn, w: int, wrt):
+def _graph(key: tuple, grad: bool, inputs, fn, w: int, wrt, cotangent):
     """The ``tf.function`` of ``key`` (call, dtype, model), ``grad`` and the inputs' shape of a case —
     traced on its first call only (autograph off: there is no tensor-dependent Python control flow
     to convert, and tracing is faster).
 
     The batch dimension is left open, so a new number of cases does not retrace; the model path's
     function is keyed by its model (the one-hot layout's model depends on the number of cases)."""
-    key = (*key, grad, tuple(tuple(t.shape[1:]) for t in inputs))
+    key = (*key, grad, cotangent, tuple(tuple(t.shape[1:]) for t in inputs))
     g = _GRAPHS.get(key)
     if g is None:
         signature = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in inputs]
 
         def traced(*args):
-            return _loss_and_grad(fn, w, wrt, grad, *args)
+            return _loss_and_grad(fn, w, wrt, grad, cotangent, *args)
 
         g = _GRAPHS[key] = tf.function(traced, input_signature=signature, autograph=False)
     return g

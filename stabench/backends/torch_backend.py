@@ -12,7 +12,7 @@ in: an upcast shows in ``result_dtype``. Where PyTorch refuses a dtype (any exce
 raises :class:`Unsupported` with PyTorch's own error text.
 
 Gradients: dL/dz by ``torch.autograd.grad`` of the per-case loss vector with ``grad_outputs`` of
-ones — the gradient of their sum, one backward pass over the batch, so each case's gradient is its
+ones (or the cases' ``cotangent``) — the gradient of their sum, one backward pass over the batch, so each case's gradient is its
 own (no 1/N), with respect to the cases' ``WRT`` array, reduced to one value per case by
 ``cases.grad_at`` (for softmax, the label's component ∂L/∂z_k).
 
@@ -106,12 +106,12 @@ def evaluate(method, dtype: DType, cases, grad: bool) -> Output:
     except Exception as e:  # noqa: BLE001 — PyTorch refusing to hold the dtype is an answer
         raise Unsupported(one_line(e)) from None
     fn, w = _bound(method.call), cases.wrt()
-    out = _output(_run(fn, inputs, w, grad), cases)
+    out = _output(_run(fn, inputs, w, grad, cases), cases)
     cast = tdt if tdt in (torch.float16, torch.bfloat16) else torch.bfloat16
-    out.variants["autocast"] = _output(_run(fn, inputs, w, grad, autocast=cast, where="autocast: "), cases)
+    out.variants["autocast"] = _output(_run(fn, inputs, w, grad, cases, autocast=cast, where="autocast: "), cases)
     if compile_enabled():
         _check_compile_can_import()
-        out.variants["compile"] = _output(_run(_compiled(method.call), inputs, w, grad, where="torch.compile: "),
+        out.variants["compile"] = _output(_run(_compiled(method.call), inputs, w, grad, cases, where="torch.compile: "),
                                           cases)
     return out
 
@@ -143,7 +143,7 @@ def _inputs(tdt, cases) -> list:
             else torch.from_numpy(np.asarray(a, dtype=np.int64)) for a in cases.arrays()]
 
 
-def _run(fn, inputs, w: int, grad: bool, autocast=None, where: str = ""):
+def _run(fn, inputs, w: int, grad: bool, cases, autocast=None, where: str = ""):
     """fn(*inputs) and, when ``grad``, d(Σ loss)/d(input ``w``) by one backward pass. Any exception
     is PyTorch refusing the dtype; a variant's is reported with its prefix rather than hidden."""
     inputs = list(inputs)
@@ -158,7 +158,9 @@ def _run(fn, inputs, w: int, grad: bool, autocast=None, where: str = ""):
                 loss = fn(*inputs)
             if not grad:
                 return loss.detach(), None
-            (g,) = torch.autograd.grad(loss, x, grad_outputs=torch.ones_like(loss))
+            ct = cases.cotangent(tuple(loss.shape))
+            ct = torch.ones_like(loss) if ct is None else torch.from_numpy(ct).to(loss.dtype)
+            (g,) = torch.autograd.grad(loss, x, grad_outputs=ct)
             return loss.detach(), g
     except Exception as e:  # noqa: BLE001 — PyTorch raises many types; each is an answer
         raise Unsupported(where + one_line(e)) from None
@@ -176,7 +178,7 @@ def _numpy(t) -> np.ndarray:
 def _output(result, cases) -> Output:
     """Numpy arrays of the dtype PyTorch returned, one value per case (``cases.grad_at`` of the gradient)."""
     loss, g = result
-    loss = _numpy(loss).reshape(-1)
+    loss = cases.value_at(_numpy(loss))
     if g is None:
         return Output(loss, None)
     return Output(loss, cases.grad_at(_numpy(g)))

@@ -1,0 +1,415 @@
+"""The row-experiment runner: ``stabench rows -e NAME`` / ``stabench run NAME`` for the experiments
+of :data:`stabench.registry.ROWS` (log-sum-exp, softmax, log-softmax, layer and RMS norm, sums and
+means; :mod:`stabench.rowwise` says what a row experiment is).
+
+:func:`plan` checks every option and builds each experiment × dtype's groups of rows before any
+framework is imported; :func:`run` evaluates every chosen method once per (dtype, group of rows)
+and measures every element of its result against the experiment's exact reference. It returns the
+row table (:data:`ROWS`: one row per (quantity, backend, method, dtype, input row), holding the
+row's worst element) and, when asked, every element (:data:`ELEMENTS`, ``--detail``).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .. import backends as _backends
+from .. import columns as _columns
+from .. import dtypes as _dtypes
+from .. import experiment as _experiment
+from .. import metrics
+from ..errors import InputError
+from ..registry import ROWS as REGISTRY
+
+_C = _columns.Column
+#: One row per (experiment, quantity, backend, method, dtype, input row): the row's worst element.
+ROWS = _columns.Table("rows_rows", [
+    _C("experiment", "the row experiment (`logsumexp`, `softmax-probs`, `log-softmax`, `layernorm`, `rmsnorm`, `sum`, `mean`)", "text", key=True),
+    _C("quantity", "what is measured: the experiment's value (`value`, `output`, `variance`), `grad` (wᵀJ of the first, w = 1, −1/2, 3/4, −1/4, … repeating) or `QUANTITY-grad`", "text", key=True),
+    _C("backend", "framework that computed the value (`numpy`, `tensorflow`, `torch`, `jax`)", "text", left=True, key=True),
+    _C("method", "how it was computed (see the method list)", "text", left=True, key=True),
+    _C("form", "the method's family (e.g. `naive`, `shifted`, `two-pass`, `framework`)", "text", left=True),
+    _C("dtype", "dtype the inputs were rounded to and the computation was asked to run in", "text", left=True, key=True),
+    _C("result_dtype", "dtype of what came back (a framework may upcast); errors are counted in the coarser of dtype and result_dtype", "text", left=True),
+    _C("case_kind", "how the row was built (see the row case kinds)", "text", left=True),
+    _C("row", "the input row's number (its line of --rows-file, from 0)", "int"),
+    _C("length", "K, the row's number of values", "int"),
+    _C("magnitude", "what the experiment sorts its rows by (its docs: max x for log-sum-exp, |mean|/spread for the norms, the length for sums)", "float"),
+    _C("eps", "the epsilon the method was called with (its framework's default, or --eps); nan where it takes none", "float"),
+    _C("index", "the position of the row's worst element in the result (0 for a one-value result)", "int"),
+    _C("value", "the worst element's computed value, in result_dtype (stored exactly in float64)", "value"),
+    _C("reference", "its exact reference, rounded to float64", "float"),
+    _C("abs_error", "abs(value − reference) of the worst element, the reference carried beyond float64 (hi + lo)", "error"),
+    _C("rel_error", "abs_error / abs(reference) of the worst element", "error"),
+    _C("ulp_error", "the row's largest ulp error (ulps of the exact value in the coarser of dtype and result_dtype; +inf for nan/inf failures)", "error"),
+    _C("bits_error", "log2(1 + floats between the worst element and the correctly rounded reference) (Herbie)", "error"),
+    _C("status", "the worst element's status: exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported", "status", left=True),
+    _C("failed", "how many of the row's elements failed (inaccurate, underflow, overflow or nan-result)", "int"),
+    _C("error", "the framework's error text for `unsupported` rows, else empty", "text"),
+])
+#: Every element (``--detail PATH``): one row per (experiment, quantity, backend, method, dtype, row, index).
+ELEMENTS = _columns.Table("rows_elements", [
+    *_columns.as_in_rows(ROWS, "experiment", "quantity", "backend", "method", "dtype", "result_dtype", "case_kind",
+                         "row", "index", "value", "reference", "ulp_error", "status"),
+    _C("x", "the input element at index (for a one-value result, the row's first)", "value"),
+])
+SUMMARY = _columns.Table("rows_summary", [
+    *_columns.as_in_rows(ROWS, "experiment", "quantity", "backend", "method", "form", "dtype"),
+    _C("rows", "number of input rows", "int"),
+    _C("max_ulp", "largest ulp_error over the rows' elements (inf when any failed with nan/inf)", "error"),
+    _C("median_ulp", "median of the rows' worst-element ulp errors", "error"),
+    _C("worst_row", "the row with the largest ulp_error (ties: the first)", "int"),
+    _C("worst_kind", "its case kind", "text", left=True),
+    _C("failed_rows", "rows with at least one failed element", "int"),
+    _C("nan_result", "rows whose worst element is nan-result", "int"),
+    _C("overflow", "rows whose worst element is overflow", "int"),
+    _C("underflow", "rows whose worst element is underflow", "int"),
+    _C("inaccurate", "rows whose worst element is inaccurate", "int"),
+    _C("unsupported", "rows the framework refused", "int"),
+    _C("first_fail_kind", "the first case kind (in the experiment's order) with a failed row; empty if none", "text", left=True),
+    _C("first_fail_magnitude", "the smallest magnitude of a failed row of that kind; nan if none", "float"),
+    _C("first_fail_status", "that row's status", "text", left=True),
+])
+
+FAILURES = _experiment.FAILURES
+#: ulps of a rejected measurement order: the status a row's worst element is chosen by after ulps.
+_SEVERITY = {s: i for i, s in enumerate(("exact", "ok", "invalid-input", "underflow", "inaccurate", "overflow",
+                                         "nan-result"))}
+
+
+def names() -> list[str]:
+    """The row experiments, in display order."""
+    return list(REGISTRY)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every option of a row run, as given (defaults are the CLI's): :func:`plan` checks them."""
+
+    experiments: list = field(default_factory=lambda: ["all"])
+    dtypes: list | None = None  #: None: every dtype
+    backends: list | None = None  #: None: every installed backend
+    methods: str | None = None  #: a comma list of method names (None: every method)
+    rows_file: str | None = None  #: .npy (N × K) or CSV of rows
+    length: int | None = None  #: K of the built-in rows (None: the experiment's default)
+    max_length: int = 2 ** 20  #: sums: the longest row of the length sweep
+    points: int = 8  #: rows per built-in case kind
+    seed: int = 0
+    eps: float | None = None  #: the norms' epsilon for every method (None: each framework's default)
+    grad: bool = True
+    max_ulp: float = metrics.DEFAULT_MAX_ULP
+
+
+@dataclass(frozen=True, eq=False)
+class RowPlan:
+    """A row run, checked once by :func:`plan`: :func:`run` checks nothing."""
+
+    options: Options
+    experiments: tuple  #: names
+    dtypes: tuple  #: DType
+    backends: tuple  #: backend names
+    methods: Mapping  #: (experiment, backend) → chosen RowMethods
+    selected: frozenset | None  #: --method names (NAME or NAME@VARIANT); None: every method
+    groups: Mapping  #: (experiment, dtype name) → tuple of rowwise.Group
+    detail: bool = False  #: keep every element (--detail)
+
+
+def parse_experiments(value) -> list[str]:
+    """``-e`` as a list of row experiment names ('all': every one)."""
+    items = [value] if isinstance(value, str) else list(value or ["all"])
+    out = []
+    for item in items:
+        for p in str(item).split(","):
+            p = p.strip()
+            if p == "all":
+                out += names()
+            elif p in REGISTRY:
+                out.append(p)
+            else:
+                raise InputError(f"--experiment {p!r} is not a row experiment; valid: {', '.join(names())}, all")
+    if not out:
+        raise InputError(f"--experiment is empty; valid: {', '.join(names())}, all")
+    return list(dict.fromkeys(out))
+
+
+def plan(opts: Options | None = None, *, detail: bool = False, **kw) -> RowPlan:
+    """Check every option and build the :class:`RowPlan` (InputError on the first problem), before
+    any framework is imported: the rows file is read once, every group of rows is built."""
+    from . import loss as _loss
+    from .. import inputs
+
+    opts = opts or Options(**kw)
+    exps = tuple(parse_experiments(opts.experiments))
+    dts = tuple(_dtypes.parse_list(opts.dtypes))
+    backend_names = tuple(_loss.parse_backends(opts.backends))
+    if not backend_names:
+        raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
+    _check_numbers(opts)
+    selected = _check_methods(opts, exps, backend_names)
+    file = inputs.load_rows(opts.rows_file) if opts.rows_file else None
+    groups = {}
+    for e in exps:
+        exp = _experiment.get(e)
+        for dt in dts:
+            groups[(e, dt.name)] = tuple(exp.groups(opts, dt, file))
+    wanted = None if selected is None else {n.split("@", 1)[0] for n in selected}
+    methods = {(e, b): tuple(m for m in _experiment.get(e).methods(_backends.load(b))
+                             if wanted is None or m.name in wanted)
+               for e in exps for b in backend_names}
+    return RowPlan(opts, exps, dts, backend_names, MappingProxyType(methods), selected,
+                   MappingProxyType(groups), detail)
+
+
+def _check_numbers(opts: Options) -> None:
+    import math
+
+    if opts.eps is not None and not (isinstance(opts.eps, (int, float)) and math.isfinite(opts.eps) and opts.eps >= 0):
+        raise InputError(f"--eps {opts.eps}: give a finite number ≥ 0 (the norms' epsilon; default: each framework's own)")
+    if opts.length is not None and not 1 <= opts.length <= 10 ** 7:
+        raise InputError(f"--length {opts.length}: give a row length from 1 to 10,000,000")
+    if not 1 <= opts.max_length <= 10 ** 7:
+        raise InputError(f"--max-length {opts.max_length}: give a row length from 1 to 10,000,000")
+    if not 1 <= opts.points <= 10 ** 5:
+        raise InputError(f"--points {opts.points}: give 1 to 100,000 rows per case kind")
+    if not (opts.max_ulp > 0 and math.isfinite(opts.max_ulp)):
+        raise InputError(f"--max-ulp {opts.max_ulp}: give a finite number > 0")
+
+
+def _check_methods(opts: Options, exps, backend_names) -> frozenset | None:
+    """``--method`` names, refused unless some chosen backend offers them for a chosen experiment."""
+    if opts.methods is None:
+        return None
+    wanted = {p.strip() for p in str(opts.methods).split(",") if p.strip()}
+    offered = set()
+    for b in backend_names:
+        mod = _backends.load(b)
+        for e in exps:
+            offered |= set(_backends.method_names(mod, _experiment.get(e)))
+    valid = ", ".join(sorted(n for n in offered if "@" not in n))
+    if not wanted:
+        raise InputError(f"--method is empty; valid: {valid}")
+    unknown = sorted(wanted - offered)
+    if unknown:
+        raise InputError(f"--method {', '.join(unknown)}: no chosen backend offers it for the chosen experiments; "
+                         f"valid: {valid} (each also as NAME@VARIANT)")
+    return frozenset(wanted)
+
+
+# ---------------------------------------------------------------------------------------------
+# running
+
+
+def run(p: RowPlan | Options | None = None, progress=None, **kw):
+    """Run the plan: (rows DataFrame (:data:`ROWS`), elements DataFrame (:data:`ELEMENTS`) or None
+    without ``detail``). ``progress(done, total, label)`` as for the loss runner."""
+    from . import loss as _loss
+
+    p = p if isinstance(p, RowPlan) else plan(p or Options(**kw))
+    mods, skipped = _loss.usable_backends(list(p.backends), _LossLike(p.options.backends))
+    total, done = len(p.experiments) * len(p.dtypes) * len(mods), 0
+    parts, elements = [], []
+    for e in p.experiments:
+        exp = _experiment.get(e)
+        for dt in p.dtypes:
+            refs: dict = {}
+            for mod in mods:
+                if progress:
+                    progress(done, total, f"{e} {dt.name} {mod.NAME}")
+                for method in p.methods[(e, mod.NAME)]:
+                    for g in p.groups[(e, dt.name)]:
+                        _method(exp, mod, method, dt, g, refs, p, parts, elements)
+                done += 1
+    if progress:
+        progress(done, total, "done")
+    df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=ROWS.names())
+    if skipped:
+        df.attrs["skipped_backends"] = _loss.skipped_note(skipped)
+    el = (pd.concat(elements, ignore_index=True) if elements else pd.DataFrame(columns=ELEMENTS.names())) \
+        if p.detail else None
+    return df, el
+
+
+@dataclass(frozen=True)
+class _LossLike:
+    backends: object  #: what usable_backends reads: whether --backend named them
+
+
+def _params(exp, mod, method, opts: Options) -> dict:
+    """The parameters ``method`` is called with: --eps where given, else the framework's own."""
+    if not exp.params:
+        return {}
+    own = method.params(mod) if method.params is not None else {}
+    if opts.eps is not None and "eps" in exp.params:
+        own = {**own, "eps": float(opts.eps)}
+    return own
+
+
+def _method(exp, mod, method, dt, g, refs, p: RowPlan, parts, elements) -> None:
+    """Evaluate one method on one group in one dtype; append its rows (and variants')."""
+    opts = p.options
+    want_grad = opts.grad and method.grad
+    try:
+        params = _params(exp, mod, method, opts)
+        bound = replace(method, call=functools.partial(method.call, **params)) if params else method
+        out, error = _backends.evaluate(mod, bound, dt, exp.cases_type(g.x), want_grad), ""
+    except _backends.Unsupported as e:
+        out, error, params = None, " ".join(str(e).split()), params if "params" in dir() else {}
+    key = (method.quantity, tuple(sorted(params.items())), id(g))
+    if key not in refs:
+        refs[key] = exp.reference(g.x, dt, method.quantity, opts.grad, params)
+    ref = refs[key]
+    names, own = p.selected, p.selected is None or method.name in p.selected
+    named = [] if names is None else [n.split("@", 1)[1] for n in sorted(names)
+                                      if n.split("@", 1)[0] == method.name and "@" in n]
+    eps = float(params.get("eps", np.nan))
+    no_grad = "" if method.grad else (method.no_grad_why or "this method has no gradient")
+
+    def emit(name, o, err):
+        _frames(exp, mod.NAME, name, method, dt, g, ref, o, err, opts, eps, no_grad, parts,
+                elements if p.detail else None)
+
+    if own:
+        emit(method.name, out, error)
+    for variant in dict.fromkeys([*(out.variants if out is not None else ()), *named]):
+        where = _backends.variant_dtypes(mod, variant)
+        if out is None:
+            if where is None or dt.name in where:
+                emit(f"{method.name}@{variant}", None, error)
+            continue
+        if variant not in out.variants:
+            continue
+        vout = out.variants[variant]
+        differs = not metrics.identical(out.loss, vout.loss) or not metrics.identical(out.grad, vout.grad)
+        if variant in named or (own and differs):
+            emit(f"{method.name}@{variant}", vout, "")
+
+
+def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_grad, parts, elements) -> None:
+    quantities = [(method.quantity, ref[0])]
+    if opts.grad:
+        quantities.append((exp.grad_name(method.quantity), ref[1]))
+    n = len(g.x)
+    for i, (q, pair) in enumerate(quantities):
+        hi, lo = (np.asarray(a, dtype=np.float64) for a in pair[:2])
+        hi, lo = hi.reshape(n, -1), lo.reshape(n, -1)
+        raw = None if out is None else (out.loss if i == 0 else out.grad)
+        err = error
+        if out is not None and raw is None:
+            err = no_grad or out.grad_error or "the backend returned no gradient"
+        if raw is None:
+            value = np.full(hi.shape, np.nan)
+            result_dtype = dt
+            m = {k: np.full(hi.shape, np.nan) for k in _columns.MEASURES}
+            status = np.full(hi.shape, metrics.UNSUPPORTED, dtype=np.uint8)
+        else:
+            raw = np.asarray(raw)
+            result_dtype = _dtypes.REGISTRY.get(raw.dtype.name, dt)
+            value = raw.astype(np.float64).reshape(hi.shape)
+            m = metrics.measure(value, hi, metrics.measuring_dtype(dt, result_dtype), reference_lo=lo,
+                                max_ulp=opts.max_ulp)
+            status = m["status"]
+            invalid = ~np.isfinite(g.x).all(axis=1)
+            status[invalid] = metrics.INVALID_INPUT
+        names_ = metrics.status_names(status.reshape(-1)).reshape(status.shape)
+        sev = np.vectorize(_SEVERITY.get, otypes=[float])(names_) if names_.size else np.zeros(status.shape)
+        ulp = np.where(np.isnan(m["ulp_error"]), -1.0, m["ulp_error"])
+        # the worst element: the largest ulp error, then the most severe status, then the first index
+        order = np.lexsort((-sev, -ulp), axis=1) if ulp.shape[1] > 1 else np.zeros((n, 1), dtype=np.int64)
+        j = order[:, 0] if ulp.shape[1] > 1 else np.zeros(n, dtype=np.int64)
+        rows = np.arange(n)
+        failed = np.isin(names_, FAILURES).sum(axis=1)
+        pick = {k: m[k][rows, j] for k in _columns.MEASURES}
+        parts.append(pd.DataFrame({
+            "experiment": exp.name, "quantity": q, "backend": backend, "method": name, "form": method.form,
+            "dtype": dt.name, "result_dtype": result_dtype.name, "case_kind": g.kind, "row": g.row,
+            "length": g.x.shape[1], "magnitude": g.magnitude, "eps": eps, "index": j,
+            "value": value[rows, j], "reference": hi[rows, j], **pick, "status": names_[rows, j],
+            "failed": failed, "error": err,
+        }, columns=ROWS.names()))
+        if elements is not None:
+            k = hi.shape[1]
+            xcol = g.x if k == g.x.shape[1] else g.x[:, :1]
+            elements.append(pd.DataFrame({
+                "experiment": exp.name, "quantity": q, "backend": backend, "method": name, "dtype": dt.name,
+                "result_dtype": result_dtype.name, "case_kind": np.repeat(g.kind, k), "row": np.repeat(g.row, k),
+                "index": np.tile(np.arange(k), n), "value": value.reshape(-1), "reference": hi.reshape(-1),
+                "ulp_error": m["ulp_error"].reshape(-1), "status": names_.reshape(-1), "x": xcol.reshape(-1),
+            }, columns=ELEMENTS.names()))
+
+
+# ---------------------------------------------------------------------------------------------
+# summary and the terminal's view
+
+_KEYS = ["experiment", "quantity", "backend", "method", "form", "dtype"]
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, quantity, backend, method, dtype): rows, max/median ulp, the worst row, failed
+    rows, and the first case kind (and smallest magnitude in it) where the method fails."""
+    out = []
+    kind_order = {}
+    for e in dict.fromkeys(df["experiment"]):
+        kind_order[e] = {k: i for i, k in enumerate(_experiment.get(e).case_kinds)}
+    for key, g in df.groupby(_KEYS, sort=False):
+        row = dict(zip(_KEYS, key))
+        st = g["status"]
+        valid = g[~st.isin(["invalid-input", "unsupported"])]
+        row["rows"] = len(g)
+        if len(valid):
+            u = valid["ulp_error"].to_numpy()
+            w = int(np.argmax(np.where(np.isnan(u), -1, u)))
+            row.update(max_ulp=float(np.nanmax(u)) if np.isfinite(u).any() or np.isinf(u).any() else np.nan,
+                       median_ulp=float(np.nanmedian(u)), worst_row=int(valid["row"].iloc[w]),
+                       worst_kind=valid["case_kind"].iloc[w])
+        else:
+            row.update(max_ulp=np.nan, median_ulp=np.nan, worst_row=-1, worst_kind="")
+        row["failed_rows"] = int((g["failed"] > 0).sum())
+        for s in ("nan-result", "overflow", "underflow", "inaccurate", "unsupported"):
+            row[s.replace("-", "_")] = int((st == s).sum())
+        fails = valid[valid["failed"] > 0]
+        if len(fails):
+            order = kind_order.get(key[0], {})
+            rank = fails["case_kind"].map(lambda k: order.get(k, len(order))).to_numpy()
+            first = fails[rank == rank.min()]
+            i = int(np.argmin(first["magnitude"].to_numpy()))
+            row.update(first_fail_kind=first["case_kind"].iloc[i], first_fail_magnitude=float(first["magnitude"].iloc[i]),
+                       first_fail_status=first["status"].iloc[i])
+        else:
+            row.update(first_fail_kind="", first_fail_magnitude=np.nan, first_fail_status="")
+        out.append(row)
+    return pd.DataFrame(out, columns=SUMMARY.names())
+
+
+#: Status abbreviations of the compact view.
+ABBREV = {"inaccurate": "ina", "underflow": "unf", "overflow": "ovf", "nan-result": "nan"}
+
+
+def compact(summ: pd.DataFrame) -> pd.DataFrame:
+    """One row per method, one column per dtype; each cell two lines: the first case kind where the
+    method fails and its status (``—`` never; ``unsupported``), then its max ulp."""
+    dts = list(dict.fromkeys(summ["dtype"]))
+    several = summ["backend"].nunique() > 1
+    rows = {}
+    for r in summ.itertuples(index=False):
+        if several and (r.backend, None) not in rows:
+            rows[(r.backend, None)] = {"method": f"{r.backend}:", **{d: "" for d in dts}}
+        row = rows.setdefault((r.backend, r.method), {"method": r.method, **{d: "" for d in dts}})
+        if r.unsupported == r.rows:
+            cell = "unsupported\n"
+        else:
+            first = f"{r.first_fail_kind} {ABBREV.get(r.first_fail_status, r.first_fail_status)}" \
+                if r.first_fail_kind else "—"
+            cell = f"{first}\n{r.max_ulp:.3g}"
+        row[r.dtype] = cell
+    order = {b: i for i, b in enumerate(dict.fromkeys(summ["backend"]))}
+    grouped = sorted(rows.items(), key=lambda kv: order[kv[0][0]])
+    return pd.DataFrame([row for _, row in grouped], columns=["method"] + dts)
+
+
+COMPACT_LEGEND = ("each cell: the first case kind where the method fails (ina inaccurate, unf underflow, "
+                  "ovf overflow, nan nan-result; — never), then its largest ulp error over every element")
