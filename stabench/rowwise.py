@@ -70,8 +70,9 @@ class RowMethod(Method):
     #: what its value is: one of the experiment's :attr:`RowExperiment.quantities`
     quantity: str = "value"
     #: the parameters the method is called with unless the user gives them (``--eps``): a function
-    #: of the backend module ``fw`` (its framework imported) that reads them from the framework
-    #: itself (:func:`default_of`), so that no framework default is written down here
+    #: ``(fw, dt)`` of the backend module (its framework imported) and the DType that reads them
+    #: from the framework itself (:func:`default_of`), so that no framework default is written
+    #: down here; None: no parameters
     params: object = field(default=None, compare=False, repr=False)
     #: False where the framework cannot differentiate it (``torch.cumsum``'s last element can):
     #: its gradient rows are then ``unsupported`` with :attr:`no_grad_why`

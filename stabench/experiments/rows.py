@@ -239,11 +239,11 @@ class _LossLike:
     backends: object  #: what usable_backends reads: whether --backend named them
 
 
-def _params(exp, mod, method, opts: Options) -> dict:
-    """The parameters ``method`` is called with: --eps where given, else the framework's own."""
+def _params(exp, mod, method, dt, opts: Options) -> dict:
+    """The parameters ``method`` is called with in ``dt``: --eps where given, else the framework's own."""
     if not exp.params:
         return {}
-    own = method.params(mod) if method.params is not None else {}
+    own = method.params(mod, dt) if method.params is not None else {}
     if opts.eps is not None and "eps" in exp.params:
         own = {**own, "eps": float(opts.eps)}
     return own
@@ -254,7 +254,7 @@ def _method(exp, mod, method, dt, g, refs, p: RowPlan, parts, elements) -> None:
     opts = p.options
     want_grad = opts.grad and method.grad
     try:
-        params = _params(exp, mod, method, opts)
+        params = _params(exp, mod, method, dt, opts)
         bound = replace(method, call=functools.partial(method.call, **params)) if params else method
         out, error = _backends.evaluate(mod, bound, dt, exp.cases_type(g.x), want_grad), ""
     except _backends.Unsupported as e:
