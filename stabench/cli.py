@@ -375,6 +375,70 @@ def loss(
         render.say(out, exp.COMPACT_LEGEND, phrases=False)
 
 
+@app.command(name="rows")
+@_outputs
+def rows_cmd(
+    experiment: str = typer.Option("all", "--experiment", "-e", help=f"{', '.join(registry.ROWS)} or all (a comma list)."),
+    dtype: Optional[List[str]] = DtypeOpt,
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
+    method: Optional[str] = typer.Option(None, "--method", "-m", metavar="NAMES", help="Only these methods (a comma list of names; NAME@VARIANT for one execution variant)."),
+    rows_file: Optional[str] = typer.Option(None, "--rows-file", metavar="PATH", help="Your own rows: .npy (N × K) or .csv, one row of values per line."),
+    length: Optional[int] = typer.Option(None, "--length", "-k", help="K, the row length of the built-in rows (default: the experiment's)."),
+    max_length: int = typer.Option(2 ** 20, "--max-length", help="sum, mean: the longest row of the length sweep (at most 10,000,000)."),
+    points: int = typer.Option(8, "--points", help="Built-in rows per case kind."),
+    seed: int = typer.Option(0, "--seed", callback=lambda v: validate.seed(v), help="Seed for the built-in rows (recorded in every export)."),
+    eps: Optional[float] = typer.Option(None, "--eps", help="layernorm, rmsnorm: the epsilon every method is called with (default: each framework's own)."),
+    grad: bool = typer.Option(True, "--grad/--no-grad", help="Also measure the gradient (wᵀJ, w = 1, −1/2, 3/4, −1/4, … repeating)."),
+    detail: Optional[str] = typer.Option(None, "--detail", metavar="PATH", help="Write every element of every result (CSV) to PATH."),
+    max_ulp: float = MaxUlpOpt,
+    outputs: dict = None,
+):
+    """Row operations mixed precision breaks — log-sum-exp, softmax, log-softmax, layer and RMS
+    norm, sums and means — in every framework, each element against an exact reference.
+
+    Example: stabench rows -e layernorm -b torch,numpy -d float16,bfloat16 --csv ln.csv
+    """
+    targets = _targets(outputs, inputs=[("--rows-file", rows_file)])
+    if detail is not None:
+        from . import export
+
+        if detail == "-":
+            raise InputError("--detail needs a file name (CSV), not '-'")
+        export.check_targets(targets + [("csv", detail)], inputs=[("--rows-file", rows_file)])
+    from . import render
+    from .experiments import rows as exp
+
+    opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, methods=method, rows_file=rows_file,
+                       length=length, max_length=max_length, points=points, seed=seed, eps=eps, grad=grad,
+                       max_ulp=max_ulp)
+    plan = exp.plan(opts, detail=detail is not None, outputs=[f for f, _ in targets])
+    started = time.perf_counter()
+    bar = render.ProgressBar(delay=1.0)
+    try:
+        df, elements = exp.run(plan, progress=bar)
+    finally:
+        bar.close()
+    summ = exp.summary(df)
+    extra = []
+    if detail is not None:
+        from . import exporters, meta
+
+        csv = exporters.get("csv")
+        md = meta.build(seed=seed, command=_COMMAND)
+        extra = [(detail, csv.render(elements, md, {}).encode())] + \
+            [(p_, d.encode() if isinstance(d, str) else d) for p_, d in csv.companion_files(elements, md, detail)]
+    _emit(df, {"summary": summ}, targets, seed=seed, files=extra,
+          wall_seconds=round(time.perf_counter() - started, 3), **df.attrs)
+    if any(p_ == "-" for _, p_ in targets):
+        return
+    out = render.console()
+    for (e, q), g in summ.groupby(["experiment", "quantity"], sort=False):
+        render.show(exp.compact(g), f"{e} {q}: {exp.title(e)} — where each method first fails; max ulp", out=out,
+                    keys=["method"])
+    render.say(out, exp.verdict(summ))
+    render.say(out, exp.COMPACT_LEGEND, phrases=False)
+
+
 class _Passthrough(TyperCommand):
     """A command that keeps its arguments as given (``--`` included) for the command it runs."""
 
@@ -389,7 +453,8 @@ def run_cmd(ctx: typer.Context,
             name: Optional[str] = typer.Argument(None, metavar="NAME", help="A registered experiment (an unknown name lists them)."),
             ):
     """Run any registered experiment with the options of its command: an experiment of the loss
-    runner as `stabench loss -e NAME`, one with a command of its own as that command.
+    runner as `stabench loss -e NAME`, a row experiment (logsumexp, layernorm, sum, …) as
+    `stabench rows -e NAME`, one with a command of its own as that command.
 
     Example: stabench run sigmoid -b numpy -d float16   (the same as stabench loss -e sigmoid -b numpy -d float16)
     """
@@ -407,10 +472,15 @@ def run_cmd(ctx: typer.Context,
         if any(a == "--experiment" or a.startswith(("--experiment=", "-e")) for a in args):  # -e, -esoftmax
             raise InputError(f"run {name} names the experiment; drop --experiment")
         command, args = group.get_command(ctx.parent, "loss"), ["--experiment", name, *args]
+    elif name in experiment.ROWS:  # a row experiment: stabench rows -e NAME
+        if any(a == "--experiment" or a.startswith(("--experiment=", "-e")) for a in args):
+            raise InputError(f"run {name} names the experiment; drop --experiment")
+        command, args = group.get_command(ctx.parent, "rows"), ["--experiment", name, *args]
     elif name in experiment.OTHER:  # an experiment with a command of its own, registered under its name
         command = group.get_command(ctx.parent, name)
     else:
-        raise InputError(f"unknown experiment {name!r}; valid: " + ", ".join([*experiment.REGISTRY, *experiment.OTHER]))
+        raise InputError(f"unknown experiment {name!r}; valid: "
+                         + ", ".join([*experiment.REGISTRY, *experiment.ROWS, *experiment.OTHER]))
     with command.make_context(command.name, args, parent=ctx.parent) as sub:
         return command.invoke(sub)
 

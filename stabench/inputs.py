@@ -434,14 +434,24 @@ def _count_csv(path: str) -> tuple[int, int]:
     return rows, widest
 
 
+def _for_rows(fn, path: str):
+    """``fn(path)`` with its messages naming ``--rows-file`` (the checks are load_file's)."""
+    try:
+        return fn(path)
+    except InputError as e:
+        raise InputError(str(e).replace("--logits-file", "--rows-file").replace("no logits", "no values")) from None
+
+
+def rows_shape(path: str) -> tuple[int, int]:
+    """(N, K) of a ``--rows-file``, counted without parsing it (:func:`file_shape`)."""
+    return _for_rows(file_shape, path)
+
+
 def load_rows(path: str) -> np.ndarray:
     """Rows of values from ``--rows-file`` (``.npy``: a 2-D N × K array, or 1-D for one row; CSV as
     :func:`load_file` reads it, every column a value, no label column) as an (N, K) float64 array.
     The same checks as :func:`load_file`, named for ``--rows-file``; K = 0 and N = 0 are refused."""
-    try:
-        a, _ = load_file(path, label_column=None)
-    except InputError as e:
-        raise InputError(str(e).replace("--logits-file", "--rows-file").replace("no logits", "no values")) from None
+    a, _ = _for_rows(lambda p: load_file(p, label_column=None), path)
     a = np.atleast_2d(a)
     if a.shape[1] == 0 or a.shape[0] == 0:
         raise InputError(f"--rows-file {path!r}: shape {a.shape} has no values; give N × K rows with K ≥ 1")

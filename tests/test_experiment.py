@@ -30,7 +30,7 @@ def test_registry_lists_the_loss_experiments_in_order():
 
 @pytest.mark.parametrize("bad", ["", "nope", "Sigmoid", "sigmoid "])
 def test_unknown_experiment_names_the_valid_ones(bad):
-    with pytest.raises(InputError, match="valid: sigmoid, softmax, roundoff, expr"):
+    with pytest.raises(InputError, match="valid: sigmoid, softmax, logsumexp, softmax-probs, log-softmax, layernorm, rmsnorm, sum, mean, roundoff, expr"):
         experiment.get(bad)
 
 

@@ -11,6 +11,7 @@ row's worst element) and, when asked, every element (:data:`ELEMENTS`, ``--detai
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
@@ -137,9 +138,12 @@ def parse_experiments(value) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def plan(opts: Options | None = None, *, detail: bool = False, **kw) -> RowPlan:
+def plan(opts: Options | None = None, *, detail: bool = False, outputs=(), **kw) -> RowPlan:
     """Check every option and build the :class:`RowPlan` (InputError on the first problem), before
-    any framework is imported: the rows file is read once, every group of rows is built."""
+    any framework is imported: the rows file is read once (after its shape is checked against the
+    memory budget), every group of rows is built, and the run's peak memory is estimated
+    (:func:`estimate`; refused over :data:`stabench.limits.MEMORY_BUDGET`). ``outputs``: the export
+    formats (their texts are built in memory)."""
     from . import loss as _loss
     from .. import inputs
 
@@ -151,6 +155,10 @@ def plan(opts: Options | None = None, *, detail: bool = False, **kw) -> RowPlan:
         raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
     _check_numbers(opts)
     selected = _check_methods(opts, exps, backend_names)
+    if opts.rows_file:
+        shape = inputs.rows_shape(opts.rows_file)  # counted, not parsed: refused before it is read
+        _check_budget(math.prod(shape), len(exps) * len(dts), 1, detail, outputs,
+                      f"--rows-file {opts.rows_file!r} holds {shape[0]:,} × {shape[1]:,} values: ")
     file = inputs.load_rows(opts.rows_file) if opts.rows_file else None
     groups = {}
     for e in exps:
@@ -161,13 +169,40 @@ def plan(opts: Options | None = None, *, detail: bool = False, **kw) -> RowPlan:
     methods = {(e, b): tuple(m for m in _experiment.get(e).methods(_backends.load(b))
                              if wanted is None or m.name in wanted)
                for e in exps for b in backend_names}
+    n_methods = max(sum(len(m) for (e, _), m in methods.items() if e == x) for x in exps)
+    elements = max(sum(g.x.size for g in gs) for gs in groups.values())
+    _check_budget(elements, len(exps) * len(dts), n_methods * (2 if opts.grad else 1), detail, outputs)
     return RowPlan(opts, exps, dts, backend_names, MappingProxyType(methods), selected,
                    MappingProxyType(groups), detail)
 
 
-def _check_numbers(opts: Options) -> None:
-    import math
+def estimate(elements: int, runs: int, results: int, detail: bool, outputs=()) -> int:
+    """Peak bytes of a row run: ``elements`` input values per (experiment, dtype), ``runs`` such
+    (experiment, dtype) pairs, ``results`` (method, quantity) results per pair. One method's
+    evaluation at a time holds its framework's copies and every element's measures
+    (:data:`stabench.limits.ROW_ELEMENT_BYTES` per element); the row table is small (one row per
+    input row); ``--detail`` keeps every element of every result as a table row and its CSV text."""
+    from .. import limits
 
+    need = limits.BASE_BYTES + elements * limits.ROW_ELEMENT_BYTES
+    if detail:
+        per = _columns.row_bytes(ELEMENTS, "frame") + _columns.row_bytes(ELEMENTS, "csv")
+        need += elements * runs * results * per
+    return need
+
+
+def _check_budget(elements: int, runs: int, results: int, detail: bool, outputs, what: str = "") -> None:
+    from .. import limits
+
+    need = estimate(elements, runs, results, detail, outputs)
+    if need > limits.MEMORY_BUDGET:
+        raise InputError(f"{what}request too large: about {need / 2**30:.1f} GiB for {elements:,} values per dtype"
+                         f"{' with --detail' if detail else ''} (budget {limits.MEMORY_BUDGET / 2**30:.0f} GiB); "
+                         "use fewer rows, shorter rows (--length, --max-length), fewer dtypes or methods"
+                         f"{', or drop --detail' if detail else ''}")
+
+
+def _check_numbers(opts: Options) -> None:
     if opts.eps is not None and not (isinstance(opts.eps, (int, float)) and math.isfinite(opts.eps) and opts.eps >= 0):
         raise InputError(f"--eps {opts.eps}: give a finite number ≥ 0 (the norms' epsilon; default: each framework's own)")
     if opts.length is not None and not 1 <= opts.length <= 10 ** 7:
@@ -413,3 +448,26 @@ def compact(summ: pd.DataFrame) -> pd.DataFrame:
 
 COMPACT_LEGEND = ("each cell: the first case kind where the method fails (ina inaccurate, unf underflow, "
                   "ovf overflow, nan nan-result; — never), then its largest ulp error over every element")
+
+
+def title(name: str) -> str:
+    """The experiment's one-line title."""
+    return _experiment.get(name).title
+
+
+def verdict(summ: pd.DataFrame) -> list[str]:
+    """One line per (experiment, quantity, dtype): where each method first fails, or its max ulp."""
+    lines = []
+    for (e, q, dt), g in summ.groupby(["experiment", "quantity", "dtype"], sort=False):
+        parts = []
+        for r in g.itertuples(index=False):
+            name = r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
+            if r.unsupported == r.rows:
+                parts.append(f"{name} unsupported")
+            elif r.first_fail_kind:
+                parts.append(f"{name} fails on {r.first_fail_kind} ({r.first_fail_status}, "
+                             f"{r.failed_rows} of {r.rows} rows)")
+            else:
+                parts.append(f"{name} ≤ {r.max_ulp:.3g} ulp")
+        lines.append(f"{e} {q} {dt}: " + "; ".join(parts))
+    return lines
