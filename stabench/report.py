@@ -37,9 +37,13 @@ from . import dtypes as _dtypes
 from . import experiment, export, exporters, interrupt, meta
 from .errors import InputError, WriteError
 from .experiments import loss, roundoff
+from .experiments import rows as rows_exp
 
 #: Logits in the report's sweep set (dense enough for curves); --quick uses fewer.
 SWEEP_POINTS, QUICK_SWEEP_POINTS = 120, 40
+#: Row experiments: rows per case kind, and the longest row of the sums' length sweep.
+ROW_POINTS, QUICK_ROW_POINTS = 8, 3
+ROW_MAX_LENGTH, QUICK_ROW_MAX_LENGTH = 2 ** 20, 2 ** 12
 #: Epochs of the training experiment in `report --quick` (the full report uses train.QUICK_EPOCHS).
 TRAIN_QUICK_EPOCHS = 3
 #: Default output folder: a new folder in the current directory (git-ignored by the repository's
@@ -174,7 +178,8 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     with_train = "tensorflow" in backends  # the training experiment needs TensorFlow
     if not with_train:
         rep.skipped["train"] = "needs the tensorflow backend (" + rep.skipped.get("tensorflow", "not chosen") + ")"
-    steps = ["roundoff", *experiment.names()] + (["train"] if with_train else []) + ["plots"]
+    row_names = rows_exp.names()
+    steps = ["roundoff", *experiment.names(), *row_names] + (["train"] if with_train else []) + ["plots"]
     total = len(steps)
 
     def tick(i, label):  # i steps done; the label names the step that runs next
@@ -187,6 +192,10 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     loss_plans = {(exp, s): loss.plan(experiments=exp, dtypes=dts, backends=backends, logits=s, points=points,
                                       seed=seed, streaming=False)
                   for exp in experiment.names() for s in ("extreme", "sweep")}
+    row_plans = {name: rows_exp.plan(experiments=[name], dtypes=dts, backends=backends, seed=seed,
+                                     points=QUICK_ROW_POINTS if quick else ROW_POINTS,
+                                     max_length=QUICK_ROW_MAX_LENGTH if quick else ROW_MAX_LENGTH)
+                 for name in row_names}
     train_plan = None
     if with_train:
         from .experiments import train
@@ -218,6 +227,17 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         rep.headlines[exp] = headline(summ[summ.logit_set == "extreme"])
         tick(i, exp)
 
+    row_frames = {}
+    for i, name in enumerate(row_names, start=2 + len(experiment.names())):
+        t = time.perf_counter()
+        df, _ = rows_exp.run(row_plans[name])
+        row_frames[name] = df
+        summ = rows_exp.summary(df)
+        rep.tables[f"{name}_summary"] = summ
+        rep.timings[name] = time.perf_counter() - t
+        rep.headlines[name] = row_headline(summ)
+        tick(i, name)
+
     t = time.perf_counter()  # the cross-framework tables: first failures (extreme set), confidently wrong
     extreme = pd.concat([rep.tables[f"{e}_summary"] for e in experiment.names()], ignore_index=True)
     rep.tables["crossframework_first_fail"] = crossframework.first_failures(extreme[extreme.logit_set == "extreme"])
@@ -246,6 +266,9 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     for exp, rows in loss_rows.items():
         rep.frames[f"{exp}.csv.xz"] = rows  # the sweep rows: 27 MB as plain CSV
         files.append({"name": f"{exp}.csv.xz", "holds": "rows", "experiment": exp, "compression": "xz"})
+    for name, frame in row_frames.items():
+        rep.frames[f"{name}.csv"] = frame
+        files.append({"name": f"{name}.csv", "holds": "rows", "experiment": name})
     for name, frame in rep.frames.items():
         data = _csv(frame, metadata)
         rep.files[name] = _xz(data) if name.endswith(".xz") else data
@@ -265,7 +288,8 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     run_meta = meta.build(seed=seed, command=command, timestamp=True, wall_seconds=rep.timings,
                           quick=quick, dtypes=dts, backends=backends, sweep_points=points, skipped=rep.skipped)
     files += [{"name": README, "holds": "report"}, {"name": RECORD, "holds": "record"}]
-    rep.record = {"metadata": run_meta, "experiments": ["roundoff", *loss_rows] + (["train"] if with_train else []),
+    rep.record = {"metadata": run_meta,
+                  "experiments": ["roundoff", *loss_rows, *row_frames] + (["train"] if with_train else []),
                   "tables": rep.tables, "headlines": rep.headlines, "files": files}
     rep.files.update(render(rep.record, metadata))
     if sorted(listing(rep)) != sorted(rep.files):  # the record must list exactly what is written
@@ -353,6 +377,28 @@ def headline(summ: pd.DataFrame) -> str:
     return "; ".join(out) + "."
 
 
+def row_headline(summ: pd.DataFrame) -> str:
+    """A short paragraph for a row experiment: per dtype, which methods fail on its first quantity
+    (and the first case kind where they do), and the most accurate method."""
+    first_q = summ["quantity"].iloc[0]
+    s = summ[summ.quantity == first_q]
+    out = []
+    for dt, g in s.groupby("dtype", sort=False):
+        ran = g[g.unsupported < g.rows]
+        fails = ran[ran.first_fail_kind != ""]
+        part = f"in {dt} " + (f"{len(fails)} of {len(ran)} methods fail" if len(fails) else
+                              f"none of {len(ran)} methods fails")
+        if len(fails):
+            part += " (" + ", ".join(f"{_name(r)} on {r.first_fail_kind}" for r in fails.head(4).itertuples()) + \
+                (", …" if len(fails) > 4 else "") + ")"
+        ok = ran[ran.first_fail_kind == ""]
+        if len(ok):
+            best = ok.loc[ok.max_ulp.idxmin()]
+            part += f"; the most accurate, {_name(best)}, stays within {best.max_ulp:.3g} ulp"
+        out.append(part)
+    return f"{first_q}: " + "; ".join(out) + "."
+
+
 def _name(r) -> str:
     return r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
 
@@ -392,6 +438,16 @@ def _markdown(record: dict, metadata: dict) -> str:
         for name in _files(record, exp, "rows"):
             lines += [f"Every row: `{name}` (xz-compressed CSV: `pandas.read_csv(\"{name}\")`, "
                       f"or `xz -dk {name}` for a spreadsheet).", ""]
+    row_cols = ["backend", "method", "dtype", "rows", "max_ulp", "median_ulp", "failed_rows", "unsupported",
+                "first_fail_kind", "first_fail_status"]
+    for exp in (e for e in record["experiments"] if e in rows_exp.names()):
+        summ = tables[f"{exp}_summary"]
+        lines += [f"## {exp}", "", rows_exp.title(exp)[0].upper() + rows_exp.title(exp)[1:] + ".", "",
+                  headlines[exp][0].upper() + headlines[exp][1:], ""]
+        for q in dict.fromkeys(summ["quantity"]):
+            lines += [f"### {q}", "", export.markdown_table(summ[summ.quantity == q][row_cols])]
+        for name in _files(record, exp, "rows"):
+            lines += [f"Every row (its worst element): `{name}`.", ""]
     lines += ["## Across frameworks", ""] + crossframework.markdown(
         tables["crossframework_first_fail"], tables["crossframework_confidently_wrong"])
     if "train" in record["experiments"]:
