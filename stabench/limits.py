@@ -35,11 +35,12 @@ MAX_POINTS = 2**32
 MAX_CLASSES = 2**20
 #: --keep: worst cases kept per method in streaming runs (each worker holds them per task).
 MAX_KEEP = 10_000
-#: Row experiments (stabench rows): peak bytes per input value while one method's result is
-#: measured — the framework's copies of the rows and the result in the dtype and float64, the
-#: reference pair and every element's measures and status (about 30 float64 arrays of the rows'
-#: size). Measured by benchmarks/rows_memory.py.
-ROW_ELEMENT_BYTES = 320
+#: Row experiments (stabench rows): peak bytes per input value of the group being evaluated — the
+#: framework's copies of the rows and its results (value and gradient) in the dtype and float64,
+#: the reference pairs — and per element of the block being measured (every measure and status:
+#: about 30 float64 arrays). Measured by benchmarks/rows.py.
+ROW_ELEMENT_BYTES = 160
+MEASURE_ELEMENT_BYTES = 250
 #: Numbers a --logits-file may hold (2^25 float64 = 256 MiB), checked while it is read.
 MAX_FILE_VALUES = 2**25
 

@@ -227,3 +227,14 @@ def test_the_budget_refuses_detail_that_would_not_fit(toy):
     with pytest.raises(InputError, match="request too large.*--detail"):
         rows.plan(rows.Options(experiments="toyrow", backends="numpy", dtypes=["float32"], points=100_000,
                                length=2_000), detail=True)
+
+
+def test_measuring_in_blocks_of_columns_gives_the_same_rows(toy, monkeypatch):
+    """A long row is measured in blocks (rows.MEASURE_BLOCK elements): the rows are the same as
+    measured at once, ties included (the first index wins)."""
+    plan = rows.plan(rows.Options(experiments="toyrow", backends="numpy", dtypes=["float16", "float32"],
+                                  length=7, points=3))
+    whole, _ = rows.run(plan)
+    monkeypatch.setattr(rows, "MEASURE_BLOCK", 4)  # 3 rows: one column per block
+    blocks, _ = rows.run(plan)
+    pd.testing.assert_frame_equal(whole, blocks)

@@ -78,9 +78,6 @@ SUMMARY = _columns.Table("rows_summary", [
 ])
 
 FAILURES = _experiment.FAILURES
-#: ulps of a rejected measurement order: the status a row's worst element is chosen by after ulps.
-_SEVERITY = {s: i for i, s in enumerate(("exact", "ok", "invalid-input", "underflow", "inaccurate", "overflow",
-                                         "nan-result"))}
 
 
 def names() -> list[str]:
@@ -157,7 +154,7 @@ def plan(opts: Options | None = None, *, detail: bool = False, outputs=(), **kw)
     selected = _check_methods(opts, exps, backend_names)
     if opts.rows_file:
         shape = inputs.rows_shape(opts.rows_file)  # counted, not parsed: refused before it is read
-        _check_budget(math.prod(shape), len(exps) * len(dts), 1, detail, outputs,
+        _check_budget(math.prod(shape) * len(exps) * len(dts), math.prod(shape), 1, detail, outputs,
                       f"--rows-file {opts.rows_file!r} holds {shape[0]:,} × {shape[1]:,} values: ")
     file = inputs.load_rows(opts.rows_file) if opts.rows_file else None
     groups = {}
@@ -170,33 +167,36 @@ def plan(opts: Options | None = None, *, detail: bool = False, outputs=(), **kw)
                              if wanted is None or m.name in wanted)
                for e in exps for b in backend_names}
     n_methods = max(sum(len(m) for (e, _), m in methods.items() if e == x) for x in exps)
-    elements = max(sum(g.x.size for g in gs) for gs in groups.values())
-    _check_budget(elements, len(exps) * len(dts), n_methods * (2 if opts.grad else 1), detail, outputs)
+    elements = sum(g.x.size for gs in groups.values() for g in gs)
+    largest = max(g.x.size for gs in groups.values() for g in gs)
+    _check_budget(elements, largest, n_methods * (2 if opts.grad else 1), detail, outputs)
     return RowPlan(opts, exps, dts, backend_names, MappingProxyType(methods), selected,
                    MappingProxyType(groups), detail)
 
 
-def estimate(elements: int, runs: int, results: int, detail: bool, outputs=()) -> int:
-    """Peak bytes of a row run: ``elements`` input values per (experiment, dtype), ``runs`` such
-    (experiment, dtype) pairs, ``results`` (method, quantity) results per pair. One method's
-    evaluation at a time holds its framework's copies and every element's measures
-    (:data:`stabench.limits.ROW_ELEMENT_BYTES` per element); the row table is small (one row per
-    input row); ``--detail`` keeps every element of every result as a table row and its CSV text."""
+def estimate(elements: int, largest: int, results: int, detail: bool, outputs=()) -> int:
+    """Peak bytes of a row run: ``elements`` input values in all (every experiment and dtype: the
+    plan holds them as float64), ``largest`` in the largest group (one method's evaluation of one
+    group at a time holds its framework's copies and results, :data:`stabench.limits.ROW_ELEMENT_BYTES`
+    per value, and the measures of one block of :data:`MEASURE_BLOCK` elements,
+    :data:`stabench.limits.MEASURE_ELEMENT_BYTES` each), ``results`` (method, quantity) results per
+    group; ``--detail`` keeps every element of every result as a table row and its CSV text."""
     from .. import limits
 
-    need = limits.BASE_BYTES + elements * limits.ROW_ELEMENT_BYTES
+    need = limits.BASE_BYTES + elements * 8 + largest * limits.ROW_ELEMENT_BYTES + \
+        min(largest, MEASURE_BLOCK) * limits.MEASURE_ELEMENT_BYTES
     if detail:
         per = _columns.row_bytes(ELEMENTS, "frame") + _columns.row_bytes(ELEMENTS, "csv")
-        need += elements * runs * results * per
+        need += elements * results * per
     return need
 
 
-def _check_budget(elements: int, runs: int, results: int, detail: bool, outputs, what: str = "") -> None:
+def _check_budget(elements: int, largest: int, results: int, detail: bool, outputs, what: str = "") -> None:
     from .. import limits
 
-    need = estimate(elements, runs, results, detail, outputs)
+    need = estimate(elements, largest, results, detail, outputs)
     if need > limits.MEMORY_BUDGET:
-        raise InputError(f"{what}request too large: about {need / 2**30:.1f} GiB for {elements:,} values per dtype"
+        raise InputError(f"{what}request too large: about {need / 2**30:.1f} GiB for {elements:,} values"
                          f"{' with --detail' if detail else ''} (budget {limits.MEMORY_BUDGET / 2**30:.0f} GiB); "
                          "use fewer rows, shorter rows (--length, --max-length), fewer dtypes or methods"
                          f"{', or drop --detail' if detail else ''}")
@@ -324,57 +324,88 @@ def _method(exp, mod, method, dt, g, refs, p: RowPlan, parts, elements) -> None:
             emit(f"{method.name}@{variant}", vout, "")
 
 
+#: Elements measured at once: a long row (a sum over 10^7 values) is measured in blocks of columns,
+#: so that the measures' arrays (about 30 float64 per element) stay within about 250 MB.
+MEASURE_BLOCK = 2 ** 20
+#: Status code → severity (the worst element is the largest ulp error, then the most severe status).
+_SEV = np.zeros(len(metrics.STATUSES))
+for _s, _v in {"exact": 0, "ok": 1, "invalid-input": 2, "underflow": 3, "inaccurate": 4, "overflow": 5,
+               "nan-result": 6, "unsupported": 7}.items():
+    _SEV[metrics.STATUSES.index(_s)] = _v
+_FAILED = np.isin(np.arange(len(metrics.STATUSES)), [metrics.STATUSES.index(s) for s in FAILURES])
+
+
 def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_grad, parts, elements) -> None:
+    """The rows (and with ``elements`` every element) of one method's value and gradient on one group."""
     quantities = [(method.quantity, ref[0])]
     if opts.grad:
         quantities.append((exp.grad_name(method.quantity), ref[1]))
     n = len(g.x)
+    invalid = ~np.isfinite(g.x).all(axis=1)
     for i, (q, pair) in enumerate(quantities):
-        hi, lo = (np.asarray(a, dtype=np.float64) for a in pair[:2])
-        hi, lo = hi.reshape(n, -1), lo.reshape(n, -1)
+        hi, lo = (np.asarray(a, dtype=np.float64).reshape(n, -1) for a in pair[:2])
         raw = None if out is None else (out.loss if i == 0 else out.grad)
         err = error
         if out is not None and raw is None:
             err = no_grad or out.grad_error or "the backend returned no gradient"
-        if raw is None:
-            value = np.full(hi.shape, np.nan)
-            result_dtype = dt
-            m = {k: np.full(hi.shape, np.nan) for k in _columns.MEASURES}
-            status = np.full(hi.shape, metrics.UNSUPPORTED, dtype=np.uint8)
-        else:
+        result_dtype = dt
+        if raw is not None:
             raw = np.asarray(raw)
             result_dtype = _dtypes.REGISTRY.get(raw.dtype.name, dt)
-            value = raw.astype(np.float64).reshape(hi.shape)
-            m = metrics.measure(value, hi, metrics.measuring_dtype(dt, result_dtype), reference_lo=lo,
-                                max_ulp=opts.max_ulp)
-            status = m["status"]
-            invalid = ~np.isfinite(g.x).all(axis=1)
-            status[invalid] = metrics.INVALID_INPUT
-        names_ = metrics.status_names(status.reshape(-1)).reshape(status.shape)
-        sev = np.vectorize(_SEVERITY.get, otypes=[float])(names_) if names_.size else np.zeros(status.shape)
-        ulp = np.where(np.isnan(m["ulp_error"]), -1.0, m["ulp_error"])
-        # the worst element: the largest ulp error, then the most severe status, then the first index
-        order = np.lexsort((-sev, -ulp), axis=1) if ulp.shape[1] > 1 else np.zeros((n, 1), dtype=np.int64)
-        j = order[:, 0] if ulp.shape[1] > 1 else np.zeros(n, dtype=np.int64)
+            raw = raw.reshape(hi.shape)
+        mdt = metrics.measuring_dtype(dt, result_dtype)
+        k = hi.shape[1]
         rows = np.arange(n)
-        failed = np.isin(names_, FAILURES).sum(axis=1)
-        pick = {k: m[k][rows, j] for k in _columns.MEASURES}
+        best = np.full(n, -np.inf)  # the worst element so far: (ulp, severity), its index and measures
+        best_sev = np.full(n, -1.0)
+        j = np.zeros(n, dtype=np.int64)
+        pick = {c: np.full(n, np.nan) for c in (*_columns.MEASURES, "value")}
+        pick_status = np.full(n, metrics.UNSUPPORTED, dtype=np.uint8)
+        failed = np.zeros(n, dtype=np.int64)
+        step = max(1, MEASURE_BLOCK // max(n, 1))
+        for a in range(0, k, step):  # blocks of columns: one block for ordinary rows
+            b = min(k, a + step)
+            if raw is None:
+                value = np.full((n, b - a), np.nan)
+                m = {c: np.full(value.shape, np.nan) for c in _columns.MEASURES}
+                status = np.full(value.shape, metrics.UNSUPPORTED, dtype=np.uint8)
+            else:
+                value = raw[:, a:b].astype(np.float64)
+                m = metrics.measure(value, hi[:, a:b], mdt, reference_lo=lo[:, a:b], max_ulp=opts.max_ulp)
+                status = m["status"]
+                status[invalid] = metrics.INVALID_INPUT
+            ulp = np.where(np.isnan(m["ulp_error"]), -1.0, m["ulp_error"])
+            sev = _SEV[status]
+            # within the block: the largest ulp error, then the most severe status, then the first index
+            jj = np.lexsort((-sev, -ulp), axis=1)[:, 0] if b - a > 1 else np.zeros(n, dtype=np.int64)
+            u, sv = ulp[rows, jj], sev[rows, jj]
+            better = (u > best) | ((u == best) & (sv > best_sev))  # ties keep the earlier block's
+            best, best_sev = np.where(better, u, best), np.where(better, sv, best_sev)
+            j = np.where(better, jj + a, j)
+            for c in _columns.MEASURES:
+                pick[c] = np.where(better, m[c][rows, jj], pick[c])
+            pick["value"] = np.where(better, value[rows, jj], pick["value"])
+            pick_status = np.where(better, status[rows, jj], pick_status)
+            failed += _FAILED[status].sum(axis=1)
+            if elements is not None:
+                width = b - a
+                xcol = g.x[:, a:b] if k == g.x.shape[1] else g.x[:, :1]
+                elements.append(pd.DataFrame({
+                    "experiment": exp.name, "quantity": q, "backend": backend, "method": name, "dtype": dt.name,
+                    "result_dtype": result_dtype.name, "case_kind": np.repeat(g.kind, width),
+                    "row": np.repeat(g.row, width), "index": np.tile(np.arange(a, b), n),
+                    "value": value.reshape(-1), "reference": hi[:, a:b].reshape(-1),
+                    "ulp_error": m["ulp_error"].reshape(-1), "status": metrics.status_names(status.reshape(-1)),
+                    "x": xcol.reshape(-1),
+                }, columns=ELEMENTS.names()))
+        value = pick.pop("value")
         parts.append(pd.DataFrame({
             "experiment": exp.name, "quantity": q, "backend": backend, "method": name, "form": method.form,
             "dtype": dt.name, "result_dtype": result_dtype.name, "case_kind": g.kind, "row": g.row,
             "length": g.x.shape[1], "magnitude": g.magnitude, "eps": eps, "index": j,
-            "value": value[rows, j], "reference": hi[rows, j], **pick, "status": names_[rows, j],
+            "value": value, "reference": hi[rows, j], **pick, "status": metrics.status_names(pick_status),
             "failed": failed, "error": err,
         }, columns=ROWS.names()))
-        if elements is not None:
-            k = hi.shape[1]
-            xcol = g.x if k == g.x.shape[1] else g.x[:, :1]
-            elements.append(pd.DataFrame({
-                "experiment": exp.name, "quantity": q, "backend": backend, "method": name, "dtype": dt.name,
-                "result_dtype": result_dtype.name, "case_kind": np.repeat(g.kind, k), "row": np.repeat(g.row, k),
-                "index": np.tile(np.arange(k), n), "value": value.reshape(-1), "reference": hi.reshape(-1),
-                "ulp_error": m["ulp_error"].reshape(-1), "status": names_.reshape(-1), "x": xcol.reshape(-1),
-            }, columns=ELEMENTS.names()))
 
 
 # ---------------------------------------------------------------------------------------------
