@@ -288,12 +288,13 @@ def _method(exp, mod, method, dt, g, refs, p: RowPlan, parts, elements) -> None:
     """Evaluate one method on one group in one dtype; append its rows (and variants')."""
     opts = p.options
     want_grad = opts.grad and method.grad
+    params, out, error = {}, None, ""
     try:
         params = _params(exp, mod, method, dt, opts)
         bound = replace(method, call=functools.partial(method.call, **params)) if params else method
-        out, error = _backends.evaluate(mod, bound, dt, exp.cases_type(g.x), want_grad), ""
+        out = _backends.evaluate(mod, bound, dt, exp.cases_type(g.x), want_grad)
     except _backends.Unsupported as e:
-        out, error, params = None, " ".join(str(e).split()), params if "params" in dir() else {}
+        error = " ".join(str(e).split())
     key = (method.quantity, tuple(sorted(params.items())), id(g))
     if key not in refs:
         refs[key] = exp.reference(g.x, dt, method.quantity, opts.grad, params)
