@@ -212,8 +212,9 @@ def _exact_row(x, w, which: str, quantity: str, eps: float):
         wbar = sum(W) / K
         for j in range(K):
             out[0, j], out[1, j] = _mp_pair(mp(D[j]) / R)
-            # ((w_j − w̄) − y_j·P/(K R))·K/R = ((w_j − w̄)(Q + K³ε) − D_j P)·K/(K²·den... ) : with
-            # K²σ² = den, y_j = D_j/R, mean(w·y) = P/(K R): numerator over K·den
+            # with R = Kσ = √den, y_j = D_j/R and mean(w·y) = P/(K R):
+            # wᵀJ_j = ((w_j − w̄) − y_j·P/(K R))·K/R = ((w_j − w̄)·K·den − D_j·P)·K/(K·den·R),
+            # its numerator an exact Fraction (no cancellation error)
             num = (W[j] - wbar) * K * den - D[j] * P
             out[2, j], out[3, j] = _mp_pair(mp(num) * K / (mp(K * den) * R))
         return out[0], out[1], out[2], out[3]
@@ -426,8 +427,9 @@ def _np_stats(dt, x, form):
         return mean, dt.cast(m2 / k)
     mean = dt.cast(_np_sum(dt, x) / k)
     if form == "naive":
+        # the textbook one-pass formula; cancels when |mean| ≫ std (Chan, Golub & LeVeque 1983)
         return mean, dt.cast(dt.cast(_np_sum(dt, dt.cast(x * x)) / k) - dt.cast(mean * mean))
-    d = dt.cast(x - mean)
+    d = dt.cast(x - mean)  # two-pass: the deviations first (Chan, Golub & LeVeque 1983)
     return mean, dt.cast(_np_sum(dt, dt.cast(d * d)) / k)
 
 
