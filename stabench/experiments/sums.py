@@ -13,7 +13,7 @@ Methods (:data:`SUM`, :data:`MEAN`; their tables are ``backend_methods``):
   ml_dtypes formats have no pairwise loop and reduce term by term), ``pairwise`` (a textbook
   pairwise sum, emulated in the format), ``kahan`` (Kahan's compensated summation, emulated in the
   format), ``float32-acc`` (``np.sum(x, axis=1, dtype=np.float32)`` rounded to the dtype; float64
-  keeps float64). The emulated ones are the numba kernels of :mod:`stabench._sum_kernels`: every
+  keeps float64; for the mean, divided by K in float32 before the one rounding). The emulated ones are the numba kernels of :mod:`stabench._sum_kernels`: every
   operation in float64, rounded to the format (correct for p ≤ 24: Figueroa 1995); their rounding
   is checked bit for bit against ``np.cumsum`` in float16, bfloat16, float32 and the 8-bit formats
   (``tests/test_sums.py``). For ``mean`` each is divided by K, the quotient rounded once to the
@@ -151,6 +151,13 @@ def _float32_acc(dt, x):
     return dt.cast(np.sum(x, axis=1, dtype=acc))
 
 
+def _float32_acc_mean(dt, x, grad):
+    """The mixed-precision mean: sum and divide in float32 (float64 for float64), round once to the
+    dtype (np.mean does this for float16)."""
+    acc = np.float64 if dt.bits == 64 else np.float32
+    return dt.cast(np.sum(x, axis=1, dtype=acc) / acc(x.shape[1])), (_grad(dt, x, True) if grad else None)
+
+
 def _numpy_mean(dt, x, grad):
     return np.mean(x, axis=1), (_grad(dt, x, True) if grad else None)
 
@@ -172,6 +179,10 @@ _NUMPY_SUMS = (
 def _numpy_methods(exp: str, mean: bool) -> list:
     out = []
     for name, form, doc, total in _NUMPY_SUMS:
+        if mean and name == "float32-acc":
+            out.append(rowwise.RowMethod(exp, name, form, "np.sum(x, axis=1, dtype=np.float32) / K in float32, rounded "
+                                         "to the dtype (float64: in float64)", _float32_acc_mean))
+            continue
         doc = f"({doc}) / K, rounded to the dtype" if mean else doc
         out.append(rowwise.RowMethod(exp, name, form, doc, _numpy_formula(total, mean)))
     if mean:
