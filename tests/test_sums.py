@@ -212,3 +212,17 @@ def test_reference_speed_target():
 
 def test_cotangent_is_ones():
     assert np.array_equal(rowwise.cotangent((3,)), np.ones(3))
+
+
+def test_rows_file(tmp_path):
+    """--rows-file rows are the only rows, kind 'file', measured against their exact sum."""
+    rows = _rows()
+    f = tmp_path / "r.npy"
+    np.save(f, np.array([[1.0] * 3000, [0.1] * 3000]))
+    df, _ = rows.run(rows.plan(rows.Options(experiments=["sum"], dtypes=["float16"], backends=["numpy"],
+                                            rows_file=str(f))))
+    seq = pick(df, quantity="value", method="sequential")
+    assert seq["case_kind"].tolist() == ["file", "file"] and seq["reference"].iloc[0] == 3000.0
+    assert seq["value"].iloc[0] == 2048.0 and seq["status"].iloc[0] == "inaccurate"
+    x = float(np.float16(0.1))
+    assert seq["reference"].iloc[1] == math.fsum([x] * 3000)
