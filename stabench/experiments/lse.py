@@ -341,9 +341,10 @@ CASE_KINDS = {
 
 
 def _bump(dt, v: np.ndarray, toward: float) -> np.ndarray:
-    """The next value of ``dt`` after each of ``v`` (values of dt) toward ``toward``, as float64."""
+    """The next value of ``dt`` after each of ``v`` (values of dt) toward the sign of ``toward``, as
+    float64 (toward ±max: a format without infinities reads inf as nan)."""
     a = dt.cast(v)
-    return np.nextafter(a, dt.cast(np.full(a.shape, toward))).astype(np.float64)
+    return np.nextafter(a, dt.cast(np.full(a.shape, math.copysign(dt.max, toward)))).astype(np.float64)
 
 
 def _builtin(dt, k: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
