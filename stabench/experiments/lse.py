@@ -660,3 +660,160 @@ LOGSUMEXP = LogSumExpFamily("logsumexp", "log Σ exp(x_i) of a row of K values",
 SOFTMAX_PROBS = LogSumExpFamily("softmax-probs", "the softmax probabilities exp(x_i)/Σ exp(x) of a row of K values",
                                 SOFTMAX_METHODS)
 LOG_SOFTMAX = LogSumExpFamily("log-softmax", "log-softmax x_i − log Σ exp(x) of a row of K values", LOG_SOFTMAX_METHODS)
+
+
+# ---------------------------------------------------------------------------------------------
+# every float16 pair (K = 2): numpy's naive and shifted log-sum-exp, exhaustively
+
+#: The methods :func:`every_pair` evaluates, as :data:`LSE_METHODS` declares them for numpy.
+PAIR_METHODS = ("naive", "shifted")
+_PAIR: dict = {}
+
+
+def _pair_kernels():
+    """The numba kernels of :func:`every_pair`, compiled once per process (numba is optional:
+    ``pip install stabench[fast]``)."""
+    if _PAIR:
+        return _PAIR
+    try:
+        import numba
+    except ImportError:
+        raise InputError("every_pair needs numba, which is not installed (pip install \"stabench[fast]\")") from None
+    import ml_dtypes  # noqa: F401  (float16 is numpy's own; the tables come from numpy)
+
+    # what numpy computes for each float16 input: its exp and log, through float32 and rounded
+    # once (the numpy backend's module docstring); the kernels look them up, so numba's own
+    # exp/log (glibc's, one value at a time) never stand in for numpy's
+    every = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    with np.errstate(all="ignore"):
+        value = every.astype(np.float64)
+        exp16 = np.exp(every).astype(np.float64)
+        log16 = np.log(every).astype(np.float64)
+    two52 = 4503599627370496.0
+
+    @numba.njit(inline="always")
+    def rn16(y):
+        """float64 ``y`` rounded to the nearest float16 (ties to even), as float64."""
+        if not math.isfinite(y):
+            return y
+        a = abs(y)
+        if a >= 65520.0:  # max 65504 + half its ulp (32): the tie goes to even, up
+            return math.copysign(math.inf, y)
+        if a < 6.103515625e-05:  # 2^-14: subnormals, quantum 2^-24
+            q = 5.960464477539063e-08
+        else:
+            q = math.ldexp(1.0, math.frexp(a)[1] - 11)
+        r = a / q  # exact: a power of two; r < 2^11
+        n = (r + two52) - two52  # round to an integer, ties to even
+        return math.copysign(n * q, y)
+
+    @numba.njit(inline="always")
+    def bits16(v):
+        """The bit pattern of float16 value ``v`` (a float64 holding one), as an index."""
+        s = 0x8000 if math.copysign(1.0, v) < 0 else 0
+        a = abs(v)
+        if math.isinf(a):
+            return s | 0x7C00
+        if a < 6.103515625e-05:
+            return s | int(a / 5.960464477539063e-08)
+        m, e = math.frexp(a)  # a = m·2^e, m in [0.5, 1)
+        return s | ((e + 14) << 10) | int((2.0 * m - 1.0) * 1024.0)
+
+    @numba.njit(inline="always")
+    def add16(a, b):
+        """numpy's float16 a + b: both widened to float32, added there, rounded to float16."""
+        return rn16(np.float64(np.float32(a) + np.float32(b)))
+
+    @numba.njit(inline="always")
+    def sub16(a, b):
+        return rn16(np.float64(np.float32(a) - np.float32(b)))
+
+    @numba.njit(inline="always")
+    def pair(ia, ib, value, exp16, log16):
+        """(naive, shifted) log-sum-exp of the float16 row [value[ia], value[ib]] as numpy computes
+        them (:func:`_lse_naive`), and the exact value (float64: m + log1p(e^(min − m)), within
+        ~2^-52 absolute, far below a float16 ulp ≥ 2^-24)."""
+        xa, xb = value[ia], value[ib]
+        naive = log16[bits16(add16(exp16[ia], exp16[ib]))]
+        m = max(xa, xb)
+        ea, eb = exp16[bits16(sub16(xa, m))], exp16[bits16(sub16(xb, m))]
+        shifted = add16(m, log16[bits16(add16(ea, eb))])
+        exact = m + math.log1p(math.exp(min(xa, xb) - m))
+        return naive, shifted, exact
+
+    @numba.njit
+    def values(ia, ib, value, exp16, log16):
+        out = np.empty((3, ia.size))
+        for i in range(ia.size):
+            out[0, i], out[1, i], out[2, i] = pair(ia[i], ib[i], value, exp16, log16)
+        return out
+
+    @numba.njit(parallel=True)
+    def sweep(firsts, value, exp16, log16):
+        """Per first element a (the pairs (a, b) with b ≥ a, finite; weight 2 for b ≠ a — the
+        formulas are symmetric): per method, counts [pairs, +inf, −inf, nan, ≤ 0.5 ulp, > 1 ulp],
+        the largest finite ulp error and the b where it is."""
+        n = firsts.size
+        counts = np.zeros((n, 2, 6))
+        worst = np.zeros((n, 2))
+        where = np.zeros((n, 2), dtype=np.int64)
+        for t in numba.prange(n):
+            ia = firsts[t]
+            for ib in range(ia, 1 << 16):
+                if not math.isfinite(value[ib]):
+                    continue
+                w = 1.0 if ib == ia else 2.0
+                r = pair(ia, ib, value, exp16, log16)
+                exact = r[2]
+                a = abs(exact)
+                ulp = 5.960464477539063e-08 if a < 6.103515625e-05 else math.ldexp(1.0, math.frexp(a)[1] - 11)
+                for k in range(2):
+                    v = r[k]
+                    counts[t, k, 0] += w
+                    if math.isnan(v):
+                        counts[t, k, 3] += w
+                    elif math.isinf(v):
+                        counts[t, k, 1 if v > 0 else 2] += w
+                    else:
+                        u = abs(v - exact) / ulp
+                        if u <= 0.5:
+                            counts[t, k, 4] += w
+                        if u > 1.0:
+                            counts[t, k, 5] += w
+                        if u > worst[t, k]:
+                            worst[t, k], where[t, k] = u, ib
+        return counts, worst, where
+
+    _PAIR.update(value=value, exp16=exp16, log16=log16, values=values, sweep=sweep)
+    return _PAIR
+
+
+def pair_values(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(3, n): numpy's naive and shifted log-sum-exp of the float16 rows [a_i, b_i] (bit patterns,
+    uint16) as the numba kernel of :func:`every_pair` emulates them, and the exact value."""
+    k = _pair_kernels()
+    return k["values"](np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64), k["value"], k["exp16"], k["log16"])
+
+
+def every_pair(step: int = 1):
+    """Every pair of finite float16 values as a row of K = 2 (``step``: every step-th first value,
+    for a quick look): numpy's naive and shifted log-sum-exp, aggregated by a numba kernel that
+    emulates numpy's float16 evaluation bit for bit (exp and log from numpy's own tables; a sum or
+    difference widened to float32 and rounded once, as numpy's float16 loops do;
+    ``tests/test_lse.py`` checks it against numpy on a random sample). One row per method: the
+    ordered pairs, how many gave +inf, −inf or nan, how many are correctly rounded (≤ 0.5 ulp) and
+    how many more than 1 ulp off, the largest finite ulp error and a pair where it occurs."""
+    import pandas as pd
+
+    k = _pair_kernels()
+    firsts = np.flatnonzero(np.isfinite(k["value"]))[::step].astype(np.int64)
+    counts, worst, where = k["sweep"](firsts, k["value"], k["exp16"], k["log16"])
+    out = []
+    for m, name in enumerate(PAIR_METHODS):
+        c = counts[:, m].sum(axis=0)
+        t = int(np.argmax(worst[:, m]))
+        a, b = k["value"][firsts[t]], k["value"][where[t, m]]
+        out.append({"method": name, "pairs": int(c[0]), "plus_inf": int(c[1]), "minus_inf": int(c[2]),
+                    "nan": int(c[3]), "correctly_rounded": int(c[4]), "over_1_ulp": int(c[5]),
+                    "max_ulp": float(worst[t, m]), "worst_pair": (float(a), float(b))})
+    return pd.DataFrame(out)
