@@ -352,7 +352,6 @@ def _builtin(dt, k: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     ovf = dt.exp_overflow
     under = math.log(dt.smallest_subnormal) - math.log(2.0)  # exp(x) below half the smallest subnormal rounds to 0
-    lim = min(dt.max, 3.0e38)  # float32's max: float64 rows stay where every reference is finite
     col = rng.integers(0, k, size=(4, n))  # where each kind puts its maximum
 
     def place(top, rest, c):
@@ -375,7 +374,7 @@ def _builtin(dt, k: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     d = np.linspace(3.0, 0.9 * -math.log(dt.smallest_subnormal), n)
     dom = place(c, (c - d)[:, None] - np.abs(rng.normal(0.0, 1.0, (n, k))), col[2])
     # constant: 0, then ±2^-2 … max/2 (alternating signs)
-    mag = np.concatenate([[0.0], np.geomspace(0.25, lim / 2, max(n - 1, 1))])[:n]
+    mag = np.concatenate([[0.0], np.geomspace(0.25, dt.max / 2, max(n - 1, 1))])[:n]
     const = np.repeat((mag * np.where(np.arange(n) % 2, -1.0, 1.0))[:, None], k, axis=1)
     x = np.concatenate([ordinary, large, neg, dom, const])
     kinds = np.repeat(np.array(["ordinary", "large", "very-negative", "dominant", "constant"], dtype=object), n)
