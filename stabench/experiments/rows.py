@@ -56,7 +56,7 @@ ROWS = _columns.Table("rows_rows", [
 #: Every element (``--detail PATH``): one row per (experiment, quantity, backend, method, dtype, row, index).
 ELEMENTS = _columns.Table("rows_elements", [
     *_columns.as_in_rows(ROWS, "experiment", "quantity", "backend", "method", "dtype", "result_dtype", "case_kind",
-                         "row", "index", "value", "reference", "ulp_error", "status"),
+                         "row", "index", "value", "reference", *_columns.MEASURES, "status"),
     _C("x", "the input element at index (for a one-value result, the row's first)", "value"),
 ])
 SUMMARY = _columns.Table("rows_summary", [
@@ -396,7 +396,8 @@ def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_gr
                     "result_dtype": result_dtype.name, "case_kind": np.repeat(g.kind, width),
                     "row": np.repeat(g.row, width), "index": np.tile(np.arange(a, b), n),
                     "value": value.reshape(-1), "reference": hi[:, a:b].reshape(-1),
-                    "ulp_error": m["ulp_error"].reshape(-1), "status": metrics.status_names(status.reshape(-1)),
+                    **{c: m[c].reshape(-1) for c in _columns.MEASURES},
+                    "status": metrics.status_names(status.reshape(-1)),
                     "x": xcol.reshape(-1),
                 }, columns=ELEMENTS.names()))
         value = pick.pop("value")
