@@ -384,7 +384,7 @@ def rows_cmd(
     method: Optional[str] = typer.Option(None, "--method", "-m", metavar="NAMES", help="Only these methods (a comma list of names; NAME@VARIANT for one execution variant)."),
     rows_file: Optional[str] = typer.Option(None, "--rows-file", metavar="PATH", help="Your own rows: .npy (N × K) or .csv, one row of values per line."),
     length: Optional[int] = typer.Option(None, "--length", "-k", help="K, the row length of the built-in rows (default: the experiment's)."),
-    max_length: int = typer.Option(2 ** 20, "--max-length", help="sum, mean: the longest row of the length sweep (at most 10,000,000)."),
+    max_length: int = typer.Option(2 ** 16, "--max-length", help="sum, mean: the longest row of the length sweep (at most 10,000,000)."),
     points: int = typer.Option(8, "--points", help="Built-in rows per case kind."),
     seed: int = typer.Option(0, "--seed", callback=lambda v: validate.seed(v), help="Seed for the built-in rows (recorded in every export)."),
     eps: Optional[float] = typer.Option(None, "--eps", help="layernorm, rmsnorm: the epsilon every method is called with (default: each framework's own)."),

@@ -43,7 +43,7 @@ from .experiments import rows as rows_exp
 SWEEP_POINTS, QUICK_SWEEP_POINTS = 120, 40
 #: Row experiments: rows per case kind, and the longest row of the sums' length sweep.
 ROW_POINTS, QUICK_ROW_POINTS = 8, 3
-ROW_MAX_LENGTH, QUICK_ROW_MAX_LENGTH = 2 ** 20, 2 ** 12
+ROW_MAX_LENGTH, QUICK_ROW_MAX_LENGTH = 2 ** 16, 2 ** 12
 #: Epochs of the training experiment in `report --quick` (the full report uses train.QUICK_EPOCHS).
 TRAIN_QUICK_EPOCHS = 3
 #: Default output folder: a new folder in the current directory (git-ignored by the repository's

@@ -539,6 +539,14 @@ def _torch_rms_norm(fw, x, eps):
     return fw.F.rms_norm(x, (x.shape[-1],), eps=eps)
 
 
+def _torch_rms_norm_default(fw, x, eps):
+    """``F.rms_norm`` with ``eps`` left out, as a user calls it (``eps``, the documented default the
+    reference uses, is not passed: whatever torch does by default is what is measured)."""
+    if not hasattr(fw.F, "rms_norm"):
+        _missing("torch.nn.functional.rms_norm")
+    return fw.F.rms_norm(x, (x.shape[-1],))
+
+
 def _keras_layer(fw, x, cls_name, eps):
     cls = getattr(fw.keras.layers, cls_name, None)
     if cls is None:
@@ -660,6 +668,10 @@ RMSNORM = _Norm(_RMS, "RMS normalization x/√(mean(x²) + ε) of each row", ("o
            _torch_rms_norm, params=_torch_rms_eps),
         _m(_RMS, "RMSNorm", "framework", "torch.nn.RMSNorm(K, eps=eps, dtype=x.dtype) (γ = 1 as built; where this "
            "torch has it); ε: as rms_norm's", _torch_rms_module, params=_torch_rms_eps),
+        rowwise.RowMethod(_RMS, "rms_norm-default", "framework",
+                          "F.rms_norm(x, (K,)) as most code calls it, eps left at its default (None), judged against "
+                          "the default torch's docs state: torch.finfo(x.dtype).eps; --eps does not reach it",
+                          _torch_rms_norm_default, quantity="output", params=_torch_rms_eps, fixed_params=True),
     ],
     "tensorflow": [
         _m(_RMS, "keras-RMSNormalization", "framework", "keras.layers.RMSNormalization(epsilon=eps, dtype=x's) "

@@ -95,7 +95,7 @@ class Options:
     methods: str | None = None  #: a comma list of method names (None: every method)
     rows_file: str | None = None  #: .npy (N × K) or CSV of rows
     length: int | None = None  #: K of the built-in rows (None: the experiment's default)
-    max_length: int = 2 ** 20  #: sums: the longest row of the length sweep
+    max_length: int = 2 ** 16  #: sums: the longest row of the length sweep
     points: int = 8  #: rows per built-in case kind
     seed: int = 0
     eps: float | None = None  #: the norms' epsilon for every method (None: each framework's default)
@@ -279,7 +279,7 @@ def _params(exp, mod, method, dt, opts: Options) -> dict:
     if not exp.params:
         return {}
     own = method.params(mod, dt) if method.params is not None else {}
-    if opts.eps is not None and "eps" in own:  # a method without an epsilon (a variance) keeps none
+    if opts.eps is not None and "eps" in own and not method.fixed_params:  # a variance takes no epsilon
         own = {**own, "eps": float(opts.eps)}
     return own
 
