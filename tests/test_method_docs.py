@@ -106,3 +106,25 @@ def test_the_largest_classes_in_limits_md_are_what_the_estimate_accepts():
         kw = dict(kw)
         kw.setdefault("backends", backends.names())  # all four, whatever is installed here
         assert stated == largest_classes(**kw), request
+
+
+ROWS_DOC = (ROOT / "docs" / "rows.md").read_text()
+
+
+def _rows_documented(name: str) -> list[tuple[str, ...]]:
+    after = ROWS_DOC.split(f"**Methods of the {name} experiment**", 1)[1]
+    lines = after[after.index("\n| backend |"):].strip().splitlines()
+    table = []
+    for line in lines[2:]:
+        if not line.startswith("|"):
+            break
+        table.append(tuple(_plain(c) for c in re.split(r"(?<!\\)\|", line)[1:-1]))
+    return table
+
+
+@pytest.mark.parametrize("name", list(experiment.ROWS))
+def test_every_row_experiment_method_table_is_in_rows_md_as_the_code_has_it(name):
+    """docs/rows.md lists each row experiment's methods per backend as its tables declare them."""
+    e = experiment.get(name)
+    want = [(b, m.name, m.form, m.quantity, m.doc) for b in backends.names() for m in e.methods(backends.load(b))]
+    assert want and _rows_documented(name) == [tuple(_plain(c) for c in row) for row in want]

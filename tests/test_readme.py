@@ -4,7 +4,8 @@ import pathlib
 import re
 
 from stabench import columns, metrics
-from stabench.experiments import expr, loss, roundoff, train  # noqa: F401  (they declare their tables)
+from stabench import experiment
+from stabench.experiments import expr, loss, roundoff, rows, train  # noqa: F401  (they declare their tables)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -25,14 +26,16 @@ def undocumented() -> dict:
     and for the statuses, case kinds, variants and policies."""
     names = documented_names()
     groups = {t.name: t.names() for t in columns.tables().values()}
+    row_kinds = {k for n in rows.names() for k in experiment.get(n).case_kinds}
     groups.update(statuses=metrics.STATUS_DOCS, case_kinds=loss.CASE_KINDS, variants=train.VARIANTS,
-                  policies=train.POLICIES)
+                  policies=train.POLICIES, row_case_kinds=row_kinds)
     return {g: set(v) - names for g, v in groups.items() if set(v) - names}
 
 
 def test_every_column_status_and_case_kind_is_documented():
     assert {"loss_rows", "loss_summary", "report_loss_rows", "histogram", "roundoff_rows", "roundoff_sweep",
-            "expr_rows", "expr_summary", "train_rows", "train_summary"} <= set(columns.tables())
+            "expr_rows", "expr_summary", "train_rows", "train_summary", "rows_rows", "rows_elements",
+            "rows_summary"} <= set(columns.tables())
     assert not undocumented()
 
 

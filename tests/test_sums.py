@@ -226,3 +226,29 @@ def test_rows_file(tmp_path):
     assert seq["value"].iloc[0] == 2048.0 and seq["status"].iloc[0] == "inaccurate"
     x = float(np.float16(0.1))
     assert seq["reference"].iloc[1] == math.fsum([x] * 3000)
+
+
+def test_without_numba_the_emulated_methods_are_unsupported_and_the_rest_run(monkeypatch):
+    """numba is optional (the `fast` extra): a core install runs sum with its emulated methods'
+    rows `unsupported`, saying how to get them, instead of failing."""
+    import builtins
+    import sys
+
+    from stabench.experiments import rows, sums
+
+    real = builtins.__import__
+
+    def no_numba(name, *a, **k):
+        if name == "numba" or name.startswith("numba."):
+            raise ImportError("No module named 'numba'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(sums, "_STATE", {})
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_numba)
+    df, _ = rows.run(rows.plan(rows.Options(experiments=["sum"], backends=["numpy"], dtypes=["float16"],
+                                            points=1, length=16, max_length=16, grad=False)))
+    emulated = df[df.method.isin(["pairwise", "kahan"])]
+    assert len(emulated) and set(emulated.status) == {"unsupported"}
+    assert emulated.error.str.contains("numba").all()
+    assert "unsupported" not in set(df[df.method == "sequential"].status)  # measured: numpy, no numba

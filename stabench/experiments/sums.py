@@ -82,7 +82,13 @@ def _kernels():
         here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         if "NUMBA_CACHE_DIR" not in os.environ and not os.access(here, os.W_OK):
             os.environ["NUMBA_CACHE_DIR"] = _kernel._user_cache_dir()
-        import numba
+        try:
+            import numba
+        except ImportError:  # numba is optional: these methods' rows say so (unsupported), the rest run
+            from ..backends import Unsupported
+
+            raise Unsupported("this emulated method needs numba, which is not installed "
+                              '(pip install "stabench[fast]")') from None
 
         if os.environ.get("NUMBA_CACHE_DIR") and not numba.config.CACHE_DIR:
             numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
