@@ -38,8 +38,12 @@ MAX_KEEP = 10_000
 #: Row experiments (stabench rows): peak bytes per input value of the group being evaluated — the
 #: framework's copies of the rows and its results (value and gradient) in the dtype and float64,
 #: the reference pairs — and per element of the block being measured (every measure and status:
-#: about 30 float64 arrays). Measured by benchmarks/rows.py.
-ROW_ELEMENT_BYTES = 160
+#: about 30 float64 arrays). Measured (AMD EPYC, 2 cores; peak RSS less the imports): `run sum -b
+#: torch -d float32 --max-length 10000000` adds 770 MB for a 10^7 row (inputs 81 MB, one block's
+#: measures 262 MB: 43 B a value for the rest); `run layernorm -b numpy -d float32 --points 300
+#: --length 512` (1.08·10^6 values, one block) adds 255 MB (236 B a value, measures included).
+#: Rounded up: 80 B a value of the largest group, 250 B an element of a block.
+ROW_ELEMENT_BYTES = 80
 MEASURE_ELEMENT_BYTES = 250
 #: Numbers a --logits-file may hold (2^25 float64 = 256 MiB), checked while it is read.
 MAX_FILE_VALUES = 2**25

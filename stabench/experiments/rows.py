@@ -167,11 +167,23 @@ def plan(opts: Options | None = None, *, detail: bool = False, outputs=(), **kw)
                              if wanted is None or m.name in wanted)
                for e in exps for b in backend_names}
     n_methods = max(sum(len(m) for (e, _), m in methods.items() if e == x) for x in exps)
-    elements = sum(g.x.size for gs in groups.values() for g in gs)
+    elements = _held(g.x for gs in groups.values() for g in gs)
     largest = max(g.x.size for gs in groups.values() for g in gs)
     _check_budget(elements, largest, n_methods * (2 if opts.grad else 1), detail, outputs)
     return RowPlan(opts, exps, dts, backend_names, MappingProxyType(methods), selected,
                    MappingProxyType(groups), detail)
+
+
+def _held(arrays) -> int:
+    """Values the arrays hold in memory: a view (the sums' sweep rows are prefixes of one long row)
+    counts its base once."""
+    seen = {}
+    for a in arrays:
+        base = a
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        seen[id(base)] = base.size
+    return sum(seen.values())
 
 
 def estimate(elements: int, largest: int, results: int, detail: bool, outputs=()) -> int:
