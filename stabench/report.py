@@ -438,8 +438,8 @@ def _markdown(record: dict, metadata: dict) -> str:
         for name in _files(record, exp, "rows"):
             lines += [f"Every row: `{name}` (xz-compressed CSV: `pandas.read_csv(\"{name}\")`, "
                       f"or `xz -dk {name}` for a spreadsheet).", ""]
-    row_cols = ["backend", "method", "dtype", "rows", "max_ulp", "median_ulp", "failed_rows", "unsupported",
-                "first_fail_kind", "first_fail_status"]
+    row_cols = ["backend", "method", "dtype", "rows", "max_ulp", "max_normwise_ulp", "median_ulp", "failed_rows",
+                "unsupported", "first_fail_kind", "first_fail_status"]
     for exp in (e for e in record["experiments"] if e in rows_exp.names()):
         summ = tables[f"{exp}_summary"]
         lines += [f"## {exp}", "", rows_exp.title(exp)[0].upper() + rows_exp.title(exp)[1:] + ".", "",

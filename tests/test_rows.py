@@ -238,3 +238,19 @@ def test_measuring_in_blocks_of_columns_gives_the_same_rows(toy, monkeypatch):
     monkeypatch.setattr(rows, "MEASURE_BLOCK", 4)  # 3 rows: one column per block
     blocks, _ = rows.run(plan)
     pd.testing.assert_frame_equal(whole, blocks)
+
+
+def test_normwise_ulp_is_the_rows_largest_error_in_ulps_of_its_largest_element(toy):
+    df, el = rows.run(rows.plan(rows.Options(experiments="toyrow", backends="numpy", dtypes=["float16"], points=3),
+                                detail=True))
+    for (q, method), g in df.groupby(["quantity", "method"]):
+        e = el[(el.quantity == q) & (el.method == method)]
+        for r in g.itertuples():
+            er = e[e.row == r.row]
+            top = float(np.abs(er.reference).max())
+            want = float(er.abs_error.max()) / float(dtypes.get("float16").ulp(top))
+            assert r.normwise_ulp == pytest.approx(want, rel=1e-12)
+            assert r.normwise_ulp <= r.ulp_error * (1 + 1e-12)  # the largest element's ulp is the largest ulp
+    s = rows.summary(df).set_index(["quantity", "method"])
+    assert s.loc[("value", "wrong-last"), "max_normwise_ulp"] == df[(df.quantity == "value") & (
+        df.method == "wrong-last")].normwise_ulp.max()

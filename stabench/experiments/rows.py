@@ -49,6 +49,7 @@ ROWS = _columns.Table("rows_rows", [
     _C("rel_error", "abs_error / abs(reference) of the worst element", "error"),
     _C("ulp_error", "the row's largest ulp error (ulps of the exact value in the coarser of dtype and result_dtype; +inf for nan/inf failures)", "error"),
     _C("bits_error", "log2(1 + floats between the worst element and the correctly rounded reference) (Herbie)", "error"),
+    _C("normwise_ulp", "the row's largest abs_error in ulps of its largest exact |element| (normwise: small for a backward-stable method even where one element is tiny and its own ulp_error large; +inf where an element failed with nan/inf)", "error"),
     _C("status", "the worst element's status: exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported", "status", left=True),
     _C("failed", "how many of the row's elements failed (inaccurate, underflow, overflow or nan-result)", "int"),
     _C("error", "the framework's error text for `unsupported` rows, else empty", "text"),
@@ -63,6 +64,7 @@ SUMMARY = _columns.Table("rows_summary", [
     *_columns.as_in_rows(ROWS, "experiment", "quantity", "backend", "method", "form", "dtype"),
     _C("rows", "number of input rows", "int"),
     _C("max_ulp", "largest ulp_error over the rows' elements (inf when any failed with nan/inf)", "error"),
+    _C("max_normwise_ulp", "largest normwise_ulp over the rows", "error"),
     _C("median_ulp", "median of the rows' worst-element ulp errors", "error"),
     _C("worst_row", "the row with the largest ulp_error (ties: the first)", "int"),
     _C("worst_kind", "its case kind", "text", left=True),
@@ -375,6 +377,7 @@ def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_gr
         pick = {c: np.full(n, np.nan) for c in (*_columns.MEASURES, "value")}
         pick_status = np.full(n, metrics.UNSUPPORTED, dtype=np.uint8)
         failed = np.zeros(n, dtype=np.int64)
+        worst_abs = np.zeros(n)  # the row's largest abs_error (nan: unknown), for normwise_ulp
         step = max(1, MEASURE_BLOCK // max(n, 1))
         for a in range(0, k, step):  # blocks of columns: one block for ordinary rows
             b = min(k, a + step)
@@ -400,6 +403,8 @@ def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_gr
             pick["value"] = np.where(better, value[rows, jj], pick["value"])
             pick_status = np.where(better, status[rows, jj], pick_status)
             failed += _FAILED[status].sum(axis=1)
+            worst_abs = np.fmax(worst_abs, np.nanmax(m["abs_error"], axis=1, initial=-np.inf)) \
+                if b > a else worst_abs
             if elements is not None:
                 width = b - a
                 xcol = g.x[:, a:b] if k == g.x.shape[1] else g.x[:, :1]
@@ -413,11 +418,15 @@ def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_gr
                     "x": xcol.reshape(-1),
                 }, columns=ELEMENTS.names()))
         value = pick.pop("value")
+        with np.errstate(invalid="ignore"):
+            top = np.nanmax(np.abs(hi), axis=1, initial=0.0)
+            normwise = np.where(raw is None, np.nan, worst_abs / mdt.ulp(top))
         parts.append(pd.DataFrame({
             "experiment": exp.name, "quantity": q, "backend": backend, "method": name, "form": method.form,
             "dtype": dt.name, "result_dtype": result_dtype.name, "case_kind": g.kind, "row": g.row,
             "length": g.x.shape[1], "magnitude": g.magnitude, "eps": eps, "index": j,
-            "value": value, "reference": hi[rows, j], **pick, "status": metrics.status_names(pick_status),
+            "value": value, "reference": hi[rows, j], **pick, "normwise_ulp": normwise,
+            "status": metrics.status_names(pick_status),
             "failed": failed, "error": err,
         }, columns=ROWS.names()))
 
@@ -443,11 +452,13 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         if len(valid):
             u = valid["ulp_error"].to_numpy()
             w = int(np.argmax(np.where(np.isnan(u), -1, u)))
+            nw = valid["normwise_ulp"].to_numpy()
+            row["max_normwise_ulp"] = float(np.nanmax(nw)) if (~np.isnan(nw)).any() else np.nan
             row.update(max_ulp=float(np.nanmax(u)) if np.isfinite(u).any() or np.isinf(u).any() else np.nan,
                        median_ulp=float(np.nanmedian(u)), worst_row=int(valid["row"].iloc[w]),
                        worst_kind=valid["case_kind"].iloc[w])
         else:
-            row.update(max_ulp=np.nan, median_ulp=np.nan, worst_row=-1, worst_kind="")
+            row.update(max_ulp=np.nan, max_normwise_ulp=np.nan, median_ulp=np.nan, worst_row=-1, worst_kind="")
         row["failed_rows"] = int((g["failed"] > 0).sum())
         for s in ("nan-result", "overflow", "underflow", "inaccurate", "unsupported"):
             row[s.replace("-", "_")] = int((st == s).sum())
@@ -511,7 +522,7 @@ def verdict(summ: pd.DataFrame) -> list[str]:
                 parts.append(f"{name} unsupported")
             elif r.first_fail_kind:
                 parts.append(f"{name} fails on {r.first_fail_kind} ({r.first_fail_status}, "
-                             f"{r.failed_rows} of {r.rows} rows)")
+                             f"{r.failed_rows} of {r.rows} rows; normwise ≤ {r.max_normwise_ulp:.3g} ulp)")
             else:
                 parts.append(f"{name} ≤ {r.max_ulp:.3g} ulp")
         lines.append(f"{e} {q} {dt}: " + "; ".join(parts))
