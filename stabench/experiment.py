@@ -247,3 +247,23 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     res = pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
     order = {"loss": 0, "grad": 1, **{e: i for i, e in enumerate(names())}}
     return res.sort_values(["experiment", "quantity"], key=lambda c: c.map(order), kind="stable", ignore_index=True)
+
+
+def method_by_dtype(summ: pd.DataFrame, cell) -> pd.DataFrame:
+    """The terminal's compact view of a summary: one row per method, one column per dtype, each
+    cell ``cell(row)`` of its summary row. With several backends, a row ``backend:`` heads each
+    backend's methods (names stay short enough for 80 columns); each backend's methods keep their
+    order, under the heading of the backend (a variant first met in a later dtype — TensorFlow's
+    @graph rows appear in float32 only — stays under its own backend)."""
+    dts = list(dict.fromkeys(summ["dtype"]))
+    several = summ["backend"].nunique() > 1
+    rows = {}
+    for r in summ.itertuples(index=False):
+        if several and (r.backend, None) not in rows:
+            rows[(r.backend, None)] = {"method": f"{r.backend}:", **{d: "" for d in dts}}
+        row = rows.setdefault((r.backend, r.method), {"method": r.method, **{d: "" for d in dts}})
+        row[r.dtype] = cell(r)
+    order = {b: i for i, b in enumerate(dict.fromkeys(summ["backend"]))}
+    grouped = sorted(rows.items(), key=lambda kv: order[kv[0][0]])  # stable: each backend's order kept
+    return pd.DataFrame([row for _, row in grouped], columns=["method"] + dts)
+

@@ -496,29 +496,16 @@ COMPACT_LEGEND = ("Each cell: the smallest |z| at which the method fails, and ho
 
 
 def compact(summ: pd.DataFrame) -> pd.DataFrame:
-    """The terminal's default view of a summary: one row per method, one column per dtype; each
+    """The terminal's default view of a summary (:func:`stabench.experiment.method_by_dtype`): each
     cell is two lines: where the method first fails (``10 ovf``; ``—`` never; ``unsupported``) and
-    its max ulp. With several backends, a row ``backend:`` heads each backend's methods (names stay
-    short enough for 80 columns)."""
-    dts = list(dict.fromkeys(summ["dtype"]))
-    several = summ["backend"].nunique() > 1
-    rows = {}
-    for r in summ.itertuples(index=False):
-        if several and (r.backend, None) not in rows:
-            rows[(r.backend, None)] = {"method": f"{r.backend}:", **{d: "" for d in dts}}
-        row = rows.setdefault((r.backend, r.method), {"method": r.method, **{d: "" for d in dts}})
+    its max ulp."""
+    def cell(r):
         if r.unsupported == r.cases:
-            cell = "unsupported\n"
-        else:
-            first = f"{_g(r.first_fail_abs_logit)} {STATUS_ABBREV.get(r.first_fail_status, r.first_fail_status)}" \
-                if r.first_fail_status else "—"
-            cell = f"{first}\n{r.max_ulp:.3g}"
-        row[r.dtype] = cell
-    # each backend's rows under its own heading: a variant first met in a later dtype (TensorFlow's
-    # @graph rows appear in float32 only) was listed under the backend shown last
-    order = {b: i for i, b in enumerate(dict.fromkeys(summ["backend"]))}
-    grouped = sorted(rows.items(), key=lambda kv: order[kv[0][0]])  # stable: each backend's order kept
-    return pd.DataFrame([row for _, row in grouped], columns=["method"] + dts)
+            return "unsupported\n"
+        first = f"{_g(r.first_fail_abs_logit)} {STATUS_ABBREV.get(r.first_fail_status, r.first_fail_status)}" \
+            if r.first_fail_status else "—"
+        return f"{first}\n{r.max_ulp:.3g}"
+    return _experiment.method_by_dtype(summ, cell)
 
 
 def verdict(summ: pd.DataFrame) -> list[str]:

@@ -481,25 +481,16 @@ ABBREV = {"inaccurate": "ina", "underflow": "unf", "overflow": "ovf", "nan-resul
 
 
 def compact(summ: pd.DataFrame) -> pd.DataFrame:
-    """One row per method, one column per dtype; each cell two lines: the first case kind where the
-    method fails and its status (``—`` never; ``unsupported``), then its max ulp."""
-    dts = list(dict.fromkeys(summ["dtype"]))
-    several = summ["backend"].nunique() > 1
-    rows = {}
-    for r in summ.itertuples(index=False):
-        if several and (r.backend, None) not in rows:
-            rows[(r.backend, None)] = {"method": f"{r.backend}:", **{d: "" for d in dts}}
-        row = rows.setdefault((r.backend, r.method), {"method": r.method, **{d: "" for d in dts}})
+    """One row per method, one column per dtype (:func:`stabench.experiment.method_by_dtype`); each
+    cell two lines: the first case kind where the method fails and its status (``—`` never;
+    ``unsupported``), then its max ulp."""
+    def cell(r):
         if r.unsupported == r.rows:
-            cell = "unsupported\n"
-        else:
-            first = f"{r.first_fail_kind} {ABBREV.get(r.first_fail_status, r.first_fail_status)}" \
-                if r.first_fail_kind else "—"
-            cell = f"{first}\n{r.max_ulp:.3g}"
-        row[r.dtype] = cell
-    order = {b: i for i, b in enumerate(dict.fromkeys(summ["backend"]))}
-    grouped = sorted(rows.items(), key=lambda kv: order[kv[0][0]])
-    return pd.DataFrame([row for _, row in grouped], columns=["method"] + dts)
+            return "unsupported\n"
+        first = f"{r.first_fail_kind} {ABBREV.get(r.first_fail_status, r.first_fail_status)}" \
+            if r.first_fail_kind else "—"
+        return f"{first}\n{r.max_ulp:.3g}"
+    return _experiment.method_by_dtype(summ, cell)
 
 
 COMPACT_LEGEND = ("each cell: the first case kind where the method fails (ina inaccurate, unf underflow, "
