@@ -28,15 +28,17 @@ from ..errors import InputError
 from ..registry import ROWS as REGISTRY
 
 _C = _columns.Column
+#: the columns the row table shares with the loss table, as declared there
+_LOSS = {c.name: c for c in _columns.LOSS_ROWS.columns}
 #: One row per (experiment, quantity, backend, method, dtype, input row): the row's worst element.
 ROWS = _columns.Table("rows_rows", [
     _C("experiment", "the row experiment (`logsumexp`, `softmax-probs`, `log-softmax`, `layernorm`, `rmsnorm`, `sum`, `mean`)", "text", key=True),
     _C("quantity", "what is measured: the experiment's value (`value`, `output`, `variance`), `grad` (wᵀJ of the first, w = 1, −1/2, 3/4, −1/4, … repeating) or `QUANTITY-grad`", "text", key=True),
-    _C("backend", "framework that computed the value (`numpy`, `tensorflow`, `torch`, `jax`)", "text", left=True, key=True),
-    _C("method", "how it was computed (see the method list)", "text", left=True, key=True),
+    _LOSS["backend"],
+    _LOSS["method"],
     _C("form", "the method's family (e.g. `naive`, `shifted`, `two-pass`, `framework`)", "text", left=True),
-    _C("dtype", "dtype the inputs were rounded to and the computation was asked to run in", "text", left=True, key=True),
-    _C("result_dtype", "dtype of what came back (a framework may upcast); errors are counted in the coarser of dtype and result_dtype", "text", left=True),
+    _LOSS["dtype"],
+    _LOSS["result_dtype"],
     _C("case_kind", "how the row was built (see the row case kinds)", "text", left=True),
     _C("row", "the input row's number (its line of --rows-file, from 0)", "int"),
     _C("length", "K, the row's number of values", "int"),
@@ -52,7 +54,7 @@ ROWS = _columns.Table("rows_rows", [
     _C("normwise_ulp", "the row's largest abs_error in ulps of its largest exact |element| (normwise: small for a backward-stable method even where one element is tiny and its own ulp_error large; +inf where an element failed with nan/inf)", "error"),
     _C("status", "the worst element's status: exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input / unsupported", "status", left=True),
     _C("failed", "how many of the row's elements failed (inaccurate, underflow, overflow or nan-result)", "int"),
-    _C("error", "the framework's error text for `unsupported` rows, else empty", "text"),
+    _LOSS["error"],
 ])
 #: Every element (``--detail PATH``): one row per (experiment, quantity, backend, method, dtype, row, index).
 ELEMENTS = _columns.Table("rows_elements", [
