@@ -78,9 +78,6 @@ class RowMethod(Method):
     #: its gradient rows are then ``unsupported`` with :attr:`no_grad_why`
     grad: bool = True
     no_grad_why: str = ""
-    #: True for a call that leaves the parameters at the framework's defaults (``params`` then says
-    #: what the framework documents them to be, which the reference uses): ``--eps`` does not reach it
-    fixed_params: bool = False
 
 
 def default_of(fn, name: str):

@@ -504,7 +504,10 @@ def _torch_dtype(fw, dt):
 
 
 def _torch_rms_eps(fw, dt):
-    # torch.nn.functional.rms_norm / nn.RMSNorm: "eps: … Default: torch.finfo(x.dtype).eps" (torch docs)
+    # passed explicitly: torch.finfo(x.dtype).eps, the value torch's docs long gave for eps=None. Left
+    # out, torch 2.14.1 uses float32's epsilon for float16/bfloat16 input (its nn.RMSNorm docstring:
+    # "the machine epsilon of the computation (opmath) type"; docs/findings.md measures it), so the
+    # methods pass it rather than assume what eps=None does
     return {"eps": float(fw.torch.finfo(_torch_dtype(fw, dt)).eps)}
 
 
@@ -537,14 +540,6 @@ def _torch_rms_norm(fw, x, eps):
     if not hasattr(fw.F, "rms_norm"):
         _missing("torch.nn.functional.rms_norm")
     return fw.F.rms_norm(x, (x.shape[-1],), eps=eps)
-
-
-def _torch_rms_norm_default(fw, x, eps):
-    """``F.rms_norm`` with ``eps`` left out, as a user calls it (``eps``, the documented default the
-    reference uses, is not passed: whatever torch does by default is what is measured)."""
-    if not hasattr(fw.F, "rms_norm"):
-        _missing("torch.nn.functional.rms_norm")
-    return fw.F.rms_norm(x, (x.shape[-1],))
 
 
 def _keras_layer(fw, x, cls_name, eps):
@@ -664,14 +659,11 @@ RMSNORM = _Norm(_RMS, "RMS normalization x/√(mean(x²) + ε) of each row", ("o
     ],
     "torch": [
         _m(_RMS, "rms_norm", "framework", "torch.nn.functional.rms_norm(x, (K,), eps=eps) (where this torch has "
-           "it); ε: eps=None's documented meaning, torch.finfo(x.dtype).eps, read with torch.finfo",
+           "it); ε passed explicitly: torch.finfo(x.dtype).eps, read with torch.finfo (eps left out, torch 2.14 "
+           "uses float32's epsilon for float16/bfloat16 input: docs/findings.md)",
            _torch_rms_norm, params=_torch_rms_eps),
         _m(_RMS, "RMSNorm", "framework", "torch.nn.RMSNorm(K, eps=eps, dtype=x.dtype) (γ = 1 as built; where this "
            "torch has it); ε: as rms_norm's", _torch_rms_module, params=_torch_rms_eps),
-        rowwise.RowMethod(_RMS, "rms_norm-default", "framework",
-                          "F.rms_norm(x, (K,)) as most code calls it, eps left at its default (None), judged against "
-                          "the default torch's docs state: torch.finfo(x.dtype).eps; --eps does not reach it",
-                          _torch_rms_norm_default, quantity="output", params=_torch_rms_eps, fixed_params=True),
     ],
     "tensorflow": [
         _m(_RMS, "keras-RMSNormalization", "framework", "keras.layers.RMSNormalization(epsilon=eps, dtype=x's) "

@@ -295,7 +295,7 @@ def _params(exp, mod, method, dt, opts: Options) -> dict:
     if not exp.params:
         return {}
     own = method.params(mod, dt) if method.params is not None else {}
-    if opts.eps is not None and "eps" in own and not method.fixed_params:  # a variance takes no epsilon
+    if opts.eps is not None and "eps" in own:  # a method without an epsilon (a variance) keeps none
         own = {**own, "eps": float(opts.eps)}
     return own
 
