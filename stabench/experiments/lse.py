@@ -17,7 +17,7 @@ Formulas (m = max x, j = its first index, e_i = exp(x_i − m), t = Σ_{i≠j} e
 from __future__ import annotations
 
 import math
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 
@@ -328,6 +328,12 @@ LOG_SOFTMAX_METHODS = _methods("log-softmax", {
 #: The case kinds, in the order a run holds them (``rows.summary`` reports the first that fails).
 CASE_KINDS = {
     "ordinary": "K logits drawn from a normal distribution of standard deviation 3",
+    "digits": "real logits, K = 10 whatever --length: the logits of the digits network (stabench train's "
+              "`logits` variant, float32 policy, 100 epochs, seed 0) on its 360 held-out test images, "
+              "stabench/data/digits-logits.npy (float32, values −32.7 … 22.2; written by "
+              "benchmarks/digits_logits.py, its JSON sidecar gives the versions and the CPU); 64 of them, "
+              "evenly spaced in the order of the row's maximum (0.39 … 22.2: the least to the most confident "
+              "row), rounded to the dtype; every row: --rows-file with that file",
     "large": "the row's maximum from 1.01× to 4× the dtype's exp overflow point (11.09 in float16, 88.72 in "
              "float32), the rest below that point: exp(max) overflows (Blanchard, Higham & Higham 2021)",
     "very-negative": "every value below log(smallest subnormal / 2) of the dtype (the maximum from 1.01× to 4× it): "
@@ -338,6 +344,41 @@ CASE_KINDS = {
                 "overflows); softmax 1/K",
     "file": "a row of --rows-file, rounded to the dtype",
 }
+
+
+#: The ``digits`` kind's rows: a data file of the package (``benchmarks/digits_logits.py`` writes it
+#: and its metadata, ``digits-logits.json``).
+DIGITS_FILE = "digits-logits.npy"
+#: How many of its 360 rows a run takes (:func:`digits_rows`): all of them would make the default
+#: run's rows ten times as many (40 built-in rows at ``--points 8``) for 0.5–0.8 s more CPU per run.
+DIGITS_ROWS = 64
+
+
+@cache
+def digits_logits() -> np.ndarray:
+    """The digits network's logits on its 360 held-out test images: (360, 10) float32, read-only,
+    read once from the package's ``data/digits-logits.npy`` (:data:`CASE_KINDS`, ``digits``)."""
+    from importlib import resources
+
+    with resources.files("stabench").joinpath("data", DIGITS_FILE).open("rb") as f:
+        z = np.load(f)
+    z.flags.writeable = False
+    return z
+
+
+def digits_rows() -> np.ndarray:
+    """The rows of the ``digits`` kind, (:data:`DIGITS_ROWS`, 10) float32: the file's rows sorted by
+    their maximum (stably), then :data:`DIGITS_ROWS` ranks evenly spaced from the first to the last —
+    the least and the most confident row and the spread between."""
+    z = digits_logits()
+    ranks = np.linspace(0, len(z) - 1, min(DIGITS_ROWS, len(z))).round().astype(np.int64)
+    return z[np.argsort(z.max(axis=1), kind="stable")[ranks]]
+
+
+def _digits(dt) -> np.ndarray:
+    """The ``digits`` rows rounded to ``dt``, as float64."""
+    with np.errstate(over="ignore"):
+        return dt.cast(digits_rows().astype(np.float64)).astype(np.float64)
 
 
 def _bump(dt, v: np.ndarray, toward: float) -> np.ndarray:
@@ -630,7 +671,9 @@ class LogSumExpFamily(rowwise.RowExperiment):
 
     def groups(self, opts, dt, file=None) -> list:
         """The built-in kinds (``opts.points`` rows each, K = ``opts.length`` or 10, seeded by
-        ``opts.seed``) or the rows of ``file`` rounded to ``dt``: one group."""
+        ``opts.seed``; ``digits``: :func:`digits_rows`, K = 10, after the ``ordinary`` rows — one
+        group, or a second one when K ≠ 10) or the rows of ``file`` rounded to ``dt``:
+        one group."""
         if file is not None:
             x = np.atleast_2d(np.asarray(file, dtype=np.float64))
             k = x.shape[1]
@@ -643,9 +686,22 @@ class LogSumExpFamily(rowwise.RowExperiment):
             self._check_k(k, "--length")
             inputs.check_size(5 * opts.points, k)
             xs, kinds = _builtin(dt, k, opts.points, opts.seed)
+            # the real logits: in the same call when the built-in rows have their length too
+            d = _digits(dt)
+            dk = np.full(len(d), "digits", dtype=object)
+            if k == d.shape[1]:
+                xs, kinds = np.concatenate([xs[:opts.points], d, xs[opts.points:]]), \
+                    np.concatenate([kinds[:opts.points], dk, kinds[opts.points:]])
+            else:
+                return [self._group(xs, kinds), self._group(d, dk, first=len(xs))]
+        return [self._group(xs, kinds)]
+
+    @staticmethod
+    def _group(xs, kinds, first: int = 0):
+        """A group of rows numbered from ``first``; magnitude the row's max (nan for a nan row)."""
         with np.errstate(invalid="ignore"):
             mag = np.max(xs, axis=1)
-        return [rowwise.Group(xs, kinds, mag, np.arange(len(xs), dtype=np.int64))]
+        return rowwise.Group(xs, kinds, mag, np.arange(first, first + len(xs), dtype=np.int64))
 
     def _check_k(self, k: int, where: str) -> None:
         if k < 1:

@@ -36,6 +36,7 @@ permutation per epoch, so two runs give the same numbers except the wall times.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -260,7 +261,25 @@ def run(variants=None, policies=None, epochs: int = DEFAULT_EPOCHS, seed: int = 
     batch_size, learning_rate = tp.batch_size, tp.learning_rate
     tf, keras = _frameworks()
     data = load_data(seed)
+    total, done = len(vs) * len(ps) * epochs, 0
+    frames = []
+    with _deterministic(tf, keras):
+        for v in vs:
+            for p in ps:
+                def tick(epoch, v=v, p=p):
+                    nonlocal done
+                    done += 1
+                    if progress:
+                        progress(done, total, f"{v} {p} epoch {epoch}/{epochs}")
+                frames.append(_train_one(tf, keras, v, p, data, epochs, seed, batch_size,
+                                         float(learning_rate), tick))
+    return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
 
+
+@contextlib.contextmanager
+def _deterministic(tf, keras):
+    """TensorFlow's deterministic ops on and the retracing notices off for the block; the global
+    Keras policy, the logger level and (where TensorFlow allows) determinism restored afterwards."""
     # Deterministic kernels change what other TensorFlow code computes (the tensorflow backend's
     # graph-mode softmax differs under them), so the previous state is restored afterwards.
     # TensorFlow's public API can only turn determinism on; the off switch is in its private
@@ -271,18 +290,8 @@ def run(variants=None, policies=None, epochs: int = DEFAULT_EPOCHS, seed: int = 
     # one tf.function per variant × policy is deliberate: silence TensorFlow's "retracing" warning
     logger, old_level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")
-    total, done = len(vs) * len(ps) * epochs, 0
-    frames = []
     try:
-        for v in vs:
-            for p in ps:
-                def tick(epoch, v=v, p=p):
-                    nonlocal done
-                    done += 1
-                    if progress:
-                        progress(done, total, f"{v} {p} epoch {epoch}/{epochs}")
-                frames.append(_train_one(tf, keras, v, p, data, epochs, seed, batch_size,
-                                         float(learning_rate), tick))
+        yield
     finally:
         keras.mixed_precision.set_global_policy(old_policy)
         logger.setLevel(old_level)
@@ -293,11 +302,33 @@ def run(variants=None, policies=None, epochs: int = DEFAULT_EPOCHS, seed: int = 
                 _tfconfig.disable_op_determinism()
             except (ImportError, AttributeError):
                 pass
-    return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
 
 
-def _train_one(tf, keras, variant, policy, data: Data, epochs, seed, batch_size, learning_rate, tick) -> pd.DataFrame:
-    """One variant × policy: build, then train epoch by epoch, measuring every step."""
+def heldout_logits(epochs: int = DEFAULT_EPOCHS, seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE,
+                learning_rate: float = DEFAULT_LEARNING_RATE) -> np.ndarray:
+    """The trained network's logits on the held-out test images: an (N, 10) float32 array (N = 360
+    with the default split), row i the logits of ``load_data(seed).x_test[i]``.
+
+    It trains the ``logits`` variant (linear last layer, ``from_logits=True``) under the
+    ``float32`` policy exactly as :func:`run` does — same seeds, deterministic ops, batch order and
+    loop (:func:`_train_one`) — and returns the logits its last test evaluation computed, so
+    ``run(variants="logits", policies="float32", ...)``'s last row is measured on these very
+    values. Deterministic for a seed on one machine and TensorFlow release. The rows of the
+    log-sum-exp experiments' ``digits`` kind (``benchmarks/digits_logits.py``)."""
+    tp = plan("logits", "float32", epochs, seed, batch_size, learning_rate)
+    tf, keras = _frameworks()
+    data = load_data(tp.seed)
+    sink: dict = {}
+    with _deterministic(tf, keras):
+        _train_one(tf, keras, "logits", "float32", data, tp.epochs, tp.seed, tp.batch_size, tp.learning_rate,
+                   lambda epoch: None, sink)
+    return np.asarray(sink["logits"], dtype=np.float32)
+
+
+def _train_one(tf, keras, variant, policy, data: Data, epochs, seed, batch_size, learning_rate, tick,
+               sink: dict | None = None) -> pd.DataFrame:
+    """One variant × policy: build, then train epoch by epoch, measuring every step. ``sink``, if
+    given, receives the test logits of the last evaluation (``sink["logits"]``, a numpy array)."""
     t_start = time.perf_counter()
     keras.mixed_precision.set_global_policy(policy)  # as the guide: before the model is built
     keras.utils.set_random_seed(seed)  # same initial weights for every variant and policy
@@ -398,6 +429,8 @@ def _train_one(tf, keras, variant, policy, data: Data, epochs, seed, batch_size,
             "seconds": time.perf_counter() - t0,
         })
         tick(epoch)
+    if sink is not None:
+        sink["logits"] = z.numpy()
     return pd.DataFrame(rows)
 
 
