@@ -157,7 +157,7 @@ def test_sums_table(sums):
                 assert worst(cancelling, r[r.case_kind == "cancelling"]), (exp, method, dt)
 
 
-LSE_KINDS = ("ordinary", "large", "very-negative", "dominant", "constant")
+LSE_KINDS = ("ordinary", "digits", "large", "very-negative", "dominant", "constant")
 
 
 def failing_kinds(r) -> str:
