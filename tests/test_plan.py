@@ -117,7 +117,7 @@ def test_run_name_is_the_command_of_that_experiment(tmp_path):
 
 def test_run_refuses_an_unknown_name_naming_the_valid_ones():
     r = CliRunner().invoke(app, ["run", "lse"])
-    valid = ", ".join([*experiment.REGISTRY, *experiment.OTHER])
+    valid = ", ".join([*experiment.REGISTRY, *experiment.ROWS, *experiment.OTHER])
     assert r.exit_code == 2 and r.stderr == f"stabench: error: unknown experiment 'lse'; valid: {valid}\n"
     for args in (["-e", "softmax"], ["-esoftmax"], ["--experiment=all"]):
         r = CliRunner().invoke(app, ["run", "sigmoid", *args])
