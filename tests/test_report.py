@@ -7,6 +7,10 @@ from typer.testing import CliRunner
 
 from stabench import export, report
 from stabench.cli import app
+from stabench.registry import ROWS
+
+#: The row experiments: each adds its CSV, summary and section to a report.
+ROW_EXPERIMENTS = list(ROWS)
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -31,7 +35,8 @@ def test_every_file_exists_and_parses(quick):
         assert data.startswith(PNG_MAGIC) and len(data) > 20_000
     doc = json.loads((out / "run.json").read_text())
     assert doc["metadata"]["seed"] == 3 and "utc_time" in doc["metadata"]
-    assert set(doc["metadata"]["wall_seconds"]) == {"roundoff", "sigmoid", "softmax", "crossframework", "plots"}
+    assert set(doc["metadata"]["wall_seconds"]) == {"roundoff", "sigmoid", "softmax", *ROW_EXPERIMENTS,
+                                                    "crossframework", "plots"}
     assert {"roundoff_sweep", "sigmoid_summary", "softmax_summary"} <= set(doc["tables"])
     md = (out / "REPORT.md").read_text()
     assert "![sigmoid-float16-ulp.png](sigmoid-float16-ulp.png)" in md
@@ -39,7 +44,10 @@ def test_every_file_exists_and_parses(quick):
     sig = export.read_csv(out / "sigmoid.csv.xz")
     assert set(sig.logit_set) == {"extreme", "sweep"}
     assert (sig.status == "overflow").any() and (sig.status == "nan-result").any()  # failures kept
-    assert "wrote 21 files" in r.stdout
+    assert f"wrote {21 + len(ROW_EXPERIMENTS)} files" in r.stdout  # one CSV per row experiment
+    lse = export.read_csv(out / "logsumexp.csv")  # a row experiment: its rows, the worst element each
+    assert {"ordinary", "large"} <= set(lse.case_kind) and (lse.status == "overflow").any()
+    assert "## layernorm" in md and "max_normwise_ulp" in md
 
 
 def test_csvs_equal_the_dataframes_and_runs_are_byte_identical():
@@ -49,7 +57,7 @@ def test_csvs_equal_the_dataframes_and_runs_are_byte_identical():
         if name != "run.json":
             assert data == b.files[name], name
     import io
-    assert set(a.frames) == {"roundoff.csv", "sigmoid.csv.xz", "softmax.csv.xz"}
+    assert set(a.frames) == {"roundoff.csv", "sigmoid.csv.xz", "softmax.csv.xz", *(f"{e}.csv" for e in ROW_EXPERIMENTS)}
     for name, frame in a.frames.items():
         back = export.read_csv(io.BytesIO(a.files[name]), compression="xz" if name.endswith(".xz") else None)
         pd.testing.assert_frame_equal(back, frame.reset_index(drop=True), check_dtype=False)
@@ -141,7 +149,7 @@ def test_run_json_lists_exactly_the_files_in_the_folder(quick):
     listed = [e["name"] for e in doc["files"]]
     assert sorted(listed) == sorted(os.listdir(out)) and len(listed) == len(set(listed))
     assert f"wrote {len(listed)} files" in r.stdout
-    assert doc["experiments"] == ["roundoff", "sigmoid", "softmax"]
+    assert doc["experiments"] == ["roundoff", "sigmoid", "softmax", *ROW_EXPERIMENTS]
     holds = {e["name"]: (e["holds"], e.get("experiment")) for e in doc["files"]}
     assert holds["sigmoid.csv.xz"] == ("rows", "sigmoid") and holds["softmax-float16-ulp.png"] == ("plot", "softmax")
     assert holds["run.json"] == ("record", None) and holds["REPORT.md"] == ("report", None)
