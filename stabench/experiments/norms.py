@@ -68,7 +68,7 @@ KINDS_LN = {
              "overflow the narrow dtypes",
     "tiny": "normal values scaled to a few times the smallest normal: x² underflows, ε dominates",
     "onnx-variance": "rows of variance ≈ 246,419 (std ≈ 496.4, mean 0), as in onnxruntime issue 17692, "
-                     "as far as the dtype represents them",
+                     "as far as the dtype represents them (none when --length is 1: one value has variance 0)",
     "file": "rows from --rows-file",
 }
 
@@ -346,9 +346,10 @@ class _Norm(rowwise.RowExperiment):
         add("large", z / np.abs(z).max(axis=1, keepdims=True) * scale[:, None])
         tiny = dt.smallest_normal * np.logspace(0, 4, n, base=2.0)
         add("tiny", rng.standard_normal((n, K)) * tiny[:, None])
-        z = rng.standard_normal((n, K))
-        z = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, keepdims=True)
-        add("onnx-variance", z * math.sqrt(246419.0))
+        if K >= 2:  # one value has variance 0: no row of K = 1 has the issue's variance (z/0 would be nan)
+            z = rng.standard_normal((n, K))
+            z = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, keepdims=True)
+            add("onnx-variance", z * math.sqrt(246419.0))
         x = np.concatenate(parts)
         return [rowwise.Group(x, np.array(kinds, dtype=object), _magnitude(x), np.arange(len(x), dtype=np.int64))]
 

@@ -126,6 +126,8 @@ def parse_experiments(value) -> list[str]:
     for item in items:
         for p in str(item).split(","):
             p = p.strip()
+            if not p:  # "-e ," or a trailing comma: nothing named (an empty list is refused below)
+                continue
             if p == "all":
                 out += names()
             elif p in REGISTRY:
@@ -234,18 +236,30 @@ def _check_methods(opts: Options, exps, backend_names) -> frozenset | None:
     if opts.methods is None:
         return None
     wanted = {p.strip() for p in str(opts.methods).split(",") if p.strip()}
-    offered = set()
+    offered = {}  # name → the first chosen backend offering it
     for b in backend_names:
         mod = _backends.load(b)
         for e in exps:
-            offered |= set(_backends.method_names(mod, _experiment.get(e)))
+            for n in _backends.method_names(mod, _experiment.get(e)):
+                offered.setdefault(n, mod)
     valid = ", ".join(sorted(n for n in offered if "@" not in n))
     if not wanted:
         raise InputError(f"--method is empty; valid: {valid}")
-    unknown = sorted(wanted - offered)
+    unknown = sorted(wanted - set(offered))
     if unknown:
         raise InputError(f"--method {', '.join(unknown)}: no chosen backend offers it for the chosen experiments; "
                          f"valid: {valid} (each also as NAME@VARIANT)")
+    # as the loss runner (loss.check_methods): a variant that would give no row is refused, not an empty run
+    dts = {d.name for d in _dtypes.parse_list(opts.dtypes)}
+    for n in sorted(x for x in wanted if "@" in x):
+        variant, mod = n.split("@", 1)[1], offered[n]
+        why = _backends.variant_unavailable(mod, variant)
+        if why:
+            raise InputError(f"--method {n}: the {mod.NAME} variant @{variant} {why}")
+        where = _backends.variant_dtypes(mod, variant)
+        if where is not None and not dts & set(where):
+            raise InputError(f"--method {n}: the {mod.NAME} variant @{variant} runs in {', '.join(where)} only, "
+                             f"not in the chosen dtypes ({', '.join(sorted(dts))}); add --dtype {where[0]}")
     return frozenset(wanted)
 
 
@@ -418,7 +432,7 @@ def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_gr
                     "x": xcol.reshape(-1),
                 }, columns=ELEMENTS.names()))
         value = pick.pop("value")
-        with np.errstate(invalid="ignore"):
+        with np.errstate(all="ignore"):  # nan/inf rows and a tiny ulp: inf, nan are data
             top = np.nanmax(np.abs(hi), axis=1, initial=0.0)
             normwise = np.where(raw is None, np.nan, worst_abs / mdt.ulp(top))
         parts.append(pd.DataFrame({
