@@ -279,3 +279,24 @@ def test_the_default_run_of_every_experiment_fits_80_columns_without_warnings():
         assert f"{e} " in out
     long = [x for x in out.splitlines() if len(x) > 80]
     assert not long, long[:3]
+
+
+def test_a_nan_result_row_is_normwise_inf(tmp_path):
+    """float16 Kahan of 60000 + 60000 − 60000 + 1 (exact 60001, in range) gives nan (inf − inf): its
+    normwise_ulp is +inf as documented, not its other elements' largest error (was 0)."""
+    f = tmp_path / "r.csv"
+    f.write_text("60000,60000,-60000,1\n1,2,3,4\n")
+    df, _ = rows_of("run", "sum", "-b", "numpy", "-d", "float16", "-m", "kahan", "--no-grad", "--rows-file", f)
+    r0 = df[df["row"] == 0].iloc[0]
+    assert r0["status"] == "nan-result" and r0["reference"] == 60001.0 and r0["normwise_ulp"] == np.inf
+    assert df[df["row"] == 1].iloc[0]["normwise_ulp"] == 0.0
+
+
+def test_many_short_rows_count_their_result_rows_in_the_memory_estimate(tmp_path):
+    """200,000 rows × 4 values: 0.8·10^6 values but 2.4·10^6 result rows for layernorm (measured peak
+    2.13 GiB, over the 2 GiB budget, when the estimate left the result rows out): refused, one line."""
+    f = tmp_path / "tall.npy"
+    np.save(f, np.random.default_rng(0).standard_normal((200_000, 4)))
+    refused(["run", "layernorm", "-b", "numpy", "-d", "float32", "--rows-file", f, "--csv", tmp_path / "o.csv"],
+            "request too large", "result rows")
+    assert sorted(os.listdir(tmp_path)) == ["tall.npy"]
