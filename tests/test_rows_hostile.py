@@ -300,3 +300,19 @@ def test_many_short_rows_count_their_result_rows_in_the_memory_estimate(tmp_path
     refused(["run", "layernorm", "-b", "numpy", "-d", "float32", "--rows-file", f, "--csv", tmp_path / "o.csv"],
             "request too large", "result rows")
     assert sorted(os.listdir(tmp_path)) == ["tall.npy"]
+
+
+def test_the_api_frame_and_parquet_keep_float_columns_float(tmp_path):
+    """eps is nan for a method without one: a scalar nan made the column object (pandas 3), in
+    rows.run's frame and in --parquet."""
+    from stabench.experiments import rows
+
+    for e in ("logsumexp", "layernorm"):
+        df, _ = rows.run(rows.plan(rows.Options(experiments=[e], dtypes=["float32"], backends=["numpy"], points=1)))
+        assert df["eps"].dtype == np.float64 and not (df.dtypes == object).any(), df.dtypes
+    pytest.importorskip("pyarrow")
+    p = tmp_path / "r.parquet"
+    r = cli("run", "logsumexp", "-b", "numpy", "-d", "float32", "--points", "1", "--parquet", p)
+    assert r.exit_code == 0, r.output
+    got = pd.read_parquet(p)
+    assert got["eps"].dtype == np.float64 and got["eps"].isna().all() and got["row"].dtype == np.int64

@@ -450,10 +450,11 @@ def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_gr
         with np.errstate(all="ignore"):  # nan/inf rows and a tiny ulp: inf, nan are data
             top = np.nanmax(np.abs(hi), axis=1, initial=0.0)
             normwise = np.where(raw is None, np.nan, worst_abs / mdt.ulp(top))
+        # eps as an array: a scalar nan with columns= given makes an object column in pandas 3
         parts.append(pd.DataFrame({
             "experiment": exp.name, "quantity": q, "backend": backend, "method": name, "form": method.form,
             "dtype": dt.name, "result_dtype": result_dtype.name, "case_kind": g.kind, "row": g.row,
-            "length": g.x.shape[1], "magnitude": g.magnitude, "eps": eps, "index": j,
+            "length": g.x.shape[1], "magnitude": g.magnitude, "eps": np.full(n, eps), "index": j,
             "value": value, "reference": hi[rows, j], **pick, "normwise_ulp": normwise,
             "status": metrics.status_names(pick_status),
             "failed": failed, "error": err,
