@@ -316,3 +316,23 @@ def test_the_api_frame_and_parquet_keep_float_columns_float(tmp_path):
     assert r.exit_code == 0, r.output
     got = pd.read_parquet(p)
     assert got["eps"].dtype == np.float64 and got["eps"].isna().all() and got["row"].dtype == np.int64
+
+
+def test_the_numpy_norms_sequential_sum_is_the_loop_bit_for_bit():
+    """norms._np_sum is np.cumsum (no Python loop over K: a 2·10^6-value row spent minutes there);
+    it must add exactly as the loop in the dtype did, overflow included."""
+    from stabench import dtypes
+    from stabench.experiments import norms
+
+    rng = np.random.default_rng(0)
+    for name in ("float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz"):
+        dt = dtypes.get(name)
+        for scale in (1.0, 100.0, 1e4):
+            a = dt.cast(rng.standard_normal((20, 97)) * scale)
+            s = a[:, 0].copy()
+            with np.errstate(all="ignore"):
+                for j in range(1, a.shape[1]):
+                    s = dt.cast(s + a[:, j])
+                got = norms._np_sum(dt, a)
+            assert got.dtype == s.dtype and got.shape == (20, 1)
+            np.testing.assert_array_equal(got[:, 0].astype(np.float64), s.astype(np.float64))
