@@ -404,7 +404,7 @@ def rows_cmd(
 
         if detail == "-":
             raise InputError("--detail needs a file name (CSV), not '-'")
-        export.check_targets(targets + [("csv", detail)], inputs=[("--rows-file", rows_file)])
+        export.check_targets(targets + [("csv", detail, "--detail")], inputs=[("--rows-file", rows_file)])
     from . import render
     from .experiments import rows as exp
 

@@ -106,8 +106,9 @@ def check_targets(targets: list[tuple[str, str]], inputs: list[tuple[str, str | 
     at most one on stdout (``-``), no two outputs — CSV sidecars included — naming one file, and no
     output naming an input file (``inputs``: (option, path) pairs, e.g. ``--logits-file``: the
     output would replace the data it is computed from), however spelled (``x``, ``./x``, a symlink,
-    a hard link)."""
-    if sum(p == "-" for _, p in targets) > 1:
+    a hard link). A target may be (format, path, option) where its option is not the format's own
+    (``rows --detail`` writes a CSV): the messages then name that option."""
+    if sum(t[1] == "-" for t in targets) > 1:
         raise InputError("only one output may go to stdout ('-')")
     read: dict = {}
     for option, path in inputs:
@@ -129,15 +130,16 @@ def check_targets(targets: list[tuple[str, str]], inputs: list[tuple[str, str | 
         for k in keys:
             seen[k] = f"{what} {_show(path)}"
 
-    for fmt, path in targets:
+    for fmt, path, *named in targets:
+        option = named[0] if named else OPTION.get(fmt, fmt)
         if path == "-" and fmt in exporters.REGISTRY and exporters.get(fmt).binary:
-            raise InputError(f"{OPTION[fmt]} '-': {fmt} is binary; give a file name")
+            raise InputError(f"{option} '-': {fmt} is binary; give a file name")
         if path == "-":
             continue
-        claim(path, OPTION.get(fmt, fmt))
+        claim(path, option)
         for companion in (exporters.get(fmt).companions(path) if fmt in exporters.REGISTRY else []):
-            claim(companion, f"{OPTION[fmt]}'s metadata file")
-    for fmt in dict.fromkeys(f for f, _ in targets if f in exporters.REGISTRY):
+            claim(companion, f"{option}'s metadata file")
+    for fmt in dict.fromkeys(t[0] for t in targets if t[0] in exporters.REGISTRY):
         exporters.get(fmt).check()  # a library the format needs (pyarrow)
 
 

@@ -68,7 +68,7 @@ KINDS_LN = {
              "overflow the narrow dtypes",
     "tiny": "normal values scaled to a few times the smallest normal: x² underflows, ε dominates",
     "onnx-variance": "rows of variance ≈ 246,419 (std ≈ 496.4, mean 0), as in onnxruntime issue 17692, "
-                     "as far as the dtype represents them",
+                     "as far as the dtype represents them (none when --length is 1: one value has variance 0)",
     "file": "rows from --rows-file",
 }
 
@@ -346,9 +346,10 @@ class _Norm(rowwise.RowExperiment):
         add("large", z / np.abs(z).max(axis=1, keepdims=True) * scale[:, None])
         tiny = dt.smallest_normal * np.logspace(0, 4, n, base=2.0)
         add("tiny", rng.standard_normal((n, K)) * tiny[:, None])
-        z = rng.standard_normal((n, K))
-        z = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, keepdims=True)
-        add("onnx-variance", z * math.sqrt(246419.0))
+        if K >= 2:  # one value has variance 0: no row of K = 1 has the issue's variance (z/0 would be nan)
+            z = rng.standard_normal((n, K))
+            z = (z - z.mean(axis=1, keepdims=True)) / z.std(axis=1, keepdims=True)
+            add("onnx-variance", z * math.sqrt(246419.0))
         x = np.concatenate(parts)
         return [rowwise.Group(x, np.array(kinds, dtype=object), _magnitude(x), np.arange(len(x), dtype=np.int64))]
 
@@ -401,11 +402,13 @@ def _magnitude(x) -> np.ndarray:
 def _np_sum(dt, a):
     """Σ over the columns, recursively (left to right), every addition rounded to ``dt``: what a
     loop in the dtype computes (Higham, "Accuracy and Stability of Numerical Algorithms", §4.2).
-    numpy's own ``sum`` of float16 accumulates in float32, which is not the dtype's arithmetic."""
-    s = a[:, 0].copy()
-    for j in range(1, a.shape[1]):
-        s = dt.cast(s + a[:, j])
-    return s[:, None]
+    numpy's own ``sum`` of float16 accumulates in float32, which is not the dtype's arithmetic.
+    ``np.cumsum`` (add.accumulate) adds one term at a time in the array's dtype, each sum rounded to
+    it (float16's loop rounds every step; the ml_dtypes formats add in their own type): the same
+    sums as a Python loop over the columns, bit for bit (tests/test_rows_hostile.py), without the
+    loop (a row of 2·10^6 values spent minutes in it)."""
+    a = dt.cast(a)
+    return dt.cast(np.cumsum(a, axis=1)[:, -1:])
 
 
 def _np_k(dt, x):

@@ -128,6 +128,8 @@ def parse_experiments(value) -> list[str]:
     for item in items:
         for p in str(item).split(","):
             p = p.strip()
+            if not p:  # "-e ," or a trailing comma: nothing named (an empty list is refused below)
+                continue
             if p == "all":
                 out += names()
             elif p in REGISTRY:
@@ -173,7 +175,13 @@ def plan(opts: Options | None = None, *, detail: bool = False, outputs=(), **kw)
     n_methods = max(sum(len(m) for (e, _), m in methods.items() if e == x) for x in exps)
     elements = _held(g.x for gs in groups.values() for g in gs)
     largest = max(g.x.size for gs in groups.values() for g in gs)
-    _check_budget(elements, largest, n_methods * (2 if opts.grad else 1), detail, outputs)
+    # the row table: one row per (method, quantity, input row) and dtype; a framework's execution
+    # variants (@graph, @jit, numpy's @upcast-float32 in the 8-bit formats) counted as if every
+    # method had one (a file of 200,000 short rows made 2.4·10^6 rows, 2.1 GiB, estimated at 0.3)
+    table = sum(len(g.x) * len(p_) * (2 if (b != "numpy" or _dtypes.REGISTRY[d].bits <= 8) else 1)
+                for (e, d), gs in groups.items() for g in gs for (e2, b), p_ in methods.items() if e2 == e)
+    _check_budget(elements, largest, n_methods * (2 if opts.grad else 1), detail, outputs,
+                  table_rows=table * (2 if opts.grad else 1))
     return RowPlan(opts, exps, dts, backend_names, MappingProxyType(methods), selected,
                    MappingProxyType(groups), detail)
 
@@ -190,13 +198,15 @@ def _held(arrays) -> int:
     return sum(seen.values())
 
 
-def estimate(elements: int, largest: int, results: int, detail: bool, outputs=()) -> int:
+def estimate(elements: int, largest: int, results: int, detail: bool, outputs=(), table_rows: int = 0) -> int:
     """Peak bytes of a row run: ``elements`` input values in all (every experiment and dtype: the
     plan holds them as float64), ``largest`` in the largest group (one method's evaluation of one
     group at a time holds its framework's copies and results, :data:`stabench.limits.ROW_ELEMENT_BYTES`
     per value, and the measures of one block of :data:`MEASURE_BLOCK` elements,
     :data:`stabench.limits.MEASURE_ELEMENT_BYTES` each), ``results`` (method, quantity) results per
-    group; ``--detail`` keeps every element of every result as a table row and its CSV text."""
+    group; ``--detail`` keeps every element of every result as a table row and its CSV text;
+    ``table_rows`` rows of :data:`ROWS` are held as parts and their concatenation, and each output
+    format's text of them (``outputs``)."""
     from .. import limits
 
     need = limits.BASE_BYTES + elements * 8 + largest * limits.ROW_ELEMENT_BYTES + \
@@ -204,15 +214,19 @@ def estimate(elements: int, largest: int, results: int, detail: bool, outputs=()
     if detail:
         per = _columns.row_bytes(ELEMENTS, "frame") + _columns.row_bytes(ELEMENTS, "csv")
         need += elements * results * per
-    return need
+    per_row = 2 * _columns.row_bytes(ROWS, "frame") + sum(
+        _columns.row_bytes(ROWS, f) for f in dict.fromkeys(outputs) if f in _columns.PLACES)
+    return need + table_rows * per_row
 
 
-def _check_budget(elements: int, largest: int, results: int, detail: bool, outputs, what: str = "") -> None:
+def _check_budget(elements: int, largest: int, results: int, detail: bool, outputs, what: str = "",
+                  table_rows: int = 0) -> None:
     from .. import limits
 
-    need = estimate(elements, largest, results, detail, outputs)
+    need = estimate(elements, largest, results, detail, outputs, table_rows)
     if need > limits.MEMORY_BUDGET:
         raise InputError(f"{what}request too large: about {need / 2**30:.1f} GiB for {elements:,} values"
+                         f"{f' and {table_rows:,} result rows' if table_rows else ''}"
                          f"{' with --detail' if detail else ''} (budget {limits.MEMORY_BUDGET / 2**30:.0f} GiB); "
                          "use fewer rows, shorter rows (--length, --max-length), fewer dtypes or methods"
                          f"{', or drop --detail' if detail else ''}")
@@ -236,18 +250,30 @@ def _check_methods(opts: Options, exps, backend_names) -> frozenset | None:
     if opts.methods is None:
         return None
     wanted = {p.strip() for p in str(opts.methods).split(",") if p.strip()}
-    offered = set()
+    offered = {}  # name → the first chosen backend offering it
     for b in backend_names:
         mod = _backends.load(b)
         for e in exps:
-            offered |= set(_backends.method_names(mod, _experiment.get(e)))
+            for n in _backends.method_names(mod, _experiment.get(e)):
+                offered.setdefault(n, mod)
     valid = ", ".join(sorted(n for n in offered if "@" not in n))
     if not wanted:
         raise InputError(f"--method is empty; valid: {valid}")
-    unknown = sorted(wanted - offered)
+    unknown = sorted(wanted - set(offered))
     if unknown:
         raise InputError(f"--method {', '.join(unknown)}: no chosen backend offers it for the chosen experiments; "
                          f"valid: {valid} (each also as NAME@VARIANT)")
+    # as the loss runner (loss.check_methods): a variant that would give no row is refused, not an empty run
+    dts = {d.name for d in _dtypes.parse_list(opts.dtypes)}
+    for n in sorted(x for x in wanted if "@" in x):
+        variant, mod = n.split("@", 1)[1], offered[n]
+        why = _backends.variant_unavailable(mod, variant)
+        if why:
+            raise InputError(f"--method {n}: the {mod.NAME} variant @{variant} {why}")
+        where = _backends.variant_dtypes(mod, variant)
+        if where is not None and not dts & set(where):
+            raise InputError(f"--method {n}: the {mod.NAME} variant @{variant} runs in {', '.join(where)} only, "
+                             f"not in the chosen dtypes ({', '.join(sorted(dts))}); add --dtype {where[0]}")
     return frozenset(wanted)
 
 
@@ -407,6 +433,9 @@ def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_gr
             failed += _FAILED[status].sum(axis=1)
             worst_abs = np.fmax(worst_abs, np.nanmax(m["abs_error"], axis=1, initial=-np.inf)) \
                 if b > a else worst_abs
+            # a nan where the exact value is a number has a nan abs_error, which nanmax skips: the row's
+            # normwise error is then +inf (as documented), not the other elements' largest
+            worst_abs = np.where((np.isnan(value) & ~np.isnan(hi[:, a:b])).any(axis=1), np.inf, worst_abs)
             if elements is not None:
                 width = b - a
                 xcol = g.x[:, a:b] if k == g.x.shape[1] else g.x[:, :1]
@@ -420,13 +449,14 @@ def _frames(exp, backend, name, method, dt, g, ref, out, error, opts, eps, no_gr
                     "x": xcol.reshape(-1),
                 }, columns=ELEMENTS.names()))
         value = pick.pop("value")
-        with np.errstate(invalid="ignore"):
+        with np.errstate(all="ignore"):  # nan/inf rows and a tiny ulp: inf, nan are data
             top = np.nanmax(np.abs(hi), axis=1, initial=0.0)
             normwise = np.where(raw is None, np.nan, worst_abs / mdt.ulp(top))
+        # eps as an array: a scalar nan with columns= given makes an object column in pandas 3
         parts.append(pd.DataFrame({
             "experiment": exp.name, "quantity": q, "backend": backend, "method": name, "form": method.form,
             "dtype": dt.name, "result_dtype": result_dtype.name, "case_kind": g.kind, "row": g.row,
-            "length": g.x.shape[1], "magnitude": g.magnitude, "eps": eps, "index": j,
+            "length": g.x.shape[1], "magnitude": g.magnitude, "eps": np.full(n, eps), "index": j,
             "value": value, "reference": hi[rows, j], **pick, "normwise_ulp": normwise,
             "status": metrics.status_names(pick_status),
             "failed": failed, "error": err,
