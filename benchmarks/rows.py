@@ -9,7 +9,9 @@ Targets:
   (in-process, the built-in rows of the experiment scaled up to about 10^6 elements);
 - peak memory of a run per input value (ru_maxrss of a child) for stabench.limits.ROW_ELEMENT_BYTES.
 
-    python benchmarks/rows.py [--repeat 3] [--only NAME,…] [--skip-cli]
+    python benchmarks/rows.py [--repeat 3] [--only NAME,…] [--skip-cli] [--skip-reference]
+
+(with the virtual environment's bin first on PATH: the `stabench` found there is the one timed)
 """
 from __future__ import annotations
 
@@ -80,6 +82,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default=",".join(ROWS))
     ap.add_argument("--skip-cli", action="store_true")
+    ap.add_argument("--skip-reference", action="store_true")
     a = ap.parse_args()
     names = [n for n in a.only.split(",") if n]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"))
@@ -87,7 +90,7 @@ def main() -> None:
         cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), platform.processor())
     print(f"CPU: {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}")
     print("reference throughput (in-process, input elements per second; target ≥ 1e6 for ≤ 32-bit inputs):")
-    for name in names:
+    for name in ([] if a.skip_reference else names):
         for dtype in ("float16", "bfloat16", "float32"):
             speed, n = reference_speed(name, dtype)
             mark = "" if speed >= REFERENCE_TARGET else "   BELOW TARGET"
