@@ -266,9 +266,9 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     for exp, rows in loss_rows.items():
         rep.frames[f"{exp}.csv.xz"] = rows  # the sweep rows: 27 MB as plain CSV
         files.append({"name": f"{exp}.csv.xz", "holds": "rows", "experiment": exp, "compression": "xz"})
-    for name, frame in row_frames.items():
-        rep.frames[f"{name}.csv"] = frame
-        files.append({"name": f"{name}.csv", "holds": "rows", "experiment": name})
+    for name, frame in row_frames.items():  # 0.4–4 MB each as plain CSV
+        rep.frames[f"{name}.csv.xz"] = frame
+        files.append({"name": f"{name}.csv.xz", "holds": "rows", "experiment": name, "compression": "xz"})
     for name, frame in rep.frames.items():
         data = _csv(frame, metadata)
         rep.files[name] = _xz(data) if name.endswith(".xz") else data
@@ -447,7 +447,8 @@ def _markdown(record: dict, metadata: dict) -> str:
         for q in dict.fromkeys(summ["quantity"]):
             lines += [f"### {q}", "", export.markdown_table(summ[summ.quantity == q][row_cols])]
         for name in _files(record, exp, "rows"):
-            lines += [f"Every row (its worst element): `{name}`.", ""]
+            lines += [f"Every row (its worst element): `{name}` (xz-compressed CSV: `pandas.read_csv(\"{name}\")`).",
+                      ""]
     lines += ["## Across frameworks", ""] + crossframework.markdown(
         tables["crossframework_first_fail"], tables["crossframework_confidently_wrong"])
     if "train" in record["experiments"]:

@@ -45,7 +45,7 @@ def test_every_file_exists_and_parses(quick):
     assert set(sig.logit_set) == {"extreme", "sweep"}
     assert (sig.status == "overflow").any() and (sig.status == "nan-result").any()  # failures kept
     assert f"wrote {21 + len(ROW_EXPERIMENTS)} files" in r.stdout  # one CSV per row experiment
-    lse = export.read_csv(out / "logsumexp.csv")  # a row experiment: its rows, the worst element each
+    lse = export.read_csv(out / "logsumexp.csv.xz")  # a row experiment: its rows, the worst element each
     assert {"ordinary", "large"} <= set(lse.case_kind) and (lse.status == "overflow").any()
     assert "## layernorm" in md and "max_normwise_ulp" in md
 
@@ -57,7 +57,7 @@ def test_csvs_equal_the_dataframes_and_runs_are_byte_identical():
         if name != "run.json":
             assert data == b.files[name], name
     import io
-    assert set(a.frames) == {"roundoff.csv", "sigmoid.csv.xz", "softmax.csv.xz", *(f"{e}.csv" for e in ROW_EXPERIMENTS)}
+    assert set(a.frames) == {"roundoff.csv", "sigmoid.csv.xz", "softmax.csv.xz", *(f"{e}.csv.xz" for e in ROW_EXPERIMENTS)}
     for name, frame in a.frames.items():
         back = export.read_csv(io.BytesIO(a.files[name]), compression="xz" if name.endswith(".xz") else None)
         pd.testing.assert_frame_equal(back, frame.reset_index(drop=True), check_dtype=False)
