@@ -175,10 +175,16 @@ def plan(opts: Options | None = None, *, detail: bool = False, outputs=(), **kw)
     n_methods = max(sum(len(m) for (e, _), m in methods.items() if e == x) for x in exps)
     elements = _held(g.x for gs in groups.values() for g in gs)
     largest = max(g.x.size for gs in groups.values() for g in gs)
-    # the row table: one row per (method, quantity, input row) and dtype; a framework's execution
-    # variants (@graph, @jit, numpy's @upcast-float32 in the 8-bit formats) counted as if every
-    # method had one (a file of 200,000 short rows made 2.4·10^6 rows, 2.1 GiB, estimated at 0.3)
-    table = sum(len(g.x) * len(p_) * (2 if (b != "numpy" or _dtypes.REGISTRY[d].bits <= 8) else 1)
+    # the row table: one row per (method, quantity, input row) and dtype, and per execution variant
+    # evaluated in that dtype (@graph, @jit, numpy's @upcast-float32 in the 8-bit formats: each
+    # counted, though only one that differs gives rows; a file of 200,000 short rows made 2.4·10^6
+    # rows, 2.1 GiB, when the estimate left them out)
+    def runs(b, d):
+        mod = _backends.load(b)
+        return 1 + sum(1 for v in getattr(mod, "VARIANTS", {})
+                       if (_backends.variant_dtypes(mod, v) is None or d in _backends.variant_dtypes(mod, v))
+                       and not _backends.variant_unavailable(mod, v))
+    table = sum(len(g.x) * len(p_) * runs(b, d)
                 for (e, d), gs in groups.items() for g in gs for (e2, b), p_ in methods.items() if e2 == e)
     _check_budget(elements, largest, n_methods * (2 if opts.grad else 1), detail, outputs,
                   table_rows=table * (2 if opts.grad else 1))
