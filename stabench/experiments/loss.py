@@ -186,6 +186,14 @@ def check_methods(opts: Options) -> None:
     mods = [_backends.load(b) for b in parse_backends(opts.backends)]
     exps = [_experiment.get(e) for e in parse_experiments(opts.experiments)]
     offered = {n: mod for e in exps for mod in mods for n in _backends.method_names(mod, e.name)}
+    refuse_unoffered(names, offered, opts.dtypes)
+
+
+def refuse_unoffered(names: set, offered: dict, dtypes) -> None:
+    """Refuse ``--method`` ``names`` (a set) that is empty, names what no chosen backend offers
+    (``offered``: name or NAME@VARIANT → the backend module offering it), or a variant that would
+    give no row: evaluated in none of ``dtypes``, or not in this process. Shared by the loss and
+    row runners."""
     bases = sorted({n for n in offered if "@" not in n})
     variants = sorted({n.split("@", 1)[1] for n in offered if "@" in n})
     valid = f"valid: {', '.join(bases)}" + (f"; each also as NAME@VARIANT, VARIANT one of {', '.join(variants)}"
@@ -196,7 +204,7 @@ def check_methods(opts: Options) -> None:
     if unknown:
         raise InputError(f"--method {', '.join(unknown)}: no chosen backend offers it for the chosen experiments; "
                          f"{valid}")
-    dts = {d.name for d in _dtypes.parse_list(opts.dtypes)}
+    dts = {d.name for d in _dtypes.parse_list(dtypes)}
     for n in sorted(x for x in names if "@" in x):
         variant = n.split("@", 1)[1]
         mod = offered[n]
@@ -214,8 +222,9 @@ def skipped_note(skipped: dict) -> str:
     return "; ".join(skipped.values())  # each names its backend
 
 
-def usable_backends(names: list[str], opts: Options) -> tuple[list, dict]:
-    """(backend modules of a run, their frameworks imported; {backend: why skipped}). Without
+def usable_backends(names: list[str], opts) -> tuple[list, dict]:
+    """(backend modules of a run, their frameworks imported; {backend: why skipped}); ``opts``: a
+    run's options (loss or row runner), whose ``backends`` says whether --backend named them. Without
     ``--backend``, a backend whose framework fails to import is skipped with a one-line warning on
     stderr, and the others run; a backend named with ``--backend`` is refused instead (InputError)."""
     import sys

@@ -26,6 +26,7 @@ from .. import experiment as _experiment
 from .. import metrics
 from ..errors import InputError
 from ..registry import ROWS as REGISTRY
+from . import loss as _loss
 
 _C = _columns.Column
 #: the columns the row table shares with the loss table, as declared there
@@ -147,7 +148,6 @@ def plan(opts: Options | None = None, *, detail: bool = False, outputs=(), **kw)
     memory budget), every group of rows is built, and the run's peak memory is estimated
     (:func:`estimate`; refused over :data:`stabench.limits.MEMORY_BUDGET`). ``outputs``: the export
     formats (their texts are built in memory)."""
-    from . import loss as _loss
     from .. import inputs
 
     opts = opts or Options(**kw)
@@ -262,24 +262,7 @@ def _check_methods(opts: Options, exps, backend_names) -> frozenset | None:
         for e in exps:
             for n in _backends.method_names(mod, _experiment.get(e)):
                 offered.setdefault(n, mod)
-    valid = ", ".join(sorted(n for n in offered if "@" not in n))
-    if not wanted:
-        raise InputError(f"--method is empty; valid: {valid}")
-    unknown = sorted(wanted - set(offered))
-    if unknown:
-        raise InputError(f"--method {', '.join(unknown)}: no chosen backend offers it for the chosen experiments; "
-                         f"valid: {valid} (each also as NAME@VARIANT)")
-    # as the loss runner (loss.check_methods): a variant that would give no row is refused, not an empty run
-    dts = {d.name for d in _dtypes.parse_list(opts.dtypes)}
-    for n in sorted(x for x in wanted if "@" in x):
-        variant, mod = n.split("@", 1)[1], offered[n]
-        why = _backends.variant_unavailable(mod, variant)
-        if why:
-            raise InputError(f"--method {n}: the {mod.NAME} variant @{variant} {why}")
-        where = _backends.variant_dtypes(mod, variant)
-        if where is not None and not dts & set(where):
-            raise InputError(f"--method {n}: the {mod.NAME} variant @{variant} runs in {', '.join(where)} only, "
-                             f"not in the chosen dtypes ({', '.join(sorted(dts))}); add --dtype {where[0]}")
+    _loss.refuse_unoffered(wanted, offered, opts.dtypes)  # as the loss runner refuses them
     return frozenset(wanted)
 
 
@@ -290,10 +273,8 @@ def _check_methods(opts: Options, exps, backend_names) -> frozenset | None:
 def run(p: RowPlan | Options | None = None, progress=None, **kw):
     """Run the plan: (rows DataFrame (:data:`ROWS`), elements DataFrame (:data:`ELEMENTS`) or None
     without ``detail``). ``progress(done, total, label)`` as for the loss runner."""
-    from . import loss as _loss
-
     p = p if isinstance(p, RowPlan) else plan(p or Options(**kw))
-    mods, skipped = _loss.usable_backends(list(p.backends), _LossLike(p.options.backends))
+    mods, skipped = _loss.usable_backends(list(p.backends), p.options)  # reads .backends
     total, done = len(p.experiments) * len(p.dtypes) * len(mods), 0
     parts, elements = [], []
     for e in p.experiments:
@@ -315,11 +296,6 @@ def run(p: RowPlan | Options | None = None, progress=None, **kw):
     el = (pd.concat(elements, ignore_index=True) if elements else pd.DataFrame(columns=ELEMENTS.names())) \
         if p.detail else None
     return df, el
-
-
-@dataclass(frozen=True)
-class _LossLike:
-    backends: object  #: what usable_backends reads: whether --backend named them
 
 
 def _params(exp, mod, method, dt, opts: Options) -> dict:
