@@ -31,6 +31,12 @@ from dataclasses import dataclass, field
 #: (3 significant digits).
 KINDS = ("text", "status", "int", "value", "float", "error")
 
+#: What ``stabench compare``/``check`` read a column as (:mod:`stabench.compare`): ``ulp`` an error
+#: measure compared by a factor (``max_ulp``); ``failures`` a count of failing cases (0 → more is a
+#: new failure, more → 0 a vanished one); ``first`` where the first failure is (moved or not);
+#: ``""`` not compared. Key columns (``key=True``) name the row being compared.
+ROLES = ("", "ulp", "failures", "first")
+
 #: Where a table's bytes per row are counted: ``frame`` (the DataFrame at the run's peak: its parts,
 #: their concatenation, the summary's groupby), each output format, ``detail`` (--detail's
 #: selection) and ``plot``.
@@ -63,10 +69,13 @@ class Column:
     left: bool = False
     key: bool = False
     bytes: dict = field(default_factory=dict, compare=False, hash=False)
+    compare: str = ""  #: how compare/check read it: one of :data:`ROLES`
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"column {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+        if self.compare not in ROLES:
+            raise ValueError(f"column {self.name!r}: compare role {self.compare!r} is not one of {ROLES}")
 
     def share(self, place: str) -> int:
         """This column's bytes per row in ``place`` (:data:`PLACES`)."""
@@ -182,17 +191,17 @@ LOSS_ROWS = Table("loss_rows", [
 LOSS_SUMMARY = Table("loss_summary", [
     *as_in_rows(LOSS_ROWS, "experiment", "quantity", "backend", "method", "form", "dtype"),
     Column("cases", "number of cases", "int"),
-    Column("max_ulp", "largest ulp_error over valid cases (inf when any failed with nan/inf)", "error"),
-    Column("median_ulp", "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)", "error"),
+    Column("max_ulp", "largest ulp_error over valid cases (inf when any failed with nan/inf)", "error", compare="ulp"),
+    Column("median_ulp", "median ulp_error over valid cases; nan in streaming runs (they keep no rows: see median_ulp_bound)", "error", compare="ulp"),
     Column("median_ulp_bound", "the upper edge of the power-of-two bin [2^(e−1), 2^e) holding the median ulp_error (for an even count the upper middle one), so at least median_ulp; the same in row and streaming runs (0 when the median is 0)", "float"),
     Column("worst_logit", "the logit of the case with the largest ulp_error (ties: smallest abs(z), then z, then label)", "value"),
-    Column("nan_result", "cases with status nan-result", "int"),
-    Column("overflow", "cases with status overflow", "int"),
-    Column("underflow", "cases with status underflow", "int"),
-    Column("inaccurate", "cases with status inaccurate", "int"),
+    Column("nan_result", "cases with status nan-result", "int", compare="failures"),
+    Column("overflow", "cases with status overflow", "int", compare="failures"),
+    Column("underflow", "cases with status underflow", "int", compare="failures"),
+    Column("inaccurate", "cases with status inaccurate", "int", compare="failures"),
     Column("invalid_input", "cases with status invalid-input (nan/inf inputs, reported not scored)", "int"),
     Column("unsupported", "cases the framework refused", "int"),
-    Column("first_fail_abs_logit", "smallest abs(logit) with a failure (inaccurate/underflow/overflow/nan); nan if none", "value"),
+    Column("first_fail_abs_logit", "smallest abs(logit) with a failure (inaccurate/underflow/overflow/nan); nan if none", "value", compare="first"),
     Column("first_fail_status", "the status at that logit", "text", left=True),
 ])
 
