@@ -493,6 +493,7 @@ def report(
     quick: bool = typer.Option(False, "--quick", help="Fewer sweep points and a shorter roundoff sweep (seconds, not minutes)."),
     seed: int = typer.Option(0, "--seed", callback=lambda v: validate.seed(v), help="Seed for random inputs (recorded)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    experiment: Optional[str] = typer.Option(None, "--experiment", "-e", metavar="NAMES", help="Only these experiments (a comma list: roundoff, the loss and row experiments, train; default: all); run.json then lists only those."),
 ):
     """Run every experiment and write a self-contained report: one CSV per experiment, run.json
     (metadata, timings, every summary), REPORT.md and PNG plots.
@@ -503,10 +504,11 @@ def report(
     from . import report as rp
 
     rp.check_out_dir(out)  # the core install runs it too: numpy; the others, and train, where installed
+    chosen = rp.parse_experiments(experiment)
     bar = render.ProgressBar(quiet=quiet)
     try:
         rep = rp.build(dtype_list=dtype, backend_list=backend, quick=quick, seed=seed, command=_COMMAND,
-                       progress=bar)
+                       progress=bar, experiments=chosen)
     finally:
         bar.close()
     written = rp.write(rep, out)
@@ -560,6 +562,120 @@ def train(
     render.show(exp.for_terminal(summ), f"train: digits network, {epochs} epochs per variant × policy (seed {seed})",
                 columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out, keys=["variant", "policy"])
     render.say(out, exp.verdict(summ))
+
+
+FailOnOpt = typer.Option(None, "--fail-on", metavar="LIST", help="What counts as a regression: a comma list of new-failures, ulp:FACTORx (FACTOR > 1), first-failure, gone; or none (default: new-failures,ulp:2x,first-failure).")
+IgnoreOpt = typer.Option(None, "--ignore", metavar="METHODS", help="Leave out these methods (a comma list of METHOD or BACKEND:METHOD, as the baseline names them).")
+CompareExperimentOpt = typer.Option(None, "--experiment", "-e", metavar="NAMES", help="Compare only these experiments (a comma list; each must be in the baseline).")
+
+
+def _compare_plan(fail_on, ignore, experiment):
+    """--fail-on, --ignore and --experiment, checked before anything is read."""
+    from . import compare as cmp
+
+    return cmp.thresholds(fail_on), cmp.parse_names(ignore, "--ignore"), cmp.parse_names(experiment, "--experiment")
+
+
+def _show_comparison(changes, diff, a, b, out) -> None:
+    """The comparison in the terminal: both sides' machine and versions, then the changes by table."""
+    from . import compare as cmp
+    from . import render
+
+    import textwrap
+
+    render.say(out, f"baseline: {a.path}; new: {b.path}", phrases=False)
+    for r in diff.itertuples(index=False):
+        line = f"  {r.key}: {r.baseline or '(absent)'}" + \
+            (" (both)" if r.baseline == r.new else f" → {r.new or '(absent)'}")
+        out.print(textwrap.fill(line, out.width, subsequent_indent="      ", break_long_words=False,
+                                break_on_hyphens=False), highlight=False, markup=False)
+    if not len(changes):
+        n = changes.attrs.get("compared", {})
+        render.say(out, f"no changes in the {sum(n.values()):,} rows of {len(n)} table{'s' * (len(n) != 1)} "
+                   "compared: every value is the same or within the thresholds")
+        return
+    for title, t in cmp.terminal(changes):
+        render.show(t, title, out=out, keys=["where"])
+
+
+@app.command(name="compare")
+@_outputs
+def compare_cmd(
+    baseline: str = typer.Argument(..., metavar="A", help="The first result: a --json export, a report's run.json or its folder."),
+    new: str = typer.Argument(..., metavar="B", help="The second result, of the same experiment."),
+    experiment: Optional[str] = CompareExperimentOpt,
+    fail_on: Optional[str] = FailOnOpt,
+    ignore: Optional[str] = IgnoreOpt,
+    outputs: dict = None,
+):
+    """What changed between two results of an experiment: new and vanished failures, max and median
+    ulp moved beyond a factor, first failure moved, methods added or gone, with the versions and CPUs
+    of both sides. Exit 0 (it only reports; `stabench check` gates).
+
+    Example: stabench compare before.json after.json --csv changes.csv
+    """
+    th, ignored, exps = _compare_plan(fail_on, ignore, experiment)
+    targets = _targets(outputs, inputs=[("A", baseline), ("B", new)])
+    from . import compare as cmp
+    from . import render
+
+    a, b = cmp.load(baseline), cmp.load(new)
+    cmp.check_names(a, exps, ignored)
+    changes = cmp.compare(a, b, th, ignore=ignored, experiments=exps)
+    diff = cmp.metadata_diff(a, b)
+    _emit(changes, {"metadata": diff}, targets, compared=cmp.sides(diff), fail_on=th.text)
+    if any(p == "-" for _, p in targets):
+        return
+    _show_comparison(changes, diff, a, b, render.console())
+
+
+@app.command()
+@_outputs
+def check(
+    baseline: str = typer.Argument(..., metavar="BASELINE", help="The baseline: a --json export, a report's run.json or its folder."),
+    against: Optional[str] = typer.Option(None, "--against", metavar="NEW", help="Compare with this result instead of re-running the baseline's command."),
+    fail_on: Optional[str] = FailOnOpt,
+    ignore: Optional[str] = IgnoreOpt,
+    experiment: Optional[str] = typer.Option(None, "--experiment", "-e", metavar="NAMES", help="Check only these experiments (a comma list; a report baseline re-runs only them)."),
+    outputs: dict = None,
+):
+    """Re-run the command a baseline records (or take --against NEW) and compare: exit 0 when
+    nothing regressed, 1 when something did (listed), 2 on bad input. For CI: commit a baseline,
+    run `stabench check baseline.json`.
+
+    Example: stabench check baseline.json --fail-on new-failures,ulp:4x --ignore torch:bce-probs
+    """
+    th, ignored, exps = _compare_plan(fail_on, ignore, experiment)
+    targets = _targets(outputs, inputs=[("BASELINE", baseline)] + ([("--against", against)] if against else []))
+    import typer.main
+
+    from . import compare as cmp
+    from . import render
+
+    base = cmp.load(baseline)
+    cmp.check_names(base, exps, ignored)
+    if against is not None:
+        new = cmp.load(against)
+    else:
+        group = typer.main.get_command(app)
+        cmp.rerun_argv(base, lambda n: group.commands.get(n), "-", exps)  # a command to re-run: checked first
+        new = cmp.rerun(base, lambda n: group.commands.get(n), exps)
+    changes = cmp.compare(base, new, th, ignore=ignored, experiments=exps)
+    diff = cmp.metadata_diff(base, new, skip=() if against is not None else ("command",))  # a re-run: the same
+    bad = cmp.regressions(changes)
+    _emit(changes, {"metadata": diff}, targets, compared=cmp.sides(diff), fail_on=th.text)
+    if not any(p == "-" for _, p in targets):
+        out = render.console()
+        _show_comparison(changes, diff, base, new, out)
+        if len(bad):
+            render.say(out, f"check: {len(bad)} regression{'s' * (len(bad) != 1)} under --fail-on {th.text}: "
+                       + "; ".join(f"{r.where} {r.change} {r.column}".strip() for r in bad.head(5).itertuples(index=False))
+                       + ("; …" if len(bad) > 5 else ""))
+        else:
+            render.say(out, f"check: no regression under --fail-on {th.text}"
+                       + (f" ({len(changes)} changes within it)" if len(changes) else ""))
+    if len(bad):
+        raise typer.Exit(1)
 
 
 def _scheduler(address: Optional[str]) -> Optional[str]:

@@ -32,10 +32,13 @@ from dataclasses import dataclass, field
 KINDS = ("text", "status", "int", "value", "float", "error")
 
 #: What ``stabench compare``/``check`` read a column as (:mod:`stabench.compare`): ``ulp`` an error
-#: measure compared by a factor (``max_ulp``); ``failures`` a count of failing cases (0 → more is a
-#: new failure, more → 0 a vanished one); ``first`` where the first failure is (moved or not);
-#: ``""`` not compared. Key columns (``key=True``) name the row being compared.
-ROLES = ("", "ulp", "failures", "first")
+#: measure compared by a factor (``max_ulp``); ``digits`` correct digits, read as an error of
+#: 10^−digits and compared by the same factor; ``failures`` a count of failing cases (0 → more is a
+#: new failure, more → 0 a vanished one); ``status`` a status (exact/ok → a failing one is a new
+#: failure); ``first`` where the first failure is (moved or not); ``key`` names the row like a key
+#: column without being shown as one (``form`` is a key in ``expr``'s summary only); ``""`` not
+#: compared. Key columns (``key=True``) name the row being compared.
+ROLES = ("", "ulp", "digits", "failures", "status", "first", "key")
 
 #: Where a table's bytes per row are counted: ``frame`` (the DataFrame at the run's peak: its parts,
 #: their concatenation, the summary's groupby), each output format, ``detail`` (--detail's
@@ -208,6 +211,10 @@ LOSS_SUMMARY = Table("loss_summary", [
 #: The column the report's loss CSVs add (before ``case_kind``).
 LOGIT_SET = Column("logit_set", "which logit set the row came from: `extreme` or `sweep`", "text")
 REPORT_LOSS_ROWS = Table("report_loss_rows", [*LOSS_ROWS.columns[:7], LOGIT_SET, *LOSS_ROWS.columns[7:]])
+#: A loss summary in a report's run.json (``sigmoid_summary``): the loss summary per logit set, which
+#: ``logit_set`` names (a key for ``stabench compare``, shown as in the rows).
+REPORT_LOSS_SUMMARY = Table("report_loss_summary", [
+    *LOSS_SUMMARY.columns, Column(LOGIT_SET.name, LOGIT_SET.doc, LOGIT_SET.kind, compare="key")])
 
 #: Histogram of ulp errors of a streaming run (one row per non-empty bin).
 HISTOGRAM = Table("histogram", [

@@ -15,7 +15,7 @@ class WriteError(Exception):
 #: Every exit code the command line uses (docs/limits.md lists each; a test checks the two agree).
 EXIT_CODES = {
     0: "done",
-    1: "stdout is a pipe whose reader stopped reading (`| head`)",
+    1: "stdout is a pipe whose reader stopped reading (`| head`); `stabench check`: a regression",
     2: "bad input, or an environment the run cannot work in; nothing was done",
     WriteError.exit_code: "an output could not be written",
     130: "interrupted (SIGINT, Ctrl-C)",

@@ -133,3 +133,32 @@ def build(*, seed=None, command: str | None = None, timestamp: bool = True, **ex
         m["utc_time"] = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     m.update(extra)
     return m
+
+
+#: The metadata key of a JSON export's or run.json's digest (:func:`sign`).
+DIGEST = "digest"
+
+
+def digest(doc: dict) -> str:
+    """``sha256:HEX`` of ``doc`` (a JSON export or a report's run.json, as JSON holds it) without
+    its own ``metadata.digest``: the canonical JSON (keys sorted, no spaces, non-ASCII kept) of
+    everything else, so any edit to the metadata, a row or a table changes it. Fed to the hash
+    piece by piece: a large export is never held twice as text."""
+    import hashlib
+    import json
+
+    meta_ = doc.get("metadata")
+    if isinstance(meta_, dict) and DIGEST in meta_:
+        doc = {**doc, "metadata": {k: v for k, v in meta_.items() if k != DIGEST}}
+    h = hashlib.sha256()
+    enc = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    for chunk in enc.iterencode(doc):
+        h.update(chunk.encode("utf-8"))
+    return "sha256:" + h.hexdigest()
+
+
+def sign(doc: dict) -> dict:
+    """``doc`` with ``metadata.digest`` set (:func:`digest`), last in the metadata: what the JSON
+    exporter and the report's run.json write; ``stabench compare``/``check`` verify it on load."""
+    doc["metadata"] = {**{k: v for k, v in doc["metadata"].items() if k != DIGEST}, DIGEST: digest(doc)}
+    return doc

@@ -163,23 +163,56 @@ def _xz(data: bytes) -> bytes:
     return lzma.compress(data, format=lzma.FORMAT_XZ, preset=6)
 
 
+def parse_experiments(names) -> list[str] | None:
+    """``report --experiment``: a comma list (or list) of the report's experiments (roundoff, the
+    loss and row experiments, train), in the report's order; None (or ``all``) for every one.
+    Unknown names exit 2 naming the valid ones."""
+    if names is None:
+        return None
+    items = [p.strip() for item in ([names] if isinstance(names, str) else names) for p in str(item).split(",")]
+    if items == ["all"]:
+        return None
+    valid = all_experiments()
+    bad = [n for n in items if n not in valid]
+    if bad or not items or "" in items:
+        raise InputError(f"--experiment {','.join(items)!r}: unknown experiment {(bad or [''])[0]!r}; "
+                         f"valid: {', '.join(valid)} (a comma list) or all")
+    return [n for n in valid if n in items]
+
+
+def all_experiments() -> list[str]:
+    """The experiments a full report runs, in its order."""
+    return ["roundoff", *experiment.names(), *rows_exp.names(), "train"]
+
+
 def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int = 0,
-          command: str | None = None, progress=None) -> Report:
+          command: str | None = None, progress=None, experiments=None) -> Report:
     """Run roundoff (with its sweep) and loss (every experiment, backend and dtype, on the extreme
     and sweep logit sets) and render every file of the report in memory.
 
-    ``progress(done, total, label)`` is called before each step (the label names the step that
-    runs) and at the end.
+    ``experiments``: only these (names of :func:`ALL_EXPERIMENTS`, a comma list; None: every one);
+    the record then lists only those. The cross-framework tables are built only when every loss
+    experiment runs. ``progress(done, total, label)`` is called before each step (the label names
+    the step that runs) and at the end.
     """
+    chosen = parse_experiments(experiments)
+    wanted = set(chosen or all_experiments())
     dts = [d.name for d in _dtypes.parse_list(dtype_list)]
     rep = Report()
     backends, rep.skipped = _backends_and_skipped(backend_list)
     points = QUICK_SWEEP_POINTS if quick else SWEEP_POINTS
-    with_train = "tensorflow" in backends  # the training experiment needs TensorFlow
-    if not with_train:
+    with_train = "tensorflow" in backends and "train" in wanted  # the training experiment needs TensorFlow
+    if "tensorflow" not in backends and "train" in wanted:
+        if chosen is not None:  # asked for by name: refused before any work
+            raise InputError("--experiment train needs the tensorflow backend ("
+                             + rep.skipped.get("tensorflow", "not chosen") + ")")
         rep.skipped["train"] = "needs the tensorflow backend (" + rep.skipped.get("tensorflow", "not chosen") + ")"
-    row_names = rows_exp.names()
-    steps = ["roundoff", *experiment.names(), *row_names] + (["train"] if with_train else []) + ["plots"]
+    with_roundoff = "roundoff" in wanted
+    loss_names = [e for e in experiment.names() if e in wanted]
+    with_cross = loss_names == experiment.names()  # the cross-framework tables read every loss experiment
+    row_names = [n for n in rows_exp.names() if n in wanted]
+    steps = (["roundoff"] if with_roundoff else []) + [*loss_names, *row_names] + \
+        (["train"] if with_train else []) + ["plots"]
     total = len(steps)
 
     def tick(i, label):  # i steps done; the label names the step that runs next
@@ -191,7 +224,7 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     ro_plan = roundoff.plan(dts, sweep=True, max_exp=4 if quick else 8)
     loss_plans = {(exp, s): loss.plan(experiments=exp, dtypes=dts, backends=backends, logits=s, points=points,
                                       seed=seed, streaming=False)
-                  for exp in experiment.names() for s in ("extreme", "sweep")}
+                  for exp in loss_names for s in ("extreme", "sweep")}
     row_plans = {name: rows_exp.plan(experiments=[name], dtypes=dts, backends=backends, seed=seed,
                                      points=QUICK_ROW_POINTS if quick else ROW_POINTS,
                                      max_length=QUICK_ROW_MAX_LENGTH if quick else ROW_MAX_LENGTH)
@@ -201,17 +234,20 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         from .experiments import train
 
         train_plan = train.plan(epochs=TRAIN_QUICK_EPOCHS if quick else train.QUICK_EPOCHS, seed=seed)
-    tick(0, "roundoff")
+    tick(0, steps[0])
 
-    t = time.perf_counter()
-    ro = roundoff.run(ro_plan)
-    rep.tables["roundoff_sweep"] = roundoff.sweep_table(ro)
-    rep.timings["roundoff"] = time.perf_counter() - t
-    rep.headlines["roundoff"] = "; ".join(roundoff.verdict(ro[ro["n"] == 10_000])) + "."
-    tick(1, "roundoff")
+    ro = None
+    if with_roundoff:
+        t = time.perf_counter()
+        ro = roundoff.run(ro_plan)
+        rep.tables["roundoff_sweep"] = roundoff.sweep_table(ro)
+        rep.timings["roundoff"] = time.perf_counter() - t
+        rep.headlines["roundoff"] = "; ".join(roundoff.verdict(ro[ro["n"] == 10_000])) + "."
+        tick(1, "roundoff")
 
     loss_rows = {}
-    for i, exp in enumerate(experiment.names(), start=2):
+    first = 1 + with_roundoff  # the step number of the first loss experiment, from 1
+    for i, exp in enumerate(loss_names, start=first):
         t = time.perf_counter()
         parts = []
         for logit_set in ("extreme", "sweep"):
@@ -228,7 +264,7 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         tick(i, exp)
 
     row_frames = {}
-    for i, name in enumerate(row_names, start=2 + len(experiment.names())):
+    for i, name in enumerate(row_names, start=first + len(loss_names)):
         t = time.perf_counter()
         df, _ = rows_exp.run(row_plans[name])
         row_frames[name] = df
@@ -238,11 +274,12 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
         rep.headlines[name] = row_headline(summ)
         tick(i, name)
 
-    t = time.perf_counter()  # the cross-framework tables: first failures (extreme set), confidently wrong
-    extreme = pd.concat([rep.tables[f"{e}_summary"] for e in experiment.names()], ignore_index=True)
-    rep.tables["crossframework_first_fail"] = crossframework.first_failures(extreme[extreme.logit_set == "extreme"])
-    rep.tables["crossframework_confidently_wrong"] = crossframework.confidently_wrong(backends, dts)
-    rep.timings["crossframework"] = time.perf_counter() - t
+    if with_cross:
+        t = time.perf_counter()  # the cross-framework tables: first failures (extreme set), confidently wrong
+        extreme = pd.concat([rep.tables[f"{e}_summary"] for e in experiment.names()], ignore_index=True)
+        rep.tables["crossframework_first_fail"] = crossframework.first_failures(extreme[extreme.logit_set == "extreme"])
+        rep.tables["crossframework_confidently_wrong"] = crossframework.confidently_wrong(backends, dts)
+        rep.timings["crossframework"] = time.perf_counter() - t
 
     train_df = None
     if train_plan is not None:
@@ -257,8 +294,9 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     # metadata is built after the runs so it names every framework they imported
     metadata = meta.build(seed=seed, command=command, timestamp=False)
     files = []  # the record's file list: {"name", "holds", "experiment", …}, in writing order
-    rep.frames["roundoff.csv"] = ro
-    files.append({"name": "roundoff.csv", "holds": "rows", "experiment": "roundoff"})
+    if ro is not None:
+        rep.frames["roundoff.csv"] = ro
+        files.append({"name": "roundoff.csv", "holds": "rows", "experiment": "roundoff"})
     if train_df is not None:
         # wall times vary run to run: they stay in run.json, out of the byte-identical CSV
         rep.frames["train.csv"] = train_df.drop(columns=["seconds"])
@@ -289,7 +327,8 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
                           quick=quick, dtypes=dts, backends=backends, sweep_points=points, skipped=rep.skipped)
     files += [{"name": README, "holds": "report"}, {"name": RECORD, "holds": "record"}]
     rep.record = {"metadata": run_meta,
-                  "experiments": ["roundoff", *loss_rows, *row_frames] + (["train"] if with_train else []),
+                  "experiments": (["roundoff"] if ro is not None else []) + [*loss_rows, *row_frames]
+                  + (["train"] if with_train else []),
                   "tables": rep.tables, "headlines": rep.headlines, "files": files}
     rep.files.update(render(rep.record, metadata))
     if sorted(listing(rep)) != sorted(rep.files):  # the record must list exactly what is written
@@ -306,7 +345,9 @@ def render(record: dict, metadata: dict) -> dict:
            "headlines": record["headlines"],
            "experiments": record["experiments"],
            "files": record["files"]}
-    return {RECORD: (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode(),
+    # run.json carries a digest of itself (stabench compare/check refuse an edited record); REPORT.md
+    # does not, so it stays byte-identical between runs
+    return {RECORD: (json.dumps(meta.sign(doc), indent=1, allow_nan=False) + "\n").encode(),
             README: _markdown(record, metadata).encode()}
 
 
@@ -422,10 +463,11 @@ def _markdown(record: dict, metadata: dict) -> str:
               "(its reciprocal uses the hardware's approximation): compare them only between like machines.", ""]
     if skipped:
         lines += ["Not run here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()) + ".", ""]
-    lines += ["## roundoff", "", headlines["roundoff"], "",
-              "Digits kept by 2/n computed directly and as (1 + 1/n) − (1 − 1/n); every row in "
-              f"`{_files(record, 'roundoff', 'rows')[0]}`.", "",
-              export.markdown_table(tables["roundoff_sweep"])]
+    if "roundoff" in record["experiments"]:
+        lines += ["## roundoff", "", headlines["roundoff"], "",
+                  "Digits kept by 2/n computed directly and as (1 + 1/n) − (1 − 1/n); every row in "
+                  f"`{_files(record, 'roundoff', 'rows')[0]}`.", "",
+                  export.markdown_table(tables["roundoff_sweep"])]
     for exp in (e for e in record["experiments"] if e in experiment.names()):
         summ = tables[f"{exp}_summary"]
         lines += [f"## {exp}", "", headlines[exp][0].upper() + headlines[exp][1:], ""]
@@ -449,8 +491,9 @@ def _markdown(record: dict, metadata: dict) -> str:
         for name in _files(record, exp, "rows"):
             lines += [f"Every row (its worst element): `{name}` (xz-compressed CSV: `pandas.read_csv(\"{name}\")`).",
                       ""]
-    lines += ["## Across frameworks", ""] + crossframework.markdown(
-        tables["crossframework_first_fail"], tables["crossframework_confidently_wrong"])
+    if "crossframework_first_fail" in tables:  # (a report of some loss experiments only has none)
+        lines += ["## Across frameworks", ""] + crossframework.markdown(
+            tables["crossframework_first_fail"], tables["crossframework_confidently_wrong"])
     if "train" in record["experiments"]:
         from .experiments import train
 

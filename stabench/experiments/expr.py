@@ -48,19 +48,21 @@ ROWS = _columns.Table("expr_rows", [
 COLUMNS = ROWS.docs()  #: {name: doc}: a view of :data:`ROWS`
 #: Columns of the summary (one row per form × dtype).
 SUMMARY = _columns.Table("expr_summary", [
-    *_columns.as_in_rows(ROWS, "form", "expression", "dtype"),
+    # form names the row for compare (a key there), shown as in the rows
+    _columns.Column("form", "as in the rows", "text", left=True, compare="key"),
+    *_columns.as_in_rows(ROWS, "expression", "dtype"),
     _columns.Column("points", "rows of this form and dtype", "int"),
-    _columns.Column("max_ulp", "largest ulp_error over the scored rows (inf when any returned nan/inf for a finite value)", "error"),
-    _columns.Column("median_ulp", "median ulp_error over the scored rows", "error"),
+    _columns.Column("max_ulp", "largest ulp_error over the scored rows (inf when any returned nan/inf for a finite value)", "error", compare="ulp"),
+    _columns.Column("median_ulp", "median ulp_error over the scored rows", "error", compare="ulp"),
     _columns.Column("mean_bits", "mean bits_error over the scored rows (Herbie's average bits of error)", "float"),
     _columns.Column("max_bits", "largest bits_error over the scored rows", "float"),
     _columns.Column("failed", "scored rows with status inaccurate, underflow, overflow or nan-result", "int"),
     _columns.Column("exact", "rows with status exact", "int"),
     _columns.Column("ok", "rows with status ok", "int"),
-    _columns.Column("inaccurate", "rows with status inaccurate", "int"),
-    _columns.Column("underflow", "rows with status underflow", "int"),
-    _columns.Column("overflow", "rows with status overflow", "int"),
-    _columns.Column("nan_result", "rows with status nan-result", "int"),
+    _columns.Column("inaccurate", "rows with status inaccurate", "int", compare="failures"),
+    _columns.Column("underflow", "rows with status underflow", "int", compare="failures"),
+    _columns.Column("overflow", "rows with status overflow", "int", compare="failures"),
+    _columns.Column("nan_result", "rows with status nan-result", "int", compare="failures"),
     _columns.Column("invalid_input", "rows with status invalid-input (not scored)", "int"),
     _columns.Column("worst_input", "the input of the row with the largest ulp_error (then bits_error), e.g. x=1e-08", "text"),
 ])

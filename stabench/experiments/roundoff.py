@@ -42,10 +42,10 @@ ROWS = _columns.Table("roundoff_rows", [
     _columns.Column("reference", "2/n exactly, rounded to float64", "float"),
     _columns.Column("abs_error", "abs(value − 2/n), against the exact reference (nan for invalid-input rows: not scored)", "error"),
     _columns.Column("rel_error", "abs_error / (2/n)", "error"),
-    _columns.Column("ulp_error", "abs_error in ulps of the reference in the dtype (glibc-style)", "error"),
+    _columns.Column("ulp_error", "abs_error in ulps of the reference in the dtype (glibc-style)", "error", compare="ulp"),
     _columns.Column("bits_error", "log2(1 + floats between value and the reference rounded to the dtype) (Herbie)", "error"),
     _columns.Column("correct_digits", "−log10(rel_error), capped at the dtype's digits; 0 when all are lost", "error"),
-    _columns.Column("status", "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input (see Statuses)", "status", left=True),
+    _columns.Column("status", "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input (see Statuses)", "status", left=True, compare="status"),
 ])
 COLUMNS = ROWS.docs()  #: {name: doc}: a view of :data:`ROWS`
 
@@ -152,11 +152,11 @@ def _order_key(col: pd.Series) -> pd.Series:
 SWEEP = _columns.Table("roundoff_sweep", [
     _columns.Column("dtype", "floating-point format", "text", left=True, key=True),
     _columns.Column("n", "the integer n", "int", key=True),
-    _columns.Column("direct_digits", "correct digits of 2/n computed directly", "error"),
-    _columns.Column("cancelled_digits", "correct digits of (1 + 1/n) − (1 − 1/n)", "error"),
+    _columns.Column("direct_digits", "correct digits of 2/n computed directly", "error", compare="digits"),
+    _columns.Column("cancelled_digits", "correct digits of (1 + 1/n) − (1 − 1/n)", "error", compare="digits"),
     _columns.Column("estimate_digits", "the classic estimate for the cancelled form: digits of the dtype − log10(n), at least 0", "error"),
-    _columns.Column("direct_status", "status of the direct form", "text"),
-    _columns.Column("cancelled_status", "status of the cancelled form", "text"),
+    _columns.Column("direct_status", "status of the direct form", "text", compare="status"),
+    _columns.Column("cancelled_status", "status of the cancelled form", "text", compare="status"),
 ])
 SWEEP_COLUMNS = SWEEP.docs()  #: {name: doc}: a view of :data:`SWEEP`
 
