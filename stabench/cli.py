@@ -583,7 +583,7 @@ def _show_comparison(changes, diff, a, b, out) -> None:
 
     import textwrap
 
-    render.say(out, f"baseline: {a.path}; new: {b.path}", phrases=False)
+    render.say(out, [f"baseline: {a.path}", f"new: {b.path}"], phrases=False)
     for r in diff.itertuples(index=False):
         line = f"  {r.key}: {r.baseline or '(absent)'}" + \
             (" (both)" if r.baseline == r.new else f" → {r.new or '(absent)'}")
@@ -595,7 +595,7 @@ def _show_comparison(changes, diff, a, b, out) -> None:
                    "compared: every value is the same or within the thresholds")
         return
     for title, t in cmp.terminal(changes):
-        render.show(t, title, out=out, keys=["where"])
+        render.show(t, title, out=out, keys=["item"])
 
 
 @app.command(name="compare")
@@ -669,7 +669,7 @@ def check(
         _show_comparison(changes, diff, base, new, out)
         if len(bad):
             render.say(out, f"check: {len(bad)} regression{'s' * (len(bad) != 1)} under --fail-on {th.text}: "
-                       + "; ".join(f"{r.where} {r.change} {r.column}".strip() for r in bad.head(5).itertuples(index=False))
+                       + "; ".join(f"{r.item} {r.change} {r.column}".strip() for r in bad.head(5).itertuples(index=False))
                        + ("; …" if len(bad) > 5 else ""))
         else:
             render.say(out, f"check: no regression under --fail-on {th.text}"

@@ -33,7 +33,7 @@ from .errors import InputError
 #: ``table`` and ``row``.
 CHANGES = _columns.Table("compare_changes", [
     _columns.Column("table", "the table the change is in (`summary`, `sigmoid_summary`, `roundoff_sweep`, `rows`, …); the key columns of that table follow it", "text", left=True),
-    _columns.Column("where", "the key columns' values, joined by spaces (e.g. `sigmoid loss numpy log1p-exp float16`)", "text", left=True),
+    _columns.Column("item", "the key columns' values, joined by spaces (e.g. `sigmoid loss numpy log1p-exp float16`)", "text", left=True),
     _columns.Column("change", "what changed: `new-failure`, `vanished-failure`, `more-failures`, `fewer-failures`, `ulp-up`, `ulp-down`, `first-failure-moved`, `added`, `gone` (see docs/compare.md)", "text", left=True),
     _columns.Column("column", "the column that changed (empty for `added`/`gone`)", "text", left=True),
     _columns.Column("before", "its value in the first (baseline) result, as text: a number in shortest form, `inf`/`nan`, a status or case kind; empty for `added`", "text"),
@@ -504,7 +504,7 @@ def _compare_part(name, table, a, b, exp_a, exp_b, th: Thresholds, compared: dic
 
     def add(r, kind, col="", before="", after="", factor=math.nan, regression=False):
         keyvals = {k: r[k] for k in keys}
-        out.append({"table": name, **keyvals, "where": " ".join(_text(v) for v in keyvals.values()),
+        out.append({"table": name, **keyvals, "item": " ".join(_text(v) for v in keyvals.values()),
                     "change": kind, "column": col, "before": before, "after": after,
                     "factor": float(factor), "regression": bool(regression)})
 
@@ -768,7 +768,7 @@ def rerun(result: Result, command_lookup, experiments=(), *, stderr=None) -> Res
             fd = None
         proc = subprocess.Popen([sys.executable, "-m", "stabench", *argv], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=fd if fd is not None else subprocess.PIPE,
-                                cwd=tmp, env=env, start_new_session=True)
+                                env=env, start_new_session=True)  # in this folder: the command's relative inputs
         try:
             _, captured = proc.communicate()
         except BaseException:  # Ctrl-C, SIGTERM: end the run and its workers, then go on ending
@@ -820,21 +820,22 @@ def terminal(changes, max_rows: int = 200):
         folded = []
         for kind in ("gone", "added"):
             gk = g[g.change == kind]
-            by = [k for k in ("backend", "method") if k in vary] or vary[:1]
-            if len(gk) and by:
-                for vals, h in gk.groupby(by, sort=False):
-                    vals = vals if isinstance(vals, tuple) else (vals,)
-                    folded.append({"where": " ".join(map(str, vals)) + (f" ({len(h)} rows)" if len(h) > 1 else ""),
-                                   "change": kind, "column": "", "before": "", "after": "", "factor": math.nan,
-                                   "regression": bool(h.regression.any())})
+            by = [k for k in ("backend", "method") if k in vary]  # one line per method
+            groups = gk.groupby(by, sort=False) if by else ([((), gk)] if len(gk) else [])
+            for vals, h in groups:
+                vals = vals if isinstance(vals, tuple) else (vals,)
+                folded.append({"item": " ".join([*map(str, vals), f"({len(h)} rows)" if len(h) > 1 else ""]).strip(),
+                               "change": kind, "column": "", "before": "", "after": "", "factor": math.nan,
+                               "regression": bool(h.regression.any())})
         rest = g[~g.change.isin(("gone", "added"))] if folded else g
-        t = pd.DataFrame({"where": [" ".join(_text(v) for v in r) for r in rest[vary].itertuples(index=False)]
+        t = pd.DataFrame({"item": [" ".join(_text(v) for v in r) for r in rest[vary].itertuples(index=False)]
                           if vary else [""] * len(rest),
                           "change": rest["change"].to_numpy(), "column": rest["column"].to_numpy(),
                           "before": rest["before"].map(_short).to_numpy(), "after": rest["after"].map(_short).to_numpy(),
                           "factor": rest["factor"].to_numpy(), "regression": rest["regression"].to_numpy()})
         t = pd.concat([pd.DataFrame(folded, columns=t.columns), t], ignore_index=True) if folded else t
         t["regression"] = t["regression"].map(lambda v: "yes" if v else "")
+        t["factor"] = t["factor"].map(lambda v: "" if math.isnan(v) else f"{v:.3g}")
         n_reg = int(g.regression.sum())
         title = " ".join([name + ":", *[str(g[k].iloc[0]) for k in fixed]]) + \
             f" — {len(g)} change{'s' * (len(g) != 1)}, {n_reg} regression{'s' * (n_reg != 1)}"
