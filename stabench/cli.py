@@ -569,13 +569,6 @@ IgnoreOpt = typer.Option(None, "--ignore", metavar="METHODS", help="Leave out th
 CompareExperimentOpt = typer.Option(None, "--experiment", "-e", metavar="NAMES", help="Compare only these experiments (a comma list; each must be in the baseline).")
 
 
-def _compare_plan(fail_on, ignore, experiment):
-    """--fail-on, --ignore and --experiment, checked before anything is read."""
-    from . import compare as cmp
-
-    return cmp.thresholds(fail_on), cmp.parse_names(ignore, "--ignore"), cmp.parse_names(experiment, "--experiment")
-
-
 def _show_comparison(changes, diff, a, b, out) -> None:
     """The comparison in the terminal: both sides' machine and versions, then the changes by table."""
     from . import compare as cmp
@@ -614,9 +607,11 @@ def compare_cmd(
 
     Example: stabench compare before.json after.json --csv changes.csv
     """
-    th, ignored, exps = _compare_plan(fail_on, ignore, experiment)
-    targets = _targets(outputs, inputs=[("A", baseline), ("B", new)])
     from . import compare as cmp
+
+    p = cmp.plan(fail_on, ignore, experiment)  # before anything is read
+    th, ignored, exps = p.thresholds, p.ignore, p.experiments
+    targets = _targets(outputs, inputs=[("A", baseline), ("B", new)])
     from . import render
 
     a, b = cmp.load(baseline), cmp.load(new)
@@ -645,11 +640,13 @@ def check(
 
     Example: stabench check baseline.json --fail-on new-failures,ulp:4x --ignore torch:bce-probs
     """
-    th, ignored, exps = _compare_plan(fail_on, ignore, experiment)
+    from . import compare as cmp
+
+    p = cmp.plan(fail_on, ignore, experiment)  # before anything is read or run
+    th, ignored, exps = p.thresholds, p.ignore, p.experiments
     targets = _targets(outputs, inputs=[("BASELINE", baseline)] + ([("--against", against)] if against else []))
     import typer.main
 
-    from . import compare as cmp
     from . import render
 
     base = cmp.load(baseline)

@@ -144,6 +144,21 @@ def parse_names(text: str | None, option: str) -> tuple:
     return tuple(dict.fromkeys(items))
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The options of ``compare``/``check``, checked once (:func:`plan`)."""
+
+    thresholds: Thresholds
+    ignore: tuple = ()  #: methods left out (METHOD or BACKEND:METHOD)
+    experiments: tuple = ()  #: only these experiments (empty: every one)
+
+
+def plan(fail_on: str | None = None, ignore: str | None = None, experiments: str | None = None) -> Plan:
+    """``--fail-on``, ``--ignore`` and ``--experiment`` as given on the command line, checked
+    before anything is read (:class:`InputError` with one line otherwise)."""
+    return Plan(thresholds(fail_on), parse_names(ignore, "--ignore"), parse_names(experiments, "--experiment"))
+
+
 # ---------------------------------------------------------------------------------------------
 # loading
 
