@@ -32,7 +32,7 @@ from .errors import InputError
 #: ``quantity``, ``backend``, ``method``, ``dtype``, …: declared with their tables) sit between
 #: ``table`` and ``row``.
 CHANGES = _columns.Table("compare_changes", [
-    _columns.Column("table", "the table the change is in (`summary`, `sigmoid_summary`, `roundoff_sweep`, `rows`, …); the key columns of that table follow it", "text", left=True),
+    _columns.Column("table", "the declared table the change is in (`loss_summary`, `report_loss_summary`, `rows_summary`, `expr_summary`, `roundoff_sweep`, `roundoff_rows`, `train_summary`); the key columns of that table follow it", "text", left=True),
     _columns.Column("item", "the key columns' values, joined by spaces (e.g. `sigmoid loss numpy log1p-exp float16`)", "text", left=True),
     _columns.Column("change", "what changed: `new-failure`, `vanished-failure`, `more-failures`, `fewer-failures`, `ulp-up`, `ulp-down`, `first-failure-moved`, `added`, `gone` (see docs/compare.md)", "text", left=True),
     _columns.Column("column", "the column that changed (empty for `added`/`gone`)", "text", left=True),
@@ -497,9 +497,9 @@ def _absent(v) -> bool:
     return v is None or (isinstance(v, str) and v == "") or (not isinstance(v, str) and math.isnan(_num(v)))
 
 
-def _compare_part(name, table, a, b, exp_a, exp_b, th: Thresholds, compared: dict | None = None) -> list[dict]:
-    """The changes between two frames of one declared table (see :func:`compare`); ``compared``
-    counts the rows found on both sides, by table."""
+def _compare_part(name, table, a, b, th: Thresholds, compared: dict | None = None) -> list[dict]:
+    """The changes between two frames of one declared table (see :func:`compare`; each frame with
+    ``_exp``, its rows' experiment); ``compared`` counts the rows found on both sides, by table."""
     keys = [k for k in _keys(table) if k in a.columns and k in b.columns]
     compared = compared if compared is not None else {}
     roles = {c.name: c.compare for c in table.columns
@@ -507,12 +507,8 @@ def _compare_part(name, table, a, b, exp_a, exp_b, th: Thresholds, compared: dic
     has_counts = any(r in ("failures", "status") for r in roles.values())
     firsts = [c for c, r in roles.items() if r == "first"]
     a, b = a.copy(), b.copy()
-    for f, e in ((a, exp_a), (b, exp_b)):  # a row of a table without an experiment column: its table's
-        if "experiment" not in f.columns:
-            f["_exp"] = e
-        else:
-            f["_exp"] = f["experiment"].astype(str)
-        f["_n"] = f.groupby(keys, sort=False).cumcount() if keys else range(len(f))  # duplicate keys: by order
+    for f in (a, b):  # rows with the same keys (none should have them) are matched in order
+        f["_n"] = f.groupby(keys, sort=False).cumcount() if keys else range(len(f))
     on = keys + ["_n"]
     m = a.merge(b, on=on, how="outer", suffixes=("_a", "_b"), indicator=True, sort=False)
     out = []
@@ -574,7 +570,8 @@ def compare(a: Result, b: Result, fail_on: Thresholds | str | None = None, ignor
     """The changes from result ``a`` (the baseline) to ``b``: a DataFrame, one row per change
     (columns :data:`CHANGES`, the compared table's key columns after ``table``), in table order.
 
-    Each table of ``a`` is compared with the table of ``b`` of the same name and declared table,
+    The tables of each side are grouped by the declared table they match (``table`` names it:
+    ``loss_summary``, ``report_loss_summary``, ``rows_summary``, ``roundoff_sweep``, …) and compared
     row by row on its key columns: a row on one side only is ``gone``/``added``; for a row on both,
     each column with a compare role (:data:`stabench.columns.ROLES`) present on both sides is read
     by its role. ``fail_on`` (:func:`thresholds`; default :data:`DEFAULT_FAIL_ON`) marks the
@@ -592,32 +589,21 @@ def compare(a: Result, b: Result, fail_on: Thresholds | str | None = None, ignor
         raise InputError(f"{_what(a)} and {_what(b)} have nothing in common: results of different "
                          "experiments or commands cannot be compared")
     ignore = set(ignore)
+    fa_all, fb_all = _by_table(a, experiments, ignore), _by_table(b, experiments, ignore)
     rows = []
-    bparts = {(p.name, p.table.name): p for p in b.parts}
     keycols: dict = {}
     compared: dict = {}
-    seen = set()
-    for pa in list(a.parts) + [p for p in b.parts]:
-        ident = (pa.name, pa.table.name)
-        if ident in seen:
-            continue
-        seen.add(ident)
-        pb = bparts.get(ident)
-        pa_ = next((p for p in a.parts if (p.name, p.table.name) == ident), None)
-        fa = _select(pa_, experiments, ignore) if pa_ is not None else None
-        fb = _select(pb, experiments, ignore) if pb is not None else None
-        table = (pa_ or pb).table
-        if fa is None:
-            fa = fb.iloc[0:0]
-        if fb is None:
-            fb = fa.iloc[0:0]
+    for name, table in {**{k: v[1] for k, v in fa_all.items()}, **{k: v[1] for k, v in fb_all.items()}}.items():
+        fa = fa_all[name][0] if name in fa_all else None
+        fb = fb_all[name][0] if name in fb_all else None
+        fa = fb.iloc[0:0] if fa is None else fa
+        fb = fa.iloc[0:0] if fb is None else fb
         if not len(fa) and not len(fb):
             continue
         for k in _keys(table):
             if k in fa.columns and k in fb.columns:
                 keycols[k] = None
-        rows += _compare_part(pa.name, table, fa, fb, pa_.experiment if pa_ else pb.experiment,
-                              pb.experiment if pb else pa_.experiment, th, compared)
+        rows += _compare_part(name, table, fa, fb, th, compared)
     cols = ["table", *keycols, *[c for c in CHANGES.names() if c != "table"]]
     df = pd.DataFrame(rows, columns=cols)
     for k in keycols:  # as text (one type per column); a key a table lacks is empty in its rows
@@ -626,6 +612,20 @@ def compare(a: Result, b: Result, fail_on: Thresholds | str | None = None, ignor
     df["factor"] = df["factor"].astype(float)
     df.attrs["compared"] = compared  # table → rows found on both sides
     return df
+
+
+def _by_table(result: Result, experiments, ignore) -> dict:
+    """declared table name → (the result's rows of it, all its tables together — a report's
+    ``sigmoid_summary`` and ``softmax_summary`` are one loss summary —, with ``_exp``: each row's
+    experiment; the declared table), less the ignored methods and the experiments not chosen."""
+    import pandas as pd
+
+    out: dict = {}
+    for p in result.parts:
+        f = _select(p, experiments, ignore).copy()
+        f["_exp"] = f["experiment"].astype(str) if "experiment" in f.columns else p.experiment
+        out.setdefault(p.table.name, ([], p.table))[0].append(f)
+    return {k: (pd.concat(fs, ignore_index=True) if len(fs) > 1 else fs[0], t) for k, (fs, t) in out.items()}
 
 
 def _select(part: Part | None, experiments, ignore):

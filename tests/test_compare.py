@@ -64,7 +64,7 @@ def test_an_identical_rerun_has_no_changes(runs):
     a, b = cmp.load(runs["base"]), cmp.load(runs["again"])
     assert a.signed and [p.table.name for p in a.parts] == ["loss_summary"]
     changes = cmp.compare(a, b)
-    assert changes.empty and changes.attrs["compared"] == {"summary": 4}  # loss, grad × naive, fused
+    assert changes.empty and changes.attrs["compared"] == {"loss_summary": 4}  # loss, grad × naive, fused
     r = invoke("compare", runs["base"], runs["again"])
     assert r.exit_code == 0, r.output
     assert "no changes in the 4 rows of 1 table compared" in r.stdout
@@ -237,7 +237,7 @@ def test_a_row_experiment(tmp_path):
     ra, rb = cmp.load(a), cmp.load(b)
     assert [p.table.name for p in ra.parts] == ["rows_summary"] and ra.experiments() == ["logsumexp"]
     same = cmp.compare(ra, rb)
-    assert same.empty and same.attrs["compared"]["summary"] == len(ra.parts[0].frame)
+    assert same.empty and same.attrs["compared"]["rows_summary"] == len(ra.parts[0].frame)
     # a method whose first failure moved to an earlier case kind, and a count that grew
     f = rb.parts[0].frame.copy()
     kinds = list(__import__("stabench.experiment", fromlist=["get"]).get("logsumexp").case_kinds)
@@ -285,3 +285,22 @@ def test_roundoff_sweep_digits_and_status(tmp_path):
     assert set(got) == {("ulp-up", "cancelled_digits"), ("new-failure", "direct_status")}
     assert got[("ulp-up", "cancelled_digits")][1] == pytest.approx(10.0)
     assert ch.n.tolist() == ["10", "10"] and ch.dtype.tolist() == ["float16"] * 2
+
+
+def test_result_tables_match_their_declared_tables():
+    from stabench import columns
+    from stabench.experiments import train
+
+    for t in cmp._declared():  # every declared table matches itself, with a column more or less
+        assert cmp.match(t.names()) is t, t.name
+    assert cmp.match(columns.LOSS_SUMMARY.names() + ["logit_set"]) is columns.REPORT_LOSS_SUMMARY
+    assert cmp.match([c for c in train.SUMMARY.names() if c != "seconds"]) is train.SUMMARY  # as exported
+    rows = cmp.match([c for c in train.ROWS.names() if c != "seconds"])
+    assert rows is train.ROWS and not cmp.comparable(rows)  # the epochs are not compared: the summary is
+    assert cmp.comparable(train.SUMMARY) and cmp.comparable(columns.LOSS_SUMMARY)
+    assert not cmp.comparable(columns.HISTOGRAM) and not cmp.comparable(columns.LOSS_ROWS)
+    assert cmp.match(["experiment", "quantity", "backend", "method", "form", "float16"]) is None  # cross-framework
+
+
+def test_not_a_regular_file(runs):
+    one_line_error(invoke("compare", runs["base"], "/dev/null"), "/dev/null", "not a regular file")
