@@ -253,7 +253,8 @@ def _frame(records: list, table):
     for c in df.columns:
         if c in text:
             df[c] = df[c].map(lambda v: "" if v is None else str(v))
-        elif df[c].dtype == object:
+        elif not pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]):
+            # (pandas 3 reads a column of strings alone, all "nan", as str: not object)
             conv = pd.to_numeric(df[c].replace({"nan": math.nan, "inf": math.inf, "-inf": -math.inf}),
                                  errors="coerce")
             if conv.notna().sum() >= df[c].map(lambda v: v not in (None, "nan")).sum():

@@ -304,3 +304,30 @@ def test_result_tables_match_their_declared_tables():
 
 def test_not_a_regular_file(runs):
     one_line_error(invoke("compare", runs["base"], "/dev/null"), "/dev/null", "not a regular file")
+
+
+def test_train_summaries(tmp_path):
+    """A train export's summary (written here by hand: training needs TensorFlow) is compared by
+    variant and policy: non-finite counts are failures, the first non-finite epoch a first failure."""
+    from stabench.experiments import train
+
+    def export(path, nonfinite_loss, first_epoch):
+        cols = [c for c in train.SUMMARY.names() if c != "seconds"]
+        row = dict.fromkeys(cols, 0)
+        row.update(variant="probs", policy="mixed_float16", loss_path="probabilities", logits_dtype="float16",
+                   output_dtype="float32", loss_dtype="float32", nonfinite_loss=nonfinite_loss,
+                   first_nonfinite_epoch=first_epoch)
+        doc = {"metadata": {"tool": "stabench", "command": "stabench train --epochs 3"}, "rows": [],
+               "tables": {"summary": [row]}}
+        path.write_text(json.dumps(meta.sign(doc)))
+        return cmp.load(path)
+
+    a = export(tmp_path / "a.json", 2, 3)
+    assert [p.table.name for p in a.parts] == ["train_summary"] and a.experiments() == ["train"]
+    ch = cmp.compare(a, export(tmp_path / "b.json", 5, 1))
+    assert ch[["variant", "policy", "change", "column", "before", "after"]].values.tolist() == [
+        ["probs", "mixed_float16", "more-failures", "nonfinite_loss", "2", "5"],
+        ["probs", "mixed_float16", "first-failure-moved", "first_nonfinite_epoch", "3", "1"]]
+    assert ch.regression.all()
+    later = cmp.compare(a, export(tmp_path / "c.json", 2, "nan"))  # no non-finite epoch any more
+    assert later.empty  # the count says there still are failures; the first epoch alone does not
