@@ -190,7 +190,7 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     """Run roundoff (with its sweep) and loss (every experiment, backend and dtype, on the extreme
     and sweep logit sets) and render every file of the report in memory.
 
-    ``experiments``: only these (names of :func:`ALL_EXPERIMENTS`, a comma list; None: every one);
+    ``experiments``: only these (names of :func:`all_experiments`, a comma list; None: every one);
     the record then lists only those. The cross-framework tables are built only when every loss
     experiment runs. ``progress(done, total, label)`` is called before each step (the label names
     the step that runs) and at the end.

@@ -13,7 +13,7 @@ from stabench.cli import app
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "results" / "run.json"
-#: Quick experiments of the committed report (about 35 s with every framework on a 2-core AMD EPYC).
+#: Quick experiments of the committed report (20–45 s with every framework on a loaded 2-core AMD EPYC).
 EXPERIMENTS = "roundoff,sigmoid"
 
 
