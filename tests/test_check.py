@@ -157,3 +157,56 @@ def test_a_report_baseline_reruns_only_the_chosen_experiments(tmp_path):
     assert "no changes in the 4 rows of 1 table" in " ".join(r.stdout.split())
     one_line_error(invoke("report", "-b", "numpy", "--experiment", "bogus", "--out", tmp_path / "r2"),
                    "unknown experiment 'bogus'")
+
+
+def _children_of_check(marker: str) -> list[int]:
+    """Pids of processes whose command line holds ``marker`` (the re-run's private folder)."""
+    import os
+
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_ends_the_rerun_and_its_workers(runs, tmp_path):
+    """A re-run runs in its own process group: SIGTERM to check ends it (and its workers) at once,
+    and check exits 143 leaving no temporary folder."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    doc = json.loads(runs["base"].read_text())
+    # a command that runs for minutes, in worker processes: every float32 in [-1, 1]
+    doc["metadata"]["command"] = ("stabench loss -e sigmoid -b numpy -d float32 --logits exhaustive "
+                                  "--range=-1,1 --workers 2 --no-grad --json x.json")
+    base = tmp_path / "long.json"
+    base.write_text(json.dumps(meta.sign(doc)))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    p = subprocess.Popen([sys.executable, "-m", "stabench", "check", str(base)], env=env, cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not _children_of_check(str(tmp)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(3)  # the re-run is under way, its workers started
+    children = _children_of_check(str(tmp))
+    assert children, "the re-run did not start"
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 143, err.decode()
+    assert "Traceback" not in err.decode()
+    time.sleep(0.5)
+    assert not [pid for pid in children if os.path.exists(f"/proc/{pid}") and
+                open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
+    assert os.listdir(tmp) == []  # the private folder is gone
