@@ -569,7 +569,7 @@ IgnoreOpt = typer.Option(None, "--ignore", metavar="METHODS", help="Leave out th
 CompareExperimentOpt = typer.Option(None, "--experiment", "-e", metavar="NAMES", help="Compare only these experiments (a comma list; each must be in the baseline).")
 
 
-def _show_comparison(changes, diff, a, b, out) -> None:
+def _show_comparison(changes, diff, a, b, out, fail_on: str) -> None:
     """The comparison in the terminal: both sides' machine and versions, then the changes by table."""
     from . import compare as cmp
     from . import render
@@ -587,8 +587,20 @@ def _show_comparison(changes, diff, a, b, out) -> None:
         render.say(out, f"no changes in the {sum(n.values()):,} rows of {len(n)} table{'s' * (len(n) != 1)} "
                    "compared: every value is the same or within the thresholds")
         return
+    from rich.table import Table
+
     for title, t in cmp.terminal(changes):
-        render.show(t, title, out=out, keys=["item"])
+        # the item wraps (at spaces) so that the table fits the terminal; every other cell is whole
+        render.say(out, title, phrases=False)  # (a table's own title wraps at the table's width)
+        table = Table(header_style="bold")
+        for c in t.columns:
+            table.add_column(c, justify="right" if c in ("before", "after") else "left",
+                             no_wrap=c != "item", overflow="fold")
+        for row in t.itertuples(index=False):
+            table.add_row(*map(str, row))
+        out.print(table)
+        if (t["!"] == "!").any():
+            render.say(out, f"!: a regression under --fail-on {fail_on}", phrases=False)
 
 
 @app.command(name="compare")
@@ -621,7 +633,7 @@ def compare_cmd(
     _emit(changes, {"metadata": diff}, targets, compared=cmp.sides(diff), fail_on=th.text)
     if any(p == "-" for _, p in targets):
         return
-    _show_comparison(changes, diff, a, b, render.console())
+    _show_comparison(changes, diff, a, b, render.console(), th.text)
 
 
 @app.command()
@@ -663,7 +675,7 @@ def check(
     _emit(changes, {"metadata": diff}, targets, compared=cmp.sides(diff), fail_on=th.text)
     if not any(p == "-" for _, p in targets):
         out = render.console()
-        _show_comparison(changes, diff, base, new, out)
+        _show_comparison(changes, diff, base, new, out, th.text)
         if len(bad):
             render.say(out, f"check: {len(bad)} regression{'s' * (len(bad) != 1)} under --fail-on {th.text}: "
                        + "; ".join(f"{r.item} {r.change} {r.column}".strip() for r in bad.head(5).itertuples(index=False))

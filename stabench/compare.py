@@ -824,8 +824,11 @@ def _kill(proc, signal) -> None:
 
 def terminal(changes, max_rows: int = 200):
     """(title, DataFrame) per table for the terminal: the changes grouped by table, each row named
-    by the key values that vary within its table (the others go in the title); ``added``/``gone``
-    rows of one method are folded into one line with their count."""
+    by the key values that vary within its table (``item``; the others go in the title), its
+    change with the factor of an ulp move (``ulp-up ×762``), the column, the values before and
+    after (4 significant digits), and ``!`` marking a regression; ``added``/``gone`` rows of one
+    method are folded into one line with their count. At most ``max_rows`` lines per table,
+    regressions first."""
     import pandas as pd
 
     out = []
@@ -841,22 +844,22 @@ def terminal(changes, max_rows: int = 200):
             for vals, h in groups:
                 vals = vals if isinstance(vals, tuple) else (vals,)
                 folded.append({"item": " ".join([*map(str, vals), f"({len(h)} rows)" if len(h) > 1 else ""]).strip(),
-                               "change": kind, "column": "", "before": "", "after": "", "factor": math.nan,
-                               "regression": bool(h.regression.any())})
+                               "change": kind, "column": "", "before": "", "after": "",
+                               "!": "!" if h.regression.any() else ""})
         rest = g[~g.change.isin(("gone", "added"))] if folded else g
-        t = pd.DataFrame({"item": [" ".join(_text(v) for v in r) for r in rest[vary].itertuples(index=False)]
-                          if vary else [""] * len(rest),
-                          "change": rest["change"].to_numpy(), "column": rest["column"].to_numpy(),
-                          "before": rest["before"].map(_short).to_numpy(), "after": rest["after"].map(_short).to_numpy(),
-                          "factor": rest["factor"].to_numpy(), "regression": rest["regression"].to_numpy()})
+        t = pd.DataFrame({
+            "item": [" ".join(_text(v) for v in r) for r in rest[vary].itertuples(index=False)] if vary else [""] * len(rest),
+            "change": [c + (f" ×{f:.3g}" if math.isfinite(f) and c.startswith("ulp") else " ×inf" if f == math.inf else "")
+                       for c, f in zip(rest["change"], rest["factor"])],
+            "column": rest["column"].to_numpy(),
+            "before": rest["before"].map(_short).to_numpy(), "after": rest["after"].map(_short).to_numpy(),
+            "!": ["!" if r else "" for r in rest["regression"]]})
         t = pd.concat([pd.DataFrame(folded, columns=t.columns), t], ignore_index=True) if folded else t
-        t["regression"] = t["regression"].map(lambda v: "yes" if v else "")
-        t["factor"] = t["factor"].map(lambda v: "" if math.isnan(v) else f"{v:.3g}")
         n_reg = int(g.regression.sum())
         title = " ".join([name + ":", *[str(g[k].iloc[0]) for k in fixed]]) + \
             f" — {len(g)} change{'s' * (len(g) != 1)}, {n_reg} regression{'s' * (n_reg != 1)}"
         if len(t) > max_rows:
-            t = t.sort_values("regression", ascending=False, kind="stable").head(max_rows)
+            t = t.sort_values("!", ascending=False, kind="stable").head(max_rows)
             title += f" (the first {max_rows}; the exports have every one)"
         out.append((title, t))
     return out
@@ -868,4 +871,4 @@ def _short(s: str) -> str:
         f = float(s)
     except ValueError:
         return s
-    return s if not math.isfinite(f) or f.is_integer() else f"{f:.4g}"
+    return s if not math.isfinite(f) or (f.is_integer() and abs(f) < 1e6) else f"{f:.4g}"
