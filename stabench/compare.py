@@ -317,7 +317,8 @@ def load(path, *, warn=None) -> Result:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
-        if e.pos >= len(text.rstrip()):  # the parser ran out of text: the document ends early
+        # the parser ran out of text, or a string runs to the end: the document ends early
+        if e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string"):
             raise _refuse(shown, "truncated: the JSON ends early (an interrupted copy or write?); "
                           "write it again") from None
         raise _refuse(shown, f"not JSON ({e.msg} at line {e.lineno} column {e.colno}): not a stabench result") from None
