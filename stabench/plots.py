@@ -24,7 +24,11 @@ the band per series, in the series' colour — and counted in the legend:
 - zero values (loss plots): a ``v`` in the band below the data (zero error is drawn at
   :data:`ULP_FLOOR`, as the axis label says).
 
-Every function returns PNG bytes (the ``*_figure`` functions the matplotlib Figure); the same
+The y axes are logarithmic, drawn as log10 of the value on a linear axis labelled in powers of
+ten: a float64 loss of 1e-300 and the bands around it fit (a log axis cannot reach float64's ends).
+
+Every ``*_plot`` function returns PNG bytes, its ``*_figure`` twin the matplotlib Figure (each
+series' artists carry a ``gid``: ``series:METHOD``, ``edge:METHOD:WHAT``, ``reference``); the same
 data and library versions give the same bytes (no timestamp is written into the file).
 """
 from __future__ import annotations
@@ -41,12 +45,6 @@ ULP_FLOOR = 1e-3
 #: matplotlib's log axis cannot place ticks near float64's range, and nothing is lost by saying
 #: "more than 1e100 ulps".
 ULP_CEIL = 1e100
-#: Loss values above this are drawn in the top band (*): the axis (and its bands) must stay
-#: within float64's range for matplotlib's log ticks.
-VALUE_CEIL = 1e200
-#: Loss values below this (and below the axis) are drawn in the bottom band (a tri-down marker):
-#: the axis with its bands must stay within float64's range (1e±308).
-VALUE_FLOOR = 1e-200
 #: Symmetric-log x axis: linear within ±1, logarithmic beyond (logits span 1e-3 … 1e5 and the sign matters).
 X_LINTHRESH = 1.0
 #: The most series (lines) one panel holds: a backend with more methods is split into groups.
@@ -64,7 +62,11 @@ VARIANT_STYLES = {"": "-", "graph": "--", "jit": "--", "autocast": "--", "upcast
 EXTRA_DASHES = ((0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (5, 2, 1, 2)), (0, (8, 2)))
 #: Non-finite markers: what → (marker, band, legend word).
 EDGE = {"nan": ("x", "top", "nan"), "inf": ("^", "top", "±inf"), "huge": ("*", "top", None),
-        "zero": ("v", "bottom", "0"), "tiny": ("1", "bottom", None)}
+        "zero": ("v", "bottom", "0")}
+#: Markers drawn as strokes only (no hollow form).
+UNFILLED = ("x",)
+#: Decades between the y ticks: the smallest of these that leaves at most 7 ticks.
+DECADE_STEPS = (1, 2, 5, 10, 20, 25, 50, 100)
 #: A non-finite band's height (share of the panel's): a row of markers per series and what it
 #: marks, plus a margin; at most BAND_MAX.
 BAND_ROW, BAND_MARGIN, BAND_MAX = 0.032, 0.02, 0.4
@@ -109,6 +111,7 @@ def method_styles(pairs) -> dict:
     and jax's ``naive`` look alike; they are never in one panel): the first colour that no other
     method of the same backend has taken. Pass every method a report may draw, first those of the
     experiments' static tables, so that a name keeps its colour in every file and every run."""
+    pairs = [tuple(p) for p in pairs]  # read twice
     backends_of, order = {}, []
     variants = []
     for backend, method in pairs:
@@ -204,36 +207,41 @@ def _band_y(k: int, n: int, band: str, height: float) -> float:
 
 
 def _y_axis(ax, lo: float, hi: float, top: float, bottom: float) -> None:
-    """Log axis limits that put [lo, hi] between the bands, ticks (decades) only on the data."""
+    """The y axis (log10 of the value, on a linear axis) with [lo, hi] between the bands; ticks
+    at powers of ten on the data only, labelled as such."""
     from matplotlib.patches import Rectangle
-    from matplotlib.ticker import FixedLocator, NullLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     a, b = math.log10(lo), math.log10(hi)
     span = (b - a) / (1.0 - top - bottom)
-    ax.set_yscale("log")
-    ax.set_ylim(10.0 ** (a - bottom * span), 10.0 ** (b + top * span))
-    step = max(1, math.ceil((math.floor(b) - math.ceil(a)) / 6))
-    ax.yaxis.set_major_locator(FixedLocator(10.0 ** np.arange(math.ceil(a), math.floor(b) + 1, step)))
+    ax.set_ylim(a - bottom * span, b + top * span)
+    first, last = math.ceil(a), math.floor(b)
+    step = next((d for d in DECADE_STEPS if (last - first) // d < 7), DECADE_STEPS[-1])
+    ax.yaxis.set_major_locator(FixedLocator(np.arange(first + (-first) % step, last + 1, step)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"$10^{{{int(round(v))}}}$"))
     ax.yaxis.set_minor_locator(NullLocator())
     for y0, h in ((1.0 - top, top), (0.0, bottom)):
         if h:
             ax.add_patch(Rectangle((0.0, y0), 1.0, h, transform=ax.transAxes, color="0.93", lw=0, zorder=0))
 
 
-def _series(rows, value: str, ceil: float, floor: float):
-    """(x, the y drawn on the line, {edge what: mask}) of one method's rows, sorted by logit
-    (``floor``: ulps below it are drawn at it; loss values below it go to the bottom band)."""
+def _log10(y):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(y)
+
+
+def _series(rows, value: str):
+    """(x, log10 of the y drawn on the line, {edge what: mask}) of one method's rows, sorted by logit."""
     g = rows.sort_values("logit", kind="stable")
     x, y = g["logit"].to_numpy(dtype=float), g[value].to_numpy(dtype=float)
     if value == "ulp_error":
         st = g["status"].to_numpy()
-        edges = {"nan": st == "nan-result", "inf": st == "overflow", "huge": np.isfinite(y) & (y > ceil)}
-        line = np.where(np.isfinite(y) & (y <= ceil), np.maximum(y, floor), np.nan)
+        edges = {"nan": st == "nan-result", "inf": st == "overflow", "huge": np.isfinite(y) & (y > ULP_CEIL)}
+        line = np.where(np.isfinite(y) & (y <= ULP_CEIL), np.maximum(y, ULP_FLOOR), np.nan)
     else:
-        edges = {"nan": np.isnan(y), "inf": np.isinf(y), "huge": np.isfinite(y) & (y > ceil), "zero": y == 0,
-                 "tiny": (y > 0) & (y < floor)}
-        line = np.where(np.isfinite(y) & (y >= floor) & (y <= ceil), y, np.nan)
-    return x, line, {k: m for k, m in edges.items() if m.any()}
+        edges = {"nan": np.isnan(y), "inf": np.isinf(y), "zero": y == 0}
+        line = np.where(np.isfinite(y) & (y > 0), y, np.nan)
+    return x, _log10(line), {k: m for k, m in edges.items() if m.any()}
 
 
 def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=None, floor: float = 0.0,
@@ -250,17 +258,17 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
     # the axis: every panel alike, so that panels compare at a glance
     y = rows[value].to_numpy(dtype=float)
     if value == "ulp_error":
-        ceil = ULP_CEIL
         finite = y[np.isfinite(y) & (y > 0) & (y <= ULP_CEIL)]
         hi = min(max(1e3, _decade_above(float(finite.max())) if finite.size else 1e3), ULP_CEIL)
         lo = ULP_FLOOR / 2
     else:
-        ceil = VALUE_CEIL
-        vals = np.concatenate([y, rows["reference"].to_numpy(dtype=float)]) if reference else y
-        pos = vals[np.isfinite(vals) & (vals > 0) & (vals <= VALUE_CEIL)]
-        # the axis and its bands must fit in float64's range: values stay within VALUE_FLOOR … VALUE_CEIL
-        lo = max(float(pos.min()) / 10, floor, VALUE_FLOOR) if pos.size else 1e-10
-        hi = min(_decade_above(float(pos.max())), VALUE_CEIL) if pos.size else 1.0
+        ref = rows["reference"].to_numpy(dtype=float) if reference else y[:0]
+        pos, rpos = y[np.isfinite(y) & (y > 0)], ref[np.isfinite(ref) & (ref > 0)]
+        # the reference may run off the bottom (below ``floor``); every method value is on the axis
+        lows = ([max(float(rpos.min()) / 10, floor)] if rpos.size else []) + ([float(pos.min()) / 10] if pos.size else [])
+        lo = max(min(lows, default=1e-10), 5e-324)
+        both = np.concatenate([pos, rpos])
+        hi = _decade_above(float(both.max())) if both.size else 1.0
         if hi <= lo:
             hi = lo * 100
 
@@ -274,8 +282,7 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
     for r, (backend, methods) in enumerate(groups):
         seen[backend] = seen.get(backend, 0) + 1
         name = backend if n_of[backend] == 1 else f"{backend} ({seen[backend]}/{n_of[backend]})"
-        series = {(c, m): _series(cg[(cg["backend"] == backend) & (cg["method"] == m)], value, ceil,
-                                  ULP_FLOOR if value == "ulp_error" else lo)
+        series = {(c, m): _series(cg[(cg["backend"] == backend) & (cg["method"] == m)], value)
                   for c, (_, cg) in enumerate(cases) for m in methods}
         ref_zero = [int((cg.drop_duplicates("logit")["reference"] == 0).sum()) if reference else 0
                     for _, cg in cases]
@@ -299,11 +306,12 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
             if reference:
                 ref = cg.drop_duplicates("logit").sort_values("logit", kind="stable")
                 rx, ry = ref["logit"].to_numpy(dtype=float), ref["reference"].to_numpy(dtype=float)
-                ax.plot(rx, np.where(ry > 0, ry, np.nan), "-", color="0.45", lw=3.0, alpha=0.45, zorder=1)
+                ax.plot(rx, _log10(np.where(ry >= lo, ry, np.nan)), "-", color="0.45", lw=3.0, alpha=0.45, zorder=1,
+                        gid="reference")
                 zero = ry == 0
                 if zero.any():
                     ax.scatter(rx[zero], np.full(zero.sum(), band_y(("reference", "zero"))), marker="v",
-                               color="0.3", s=18, transform=trans, clip_on=False, zorder=4)
+                               color="0.3", s=18, transform=trans, clip_on=False, zorder=4, gid="edge:reference:zero")
             for i, m in enumerate(methods):
                 st = styles[m]
                 x, line, edges = series[(c, m)]
@@ -312,16 +320,18 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
                 step = max(len(x) // 6, 1)
                 ax.plot(x, line, color=st.color, ls=st.linestyle, lw=1.3, marker=st.marker, ms=4.5,
                         mfc=st.color if st.filled else "none", mew=1.0,
-                        markevery=(i * step // len(methods), step), zorder=2 + i * 0.01)
+                        markevery=(i * step // len(methods), step), zorder=2 + i * 0.01, gid=f"series:{m}")
                 for what, mask in edges.items():
                     # a variant's markers are hollow, as on its line (x and the tri have no inside)
-                    ax.scatter(x[mask], np.full(mask.sum(), band_y((m, what))), marker=EDGE[what][0],
-                               facecolors=st.color if st.filled else "none", edgecolors=st.color, s=22,
-                               linewidths=1.2, transform=trans, clip_on=False, zorder=5)
+                    marker = EDGE[what][0]
+                    paint = ({"color": st.color} if st.filled or marker in UNFILLED else
+                             {"facecolors": "none", "edgecolors": st.color})
+                    ax.scatter(x[mask], np.full(mask.sum(), band_y((m, what))), marker=marker, s=22, **paint,
+                               linewidths=1.2, transform=trans, clip_on=False, zorder=5, gid=f"edge:{m}:{what}")
                     counts.setdefault((m, what), [0] * ncols)[c] = int(mask.sum())
             _y_axis(ax, lo, hi, height["top"], height["bottom"])
             if value == "ulp_error":
-                ax.axhline(1.0, color="0.5", lw=0.7, ls=":", zorder=1)
+                ax.axhline(0.0, color="0.5", lw=0.7, ls=":", zorder=1)  # 1 ulp
             _logit_axis(ax, r == nrows - 1)
             ax.set_title(f"{name} · {case_title}", fontsize=9.5)
         # the row's legend: its methods, then every non-finite marker with its count per column
@@ -340,7 +350,7 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
         for m, what in slots["top"] + slots["bottom"]:  # top to bottom, as the bands hold them
             if (m, what) in counts:
                     marker, _, word = EDGE[what]
-                    word = word or (f"> {ceil:g}" if what == "huge" else f"< {lo:.0e} (below the axis)")
+                    word = word or f"> {ULP_CEIL:g} ulps"
                     handles.append(Line2D([], [], color=styles[m].color, marker=marker, ls="none", mew=1.2,
                                           mfc=styles[m].color if styles[m].filled else "none"))
                     labels.append(f"{m}: {word} {_per_column(counts[(m, what)], cases)}")
@@ -406,7 +416,7 @@ def curves_figure(df, title: str):
             color, marker, ls = POLICY_STYLES[p % len(POLICY_STYLES)]
             for r, col in enumerate(("train_loss", "test_accuracy")):
                 axes[r][c].plot(g["epoch"], g[col], color=color, marker=marker, ls=ls, lw=1.4, ms=4.5,
-                                mfc="none" if p % 2 else color, label=policy)
+                                mfc="none" if p % 2 else color, label=policy, gid=f"series:{policy}")
         axes[0][c].set_title(f"variant: {variant}", fontsize=10)
         axes[0][c].set_yscale("log")
         axes[1][c].set_xlabel("epoch")
