@@ -244,6 +244,23 @@ def _series(rows, value: str):
     return x, _log10(line), {k: m for k, m in edges.items() if m.any()}
 
 
+def _limits(rows, value: str, floor: float, reference: bool) -> tuple[float, float]:
+    """(lo, hi) of the data region of a row of panels: from the ulp floor (or a tenth of the
+    smallest value, the reference's no lower than ``floor``) to a decade above the largest."""
+    y = rows[value].to_numpy(dtype=float)
+    if value == "ulp_error":
+        finite = y[np.isfinite(y) & (y > 0) & (y <= ULP_CEIL)]
+        return ULP_FLOOR / 2, min(max(1e3, _decade_above(float(finite.max())) if finite.size else 1e3), ULP_CEIL)
+    ref = rows["reference"].to_numpy(dtype=float) if reference else y[:0]
+    pos, rpos = y[np.isfinite(y) & (y > 0)], ref[np.isfinite(ref) & (ref > 0)]
+    # the reference may run off the bottom (below ``floor``); every method value is on the axis
+    lows = ([max(float(rpos.min()) / 10, floor)] if rpos.size else []) + ([float(pos.min()) / 10] if pos.size else [])
+    lo = max(min(lows, default=1e-10), 5e-324)
+    both = np.concatenate([pos, rpos])
+    hi = _decade_above(float(both.max())) if both.size else 1.0
+    return lo, max(hi, lo * 100)
+
+
 def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=None, floor: float = 0.0,
                  reference: bool = False):
     """The grid of panels of one loss experiment and dtype (module docstring)."""
@@ -255,23 +272,6 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
         styles = method_styles(rows[["backend", "method"]].drop_duplicates().itertuples(index=False))
     groups = [(b, grp) for b, g in rows.groupby("backend", sort=False)
               for grp in method_groups(list(dict.fromkeys(g["method"])))]
-    # the axis: every panel alike, so that panels compare at a glance
-    y = rows[value].to_numpy(dtype=float)
-    if value == "ulp_error":
-        finite = y[np.isfinite(y) & (y > 0) & (y <= ULP_CEIL)]
-        hi = min(max(1e3, _decade_above(float(finite.max())) if finite.size else 1e3), ULP_CEIL)
-        lo = ULP_FLOOR / 2
-    else:
-        ref = rows["reference"].to_numpy(dtype=float) if reference else y[:0]
-        pos, rpos = y[np.isfinite(y) & (y > 0)], ref[np.isfinite(ref) & (ref > 0)]
-        # the reference may run off the bottom (below ``floor``); every method value is on the axis
-        lows = ([max(float(rpos.min()) / 10, floor)] if rpos.size else []) + ([float(pos.min()) / 10] if pos.size else [])
-        lo = max(min(lows, default=1e-10), 5e-324)
-        both = np.concatenate([pos, rpos])
-        hi = _decade_above(float(both.max())) if both.size else 1.0
-        if hi <= lo:
-            hi = lo * 100
-
     nrows, ncols = len(groups), len(cases)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * PANEL_W + LEGEND_W, nrows * PANEL_H + 0.9),
                              squeeze=False, sharex=True, sharey="row", layout="constrained")
@@ -282,6 +282,8 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
     for r, (backend, methods) in enumerate(groups):
         seen[backend] = seen.get(backend, 0) + 1
         name = backend if n_of[backend] == 1 else f"{backend} ({seen[backend]}/{n_of[backend]})"
+        # a y axis per row of panels: one backend's 1e36-ulp failure does not flatten the others
+        lo, hi = _limits(rows[(rows["backend"] == backend) & rows["method"].isin(methods)], value, floor, reference)
         series = {(c, m): _series(cg[(cg["backend"] == backend) & (cg["method"] == m)], value)
                   for c, (_, cg) in enumerate(cases) for m in methods}
         ref_zero = [int((cg.drop_duplicates("logit")["reference"] == 0).sum()) if reference else 0
