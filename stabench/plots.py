@@ -21,6 +21,8 @@ the band per series, in the series' colour — and counted in the legend:
 - nan results: an ``x`` in the band above the data;
 - ±inf results (overflow): a ``^`` in the band above;
 - errors above :data:`ULP_CEIL` ulps: a ``*`` in the band above;
+- any other row without an error in ulps (status ``unsupported``, ``invalid-input``): a
+  tri-down in the band above, named by its status;
 - zero values (loss plots): a ``v`` in the band below the data (zero error is drawn at
   :data:`ULP_FLOOR`, as the axis label says).
 
@@ -62,9 +64,9 @@ VARIANT_STYLES = {"": "-", "graph": "--", "jit": "--", "autocast": "--", "upcast
 EXTRA_DASHES = ((0, (3, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (5, 2, 1, 2)), (0, (8, 2)))
 #: Non-finite markers: what → (marker, band, legend word).
 EDGE = {"nan": ("x", "top", "nan"), "inf": ("^", "top", "±inf"), "huge": ("*", "top", None),
-        "zero": ("v", "bottom", "0")}
+        "other": ("1", "top", None), "zero": ("v", "bottom", "0")}
 #: Markers drawn as strokes only (no hollow form).
-UNFILLED = ("x",)
+UNFILLED = ("x", "1")
 #: Decades between the y ticks: the smallest of these that leaves at most 7 ticks.
 DECADE_STEPS = (1, 2, 5, 10, 20, 25, 50, 100)
 #: A non-finite band's height (share of the panel's): a row of markers per series and what it
@@ -230,13 +232,18 @@ def _log10(y):
         return np.log10(y)
 
 
-def _series(rows, value: str):
-    """(x, log10 of the y drawn on the line, {edge what: mask}) of one method's rows, sorted by logit."""
+def _series(rows, value: str, other_status: set):
+    """(x, log10 of the y drawn on the line, {edge what: mask}) of one method's rows, sorted by
+    logit; the statuses of the "other" edge go into ``other_status``."""
     g = rows.sort_values("logit", kind="stable")
     x, y = g["logit"].to_numpy(dtype=float), g[value].to_numpy(dtype=float)
     if value == "ulp_error":
         st = g["status"].to_numpy()
         edges = {"nan": st == "nan-result", "inf": st == "overflow", "huge": np.isfinite(y) & (y > ULP_CEIL)}
+        # any other row without an error in ulps (unsupported, invalid-input): named by its status
+        edges["other"] = ~np.isfinite(y) & ~edges["nan"] & ~edges["inf"]
+        if edges["other"].any():
+            other_status.update(st[edges["other"]])
         line = np.where(np.isfinite(y) & (y <= ULP_CEIL), np.maximum(y, ULP_FLOOR), np.nan)
     else:
         edges = {"nan": np.isnan(y), "inf": np.isinf(y), "zero": y == 0}
@@ -284,7 +291,8 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
         name = backend if n_of[backend] == 1 else f"{backend} ({seen[backend]}/{n_of[backend]})"
         # a y axis per row of panels: one backend's 1e36-ulp failure does not flatten the others
         lo, hi = _limits(rows[(rows["backend"] == backend) & rows["method"].isin(methods)], value, floor, reference)
-        series = {(c, m): _series(cg[(cg["backend"] == backend) & (cg["method"] == m)], value)
+        other = {m: set() for m in methods}
+        series = {(c, m): _series(cg[(cg["backend"] == backend) & (cg["method"] == m)], value, other[m])
                   for c, (_, cg) in enumerate(cases) for m in methods}
         ref_zero = [int((cg.drop_duplicates("logit")["reference"] == 0).sum()) if reference else 0
                     for _, cg in cases]
@@ -352,7 +360,7 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
         for m, what in slots["top"] + slots["bottom"]:  # top to bottom, as the bands hold them
             if (m, what) in counts:
                     marker, _, word = EDGE[what]
-                    word = word or f"> {ULP_CEIL:g} ulps"
+                    word = word or (f"> {ULP_CEIL:g} ulps" if what == "huge" else "/".join(sorted(other[m])))
                     handles.append(Line2D([], [], color=styles[m].color, marker=marker, ls="none", mew=1.2,
                                           mfc=styles[m].color if styles[m].filled else "none"))
                     labels.append(f"{m}: {word} {_per_column(counts[(m, what)], cases)}")
@@ -372,7 +380,7 @@ def _per_column(counts, cases) -> str:
 
 def ulp_figure(rows, title: str, cases=None, styles=None):
     """The figure of :func:`ulp_plot`."""
-    band = f"shaded band: x nan, ^ ±inf, * > {ULP_CEIL:g}"
+    band = f"shaded band: x nan, ^ ±inf, * > {ULP_CEIL:g}, tri other status"
     return _loss_figure(rows, "ulp_error", title, f"error in ulps (≤ {ULP_FLOOR:g} drawn at it; {band})",
                         cases=cases, styles=styles)
 

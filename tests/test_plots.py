@@ -69,6 +69,8 @@ def _synthetic(seed=0, dtype="float16"):
                     status[:3], ulp[:3], value[:3] = "nan-result", np.nan, np.nan
                     status[-2:], ulp[-2:], value[-2:] = "overflow", np.inf, np.inf
                     value[10] = 0.0
+                if m == "bce-probs@autocast" and kind == "wrong-at-z":  # a framework refusing the dtype
+                    status[:], ulp[:], value[:] = "unsupported", np.nan, np.nan
                 parts.append(pd.DataFrame({"backend": backend, "method": m, "dtype": dtype, "case_kind": kind,
                                            "label": 0.0, "quantity": "loss", "logit": z, "value": value,
                                            "reference": np.abs(z) + 1.0, "ulp_error": ulp, "status": status}))
@@ -125,6 +127,9 @@ def test_non_finite_results_are_counted_markers():
     texts = _legend_texts(fig)
     assert "naive@jit: nan (3 in label-at-z, 3 in wrong-at-z)" in texts
     assert "naive@jit: ±inf (2 in label-at-z, 2 in wrong-at-z)" in texts
+    # a row without an error in ulps for another reason is a marker too, named by its status
+    assert found[("bce-probs@autocast", "other")] == 30
+    assert "bce-probs@autocast: unsupported (30 in wrong-at-z)" in texts
     vfig = plots.value_figure(rows, "t")
     zeros = sum(_edges(ax).get(("naive", "zero"), 0) for ax in vfig.axes)
     assert zeros == 2 * 2  # numpy's and jax's naive, one zero per case kind
