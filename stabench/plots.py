@@ -21,8 +21,9 @@ the band per series, in the series' colour — and counted in the legend:
 - nan results: an ``x`` in the band above the data;
 - ±inf results (overflow): a ``^`` in the band above;
 - errors above :data:`ULP_CEIL` ulps: a ``*`` in the band above;
-- any other row without an error in ulps (status ``unsupported``, ``invalid-input``): a
-  tri-down in the band above, named by its status;
+- any other row without a finite error in ulps (``unsupported``, ``invalid-input``; an
+  ``inaccurate`` value against a float64 reference of 0): a tri-down in the band above, named by
+  its status;
 - zero values (loss plots): a ``v`` in the band below the data (zero error is drawn at
   :data:`ULP_FLOOR`, as the axis label says).
 
@@ -240,7 +241,8 @@ def _series(rows, value: str, other_status: set):
     if value == "ulp_error":
         st = g["status"].to_numpy()
         edges = {"nan": st == "nan-result", "inf": st == "overflow", "huge": np.isfinite(y) & (y > ULP_CEIL)}
-        # any other row without an error in ulps (unsupported, invalid-input): named by its status
+        # any other row without a finite error in ulps (unsupported, invalid-input, a value against a
+        # reference of 0): named by its status
         edges["other"] = ~np.isfinite(y) & ~edges["nan"] & ~edges["inf"]
         if edges["other"].any():
             other_status.update(st[edges["other"]])
@@ -360,7 +362,7 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
         for m, what in slots["top"] + slots["bottom"]:  # top to bottom, as the bands hold them
             if (m, what) in counts:
                     marker, _, word = EDGE[what]
-                    word = word or (f"> {ULP_CEIL:g} ulps" if what == "huge" else "/".join(sorted(other[m])))
+                    word = word or (f"> {ULP_CEIL:g} ulps" if what == "huge" else "/".join(sorted(other[m])) + ", no finite ulps")
                     handles.append(Line2D([], [], color=styles[m].color, marker=marker, ls="none", mew=1.2,
                                           mfc=styles[m].color if styles[m].filled else "none"))
                     labels.append(f"{m}: {word} {_per_column(counts[(m, what)], cases)}")

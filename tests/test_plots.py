@@ -129,7 +129,7 @@ def test_non_finite_results_are_counted_markers():
     assert "naive@jit: ±inf (2 in label-at-z, 2 in wrong-at-z)" in texts
     # a row without an error in ulps for another reason is a marker too, named by its status
     assert found[("bce-probs@autocast", "other")] == 30
-    assert "bce-probs@autocast: unsupported (30 in wrong-at-z)" in texts
+    assert "bce-probs@autocast: unsupported, no finite ulps (30 in wrong-at-z)" in texts
     vfig = plots.value_figure(rows, "t")
     zeros = sum(_edges(ax).get(("naive", "zero"), 0) for ax in vfig.axes)
     assert zeros == 2 * 2  # numpy's and jax's naive, one zero per case kind
