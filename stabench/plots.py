@@ -418,27 +418,42 @@ POLICY_STYLES = (("#1f77b4", "o", "-"), ("#ff7f0e", "s", "--"), ("#2ca02c", "D",
 def curves_figure(df, title: str):
     """The figure of :func:`curves_plot`."""
     plt = _plt()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
     variants = list(dict.fromkeys(df["variant"]))
     policies = list(dict.fromkeys(df["policy"]))
     fig, axes = plt.subplots(2, len(variants), figsize=(4.2 * len(variants) + 0.6, 6.6), squeeze=False,
                              sharex=True, sharey="row", layout="constrained")
+    nonfinite = False
     for c, variant in enumerate(variants):
         for p, policy in enumerate(policies):
             g = df[(df["variant"] == variant) & (df["policy"] == policy)].sort_values("epoch")
             color, marker, ls = POLICY_STYLES[p % len(POLICY_STYLES)]
             for r, col in enumerate(("train_loss", "test_accuracy")):
-                axes[r][c].plot(g["epoch"], g[col], color=color, marker=marker, ls=ls, lw=1.4, ms=4.5,
-                                mfc="none" if p % 2 else color, label=policy, gid=f"series:{policy}")
+                ax = axes[r][c]
+                ax.plot(g["epoch"], g[col], color=color, marker=marker, ls=ls, lw=1.4, ms=4.5,
+                        mfc="none" if p % 2 else color, label=policy, gid=f"series:{policy}")
+                # an epoch whose loss is nan/±inf (a non-finite step makes the mean so): an x on the top edge
+                bad = ~np.isfinite(g[col].to_numpy(dtype=float))
+                if bad.any():
+                    nonfinite = True
+                    ax.scatter(g["epoch"].to_numpy()[bad], np.full(bad.sum(), 0.97), marker="x", color=color,
+                               transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
+                               gid=f"edge:{policy}:nan")
         axes[0][c].set_title(f"variant: {variant}", fontsize=10)
-        axes[0][c].set_yscale("log")
         axes[1][c].set_xlabel("epoch")
         for r in range(2):
             axes[r][c].grid(True, color="0.9", lw=0.5)
-    axes[0][0].set_ylabel("training loss (log)")
+    axes[1][0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0][0].set_ylabel("training loss (mean over the epoch)")
     axes[1][0].set_ylabel("test accuracy")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, [f"policy {x}" for x in labels], loc="outside lower center", ncol=len(policies),
-               fontsize=9, frameon=False)
+    labels = [f"policy {x}" for x in labels]
+    if nonfinite:
+        handles.append(Line2D([], [], color="0.3", marker="x", ls="none"))
+        labels.append("x on the top edge: nan or ±inf that epoch")
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9, frameon=False)
     fig.suptitle(title, fontsize=11)
     return fig
 
@@ -446,5 +461,6 @@ def curves_figure(df, title: str):
 def curves_plot(df, title: str) -> bytes:
     """Training curves (``stabench train`` rows): a column of panels per variant, training loss
     above and test accuracy below, a line per policy (one colour, marker and line style per
-    policy in every panel, named in one legend below)."""
+    policy in every panel, named in one legend below); an epoch whose value is nan or ±inf is an
+    ``x`` on the panel's top edge."""
     return _png(curves_figure(df, title))

@@ -233,4 +233,10 @@ def test_training_curves_a_panel_per_variant():
             assert len(ln.get_xdata()) == 4
     assert len(set(colors.values())) == 3 and len(fig.legends) == 1
     plots._plt().close(fig)
+    # an epoch whose loss went nan is a marker, named in the legend
+    df.loc[(df.variant == "probs") & (df.policy == "mixed_float16") & (df.epoch == 3), "train_loss"] = np.nan
+    fig = plots.curves_figure(df, "t")
+    assert sum(_edges(ax).get(("mixed_float16", "nan"), 0) for ax in fig.axes) == 1
+    assert "x on the top edge: nan or ±inf that epoch" in [t.get_text() for t in fig.legends[0].get_texts()]
+    plots._plt().close(fig)
     assert plots.curves_plot(df, "t").startswith(PNG)
