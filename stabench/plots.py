@@ -17,7 +17,7 @@ dashed, ``@upcast-float32`` dash-dot, ``@x64-off`` dotted), and a variant's mark
 Markers sit every few points, staggered, so that curves lying on each other stay visible.
 
 Nothing is dropped: values a log axis cannot show are drawn as markers in a shaded band — a row of
-the band per series, in the series' colour — and counted in the legend:
+the band per series and kind of marker, in the series' colour — and counted in the legend:
 - nan results: an ``x`` in the band above the data;
 - ±inf results (overflow): a ``^`` in the band above;
 - errors above :data:`ULP_CEIL` ulps: a ``*`` in the band above;
@@ -361,11 +361,14 @@ def _loss_figure(rows, value: str, title: str, ylabel: str, cases=None, styles=N
             labels.append(m)
         for m, what in slots["top"] + slots["bottom"]:  # top to bottom, as the bands hold them
             if (m, what) in counts:
-                    marker, _, word = EDGE[what]
-                    word = word or (f"> {ULP_CEIL:g} ulps" if what == "huge" else "/".join(sorted(other[m])) + ", no finite ulps")
-                    handles.append(Line2D([], [], color=styles[m].color, marker=marker, ls="none", mew=1.2,
-                                          mfc=styles[m].color if styles[m].filled else "none"))
-                    labels.append(f"{m}: {word} {_per_column(counts[(m, what)], cases)}")
+                marker, _, word = EDGE[what]
+                if what == "huge":
+                    word = f"> {ULP_CEIL:g} ulps"
+                elif what == "other":
+                    word = "/".join(sorted(other[m])) + ", no finite ulps"
+                handles.append(Line2D([], [], color=styles[m].color, marker=marker, ls="none", mew=1.2,
+                                      mfc=styles[m].color if styles[m].filled else "none"))
+                labels.append(f"{m}: {word} {_per_column(counts[(m, what)], cases)}")
         axes[r][-1].legend(handles, labels, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.03, 1.0),
                            borderaxespad=0.0, frameon=False, handlelength=2.6)
     fig.supylabel(ylabel, fontsize=10)
