@@ -91,7 +91,7 @@ class Experiment:
     #: reference (sigmoid's, for labels 0 and 1); otherwise the generic kernel measures its
     #: :meth:`stream_cases` against :meth:`stream_reference`
     kernel: bool = False
-    plot_subset_doc: str = ""  #: which cases the report's per-dtype plots show
+    plot_cases_doc: str = "a column per case kind"  #: what the columns of the report's plots are
     labels_doc: str = ""  #: what one of its --labels is (named in the option's error messages)
     #: backend name → its :class:`stabench.backends.Method` list, in table order: the framework
     #: calls as a user writes them (what each backend's ``call`` takes: its module docstring)
@@ -150,9 +150,12 @@ class Experiment:
         columns and the ordinary oracle's reference, to re-measure the worst cases as rows."""
         raise NotImplementedError
 
-    def plot_subset(self, sweep: pd.DataFrame) -> pd.DataFrame:
-        """The sweep rows the report plots (one curve per method)."""
-        return sweep
+    def plot_cases(self, sweep: pd.DataFrame) -> list:
+        """[(column title, rows)]: the cases the report plots, a column of panels each (every case
+        kind, and every label where a kind has several; :func:`stabench.plots.default_cases`)."""
+        from . import plots  # matplotlib is not imported by this
+
+        return plots.default_cases(sweep)
 
     def summary(self, df: pd.DataFrame) -> pd.DataFrame:
         """The summary table of this experiment's rows (:attr:`summary_columns`)."""

@@ -318,7 +318,9 @@ def build(*, dtype_list=None, backend_list=None, quick: bool = False, seed: int 
     if train_df is not None:
         from . import plots
 
-        rep.files["train-curves.png"] = plots.curves_plot(train_df, "digits network: probabilities vs logits, by policy")
+        rep.files["train-curves.png"] = plots.curves_plot(
+            train_df, "digits network (stabench train): training loss and test accuracy per epoch, "
+                      "a column per variant, a line per policy")
         files.append({"name": "train-curves.png", "holds": "plot", "experiment": "train", "plot": "curves"})
     rep.timings["plots"] = time.perf_counter() - t
     tick(len(steps), "plots")
@@ -378,21 +380,32 @@ def _backends_and_skipped(backend_list) -> tuple[list[str], dict]:
 
 
 def _plots(loss_rows: dict) -> list:
-    """[(record entry, PNG bytes)] of each loss experiment's per-dtype plots."""
+    """[(record entry, PNG bytes)] of each loss experiment's per-dtype plots: the error in ulps
+    and the loss value against the logit (sweep set), a row of panels per method group, a column
+    per case (:meth:`Experiment.plot_cases`)."""
+    from . import backends as _backends
     from . import plots
 
+    # every method of every loss experiment's tables first, then those the rows hold (variants):
+    # a method keeps its colour in every file, whichever backends ran
+    pairs = [(b, m.name) for e in experiment.names() for b in _backends.names()
+             for m in experiment.get(e).backend_methods.get(b, ())]
+    for rows in loss_rows.values():
+        pairs += list(rows[["backend", "method"]].drop_duplicates().itertuples(index=False, name=None))
+    styles = plots.method_styles(pairs)
     out = []
     for exp, rows in loss_rows.items():
         sweep = rows[(rows.logit_set == "sweep") & (rows.quantity == "loss")]
-        # one panel subset per plot, as the experiment chooses (sigmoid: label 1; softmax: label-at-z)
-        subset = experiment.get(exp).plot_subset(sweep)
-        what = experiment.get(exp).plot_subset_doc
-        for dt, g in subset.groupby("dtype", sort=False):
+        ex = experiment.get(exp)
+        for dt, g in sweep.groupby("dtype", sort=False):
             entry = {"holds": "plot", "experiment": exp, "dtype": dt}
-            out.append(({"name": f"{exp}-{dt}-ulp.png", **entry, "plot": "ulp"},
-                        plots.ulp_plot(g, f"{exp} loss error, {dt} ({what})")))
+            cases = ex.plot_cases(g)
+            what = f"{ex.plot_cases_doc}, a row per backend (method group)"
+            out.append(({"name": f"{exp}-{dt}-ulp.png", **entry, "plot": "ulp"}, plots.ulp_plot(
+                g, f"{exp} loss in {dt}: error in ulps against the logit z\n{what}", cases=cases, styles=styles)))
             out.append(({"name": f"{exp}-{dt}-loss.png", **entry, "plot": "loss"}, plots.value_plot(
-                g, f"{exp} loss value, {dt} ({what})", floor=_dtypes.get(dt).smallest_subnormal / 10)))
+                g, f"{exp} loss in {dt}: value against the logit z, with the exact reference\n{what}",
+                floor=_dtypes.get(dt).smallest_subnormal / 10, cases=cases, styles=styles)))
     return out
 
 

@@ -130,7 +130,7 @@ class Sigmoid(Experiment):
                        "tests/test_oracle.py); float64: correctly rounded hi + lo (mpmath, Ziv)")
     streams = True
     kernel = True  # stabench.kernel reproduces oracle.bce_binary_fast for labels 0 and 1
-    plot_subset_doc = "label y = 1"
+    plot_cases_doc = "a column per label y (0 and 1)"
     labels_doc = "numbers in [0, 1]"
     backend_methods = METHODS
     cases_type = Cases
@@ -189,8 +189,9 @@ class Sigmoid(Experiment):
         """The key is the label (0 or 1)."""
         return "scalar", key, 1, oracle.bce(logit, key, precise=False)[quantity]
 
-    def plot_subset(self, sweep):
-        return sweep[sweep.label == 1.0]  # the positive class
+    def plot_cases(self, sweep):
+        """A column per label: y = 0 and y = 1 fail on opposite sides of the logit axis."""
+        return [(f"label y = {y:g}", g) for y, g in sweep.groupby("label", sort=True)]
 
 
 EXPERIMENT = Sigmoid()

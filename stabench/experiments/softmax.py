@@ -184,7 +184,7 @@ class Softmax(Experiment):
     }
     reference_bound = ("float32 and narrower: within 2^-40 relative of the exact value (oracle.softmax_ce, "
                        "tests/test_oracle.py); float64: correctly rounded hi + lo (mpmath, Ziv)")
-    plot_subset_doc = "label's logit at z, others 0"
+    plot_cases_doc = "a column per case kind (label-at-z, wrong-at-z, all-equal)"
     labels_doc = "a class index"
     streams = True  # the preset kinds, built from each scalar z of the chunk
     backend_methods = METHODS
@@ -264,8 +264,11 @@ class Softmax(Experiment):
             return file_shape
         return 3 * scalars, opts.classes
 
-    def plot_subset(self, sweep):
-        return sweep[sweep.case_kind == "label-at-z"]
+    def plot_cases(self, sweep):
+        """A column per case kind, in :data:`KINDS` order (a file's rows: one column)."""
+        kinds = [k for k in KINDS if (sweep.case_kind == k).any()] + \
+            [k for k in dict.fromkeys(sweep.case_kind) if k not in KINDS]
+        return [(k, sweep[sweep.case_kind == k]) for k in kinds]
 
 
 EXPERIMENT = Softmax()
