@@ -93,6 +93,9 @@ class Experiment:
     kernel: bool = False
     plot_subset_doc: str = ""  #: which cases the report's per-dtype plots show
     labels_doc: str = ""  #: what one of its --labels is (named in the option's error messages)
+    #: (fewest, most or None) logit columns per --logits-file row it takes: with the default
+    #: ``-e all`` a file runs the experiments whose range holds its column count
+    file_columns: tuple = (1, None)
     #: backend name → its :class:`stabench.backends.Method` list, in table order: the framework
     #: calls as a user writes them (what each backend's ``call`` takes: its module docstring)
     backend_methods: dict = {}

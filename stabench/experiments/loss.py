@@ -56,8 +56,11 @@ class Options:
     dtypes: list = field(default_factory=lambda: list(_dtypes.DTYPE_NAMES))
     backends: list[str] | None = None  #: None: every installed backend
     logits: str = "extreme"  #: text, or (in a plan's options) an inputs.LogitSet
-    logits_file: str | None = None
+    #: your own logits: a .npy/.csv path, or (Python API) an array, N × K or 1-D (inputs.load_logits)
+    logits_file: object = None
     labels: str | None = None
+    #: one label per row of logits_file: a .npy/.csv path, or (Python API) an array (inputs.load_labels)
+    labels_file: object = None
     points: int = 200
     seed: int = 0
     classes: int = 10
@@ -125,6 +128,7 @@ def plan(opts: Options | None = None, *, outputs=(), streaming: bool | None = No
     opts = opts or Options(**kw)
     stream.check_workers(workers)
     validate.loss_options(opts)
+    opts = _with(opts, experiments=file_experiments(opts))  # -e all with a file: those its shape fits
     check_methods(opts)
     opts = _with(opts, logits=inputs.logit_set(opts.logits))  # --logits read here, once
     if streaming is None:
@@ -142,7 +146,10 @@ def plan(opts: Options | None = None, *, outputs=(), streaming: bool | None = No
     backend_names = tuple(parse_backends(opts.backends))
     if not backend_names:
         raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
-    file = inputs.load_file(opts.logits_file) if opts.logits_file else None
+    file = None
+    if opts.logits_file is not None:  # read once, here; a labels file replaces a label column (never both)
+        logits, column = inputs.load_logits(opts.logits_file)
+        file = (logits, inputs.load_labels(opts.labels_file) if opts.labels_file is not None else column)
     # every input is built and checked before a framework is imported: bad input fails fast
     batches = {(exp, dt.name): _experiment.get(exp).batch(opts, dt, file) for exp in exps for dt in dts}
     if opts.batch_size is not None:
@@ -152,6 +159,47 @@ def plan(opts: Options | None = None, *, outputs=(), streaming: bool | None = No
                for e in exps for b in backend_names}
     return LossPlan(**common, backends=backend_names, methods=MappingProxyType(methods), file=file,
                     streaming=False, memory=need, rows=rows, batches=MappingProxyType(batches))
+
+
+def _all_asked(value) -> bool:
+    """Whether ``--experiment`` asks for every experiment: ``all`` (the CLI's default) or, through
+    the Python API, the default list of every name."""
+    vals = [value] if isinstance(value, str) else list(value or ["all"])
+    names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    return "all" in names or (not isinstance(value, str) and names == _experiment.names())
+
+
+def file_experiments(opts: Options) -> list[str]:
+    """The experiments a run with ``--logits-file`` runs: with ``-e all`` those whose
+    :attr:`~stabench.experiment.Experiment.file_columns` hold the file's logit columns (1 → sigmoid,
+    K ≥ 2 → softmax); an experiment named explicitly that cannot take the file is refused, naming
+    the one that can. Without a file, ``opts.experiments`` parsed."""
+    exps = parse_experiments(opts.experiments)
+    if opts.logits_file is None:
+        return exps
+    rows, cols = inputs.logits_shape(opts.logits_file)
+    ndim = inputs.logits_ndim(opts.logits_file)
+
+    def width(e):  # a 1-D array is one case of an experiment taking several columns
+        return rows if ndim == 1 and _experiment.get(e).file_columns[0] > 1 else cols
+
+    def fits(e, w):
+        lo, hi = _experiment.get(e).file_columns
+        return lo <= w and (hi is None or w <= hi)
+
+    if _all_asked(opts.experiments):
+        chosen = [e for e in exps if fits(e, cols)]
+        if chosen:
+            return chosen
+    for e in exps:
+        if not fits(e, width(e)):
+            other = [x for x in _experiment.names() if x != e and fits(x, cols)]
+            hint = f"; use -e {other[0]} (or -e all)" if other else ""
+            lo, hi = _experiment.get(e).file_columns
+            takes = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
+            raise InputError(f"{inputs.source_name(opts.logits_file)} has {cols:,} logit column(s) per row; "
+                             f"-e {e} takes {takes}{hint}")
+    return exps
 
 
 def method_names(opts: Options) -> set[str] | None:
@@ -551,7 +599,7 @@ def loss_estimate(opts, outputs=()) -> tuple[int, int]:
     dts = dtypes.parse_list(opts.dtypes)
     names = parse_backends(opts.backends)
     quantities = 2 if opts.grad else 1
-    shape = inputs.file_shape(opts.logits_file) if opts.logits_file else None
+    shape = inputs.logits_shape(opts.logits_file) if opts.logits_file is not None else None
     rows = arrays = largest = 0
     for exp in exps:
         for dt in dts:
@@ -573,7 +621,7 @@ def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
     """(cases, classes) of one experiment in one dtype, at most."""
     e = _experiment.get(exp)
     if shape is not None:
-        return e.size(0, opts, shape, inputs.file_has_labels(opts.logits_file))
+        return e.size(0, opts, shape, inputs.has_label_column(opts.logits_file) or opts.labels_file is not None)
     logits = inputs.logit_set(opts.logits)
     spec = logits.kind
     values = 2**dt.bits  # no set holds more distinct values than the format has bit patterns
@@ -598,8 +646,9 @@ def _file_bytes(opts, shape) -> int:
     from .. import inputs
 
     rows, columns = shape
-    columns += inputs.file_has_labels(opts.logits_file)
-    cells = columns * limits.CSV_CELL_BYTES if opts.logits_file.lower().endswith(".csv") else 0
+    columns += inputs.has_label_column(opts.logits_file) + (opts.labels_file is not None)
+    csv = not inputs.is_array(opts.logits_file) and str(opts.logits_file).lower().endswith(".csv")
+    cells = columns * limits.CSV_CELL_BYTES if csv else 0
     return limits.FILE_COPIES * rows * columns * 8 + cells
 
 

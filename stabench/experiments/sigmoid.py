@@ -131,6 +131,7 @@ class Sigmoid(Experiment):
     streams = True
     kernel = True  # stabench.kernel reproduces oracle.bce_binary_fast for labels 0 and 1
     plot_subset_doc = "label y = 1"
+    file_columns = (1, 1)  # one logit per --logits-file row
     labels_doc = "numbers in [0, 1]"
     backend_methods = METHODS
     cases_type = Cases
@@ -143,13 +144,18 @@ class Sigmoid(Experiment):
             if z.ndim == 2 and z.shape[1] == 1:
                 z = z[:, 0]
             if z.ndim != 1:
-                raise InputError(f"--logits-file for sigmoid needs one logit per row, got {z.shape[1]} columns")
+                raise InputError(f"--logits-file for sigmoid needs one logit per row, got {z.shape[1]} columns; "
+                                 "use -e softmax for K ≥ 2 logits per row")
             z = dt.cast(z).astype(np.float64)
             if file_labels is not None:
                 y = file_labels
-                bad = y[~((y >= 0) & (y <= 1))]
-                if bad.size:
-                    raise InputError(f"sigmoid label {float(bad[0]):g} in --logits-file is outside [0, 1]")
+                name = inputs.labels_name(opts)
+                inputs.check_label_count(y, len(z), name)
+                bad = ~((y >= 0) & (y <= 1))  # nan too
+                if bad.any():
+                    i = inputs.first_bad(bad)
+                    raise InputError(f"{name}: row {i} (from 0) holds {float(y[i]):g}, outside [0, 1]; valid for "
+                                     "sigmoid: numbers in [0, 1], the probability of class 1 (0 and 1 typical)")
             else:
                 y = None
             kind = "file"

@@ -186,6 +186,7 @@ class Softmax(Experiment):
                        "tests/test_oracle.py); float64: correctly rounded hi + lo (mpmath, Ziv)")
     plot_subset_doc = "label's logit at z, others 0"
     labels_doc = "a class index"
+    file_columns = (2, None)  # K ≥ 2 logits per --logits-file row (a 1-D .npy array: one case)
     streams = True  # the preset kinds, built from each scalar z of the chunk
     backend_methods = METHODS
     cases_type = Cases
@@ -234,12 +235,27 @@ class Softmax(Experiment):
             z, file_labels = file
             z = np.atleast_2d(z)
             if z.shape[1] < 2:
-                raise InputError("--logits-file for softmax needs one case per row with at least 2 logit columns")
+                raise InputError("--logits-file for softmax needs one case per row with at least 2 logit columns; "
+                                 "use -e sigmoid for one logit per row")
             n, k = z.shape
             inputs.check_size(n, k)
             if file_labels is None and opts.labels is None:
-                raise InputError("softmax --logits-file needs labels: a 'label' column or --labels")
-            lab = labels(file_labels if file_labels is not None else opts.labels, n, k)
+                raise InputError("softmax --logits-file needs labels: --labels-file, a 'label' column or --labels")
+            if file_labels is not None:
+                lab = file_labels
+                name = inputs.labels_name(opts)
+                inputs.check_label_count(lab, n, name)
+                with np.errstate(invalid="ignore"):
+                    whole = np.isfinite(lab) & (lab == np.floor(lab))
+                bad = ~(whole & (lab >= 0) & (lab < k))
+                if bad.any():
+                    i = inputs.first_bad(bad)
+                    why = "not an integer" if not whole[i] else f"outside [0, {k})"
+                    raise InputError(f"{name}: row {i} (from 0) holds {float(lab[i]):g}, {why}; valid for softmax: "
+                                     f"class indices 0 … {k - 1} (the file has K = {k} logit columns)")
+                lab = lab.astype(np.int64)
+            else:
+                lab = labels(opts.labels, n, k)
             logits = dt.cast(z).astype(np.float64)
             rows = np.arange(n)
             return Batch(Cases(logits, lab), np.full(n, "file", dtype=object),
