@@ -347,16 +347,22 @@ def loss(
     finally:
         bar.close()
     _emit(df, tables, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3),
-          batch_size="all" if batch_size is None else batch_size, **df.attrs)  # attrs: skipped_backends
+          batch_size="all" if batch_size is None else batch_size,
+          **{k: v for k, v in df.attrs.items() if k != exp.FILE_ATTR})  # attrs: skipped_backends
     if any(p == "-" for _, p in targets):
         return
     out = render.console()
+    file_run = logits_file is not None and not streaming
     for (e, q), g in summ.groupby(["experiment", "quantity"], sort=False):
         if full:
             for b, gb in g.groupby("backend", sort=False):
                 render.show(gb, f"{e} {q}, {b}: error against the oracle (ulps in the coarser of dtype and "
                             "result dtype)", out=out, keys=["method", "dtype"],
-                            columns=[c for c in exp.SUMMARY_TERMINAL_COLUMNS if c != "backend"])
+                            columns=[c for c in (exp.FILE_SUMMARY_TERMINAL_COLUMNS if file_run
+                                                 else exp.SUMMARY_TERMINAL_COLUMNS) if c != "backend"])
+        elif file_run:
+            render.show(exp.compact(g, file=True), f"{e} {q}: failing rows; max ulp"
+                        + ("; error of the mean loss" if q == "loss" else ""), out=out, keys=["method"])
         else:
             render.show(exp.compact(g), f"{e} {q}: where each method first fails; max ulp", out=out,
                         keys=["method"])
@@ -369,9 +375,12 @@ def loss(
                     gb, what = render.detail_rows(gb)
                 render.show(gb, f"{e} {q}, {b}: {what}", out=out, keys=["method", "dtype"],
                             columns=[c for c in exp.DETAIL_TERMINAL_COLUMNS if c != "backend"])
-    # the verdict says per dtype what the compact tables show; their legend instead
-    if full:
-        render.say(out, exp.verdict(summ))
+    # the verdict says per dtype what the compact tables show; their legend instead — for a file
+    # run both: the verdict is the answer about the user's batch
+    if file_run and not full:
+        render.say(out, exp.FILE_LEGEND, phrases=False)
+    if full or file_run:
+        render.say(out, exp.verdict(summ, file=file_run))
     else:
         render.say(out, exp.COMPACT_LEGEND, phrases=False)
 

@@ -15,6 +15,10 @@ input differentiated). A backend module is the adapter that runs such a call:
   error text. What ``method.call`` takes is the backend's (see its module docstring): numpy, a
   formula ``(dt, *arrays, grad)`` that writes its gradient out; the others, a function
   ``(fw, *tensors)`` of the per-case loss, ``fw`` the backend module holding the imported framework;
+- ``reduce(values, dtype, how) -> array``: the framework's own ``mean`` or ``sum`` (``how``) of
+  per-case results ``values`` (a numpy array held in ``dtype``, their result dtype), in ONE call
+  on a tensor of that dtype (np.mean, torch.mean, tf.reduce_mean, jnp.mean): the reduced loss a
+  model trains on, returned as a 0-d array of the dtype the framework returned;
 - ``versions() -> dict``: framework versions for the metadata block;
 - ``load_framework()``: import the framework (the slow part: 1–10 s); ``evaluate`` and ``versions``
   call it, and nothing else in the module imports the framework, so the experiments' method tables

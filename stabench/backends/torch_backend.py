@@ -193,3 +193,15 @@ def _compiled(call):
     if call not in _COMPILED:
         _COMPILED[call] = torch.compile(_bound(call), dynamic=True)
     return _COMPILED[call]
+
+
+def reduce(values, dtype: DType, how: str):
+    """``torch.mean`` or ``torch.sum`` (``how``) of per-case results ``values`` held in ``dtype``
+    (their result dtype), as a 0-d numpy array of the dtype PyTorch returned. This is what
+    ``reduction="mean"`` / ``"sum"`` does after the per-case losses: ``torch/_refs/nn/functional``'s
+    ``_apply_loss_reduction`` returns ``torch.mean(loss)`` / ``torch.sum(loss)`` (read in torch
+    2.14's source), and the ATen loss kernels' ``apply_loss_reduction`` likewise call ``mean()`` /
+    ``sum()`` on the unreduced tensor."""
+    load_framework()
+    t = torch.from_numpy(np.asarray(values, dtype=np.float64)).to(getattr(torch, dtype.name))  # exact
+    return _numpy(getattr(torch, how)(t))
