@@ -286,7 +286,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
             res[c] = red[c].reindex(at).to_numpy()
     for c in REDUCED:  # not computed: nan (an empty status)
         if c.endswith("_status"):
-            res[c] = res[c].fillna("").astype(object)
+            res[c] = pd.Series([v if isinstance(v, str) else "" for v in res[c]], index=res.index, dtype=object)
     order = {"loss": 0, "grad": 1, **{e: i for i, e in enumerate(names())}}
     return res.sort_values(["experiment", "quantity"], key=lambda c: c.map(order), kind="stable", ignore_index=True)
 

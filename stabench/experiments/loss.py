@@ -184,6 +184,8 @@ def file_experiments(opts: Options) -> list[str]:
     if opts.logits_file is None:
         return exps
     rows, cols = inputs.logits_shape(opts.logits_file)
+    if not rows or not cols:  # an empty file: loading it says so, in its own words
+        return exps
     ndim = inputs.logits_ndim(opts.logits_file)
 
     def width(e):  # a 1-D array is one case of an experiment taking several columns
