@@ -176,38 +176,23 @@ def _all_asked(value) -> bool:
 
 
 def file_experiments(opts: Options) -> list[str]:
-    """The experiments a run with ``--logits-file`` runs: with ``-e all`` those whose
-    :attr:`~stabench.experiment.Experiment.file_columns` hold the file's logit columns (1 → sigmoid,
-    K ≥ 2 → softmax); an experiment named explicitly that cannot take the file is refused, naming
-    the one that can. Without a file, ``opts.experiments`` parsed."""
+    """The experiments a run runs: ``opts.experiments`` parsed, and with ``--logits-file`` and the
+    default ``-e all`` those whose :attr:`~stabench.experiment.Experiment.file_columns` hold the
+    file's logit columns (1 → sigmoid, K ≥ 2 → softmax; the shape is counted, the file not yet
+    parsed). An experiment named explicitly is kept: its batch refuses a file it cannot take, once
+    the file is parsed (so a malformed file is reported as such), naming the one that can."""
     exps = parse_experiments(opts.experiments)
-    if opts.logits_file is None:
+    if opts.logits_file is None or not _all_asked(opts.experiments):
         return exps
     rows, cols = inputs.logits_shape(opts.logits_file)
     if not rows or not cols:  # an empty file: loading it says so, in its own words
         return exps
-    ndim = inputs.logits_ndim(opts.logits_file)
 
-    def width(e):  # a 1-D array is one case of an experiment taking several columns
-        return rows if ndim == 1 and _experiment.get(e).file_columns[0] > 1 else cols
-
-    def fits(e, w):
+    def fits(e):
         lo, hi = _experiment.get(e).file_columns
-        return lo <= w and (hi is None or w <= hi)
+        return lo <= cols and (hi is None or cols <= hi)
 
-    if _all_asked(opts.experiments):
-        chosen = [e for e in exps if fits(e, cols)]
-        if chosen:
-            return chosen
-    for e in exps:
-        if not fits(e, width(e)):
-            other = [x for x in _experiment.names() if x != e and fits(x, cols)]
-            hint = f"; use -e {other[0]} (or -e all)" if other else ""
-            lo, hi = _experiment.get(e).file_columns
-            takes = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo} to {hi}"
-            raise InputError(f"{inputs.source_name(opts.logits_file)} has {cols:,} logit column(s) per row; "
-                             f"-e {e} takes {takes}{hint}")
-    return exps
+    return [e for e in exps if fits(e)] or exps
 
 
 def method_names(opts: Options) -> set[str] | None:
@@ -360,7 +345,8 @@ def run(opts: Options | LossPlan | None = None, progress=None, **kw) -> pd.DataF
     if skipped:  # the exports' metadata say which backends did not run, and why
         df.attrs["skipped_backends"] = skipped_note(skipped)
     if reduced is not None:  # a file run: the reduced losses and the file's rows (summary() reads them)
-        rows = {e: int(inputs.logits_shape(p.options.logits_file)[0]) if p.batches[(e, p.dtypes[0].name)].classes == 1
+        # a file row is one case of softmax; sigmoid without file labels makes one case per --labels value
+        rows = {e: len(p.file[0]) if p.batches[(e, p.dtypes[0].name)].classes == 1
                 else len(p.batches[(e, p.dtypes[0].name)].cases) for e in p.experiments}
         df.attrs[_experiment.FILE_ATTR] = {"reduced": reduced, "rows": rows}
     return df

@@ -144,8 +144,8 @@ class Sigmoid(Experiment):
             if z.ndim == 2 and z.shape[1] == 1:
                 z = z[:, 0]
             if z.ndim != 1:
-                raise InputError(f"--logits-file for sigmoid needs one logit per row, got {z.shape[1]} columns; "
-                                 "use -e softmax for K ≥ 2 logits per row")
+                raise InputError(f"{inputs.source_name(opts.logits_file)} has {z.shape[1]} logit columns per row; "
+                                 "-e sigmoid takes one logit per row; use -e softmax (or -e all)")
             z = dt.cast(z).astype(np.float64)
             if file_labels is not None:
                 y = file_labels

@@ -235,8 +235,8 @@ class Softmax(Experiment):
             z, file_labels = file
             z = np.atleast_2d(z)
             if z.shape[1] < 2:
-                raise InputError("--logits-file for softmax needs one case per row with at least 2 logit columns; "
-                                 "use -e sigmoid for one logit per row")
+                raise InputError(f"{inputs.source_name(opts.logits_file)} has 1 logit column per row; -e softmax "
+                                 "takes K ≥ 2 logits per row; use -e sigmoid (or -e all)")
             n, k = z.shape
             inputs.check_size(n, k)
             if file_labels is None and opts.labels is None:
