@@ -301,9 +301,9 @@ def negligible(valid: pd.DataFrame) -> np.ndarray:
     dtype and result dtype), a failing case is negligible when
 
     1. its value is finite (an inf or nan always counts: it poisons the mean);
-    2. its error is below u/2: below the dtype's resolution at the scale of its neighbours' losses
-       (a float64 loss of 0 where the exact value is 1e-20 is 8.95e15 ulps off, 1e-20 in value) —
-       since a failure is more than --max-ulp ulps of its own off, its loss is then far below M;
+    2. its exact loss and its error are both below u/2: the loss is below the dtype's resolution
+       at the scale of its neighbours' losses, and so is what the method made of it (a float64 loss
+       of 0 where the exact value is 1e-20 is 8.95e15 ulps off, and 1e-20 next to M);
     3. together with the other negligible cases, its error is below N·u/2: all of them together
        cannot move the mean (Σ/N) by half an ulp, nor the sum by half an ulp of N·M. Where the
        candidates' errors add up to more, those with the smallest errors are taken while they fit.
@@ -326,7 +326,7 @@ def negligible(valid: pd.DataFrame) -> np.ndarray:
     err = valid["abs_error"].to_numpy(dtype=np.float64)
     failing = valid["status"].isin(FAILURES).to_numpy()
     with np.errstate(invalid="ignore"):
-        cand = np.flatnonzero(failing & np.isfinite(value) & (err < half))
+        cand = np.flatnonzero(failing & np.isfinite(value) & (np.abs(ref) < half) & (err < half))
     order = cand[np.argsort(err[cand], kind="stable")]
     fits = np.cumsum(err[order]) < len(ref) * half
     out[order[fits]] = True
