@@ -205,3 +205,15 @@ def reduce(values, dtype: DType, how: str):
     load_framework()
     t = torch.from_numpy(np.asarray(values, dtype=np.float64)).to(getattr(torch, dtype.name))  # exact
     return _numpy(getattr(torch, how)(t))
+
+
+def reduce_call(method, dtype: DType, cases, how: str):
+    """``method.reduced`` — the loss called with ``reduction=how`` ("mean" or "sum") — on the
+    cases in ``dtype``, eagerly, as a 0-d numpy array of the dtype PyTorch returned: what a model
+    trained with the default ``reduction="mean"`` gets (``nll_loss``/``cross_entropy`` accumulate
+    inside their kernel)."""
+    load_framework()
+    tdt = getattr(torch, dtype.name)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _numpy(method.reduced(_FW, how, *_inputs(tdt, cases)))

@@ -365,7 +365,7 @@ def _rows(exp, backend, method, dt, batch, ref, quantities, mod, p: LossPlan, re
         out, error = None, " ".join(str(e).split())
     def rows_of(name, o, err):
         if reduced is not None:  # file input: the framework's own mean and sum of the per-case losses
-            reduced.append(_reduced(exp, mod, name, dt, batch, ref, o, opts))
+            reduced.append(_reduced(exp, mod, method, name, dt, batch, ref, o, opts))
         return _method_rows(exp, backend, name, method.form, dt, batch, ref, quantities, o, err, opts)
 
     frames = rows_of(method.name, out, error) if own else []
@@ -412,12 +412,15 @@ def exact_mean(s: float, r: float, n: int) -> tuple[float, float]:
     return hi, float(q - Fraction(hi))
 
 
-def _reduced(exp, mod, name, dt, batch, ref, out, opts) -> dict:
-    """One record of a file run's reduced loss for method ``name`` (``out``: its Output, None when
-    unsupported): the framework's own mean and sum (``mod.reduce``: one call on the per-case
-    tensor, in the result dtype) of the per-case losses of the valid cases (finite inputs), against
-    the exact mean and sum of their exact losses (:func:`exact_sum`), measured in the coarser of the
-    dtype asked for and the dtype the reduction returned (:func:`metrics.measure`)."""
+def _reduced(exp, mod, method, name, dt, batch, ref, out, opts) -> dict:
+    """One record of a file run's reduced loss for ``method`` (its row name ``name``: a variant's
+    is ``method@variant``; ``out``: its Output, None when unsupported): the framework's own mean
+    and sum of the per-case losses of the valid cases (finite inputs) — the method's own reducing
+    call where it has one (PyTorch's ``reduction="mean"``, Keras' Loss classes), else one call of
+    the framework's mean on the per-case tensor in the result dtype (:func:`backends.reduced`; a
+    variant's rows always the latter, on its own values) — against the exact mean and sum of their
+    exact losses (:func:`exact_sum`), measured in the coarser of the dtype asked for and the dtype
+    the reduction returned (:func:`metrics.measure`)."""
     rec = {"experiment": exp, "quantity": "loss", "backend": mod.NAME, "method": name, "dtype": dt.name}
     keep = ~np.asarray(batch.invalid, dtype=bool)
     hi, lo = (np.asarray(a, dtype=np.float64)[keep] for a in ref["loss"])
@@ -433,7 +436,12 @@ def _reduced(exp, mod, name, dt, batch, ref, out, opts) -> dict:
             continue
         result_dt = _dtypes.REGISTRY.get(values.dtype.name, dt)
         try:
-            red = np.asarray(mod.reduce(values.reshape(-1)[keep].astype(np.float64), result_dt, how))
+            kept = values.reshape(-1)[keep].astype(np.float64)
+            if "@" in name:  # an execution variant: the framework's mean of its own values
+                red = np.asarray(mod.reduce(kept, result_dt, how))
+            else:
+                red = np.asarray(_backends.reduced(mod, method, dt, batch.cases.subset(np.flatnonzero(keep)), kept,
+                                                   result_dt, how))
         except Exception:  # noqa: BLE001 — a framework without a sum in this dtype (torch's float8): an answer
             rec.update({f"{how}_value": np.nan, f"{how}_ulp": np.nan, f"{how}_rel_error": np.nan,
                         f"{how}_status": "unsupported"})

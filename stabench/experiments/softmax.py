@@ -108,7 +108,8 @@ METHODS = {
            Keras(lambda fw, z, k: fw.keras.losses.sparse_categorical_crossentropy(k, fw.tf.nn.softmax(z)))),
         _m("keras-probs-class", "naive",
            "keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, tf.nn.softmax(z))",
-           Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, fw.tf.nn.softmax(z)))),
+           Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, fw.tf.nn.softmax(z))),
+           reduced=lambda fw, how, z, k: fw.keras.losses.SparseCategoricalCrossentropy(reduction=how)(k, fw.tf.nn.softmax(z))),
         _m("model-probs", "naive",
            "model.compute_loss(y=k, y_pred=model(x)): Dense(K, activation='softmax'), "
            "compile(loss=SparseCategoricalCrossentropy(reduction=None))",
@@ -118,7 +119,8 @@ METHODS = {
            Keras(lambda fw, z, k: fw.keras.losses.sparse_categorical_crossentropy(k, z, from_logits=True))),
         _m("keras-logits-class", "fused",
            "keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z)",
-           Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z))),
+           Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z)),
+           reduced=lambda fw, how, z, k: fw.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=how)(k, z)),
         _m("model-logits", "fused",
            "model.compute_loss(y=k, y_pred=model(x)): linear Dense(K), "
            "compile(loss=SparseCategoricalCrossentropy(from_logits=True, reduction=None))",
@@ -128,11 +130,14 @@ METHODS = {
     ],
     "torch": [
         _m("nll-probs", "naive", "F.nll_loss(torch.log(F.softmax(z, dim=1)), k, reduction='none')",
-           lambda fw, z, k: fw.F.nll_loss(fw.torch.log(fw.F.softmax(z, dim=1)), k, reduction="none")),
+           lambda fw, z, k: fw.F.nll_loss(fw.torch.log(fw.F.softmax(z, dim=1)), k, reduction="none"),
+           reduced=lambda fw, how, z, k: fw.F.nll_loss(fw.torch.log(fw.F.softmax(z, dim=1)), k, reduction=how)),
         _m("nll-log-softmax", "fused", "F.nll_loss(F.log_softmax(z, dim=1), k, reduction='none')",
-           lambda fw, z, k: fw.F.nll_loss(fw.F.log_softmax(z, dim=1), k, reduction="none")),
+           lambda fw, z, k: fw.F.nll_loss(fw.F.log_softmax(z, dim=1), k, reduction="none"),
+           reduced=lambda fw, how, z, k: fw.F.nll_loss(fw.F.log_softmax(z, dim=1), k, reduction=how)),
         _m("cross-entropy", "fused", "F.cross_entropy(z, k, reduction='none')",
-           lambda fw, z, k: fw.F.cross_entropy(z, k, reduction="none")),
+           lambda fw, z, k: fw.F.cross_entropy(z, k, reduction="none"),
+           reduced=lambda fw, how, z, k: fw.F.cross_entropy(z, k, reduction=how)),
     ],
     "jax": [
         _m("naive", "naive", "−jnp.log(jax.nn.softmax(z))[k]",
