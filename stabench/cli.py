@@ -375,14 +375,13 @@ def loss(
                     gb, what = render.detail_rows(gb)
                 render.show(gb, f"{e} {q}, {b}: {what}", out=out, keys=["method", "dtype"],
                             columns=[c for c in exp.DETAIL_TERMINAL_COLUMNS if c != "backend"])
-    # the verdict says per dtype what the compact tables show; their legend instead — for a file
-    # run both: the verdict is the answer about the user's batch
-    if file_run and not full:
-        render.say(out, exp.FILE_LEGEND, phrases=False)
-    if full or file_run:
+    # the verdict says per dtype what the compact tables show; their legend instead — both where
+    # the run asks one question: a file run (the answer about the user's batch), or one dtype
+    answer = file_run or len(plan.dtypes) == 1
+    if not full:
+        render.say(out, exp.FILE_LEGEND if file_run else exp.COMPACT_LEGEND, phrases=False)
+    if full or answer:
         render.say(out, exp.verdict(summ, file=file_run))
-    else:
-        render.say(out, exp.COMPACT_LEGEND, phrases=False)
 
 
 @app.command(name="rows")

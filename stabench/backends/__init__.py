@@ -19,6 +19,8 @@ input differentiated). A backend module is the adapter that runs such a call:
   per-case results ``values`` (a numpy array held in ``dtype``, their result dtype), in ONE call
   on a tensor of that dtype (np.mean, torch.mean, tf.reduce_mean, jnp.mean): the reduced loss a
   model trains on, returned as a 0-d array of the dtype the framework returned;
+- optionally ``reduce_call(method, dtype, cases, how)``: ``method.reduced`` (the loss call with
+  the framework's own reduction) on the cases, for the methods that declare one (:func:`reduced`);
 - ``versions() -> dict``: framework versions for the metadata block;
 - ``load_framework()``: import the framework (the slow part: 1–10 s); ``evaluate`` and ``versions``
   call it, and nothing else in the module imports the framework, so the experiments' method tables

@@ -623,7 +623,7 @@ STATUS_ABBREV = {"inaccurate": "ina", "underflow": "und", "overflow": "ovf", "na
 COMPACT_LEGEND = ("Each cell: the smallest |z| at which the method fails, and how (ovf overflow, "
                   "und underflow, ina inaccurate, nan nan-result; — never fails); under it the "
                   "largest ulp_error, counted in the coarser of dtype and result_dtype; blank: not "
-                  "run in that dtype. Every column and a verdict per dtype: --full.")
+                  "run in that dtype. Every column: --full (with a verdict per dtype, printed anyway for a run of one dtype).")
 
 
 #: The line printed under the compact tables of a --logits-file run.
@@ -678,12 +678,17 @@ def _dominant(r) -> str:
 
 
 def mean_error(r) -> str:
-    """The error of a file run's framework mean loss, short: ``0.03 ulp`` within 100 ulps, else
-    ``87 % off``; ``inf`` / ``nan`` for a non-finite mean; ``unsupported``."""
+    """The error of a file run's framework mean loss, short: ``0.03 ulp`` within 100 ulps
+    (``<0.01 ulp`` below a hundredth), else ``87 % off``; ``inf`` / ``nan`` for a non-finite
+    mean; ``unsupported``."""
     if r.mean_status == "unsupported":
         return "unsupported"
     if not np.isfinite(r.mean_value):
         return "nan" if np.isnan(r.mean_value) else "inf"
+    if r.mean_ulp == 0:
+        return "0 ulp"
+    if r.mean_ulp < 0.01:  # a bound keeps the cell narrow: 4.8e-05 ulp reads as < 0.01
+        return "<0.01 ulp"
     if r.mean_ulp <= 100:
         return f"{r.mean_ulp:.2g} ulp"
     return f"{100 * r.mean_rel_error:.2g} % off"
