@@ -195,3 +195,28 @@ def test_float16_cross_entropy_mean_overflows_on_a_large_batch():
                     methods="cross-entropy")
     s = loss.summary(rows).set_index("method").loc["cross-entropy"]
     assert s.mean_value == np.inf and s.mean_status == "overflow" and s.overflow == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="tensorflow not installed")
+def test_a_keras_loss_class_mean_is_its_default_reduction():
+    """keras-*-class rows: the mean is the Loss class called with its default reduction
+    (sum_over_batch_size), as model.fit would reduce it; Keras' from_logits=False path clips the
+    probabilities, so its mean loss is far off for confidently wrong rows."""
+    from stabench.frameworks import tensorflow_and_keras
+
+    tf, keras = tensorflow_and_keras()
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 8, 300)
+    y = (rng.random(300) < 0.5).astype(np.float64)
+    rows = loss.run(logits_file=z, labels_file=y, backends=["tensorflow"], dtypes=["float32"], grad=False,
+                    methods="keras-probs-class,keras-logits-class")
+    s = loss.summary(rows).set_index("method")
+    zt, yt = tf.constant(z[:, None], tf.float32), tf.constant(y[:, None], tf.float32)
+    assert s.loc["keras-logits-class", "mean_value"] == float(keras.losses.BinaryCrossentropy(from_logits=True)(yt, zt))
+    assert s.loc["keras-probs-class", "mean_value"] == float(keras.losses.BinaryCrossentropy()(yt, tf.sigmoid(zt)))
+    exact = mpmath.fsum(bce(a, b) for a, b in zip(np.float32(z).astype(float), y)) / len(z)
+    assert s.loc["keras-logits-class", "mean_reference"] == float(exact)
+    assert s.loc["keras-logits-class", "mean_status"] in ("exact", "ok")
+    assert s.loc["keras-probs-class", "mean_status"] == "inaccurate"
+    assert s.loc["keras-probs-class", "mean_rel_error"] == pytest.approx(
+        abs(s.loc["keras-probs-class", "mean_value"] - float(exact)) / float(exact), rel=1e-6)

@@ -305,15 +305,12 @@ def reduce(values, dtype: DType, how: str):
     return np.asarray(getattr(tf, f"reduce_{how}")(t).numpy())
 
 
-#: How a Keras Loss class is asked for the mean and the sum (its ``reduction=``).
-KERAS_REDUCTION = {"mean": "sum_over_batch_size", "sum": "sum"}
-
-
 def reduce_call(method, dtype: DType, cases, how: str):
-    """``method.reduced`` — a Keras Loss class built with ``reduction=KERAS_REDUCTION[how]`` — on
-    the cases in ``dtype``, eagerly, as a numpy array of the dtype Keras returned."""
+    """``method.reduced`` — a Keras Loss class built with the reduction ``how`` names (the
+    experiment maps it: :data:`stabench.experiments.KERAS_REDUCTION`) — on the cases in ``dtype``,
+    eagerly, as a numpy array of the dtype Keras returned."""
     load_framework()
     tfdt = tf.as_dtype(dtype.name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return np.asarray(method.reduced(_FW, KERAS_REDUCTION[how], *_inputs(method.call, tfdt, cases)).numpy())
+        return np.asarray(method.reduced(_FW, how, *_inputs(method.call, tfdt, cases)).numpy())

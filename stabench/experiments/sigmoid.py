@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 
 from .. import inputs, oracle
+from . import KERAS_REDUCTION
 from ..backends import Cases as _Cases
 from ..backends import Method
 from ..backends.tensorflow_backend import Keras, KerasModel
@@ -75,7 +76,7 @@ METHODS = {
            Keras(lambda fw, z, y: fw.keras.losses.binary_crossentropy(y, fw.tf.sigmoid(z)))),
         _m("keras-probs-class", "naive", "keras.losses.BinaryCrossentropy(reduction=None)(y, tf.sigmoid(z))",
            Keras(lambda fw, z, y: fw.keras.losses.BinaryCrossentropy(reduction=None)(y, fw.tf.sigmoid(z))),
-           reduced=lambda fw, how, z, y: fw.keras.losses.BinaryCrossentropy(reduction=how)(y, fw.tf.sigmoid(z))),
+           reduced=lambda fw, how, z, y: fw.keras.losses.BinaryCrossentropy(reduction=KERAS_REDUCTION[how])(y, fw.tf.sigmoid(z))),
         _m("model-probs", "naive",
            "model.compute_loss(y=y, y_pred=model(z)): Dense(1, activation='sigmoid'), "
            "compile(loss=BinaryCrossentropy(reduction=None))",
@@ -84,7 +85,7 @@ METHODS = {
            Keras(lambda fw, z, y: fw.keras.losses.binary_crossentropy(y, z, from_logits=True))),
         _m("keras-logits-class", "fused", "keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y, z)",
            Keras(lambda fw, z, y: fw.keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y, z)),
-           reduced=lambda fw, how, z, y: fw.keras.losses.BinaryCrossentropy(from_logits=True, reduction=how)(y, z)),
+           reduced=lambda fw, how, z, y: fw.keras.losses.BinaryCrossentropy(from_logits=True, reduction=KERAS_REDUCTION[how])(y, z)),
         _m("model-logits", "fused",
            "model.compute_loss(y=y, y_pred=model(z)): linear Dense(1), "
            "compile(loss=BinaryCrossentropy(from_logits=True, reduction=None))",

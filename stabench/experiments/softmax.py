@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 
 from .. import inputs, oracle
+from . import KERAS_REDUCTION
 from ..backends import Cases as _Cases
 from ..backends import Method
 from ..backends.tensorflow_backend import Keras, KerasModel
@@ -109,7 +110,7 @@ METHODS = {
         _m("keras-probs-class", "naive",
            "keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, tf.nn.softmax(z))",
            Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, fw.tf.nn.softmax(z))),
-           reduced=lambda fw, how, z, k: fw.keras.losses.SparseCategoricalCrossentropy(reduction=how)(k, fw.tf.nn.softmax(z))),
+           reduced=lambda fw, how, z, k: fw.keras.losses.SparseCategoricalCrossentropy(reduction=KERAS_REDUCTION[how])(k, fw.tf.nn.softmax(z))),
         _m("model-probs", "naive",
            "model.compute_loss(y=k, y_pred=model(x)): Dense(K, activation='softmax'), "
            "compile(loss=SparseCategoricalCrossentropy(reduction=None))",
@@ -120,7 +121,7 @@ METHODS = {
         _m("keras-logits-class", "fused",
            "keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z)",
            Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z)),
-           reduced=lambda fw, how, z, k: fw.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=how)(k, z)),
+           reduced=lambda fw, how, z, k: fw.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=KERAS_REDUCTION[how])(k, z)),
         _m("model-logits", "fused",
            "model.compute_loss(y=k, y_pred=model(x)): linear Dense(K), "
            "compile(loss=SparseCategoricalCrossentropy(from_logits=True, reduction=None))",
