@@ -678,8 +678,8 @@ def _dominant(r) -> str:
 
 
 def mean_error(r) -> str:
-    """The error of a file run's framework mean loss, short: ``0.03 ulp`` within 100 ulps
-    (``<0.01 ulp`` below a hundredth), else ``87 % off``; ``inf`` / ``nan`` for a non-finite
+    """The error of a file run's framework mean loss, short: ``0.03 ulp`` within 100 ulps or
+    0.1 % (``<0.01 ulp`` below a hundredth), else ``87 % off``; ``inf`` / ``nan`` for a non-finite
     mean; ``unsupported``."""
     if r.mean_status == "unsupported":
         return "unsupported"
@@ -689,7 +689,7 @@ def mean_error(r) -> str:
         return "0 ulp"
     if r.mean_ulp < 0.01:  # a bound keeps the cell narrow: 4.8e-05 ulp reads as < 0.01
         return "<0.01 ulp"
-    if r.mean_ulp <= 100:
+    if r.mean_ulp <= 100 or r.mean_rel_error < 1e-3:  # a percentage only where it says something
         return f"{r.mean_ulp:.2g} ulp"
     return f"{100 * r.mean_rel_error:.2g} % off"
 
@@ -741,7 +741,7 @@ def file_verdict(summ: pd.DataFrame) -> list[str]:
             if q == "loss" and r.mean_status:
                 m = mean_error(r)
                 if r.mean_status in ("exact", "ok"):
-                    m = f"within {m}"
+                    m = f"within {m.lstrip('<')}"
                 elif m.endswith("ulp"):
                     m = f"{m} off"
                 text += f", mean loss {m}"
