@@ -149,3 +149,11 @@ def test_arrays_through_the_python_api_are_checked_as_files_are():
         with pytest.raises(InputError) as e:
             loss.plan(backends=["numpy"], dtypes=["float32"], **kw)
         assert message in str(e.value), (kw, str(e.value))
+
+
+def test_all_runs_softmax_for_a_10_column_batch_and_sigmoid_for_one_column():
+    z = np.random.default_rng(0).normal(0, 8, (20, 10))
+    p = loss.plan(logits_file=z, labels_file=z.argmax(axis=1), backends=["numpy"], dtypes=["float32"])
+    assert p.experiments == ("softmax",)
+    p = loss.plan(logits_file=z[:, :1], labels_file=np.ones(20), backends=["numpy"], dtypes=["float32"])
+    assert p.experiments == ("sigmoid",)
