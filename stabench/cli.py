@@ -296,7 +296,8 @@ def loss(
     backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="numpy, tensorflow, torch, jax (a comma list; default: every installed backend)."),
     method: Optional[str] = typer.Option(None, "--method", "-m", metavar="NAMES", help="Only these methods (a comma list of names, e.g. bce-logits,fused; default: every method of the chosen backends)."),
     logits: str = typer.Option("extreme", "--logits", help="extreme, sweep, random, exhaustive, or a comma list of numbers (--logits=-100,10,30)."),
-    logits_file: Optional[str] = typer.Option(None, "--logits-file", metavar="PATH", help="Your own logits: .npy or .csv, one case per row; a 'label' column or --labels gives labels."),
+    logits_file: Optional[str] = typer.Option(None, "--logits-file", metavar="PATH", help="Your own logits: .npy or .csv, one case per row (1 column: sigmoid; K ≥ 2: softmax); labels from --labels-file, a 'label' column or --labels."),
+    labels_file: Optional[str] = typer.Option(None, "--labels-file", metavar="PATH", help="One label per --logits-file row: .npy or a one-column .csv (sigmoid: numbers in [0, 1]; softmax: class indices 0 … K−1)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="sigmoid: labels in [0, 1] (default 0,1); softmax: the label index (default 0), or one per file row."),
     points: int = typer.Option(200, "--points", help="Number of logits for --logits sweep/random."),
     seed: int = typer.Option(0, "--seed", help="Seed for --logits random (recorded in every export)."),
@@ -318,12 +319,12 @@ def loss(
 
     Example: stabench loss --dtype float16 --experiment sigmoid --csv loss.csv
     """
-    targets = _targets(outputs, inputs=[("--logits-file", logits_file)])
+    targets = _targets(outputs, inputs=[("--logits-file", logits_file), ("--labels-file", labels_file)])
     from . import render
     from .experiments import loss as exp
 
     opts = exp.Options(experiments=experiment, dtypes=dtype, backends=backend, logits=logits,
-                       logits_file=logits_file, labels=labels, points=points, seed=seed,
+                       logits_file=logits_file, labels=labels, labels_file=labels_file, points=points, seed=seed,
                        classes=classes, grad=grad, max_ulp=max_ulp, keep=keep, value_range=value_range, methods=method,
                        batch_size=batch_size)
     # a streaming run saves its progress beside its first output file
@@ -346,16 +347,22 @@ def loss(
     finally:
         bar.close()
     _emit(df, tables, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3),
-          batch_size="all" if batch_size is None else batch_size, **df.attrs)  # attrs: skipped_backends
+          batch_size="all" if batch_size is None else batch_size,
+          **{k: v for k, v in df.attrs.items() if k != exp.FILE_ATTR})  # attrs: skipped_backends
     if any(p == "-" for _, p in targets):
         return
     out = render.console()
+    file_run = logits_file is not None and not streaming
     for (e, q), g in summ.groupby(["experiment", "quantity"], sort=False):
         if full:
             for b, gb in g.groupby("backend", sort=False):
                 render.show(gb, f"{e} {q}, {b}: error against the oracle (ulps in the coarser of dtype and "
                             "result dtype)", out=out, keys=["method", "dtype"],
-                            columns=[c for c in exp.SUMMARY_TERMINAL_COLUMNS if c != "backend"])
+                            columns=[c for c in (exp.FILE_SUMMARY_TERMINAL_COLUMNS if file_run
+                                                 else exp.SUMMARY_TERMINAL_COLUMNS) if c != "backend"])
+        elif file_run:
+            render.show(exp.compact(g, file=True), f"{e} {q}: failing rows; max ulp"
+                        + ("; error of the mean loss" if q == "loss" else ""), out=out, keys=["method"])
         else:
             render.show(exp.compact(g), f"{e} {q}: where each method first fails; max ulp", out=out,
                         keys=["method"])
@@ -368,11 +375,13 @@ def loss(
                     gb, what = render.detail_rows(gb)
                 render.show(gb, f"{e} {q}, {b}: {what}", out=out, keys=["method", "dtype"],
                             columns=[c for c in exp.DETAIL_TERMINAL_COLUMNS if c != "backend"])
-    # the verdict says per dtype what the compact tables show; their legend instead
-    if full:
-        render.say(out, exp.verdict(summ))
-    else:
-        render.say(out, exp.COMPACT_LEGEND, phrases=False)
+    # the verdict says per dtype what the compact tables show; their legend instead — both where
+    # the run asks one question: a file run (the answer about the user's batch), or one dtype
+    answer = file_run or len(plan.dtypes) == 1
+    if not full:
+        render.say(out, exp.FILE_LEGEND if file_run else exp.COMPACT_LEGEND, phrases=False)
+    if full or answer:
+        render.say(out, exp.verdict(summ, file=file_run))
 
 
 @app.command(name="rows")

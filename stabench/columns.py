@@ -206,6 +206,21 @@ LOSS_SUMMARY = Table("loss_summary", [
     Column("unsupported", "cases the framework refused", "int"),
     Column("first_fail_abs_logit", "smallest abs(logit) with a failure (inaccurate/underflow/overflow/nan); nan if none", "value", compare="first"),
     Column("first_fail_status", "the status at that logit", "text", left=True),
+    Column("failed", "cases with a failing status (inaccurate, underflow, overflow or nan-result): the sum of those four counts", "int", compare="failures"),
+    Column("worst_case", "the index of the failing case with the largest ulp_error, the negligible ones left out (where none fails: of the case with the largest ulp_error; ties as for worst_logit): for --logits-file runs the file's row, counted from 0; for the built-in logit sets the case's position in the experiment's batch for that dtype (the row table's order); nan in streaming runs and where no case is valid", "int"),
+    Column("worst_case_logit", "the logit of worst_case (for --logits-file softmax rows, the label's logit)", "value"),
+    Column("worst_status", "the status of worst_case; empty in streaming runs", "status", left=True),
+    Column("negligible", "--logits-file runs, quantity loss: failing cases (counted in failed too) that cannot change the reduced loss: an exact loss and an error (of a finite value) both below half an ulp of the batch's exact mean loss, these errors together below N × that half ulp (docs/measures.md, Negligible failures); 0 elsewhere", "int"),
+    Column("max_ulp_counted", "max_ulp over the valid cases less the negligible ones (what the terminal shows for file runs); max_ulp where none is negligible", "error"),
+    Column("mean_value", "--logits-file runs, quantity loss: the batch's mean loss as the framework computes it over the valid cases: the loss call itself with reduction=\"mean\" where it takes one (PyTorch's losses; Keras' Loss classes: sum_over_batch_size), else one call of np.mean, tf.reduce_mean or jnp.mean on the per-case losses in their result dtype (docs/measures.md); nan for grad rows, the built-in logit sets and streaming runs", "value"),
+    Column("mean_reference", "the exact mean of the exact per-case losses of the valid cases (rounded to float64; within 2^-40 relative for float32 and narrower, 2^-100 for float64: docs/measures.md); nan where mean_value is not computed", "float"),
+    Column("mean_ulp", "the error of mean_value against the exact mean, in ulps of the coarser of dtype and the dtype the mean came back in; inf for a nan/inf mean", "error", compare="ulp"),
+    Column("mean_rel_error", "abs(mean_value − exact mean) / exact mean", "error"),
+    Column("mean_status", "the status of mean_value (exact / ok / inaccurate / underflow / overflow / nan-result; unsupported where the method or the framework's reduction refused the dtype); empty where not computed", "status", left=True),
+    Column("sum_value", "as mean_value, for the sum (reduction=\"sum\"; np.sum, tf.reduce_sum, jnp.sum)", "value"),
+    Column("sum_reference", "the exact sum of the exact per-case losses of the valid cases (rounded to float64)", "float"),
+    Column("sum_ulp", "the error of sum_value against the exact sum, in ulps (as mean_ulp)", "error", compare="ulp"),
+    Column("sum_status", "the status of sum_value (as mean_status)", "status", left=True),
 ])
 
 #: The column the report's loss CSVs add (before ``case_kind``).

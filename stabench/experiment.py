@@ -40,6 +40,16 @@ from .registry import OTHER, REGISTRY, ROWS  # noqa: E402,F401  (part of this mo
 #: Statuses that count as a failure for "first fails at |z|".
 FAILURES = ("inaccurate", "underflow", "overflow", "nan-result")
 
+#: The key of ``DataFrame.attrs`` where a loss run on ``--logits-file`` leaves what its rows cannot
+#: hold, for :func:`summary`: ``{"reduced": [one record per method and dtype: the framework's mean
+#: and sum of the per-case losses and their errors], "rows": {experiment: rows of the file}}``. Not
+#: metadata: the CLI leaves it out of the exports' metadata block.
+FILE_ATTR = "stabench_file_run"
+
+#: The summary columns of a file run's reduced loss (:func:`summary`; nan where not computed).
+REDUCED = ("mean_value", "mean_reference", "mean_ulp", "mean_rel_error", "mean_status",
+           "sum_value", "sum_reference", "sum_ulp", "sum_status")
+
 #: Columns of the loss row table and of its summary, each documented: views of their declarations
 #: (:data:`stabench.columns.LOSS_ROWS`, :data:`~stabench.columns.LOSS_SUMMARY`; the docs' column
 #: reference is checked against them).
@@ -93,6 +103,9 @@ class Experiment:
     kernel: bool = False
     plot_cases_doc: str = "a column per case kind"  #: what the columns of the report's plots are
     labels_doc: str = ""  #: what one of its --labels is (named in the option's error messages)
+    #: (fewest, most or None) logit columns per --logits-file row it takes: with the default
+    #: ``-e all`` a file runs the experiments whose range holds its column count
+    file_columns: tuple = (1, None)
     #: backend name → its :class:`stabench.backends.Method` list, in table order: the framework
     #: calls as a user writes them (what each backend's ``call`` takes: its module docstring)
     backend_methods: dict = {}
@@ -217,27 +230,47 @@ _KEYS = ["experiment", "quantity", "backend", "method", "form", "dtype"]
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per (experiment, quantity, backend, method, dtype): max/median ulps, status counts, and the
-    smallest |logit| at which the method first fails."""
+    """Per (experiment, quantity, backend, method, dtype): max/median ulps, status counts, the
+    smallest |logit| at which the method first fails, the failures counted, the worst case's
+    index, and for a ``--logits-file`` run (rows whose case_kind is ``file``) the negligible
+    failures (:func:`negligible`) and, from ``df.attrs[FILE_ATTR]`` (:func:`stabench.experiments.loss.run`
+    leaves it), the reduced loss: the framework's own mean and sum against the exact ones."""
+    extra = df.attrs.get(FILE_ATTR) or {}
+    file_rows = extra.get("rows", {})
     out = []
     for key, g in df.groupby(_KEYS, sort=False):
         st = g["status"]
-        valid = g[~st.isin(["invalid-input", "unsupported"])]
+        invalid = st.isin(["invalid-input", "unsupported"]).to_numpy()
+        valid = g[~invalid]
         fails = valid[valid["status"].isin(FAILURES)]
         row = dict(zip(_KEYS, key))
         row["cases"] = len(g)
+        is_file = bool(len(g)) and bool((g["case_kind"] == "file").all())
+        per_row = max(len(g) // file_rows[key[0]], 1) if is_file and file_rows.get(key[0]) else 1
+        tiny = negligible(valid) if is_file and key[1] == "loss" and len(g) else np.zeros(len(valid), dtype=bool)
         if len(valid):
             ulps = valid["ulp_error"].to_numpy()
             z, lab = valid["logit"].to_numpy(), valid["label"].to_numpy()
             worst = np.lexsort((lab, z, np.abs(z), -ulps))[0]  # ties: smallest |z|, then z, then label
             upper_median = float(np.sort(ulps)[len(ulps) // 2])  # as a streaming run counts it
+            # the worst failing case that is not negligible, or else the worst one (ties as worst_logit's)
+            kept = np.flatnonzero(~tiny)
+            bad = kept[valid["status"].iloc[kept].isin(FAILURES).to_numpy()]
+            pick = bad if len(bad) else kept
+            w = pick[np.lexsort((lab[pick], z[pick], np.abs(z[pick]), -ulps[pick]))[0]] if len(pick) else worst
             row.update(max_ulp=float(ulps.max()), median_ulp=float(np.median(ulps)),
                        median_ulp_bound=bin_upper_edge(upper_median),
-                       worst_logit=float(valid["logit"].iloc[worst]))
+                       worst_logit=float(valid["logit"].iloc[worst]),
+                       max_ulp_counted=float(ulps[kept].max()) if len(kept) else 0.0,
+                       worst_case=int(np.flatnonzero(~invalid)[w]) // per_row,
+                       worst_case_logit=float(z[w]), worst_status=str(valid["status"].iloc[w]))
         else:
-            row.update(max_ulp=np.nan, median_ulp=np.nan, median_ulp_bound=np.nan, worst_logit=np.nan)
+            row.update(max_ulp=np.nan, median_ulp=np.nan, median_ulp_bound=np.nan, worst_logit=np.nan,
+                       max_ulp_counted=np.nan, worst_case=np.nan, worst_case_logit=np.nan, worst_status="")
         for s in ("nan-result", "overflow", "underflow", "inaccurate", "invalid-input", "unsupported"):
             row[s.replace("-", "_")] = int((st == s).sum())
+        row["failed"] = len(fails)
+        row["negligible"] = int(tiny.sum())
         if len(fails):
             fz, flab = fails["logit"].to_numpy(), fails["label"].to_numpy()
             i = np.lexsort((flab, fz, np.abs(fz)))[0]
@@ -248,8 +281,59 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
             row["first_fail_status"] = ""
         out.append(row)
     res = pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+    reduced = extra.get("reduced")
+    if reduced:
+        red = pd.DataFrame(reduced).drop_duplicates(_REDUCED_KEYS).set_index(_REDUCED_KEYS)
+        at = res.set_index(_REDUCED_KEYS).index
+        for c in REDUCED:
+            res[c] = red[c].reindex(at).to_numpy()
+    for c in REDUCED:  # not computed: nan (an empty status)
+        if c.endswith("_status"):
+            res[c] = pd.Series([v if isinstance(v, str) else "" for v in res[c]], index=res.index, dtype=object)
     order = {"loss": 0, "grad": 1, **{e: i for i, e in enumerate(names())}}
     return res.sort_values(["experiment", "quantity"], key=lambda c: c.map(order), kind="stable", ignore_index=True)
+
+
+_REDUCED_KEYS = ["experiment", "quantity", "backend", "method", "dtype"]
+
+
+def negligible(valid: pd.DataFrame) -> np.ndarray:
+    """Which failing cases of one method's valid ``--logits-file`` rows (quantity loss) cannot
+    matter to the reduced loss (docs/measures.md, "Negligible failures"). With M the batch's exact
+    mean loss, N the valid cases and u = ulp(M) in the dtype errors are counted in (the coarser of
+    dtype and result dtype), a failing case is negligible when
+
+    1. its value is finite (an inf or nan always counts: it poisons the mean);
+    2. its exact loss and its error are both below u/2: the loss is below the dtype's resolution
+       at the scale of its neighbours' losses, and so is what the method made of it (a float64 loss
+       of 0 where the exact value is 1e-20 is 8.95e15 ulps off, and 1e-20 next to M);
+    3. together with the other negligible cases, its error is below N·u/2: all of them together
+       cannot move the mean (Σ/N) by half an ulp, nor the sum by half an ulp of N·M. Where the
+       candidates' errors add up to more, those with the smallest errors are taken while they fit.
+
+    (M: the fsum of the rows' float64 references over N, within 2^-52 relative: the losses are ≥ 0.)"""
+    from . import dtypes
+
+    out = np.zeros(len(valid), dtype=bool)
+    if not len(valid):
+        return out
+    ref = valid["reference"].to_numpy(dtype=np.float64)
+    if not np.isfinite(ref).all():
+        return out
+    mean = math.fsum(ref.tolist()) / len(ref)
+    dt = metrics.measuring_dtype(dtypes.get(valid["dtype"].iloc[0]), dtypes.get(valid["result_dtype"].iloc[0]))
+    if not np.isfinite(dt.cast(np.array([mean]))).all():
+        return out
+    half = float(dt.ulp(np.array([mean]))[0]) / 2
+    value = valid["value"].to_numpy(dtype=np.float64)
+    err = valid["abs_error"].to_numpy(dtype=np.float64)
+    failing = valid["status"].isin(FAILURES).to_numpy()
+    with np.errstate(invalid="ignore"):
+        cand = np.flatnonzero(failing & np.isfinite(value) & (np.abs(ref) < half) & (err < half))
+    order = cand[np.argsort(err[cand], kind="stable")]
+    fits = np.cumsum(err[order]) < len(ref) * half
+    out[order[fits]] = True
+    return out
 
 
 def method_by_dtype(summ: pd.DataFrame, cell) -> pd.DataFrame:

@@ -245,13 +245,15 @@ def _npy_header(path: str, f) -> tuple[tuple, np.dtype, int]:
     return shape, dtype, f.tell()
 
 
-def _load_npy(path: str) -> np.ndarray:
+def _load_npy(path: str, kinds: str = "fiu") -> np.ndarray:
+    """A .npy file's array as float64, its dtype one of ``kinds`` (numpy kind letters)."""
     from . import limits
 
     with open(path, "rb") as f:
         shape, dtype, offset = _npy_header(path, f)
-        if dtype.hasobject or dtype.kind not in "fiu":
-            raise InputError(f"--logits-file {path!r}: array dtype {dtype} is not a float or integer type")
+        if dtype.hasobject or dtype.kind not in kinds:
+            what = "a float, integer or bool" if "b" in kinds else "a float or integer"
+            raise InputError(f"--logits-file {path!r}: array dtype {dtype} is not {what} type")
         if len(shape) not in (1, 2):
             raise InputError(f"--logits-file {path!r}: expected a 1-D or 2-D array, got shape {shape}")
         count = math.prod(shape)
@@ -456,3 +458,136 @@ def load_rows(path: str) -> np.ndarray:
     if a.shape[1] == 0 or a.shape[0] == 0:
         raise InputError(f"--rows-file {path!r}: shape {a.shape} has no values; give N × K rows with K ≥ 1")
     return a
+
+
+# ---------------------------------------------------------------------------------------------
+# the logits and labels of a loss run: a path (--logits-file, --labels-file) or, through the
+# Python API, an array (Options.logits_file / Options.labels_file), checked the same way
+
+
+def is_array(value) -> bool:
+    """Whether ``value`` (Options.logits_file or labels_file) is an array rather than a path."""
+    return value is not None and not isinstance(value, (str, bytes, os.PathLike))
+
+
+def source_name(value, option: str = "--logits-file") -> str:
+    """How a message names the logits or labels: ``--labels-file 'y.npy'``, or for an array given
+    through the Python API ``the labels_file array``."""
+    if is_array(value):
+        return f"the {option.lstrip('-').replace('-', '_')} array"
+    return f"{option} {os.fspath(value)!r}"
+
+
+def check_array(value, option: str, kinds: str = "fiu") -> np.ndarray:
+    """An array given through the Python API for ``option`` as float64, checked as a file's array
+    is: a numeric dtype (``kinds``: numpy kind letters; no object, string or complex arrays), 1-D
+    or 2-D, not empty, at most :data:`limits.MAX_FILE_VALUES` numbers. InputError otherwise."""
+    from . import limits
+
+    name = source_name(value, option)
+    try:
+        a = np.asarray(value)
+    except Exception as e:  # noqa: BLE001 — a ragged list and the like: say what numpy said
+        raise InputError(f"{name} is not an array ({' '.join(str(e).split())[:120]})") from None
+    if a.dtype.hasobject or a.dtype.kind not in kinds:
+        what = "float, integer or bool" if "b" in kinds else "float or integer"
+        raise InputError(f"{name} has dtype {a.dtype}; give a {what} array")
+    if a.ndim not in (1, 2):
+        raise InputError(f"{name}: expected a 1-D or 2-D array, got shape {a.shape}")
+    if a.size == 0:
+        raise InputError(f"{name} is empty (shape {a.shape})")
+    if a.size > limits.MAX_FILE_VALUES:
+        raise InputError(f"{name} holds {a.size:,} numbers, over the limit of {limits.MAX_FILE_VALUES:,} "
+                         "(memory budget); split it")
+    return a.astype(np.float64)
+
+
+def load_logits(value) -> tuple[np.ndarray, np.ndarray | None]:
+    """(logits, labels of a ``label`` column or None) of ``--logits-file``: a path
+    (:func:`load_file`) or an array (:func:`check_array`: N × K, or 1-D)."""
+    if is_array(value):
+        return check_array(value, "--logits-file"), None
+    return load_file(os.fspath(value))
+
+
+def logits_shape(value) -> tuple[int, int]:
+    """(rows, logit columns) of ``--logits-file`` (a 1-D array: (N, 1)), counted without loading a
+    file (:func:`file_shape`)."""
+    if is_array(value):
+        shape = np.shape(value)
+        return (int(shape[0]), 1) if len(shape) == 1 else (int(shape[0]), int(shape[1])) if len(shape) == 2 \
+            else (0, 0)
+    return file_shape(os.fspath(value))
+
+
+def logits_ndim(value) -> int:
+    """1 for a 1-D ``.npy`` file or array, else 2 (a CSV is always rows × columns)."""
+    if is_array(value):
+        return np.ndim(value)
+    path = os.fspath(value)
+    if _extension(path) == ".npy":
+        with open(path, "rb") as f:
+            return len(_npy_header(path, f)[0])
+    return 2
+
+
+def has_label_column(value) -> bool:
+    """Whether ``--logits-file`` is a CSV with a ``label`` column (an array has none)."""
+    return False if is_array(value) else file_has_labels(os.fspath(value))
+
+
+def _for_labels(fn, path: str):
+    """``fn(path)`` with its messages naming ``--labels-file`` (the checks are load_file's)."""
+    try:
+        return fn(path)
+    except InputError as e:
+        raise InputError(str(e).replace("--logits-file", "--labels-file").replace("no logits", "no labels")) from None
+
+
+def load_labels(value) -> np.ndarray:
+    """``--labels-file``: one label per row of ``--logits-file``, as a 1-D float64 array (each
+    experiment checks the values: :meth:`stabench.experiment.Experiment.batch`).
+
+    - a path: ``.npy`` (a 1-D array, or N × 1; float, integer or bool — bool reads as 0 and 1) or
+      ``.csv`` (one column, one label per line, an optional header line such as ``label``; the
+      same strict rules as :func:`load_file`: UTF-8, decimal numbers);
+    - an array (the Python API's ``Options.labels_file``): the same shapes and dtypes.
+
+    Refused (InputError, one line naming it and what is valid): not a readable regular file, an
+    unknown extension, object/string/complex arrays, no labels, more than one column."""
+    name = source_name(value, "--labels-file")
+    if is_array(value):
+        a = check_array(value, "--labels-file", kinds="fiub")
+    else:
+        path = os.fspath(value)
+        if _for_labels(_extension, path) == ".npy":
+            a = _for_labels(lambda p: _load_npy(p, kinds="fiub"), path)
+        else:
+            a, _ = _for_labels(lambda p: load_file(p, label_column=None), path)
+    if a.ndim == 2:
+        if a.shape[1] != 1:
+            raise InputError(f"{name} has {a.shape[1]} columns; give one label per row (one column, or a 1-D array)")
+        a = a[:, 0]
+    if a.size == 0:
+        raise InputError(f"{name} holds no labels; give one label per row of --logits-file")
+    return a
+
+
+def labels_name(opts) -> str:
+    """Where a file run's labels come from, as a message names them: ``--labels-file``, or the
+    ``label`` column of ``--logits-file`` (``opts``: a loss run's Options)."""
+    if getattr(opts, "labels_file", None) is not None:
+        return source_name(opts.labels_file, "--labels-file")
+    return f"the 'label' column of {source_name(opts.logits_file)}"
+
+
+def check_label_count(labels: np.ndarray, rows: int, name: str) -> None:
+    """Refuse labels whose count is not the logits' row count (``name``: where they come from)."""
+    if len(labels) != rows:
+        raise InputError(f"{name} has {len(labels):,} labels for {rows:,} rows of --logits-file; give one label "
+                         "per row")
+
+
+def first_bad(bad: np.ndarray) -> int:
+    """The index of the first True of ``bad`` (the row a message names)."""
+    return int(np.flatnonzero(bad)[0])

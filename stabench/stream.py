@@ -1173,6 +1173,11 @@ def tables(total: dict, plan: Plan, backend: str | None = None) -> tuple[pd.Data
             "inaccurate": c["inaccurate"], "invalid_input": 0, "unsupported": 0,
             "first_fail_abs_logit": a.first_fail[0] if a.first_fail else math.nan,
             "first_fail_status": metrics.STATUSES[a.first_fail[3]] if a.first_fail else "",
+            # the same columns as a row run's summary: failures counted; no case index, no batch to
+            # reduce (the reduced loss and negligible failures are a --logits-file run's)
+            "failed": sum(c[s] for s in _experiment.FAILURES), "worst_case": math.nan, "worst_case_logit": math.nan,
+            "worst_status": "", "negligible": 0,
+            "max_ulp_counted": a.max_ulp, **{k: "" if k.endswith("_status") else math.nan for k in _experiment.REDUCED},
         })
         for (lo, hi), cnt in zip(edges, a.hist.tolist()):
             if cnt:

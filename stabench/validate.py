@@ -65,16 +65,33 @@ def loss_options(opts) -> None:
         from .inputs import MAX_ELEMENTS
 
         int_in("--batch-size", opts.batch_size, 1, MAX_ELEMENTS)
+    labels_file = getattr(opts, "labels_file", None)
+    if labels_file is not None:
+        from .inputs import has_label_column, is_array, source_name
+
+        name = source_name(labels_file, "--labels-file")
+        if not is_array(labels_file) and not str(labels_file).strip():
+            raise InputError("--labels-file is empty; give the path of a .npy or .csv file, one label per row")
+        if opts.logits_file is None:
+            raise InputError(f"{name} gives one label per row of --logits-file; add --logits-file (or give "
+                             "--labels for the built-in logits)")
+        if opts.labels is not None:
+            raise InputError(f"--labels and {name} both give the labels; drop one")
+        if has_label_column(opts.logits_file):
+            raise InputError(f"{name} and the 'label' column of --logits-file {opts.logits_file!r} both give the "
+                             "labels; drop one")
     if opts.logits_file is not None:
-        if not opts.logits_file.strip():
+        from .inputs import is_array
+
+        if not is_array(opts.logits_file) and not str(opts.logits_file).strip():
             raise InputError("--logits-file is empty; give the path of a .npy or .csv file")
         if str(opts.logits).strip() != "extreme":  # extreme is the default: the only value we cannot tell apart
             raise InputError(f"--logits {opts.logits} and --logits-file both give the logits; drop one")
         if opts.value_range is not None:
             raise InputError("--range restricts --logits exhaustive, not --logits-file; drop one")
         if opts.labels is not None:
-            from .inputs import file_has_labels
+            from .inputs import has_label_column
 
-            if file_has_labels(opts.logits_file):
+            if has_label_column(opts.logits_file):
                 raise InputError(f"--labels conflicts with the 'label' column of --logits-file "
                                  f"{opts.logits_file!r}; drop --labels or the column")

@@ -15,6 +15,12 @@ input differentiated). A backend module is the adapter that runs such a call:
   error text. What ``method.call`` takes is the backend's (see its module docstring): numpy, a
   formula ``(dt, *arrays, grad)`` that writes its gradient out; the others, a function
   ``(fw, *tensors)`` of the per-case loss, ``fw`` the backend module holding the imported framework;
+- ``reduce(values, dtype, how) -> array``: the framework's own ``mean`` or ``sum`` (``how``) of
+  per-case results ``values`` (a numpy array held in ``dtype``, their result dtype), in ONE call
+  on a tensor of that dtype (np.mean, torch.mean, tf.reduce_mean, jnp.mean): the reduced loss a
+  model trains on, returned as a 0-d array of the dtype the framework returned;
+- optionally ``reduce_call(method, dtype, cases, how)``: ``method.reduced`` (the loss call with
+  the framework's own reduction) on the cases, for the methods that declare one (:func:`reduced`);
 - ``versions() -> dict``: framework versions for the metadata block;
 - ``load_framework()``: import the framework (the slow part: 1–10 s); ``evaluate`` and ``versions``
   call it, and nothing else in the module imports the framework, so the experiments' method tables
@@ -59,6 +65,11 @@ class Method:
     doc: str  #: one line: what it computes
     #: what the backend runs: its framework calls as a user writes them (see the backend's module)
     call: object = field(default=None, compare=False, repr=False)
+    #: the same call with the framework's own reduction, where it has one: ``reduced(fw, how,
+    #: *tensors)`` with ``how`` "mean" or "sum" (PyTorch's ``reduction=``, Keras' Loss classes'
+    #: ``"sum_over_batch_size"`` / ``"sum"``); None where the user reduces the per-case losses
+    #: (the backend's ``reduce`` op: ``torch.mean`` …). Run by :func:`reduced`.
+    reduced: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -164,6 +175,19 @@ def _joined(outs: list, n: int) -> Output:
     grad = None if first.grad is None else np.concatenate([o.grad for o in outs])[:n]
     variants = {k: _joined([o.variants[k] for o in outs], n) for k in first.variants}
     return Output(loss, grad, variants, next((o.grad_error for o in outs if o.grad_error), ""))
+
+
+def reduced(module, method: Method, dtype, cases, values, values_dtype, how: str):
+    """The batch's loss as the framework reduces it (``how``: "mean" or "sum"), as a 0-d array of
+    the dtype it came back in: the method's own reducing call where it has one
+    (``method.reduced``, run by ``module.reduce_call`` on ``cases`` in ``dtype``) — PyTorch's
+    ``nll_loss`` and ``cross_entropy`` reduce inside the kernel, which is not ``torch.mean`` of
+    their ``reduction="none"`` output (float16, 10,000 rows: inf against 12.64) — else
+    ``module.reduce`` of the per-case losses ``values`` (held in ``values_dtype``, their result
+    dtype)."""
+    if method.reduced is not None and hasattr(module, "reduce_call"):
+        return module.reduce_call(method, dtype, cases, how)
+    return module.reduce(values, values_dtype, how)
 
 
 def names() -> list[str]:

@@ -178,3 +178,14 @@ def _output(result, cases) -> Output:
     if g is None:
         return Output(loss, None)
     return Output(loss, cases.grad_at(g))
+
+
+def reduce(values, dtype: DType, how: str):
+    """``jnp.mean`` or ``jnp.sum`` (``how``) of per-case results ``values`` held in ``dtype``
+    (their result dtype), eagerly (x64 on for float64), as JAX returns it: what a user writes after
+    ``optax.*`` (optax returns per-example losses and leaves the reduction to the caller)."""
+    load_framework()
+    with jax.enable_x64(dtype.bits > 32), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = jnp.asarray(dtype.cast(np.asarray(values, dtype=np.float64)), dtype=dtype.name)
+        return np.asarray(getattr(jnp, how)(a))

@@ -67,3 +67,11 @@ def _run(formula, dt: DType, cases, grad: bool) -> Output:
     loss, g = formula(dt, *arrays, grad=grad)
     return Output(loss, g if grad else None)
 
+
+
+def reduce(values, dtype: DType, how: str):
+    """``np.mean`` or ``np.sum`` (``how``) of per-case results ``values`` held in ``dtype`` (their
+    result dtype): what a user's ``loss.mean()`` computes; numpy's own accumulation (float16 means
+    use float32 intermediates, sums accumulate pairwise in the dtype), returned as numpy returns it."""
+    with np.errstate(all="ignore"):
+        return np.asarray(getattr(np, how)(dtype.cast(np.asarray(values, dtype=np.float64))))

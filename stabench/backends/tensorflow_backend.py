@@ -292,3 +292,25 @@ def _model(key: tuple, tfdt):
         raise Unsupported(one_line(e)) from None
     _MODELS[key] = model
     return model
+
+
+def reduce(values, dtype: DType, how: str):
+    """``tf.reduce_mean`` or ``tf.reduce_sum`` (``how``) of per-case results ``values`` held in
+    ``dtype`` (their result dtype), as a numpy array of the dtype TensorFlow returned. Keras' own
+    default, ``reduction="sum_over_batch_size"``, is ``ops.sum`` then ``ops.divide_no_nan`` by the
+    count cast to the loss dtype (``keras/src/losses/loss.py``, ``reduce_values``, read in Keras
+    3.15): its mean carries the error of the sum (``sum_ulp``: one rounding more)."""
+    load_framework()
+    t = tf.constant(np.asarray(values, dtype=np.float64), dtype=tf.as_dtype(dtype.name))  # exact
+    return np.asarray(getattr(tf, f"reduce_{how}")(t).numpy())
+
+
+def reduce_call(method, dtype: DType, cases, how: str):
+    """``method.reduced`` — a Keras Loss class built with the reduction ``how`` names (the
+    experiment maps it: :data:`stabench.experiments.KERAS_REDUCTION`) — on the cases in ``dtype``,
+    eagerly, as a numpy array of the dtype Keras returned."""
+    load_framework()
+    tfdt = tf.as_dtype(dtype.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(method.reduced(_FW, how, *_inputs(method.call, tfdt, cases)).numpy())

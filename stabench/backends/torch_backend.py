@@ -193,3 +193,27 @@ def _compiled(call):
     if call not in _COMPILED:
         _COMPILED[call] = torch.compile(_bound(call), dynamic=True)
     return _COMPILED[call]
+
+
+def reduce(values, dtype: DType, how: str):
+    """``torch.mean`` or ``torch.sum`` (``how``) of per-case results ``values`` held in ``dtype``
+    (their result dtype), as a 0-d numpy array of the dtype PyTorch returned. This is what
+    ``reduction="mean"`` / ``"sum"`` does after the per-case losses: ``torch/_refs/nn/functional``'s
+    ``_apply_loss_reduction`` returns ``torch.mean(loss)`` / ``torch.sum(loss)`` (read in torch
+    2.14's source), and the ATen loss kernels' ``apply_loss_reduction`` likewise call ``mean()`` /
+    ``sum()`` on the unreduced tensor."""
+    load_framework()
+    t = torch.from_numpy(np.asarray(values, dtype=np.float64)).to(getattr(torch, dtype.name))  # exact
+    return _numpy(getattr(torch, how)(t))
+
+
+def reduce_call(method, dtype: DType, cases, how: str):
+    """``method.reduced`` — the loss called with ``reduction=how`` ("mean" or "sum") — on the
+    cases in ``dtype``, eagerly, as a 0-d numpy array of the dtype PyTorch returned: what a model
+    trained with the default ``reduction="mean"`` gets (``nll_loss``/``cross_entropy`` accumulate
+    inside their kernel)."""
+    load_framework()
+    tdt = getattr(torch, dtype.name)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _numpy(method.reduced(_FW, how, *_inputs(tdt, cases)))

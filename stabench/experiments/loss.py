@@ -39,10 +39,16 @@ def __getattr__(name: str):
 # the row and summary contract lives in stabench.experiment; these names stay for the Python API
 FAILURES, COLUMNS, SUMMARY_COLUMNS = _experiment.FAILURES, _experiment.COLUMNS, _experiment.SUMMARY_COLUMNS
 row_frame, summary, _Batch = _experiment.row_frame, _experiment.summary, _experiment.Batch
+FILE_ATTR = _experiment.FILE_ATTR
 
 SUMMARY_TERMINAL_COLUMNS = ["backend", "method", "form", "dtype", "cases", "max_ulp", "median_ulp",
                             "worst_logit", "nan_result", "overflow", "underflow", "inaccurate",
                             "first_fail_abs_logit", "first_fail_status"]
+#: --full for a --logits-file run: the failures by row, the worst row and the reduced loss.
+FILE_SUMMARY_TERMINAL_COLUMNS = ["backend", "method", "form", "dtype", "cases", "failed", "negligible", "nan_result",
+                                 "overflow", "underflow", "inaccurate", "worst_case", "worst_case_logit", "worst_status",
+                                 "max_ulp", "max_ulp_counted", "mean_value", "mean_reference", "mean_ulp",
+                                 "mean_rel_error", "mean_status", "sum_ulp", "sum_status"]
 DETAIL_TERMINAL_COLUMNS = ["backend", "method", "dtype", "result_dtype", "case_kind", "logit", "label",
                            "value", "reference", "ulp_error", "status"]
 
@@ -56,8 +62,11 @@ class Options:
     dtypes: list = field(default_factory=lambda: list(_dtypes.DTYPE_NAMES))
     backends: list[str] | None = None  #: None: every installed backend
     logits: str = "extreme"  #: text, or (in a plan's options) an inputs.LogitSet
-    logits_file: str | None = None
+    #: your own logits: a .npy/.csv path, or (Python API) an array, N × K or 1-D (inputs.load_logits)
+    logits_file: object = None
     labels: str | None = None
+    #: one label per row of logits_file: a .npy/.csv path, or (Python API) an array (inputs.load_labels)
+    labels_file: object = None
     points: int = 200
     seed: int = 0
     classes: int = 10
@@ -125,6 +134,7 @@ def plan(opts: Options | None = None, *, outputs=(), streaming: bool | None = No
     opts = opts or Options(**kw)
     stream.check_workers(workers)
     validate.loss_options(opts)
+    opts = _with(opts, experiments=file_experiments(opts))  # -e all with a file: those its shape fits
     check_methods(opts)
     opts = _with(opts, logits=inputs.logit_set(opts.logits))  # --logits read here, once
     if streaming is None:
@@ -142,7 +152,10 @@ def plan(opts: Options | None = None, *, outputs=(), streaming: bool | None = No
     backend_names = tuple(parse_backends(opts.backends))
     if not backend_names:
         raise InputError("no backend installed; valid: " + ", ".join(_backends.names()))
-    file = inputs.load_file(opts.logits_file) if opts.logits_file else None
+    file = None
+    if opts.logits_file is not None:  # read once, here; a labels file replaces a label column (never both)
+        logits, column = inputs.load_logits(opts.logits_file)
+        file = (logits, inputs.load_labels(opts.labels_file) if opts.labels_file is not None else column)
     # every input is built and checked before a framework is imported: bad input fails fast
     batches = {(exp, dt.name): _experiment.get(exp).batch(opts, dt, file) for exp in exps for dt in dts}
     if opts.batch_size is not None:
@@ -152,6 +165,34 @@ def plan(opts: Options | None = None, *, outputs=(), streaming: bool | None = No
                for e in exps for b in backend_names}
     return LossPlan(**common, backends=backend_names, methods=MappingProxyType(methods), file=file,
                     streaming=False, memory=need, rows=rows, batches=MappingProxyType(batches))
+
+
+def _all_asked(value) -> bool:
+    """Whether ``--experiment`` asks for every experiment: ``all`` (the CLI's default) or, through
+    the Python API, the default list of every name."""
+    vals = [value] if isinstance(value, str) else list(value or ["all"])
+    names = [p.strip() for v in vals for p in v.split(",") if p.strip()]
+    return "all" in names or (not isinstance(value, str) and names == _experiment.names())
+
+
+def file_experiments(opts: Options) -> list[str]:
+    """The experiments a run runs: ``opts.experiments`` parsed, and with ``--logits-file`` and the
+    default ``-e all`` those whose :attr:`~stabench.experiment.Experiment.file_columns` hold the
+    file's logit columns (1 → sigmoid, K ≥ 2 → softmax; the shape is counted, the file not yet
+    parsed). An experiment named explicitly is kept: its batch refuses a file it cannot take, once
+    the file is parsed (so a malformed file is reported as such), naming the one that can."""
+    exps = parse_experiments(opts.experiments)
+    if opts.logits_file is None or not _all_asked(opts.experiments):
+        return exps
+    rows, cols = inputs.logits_shape(opts.logits_file)
+    if not rows or not cols:  # an empty file: loading it says so, in its own words
+        return exps
+
+    def fits(e):
+        lo, hi = _experiment.get(e).file_columns
+        return lo <= cols and (hi is None or cols <= hi)
+
+    return [e for e in exps if fits(e)] or exps
 
 
 def method_names(opts: Options) -> set[str] | None:
@@ -287,7 +328,7 @@ def run(opts: Options | LossPlan | None = None, progress=None, **kw) -> pd.DataF
     mods, skipped = usable_backends(list(p.backends), p.options)
     quantities = list(p.quantities)
     total, done = len(p.experiments) * len(p.dtypes) * len(mods), 0
-    parts = []
+    parts, reduced = [], [] if p.file is not None else None
     for exp in p.experiments:
         for dt in p.dtypes:
             batch = p.batches[(exp, dt.name)]
@@ -296,17 +337,22 @@ def run(opts: Options | LossPlan | None = None, progress=None, **kw) -> pd.DataF
                 if progress:  # the label names the step that now runs
                     progress(done, total, f"{exp} {dt.name} {mod.NAME}")
                 for method in p.methods[(exp, mod.NAME)]:
-                    parts += _rows(exp, mod.NAME, method, dt, batch, ref, quantities, mod, p)
+                    parts += _rows(exp, mod.NAME, method, dt, batch, ref, quantities, mod, p, reduced)
                 done += 1
     if progress:
         progress(done, total, "done")
     df = pd.concat(parts, ignore_index=True)
     if skipped:  # the exports' metadata say which backends did not run, and why
         df.attrs["skipped_backends"] = skipped_note(skipped)
+    if reduced is not None:  # a file run: the reduced losses and the file's rows (summary() reads them)
+        # a file row is one case of softmax; sigmoid without file labels makes one case per --labels value
+        rows = {e: len(p.file[0]) if p.batches[(e, p.dtypes[0].name)].classes == 1
+                else len(p.batches[(e, p.dtypes[0].name)].cases) for e in p.experiments}
+        df.attrs[_experiment.FILE_ATTR] = {"reduced": reduced, "rows": rows}
     return df
 
 
-def _rows(exp, backend, method, dt, batch, ref, quantities, mod, p: LossPlan) -> list[pd.DataFrame]:
+def _rows(exp, backend, method, dt, batch, ref, quantities, mod, p: LossPlan, reduced=None) -> list[pd.DataFrame]:
     """The rows of one method in one dtype, when ``--method`` selects it, plus each execution variant
     that differs from it — or that ``--method`` names (``NAME@VARIANT``: its rows in every dtype it
     is evaluated in, identical or not; where the method is unsupported, so is the variant)."""
@@ -317,20 +363,96 @@ def _rows(exp, backend, method, dt, batch, ref, quantities, mod, p: LossPlan) ->
         out, error = _backends.evaluate(mod, method, dt, batch.cases, "grad" in quantities, opts.batch_size), ""
     except _backends.Unsupported as e:
         out, error = None, " ".join(str(e).split())
-    frames = _method_rows(exp, backend, method.name, method.form, dt, batch, ref, quantities, out, error, opts) \
-        if own else []
+    def rows_of(name, o, err):
+        if reduced is not None:  # file input: the framework's own mean and sum of the per-case losses
+            reduced.append(_reduced(exp, mod, method, name, dt, batch, ref, o, opts))
+        return _method_rows(exp, backend, name, method.form, dt, batch, ref, quantities, o, err, opts)
+
+    frames = rows_of(method.name, out, error) if own else []
     for variant in dict.fromkeys([*(out.variants if out is not None else ()), *named]):
         where = _backends.variant_dtypes(mod, variant)
         if out is None and (where is None or dt.name in where):
-            frames += _method_rows(exp, backend, f"{method.name}@{variant}", method.form, dt, batch, ref,
-                                   quantities, None, error, opts)
+            frames += rows_of(f"{method.name}@{variant}", None, error)
         if out is None or variant not in out.variants:
             continue
         vout = out.variants[variant]
         if variant in named or own and any(not metrics.identical(getattr(out, q), getattr(vout, q)) for q in quantities):
-            frames += _method_rows(exp, backend, f"{method.name}@{variant}", method.form, dt, batch, ref,
-                                   quantities, vout, "", opts)
+            frames += rows_of(f"{method.name}@{variant}", vout, "")
     return frames
+
+
+def exact_sum(hi: np.ndarray, lo: np.ndarray) -> tuple[float, float]:
+    """(s, r): the exact sum of the double-double references hi + lo as a double-double: s the
+    correctly rounded sum (math.fsum: Shewchuk's exact partials), r = RN(exact − s), so s + r is
+    within 2^-106 relative of the exact sum (every term is ≥ 0: no cancellation). A sum beyond
+    float64's range is (±inf, 0); a nan reference makes (nan, 0)."""
+    import math
+
+    vals = np.concatenate([hi, lo])
+    vals = vals[vals != 0]
+    if np.isnan(vals).any():
+        return math.nan, 0.0
+    if np.isinf(vals).any():
+        return float(vals[np.isinf(vals)][0]), 0.0
+    try:
+        s = math.fsum(vals.tolist())
+        return s, math.fsum([*vals.tolist(), -s])
+    except OverflowError:  # an intermediate beyond float64
+        return math.copysign(math.inf, float(vals.sum())), 0.0
+
+
+def exact_mean(s: float, r: float, n: int) -> tuple[float, float]:
+    """(hi, lo) of (s + r) / n, exactly divided (fractions) then split into two floats."""
+    from fractions import Fraction
+
+    if not (np.isfinite(s) and np.isfinite(r)):
+        return s / n, 0.0
+    q = (Fraction(s) + Fraction(r)) / n
+    hi = float(q)
+    return hi, float(q - Fraction(hi))
+
+
+def _reduced(exp, mod, method, name, dt, batch, ref, out, opts) -> dict:
+    """One record of a file run's reduced loss for ``method`` (its row name ``name``: a variant's
+    is ``method@variant``; ``out``: its Output, None when unsupported): the framework's own mean
+    and sum of the per-case losses of the valid cases (finite inputs) — the method's own reducing
+    call where it has one (PyTorch's ``reduction="mean"``, Keras' Loss classes), else one call of
+    the framework's mean on the per-case tensor in the result dtype (:func:`backends.reduced`; a
+    variant's rows always the latter, on its own values) — against the exact mean and sum of their
+    exact losses (:func:`exact_sum`), measured in the coarser of the dtype asked for and the dtype
+    the reduction returned (:func:`metrics.measure`)."""
+    rec = {"experiment": exp, "quantity": "loss", "backend": mod.NAME, "method": name, "dtype": dt.name}
+    keep = ~np.asarray(batch.invalid, dtype=bool)
+    hi, lo = (np.asarray(a, dtype=np.float64)[keep] for a in ref["loss"])
+    s, r = exact_sum(hi, lo)
+    refs = {"sum": (s, r), "mean": exact_mean(s, r, max(int(keep.sum()), 1))}
+    values = None if out is None else np.asarray(out.loss)
+    for how in ("mean", "sum"):
+        rhi, rlo = refs[how]
+        rec[f"{how}_reference"] = rhi
+        if values is None or not keep.any():
+            rec.update({f"{how}_value": np.nan, f"{how}_ulp": np.nan, f"{how}_rel_error": np.nan,
+                        f"{how}_status": "unsupported" if values is None else ""})
+            continue
+        result_dt = _dtypes.REGISTRY.get(values.dtype.name, dt)
+        try:
+            kept = values.reshape(-1)[keep].astype(np.float64)
+            if "@" in name:  # an execution variant: the framework's mean of its own values
+                red = np.asarray(mod.reduce(kept, result_dt, how))
+            else:
+                red = np.asarray(_backends.reduced(mod, method, dt, batch.cases.subset(np.flatnonzero(keep)), kept,
+                                                   result_dt, how))
+        except Exception:  # noqa: BLE001 — a framework without a sum in this dtype (torch's float8): an answer
+            rec.update({f"{how}_value": np.nan, f"{how}_ulp": np.nan, f"{how}_rel_error": np.nan,
+                        f"{how}_status": "unsupported"})
+            continue
+        red_dt = _dtypes.REGISTRY.get(red.dtype.name, result_dt)
+        m = metrics.measure(red.astype(np.float64).reshape(1), np.array([rhi]),
+                            metrics.measuring_dtype(dt, red_dt), reference_lo=np.array([rlo]), max_ulp=opts.max_ulp)
+        rec.update({f"{how}_value": float(red.astype(np.float64).reshape(-1)[0]), f"{how}_ulp": float(m["ulp_error"][0]),
+                    f"{how}_rel_error": float(m["rel_error"][0]),
+                    f"{how}_status": str(metrics.status_names(m["status"])[0])})
+    return rec
 
 
 def _method_rows(exp, backend, name, form, dt, batch, ref, quantities, out, error, opts) -> list[pd.DataFrame]:
@@ -501,25 +623,84 @@ STATUS_ABBREV = {"inaccurate": "ina", "underflow": "und", "overflow": "ovf", "na
 COMPACT_LEGEND = ("Each cell: the smallest |z| at which the method fails, and how (ovf overflow, "
                   "und underflow, ina inaccurate, nan nan-result; — never fails); under it the "
                   "largest ulp_error, counted in the coarser of dtype and result_dtype; blank: not "
-                  "run in that dtype. Every column and a verdict per dtype: --full.")
+                  "run in that dtype. Every column: --full (with a verdict per dtype, printed anyway for a run of one dtype).")
 
 
-def compact(summ: pd.DataFrame) -> pd.DataFrame:
+#: The line printed under the compact tables of a --logits-file run.
+FILE_LEGEND = ("Each cell: the rows that fail of the rows scored, and how (ovf overflow, und underflow, ina "
+               "inaccurate, nan nan-result; — none), not counting negligible failures (tiny losses that "
+               "cannot change the batch's loss: docs/measures.md); under it the largest ulp_error of the "
+               "other rows; then the error of the framework's mean of the losses (reduction=\"mean\") "
+               "against the exact mean. Every column: --full or --csv.")
+
+
+def compact(summ: pd.DataFrame, file: bool = False) -> pd.DataFrame:
     """The terminal's default view of a summary (:func:`stabench.experiment.method_by_dtype`): each
     cell is two lines: where the method first fails (``10 ovf``; ``—`` never; ``unsupported``) and
-    its max ulp."""
+    its max ulp. For a ``--logits-file`` run (``file``) a cell says instead how many rows fail (the
+    negligible ones left out) and how, the max ulp of the others and, for the loss, the error of
+    the framework's mean loss (:func:`mean_error`)."""
     def cell(r):
         if r.unsupported == r.cases:
             return "unsupported\n"
         first = f"{_g(r.first_fail_abs_logit)} {STATUS_ABBREV.get(r.first_fail_status, r.first_fail_status)}" \
             if r.first_fail_status else "—"
         return f"{first}\n{r.max_ulp:.3g}"
-    return _experiment.method_by_dtype(summ, cell)
+
+    def file_cell(r):
+        if r.unsupported == r.cases:
+            return "unsupported\n"
+        fails = int(r.failed - r.negligible)
+        scored = int(r.cases - r.invalid_input - r.unsupported)
+        head = f"{_count(fails)}/{_count(scored)} {STATUS_ABBREV[_dominant(r)]}" if fails else "—"
+        text = f"{head}\n{r.max_ulp_counted:.3g}"
+        return text + (f"\nmean {mean_error(r)}" if r.quantity == "loss" and r.mean_status else "")
+    return _experiment.method_by_dtype(summ, file_cell if file else cell)
 
 
-def verdict(summ: pd.DataFrame) -> list[str]:
+def _count(n: int) -> str:
+    """A count in at most 5 characters: 576, 9999, 10k, 12.3k, 1.5M."""
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.3g}k"
+    return f"{n / 1e6:.3g}M"
+
+
+def _dominant(r) -> str:
+    """How a file run's non-negligible failures fail, in one word: nan or overflow where any value
+    is nan or inf (never negligible), else the more frequent of underflow and inaccurate."""
+    if r.nan_result:
+        return "nan-result"
+    if r.overflow:
+        return "overflow"
+    return "underflow" if r.underflow >= r.inaccurate else "inaccurate"
+
+
+def mean_error(r) -> str:
+    """The error of a file run's framework mean loss, short: ``0.03 ulp`` within 100 ulps or
+    0.1 % (``<0.01 ulp`` below a hundredth), else ``87 % off``; ``inf`` / ``nan`` for a non-finite
+    mean; ``unsupported``."""
+    if r.mean_status == "unsupported":
+        return "unsupported"
+    if not np.isfinite(r.mean_value):
+        return "nan" if np.isnan(r.mean_value) else "inf"
+    if r.mean_ulp == 0:
+        return "0 ulp"
+    if r.mean_ulp < 0.01:  # a bound keeps the cell narrow: 4.8e-05 ulp reads as < 0.01
+        return "<0.01 ulp"
+    if r.mean_ulp <= 100 or r.mean_rel_error < 1e-3:  # a percentage only where it says something
+        return f"{r.mean_ulp:.2g} ulp"
+    return f"{100 * r.mean_rel_error:.2g} % off"
+
+
+def verdict(summ: pd.DataFrame, file: bool = False) -> list[str]:
     """One line per (experiment, quantity, dtype): where each naive method first fails, and how
-    the fused methods fare."""
+    the fused methods fare; for a ``--logits-file`` run (``file``: :func:`file_verdict`, the loss
+    only: what the batch trains on) how many rows each method fails on, its worst row, and the
+    error of its mean loss."""
+    if file:
+        return file_verdict(summ[summ.quantity == "loss"])
     lines = []
     for (exp, q, dt), g in summ.groupby(["experiment", "quantity", "dtype"], sort=False):
         parts = []
@@ -531,6 +712,40 @@ def verdict(summ: pd.DataFrame) -> list[str]:
                 parts.append(f"{name} fails from |z| = {_g(r.first_fail_abs_logit)} ({r.first_fail_status})")
             else:
                 parts.append(f"{name} ≤ {_g(r.max_ulp)} ulp")
+        lines.append(f"{exp} {q} {dt}: " + "; ".join(parts))
+    return lines
+
+
+def file_verdict(summ: pd.DataFrame) -> list[str]:
+    """A --logits-file run's verdict, one line per (experiment, quantity, dtype): for each method
+    the rows it fails on (negligible failures left out, their count said), the worst row (its index
+    from 0, its logit — for softmax the label's — and status) or its max ulp, and for the loss the
+    error of the framework's mean loss."""
+    lines = []
+    for (exp, q, dt), g in summ.groupby(["experiment", "quantity", "dtype"], sort=False):
+        parts = []
+        for r in g.itertuples(index=False):
+            name = r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
+            if r.unsupported == r.cases:
+                parts.append(f"{name} unsupported")
+                continue
+            fails = int(r.failed - r.negligible)
+            scored = int(r.cases - r.invalid_input - r.unsupported)
+            if fails:
+                text = (f"{name} fails on {fails:,} of {scored:,} rows (worst: row {int(r.worst_case)}, "
+                        f"z = {_g(r.worst_case_logit)}, {r.worst_status})")
+            else:
+                text = f"{name} within {_g(r.max_ulp_counted)} ulp"
+            if r.negligible:
+                text += f" ({int(r.negligible):,} negligible)"
+            if q == "loss" and r.mean_status:
+                m = mean_error(r)
+                if r.mean_status in ("exact", "ok"):
+                    m = f"within {m.lstrip('<')}"
+                elif m.endswith("ulp"):
+                    m = f"{m} off"
+                text += f", mean loss {m}"
+            parts.append(text)
         lines.append(f"{exp} {q} {dt}: " + "; ".join(parts))
     return lines
 
@@ -551,7 +766,7 @@ def loss_estimate(opts, outputs=()) -> tuple[int, int]:
     dts = dtypes.parse_list(opts.dtypes)
     names = parse_backends(opts.backends)
     quantities = 2 if opts.grad else 1
-    shape = inputs.file_shape(opts.logits_file) if opts.logits_file else None
+    shape = inputs.logits_shape(opts.logits_file) if opts.logits_file is not None else None
     rows = arrays = largest = 0
     for exp in exps:
         for dt in dts:
@@ -573,7 +788,7 @@ def _cases(exp: str, dt, opts, shape) -> tuple[int, int]:
     """(cases, classes) of one experiment in one dtype, at most."""
     e = _experiment.get(exp)
     if shape is not None:
-        return e.size(0, opts, shape, inputs.file_has_labels(opts.logits_file))
+        return e.size(0, opts, shape, inputs.has_label_column(opts.logits_file) or opts.labels_file is not None)
     logits = inputs.logit_set(opts.logits)
     spec = logits.kind
     values = 2**dt.bits  # no set holds more distinct values than the format has bit patterns
@@ -598,8 +813,9 @@ def _file_bytes(opts, shape) -> int:
     from .. import inputs
 
     rows, columns = shape
-    columns += inputs.file_has_labels(opts.logits_file)
-    cells = columns * limits.CSV_CELL_BYTES if opts.logits_file.lower().endswith(".csv") else 0
+    columns += inputs.has_label_column(opts.logits_file) + (opts.labels_file is not None)
+    csv = not inputs.is_array(opts.logits_file) and str(opts.logits_file).lower().endswith(".csv")
+    cells = columns * limits.CSV_CELL_BYTES if csv else 0
     return limits.FILE_COPIES * rows * columns * 8 + cells
 
 

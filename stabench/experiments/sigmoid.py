@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 
 from .. import inputs, oracle
+from . import KERAS_REDUCTION
 from ..backends import Cases as _Cases
 from ..backends import Method
 from ..backends.tensorflow_backend import Keras, KerasModel
@@ -74,7 +75,8 @@ METHODS = {
         _m("keras-probs", "naive", "keras.losses.binary_crossentropy(y, tf.sigmoid(z)), shape (N, 1)",
            Keras(lambda fw, z, y: fw.keras.losses.binary_crossentropy(y, fw.tf.sigmoid(z)))),
         _m("keras-probs-class", "naive", "keras.losses.BinaryCrossentropy(reduction=None)(y, tf.sigmoid(z))",
-           Keras(lambda fw, z, y: fw.keras.losses.BinaryCrossentropy(reduction=None)(y, fw.tf.sigmoid(z)))),
+           Keras(lambda fw, z, y: fw.keras.losses.BinaryCrossentropy(reduction=None)(y, fw.tf.sigmoid(z))),
+           reduced=lambda fw, how, z, y: fw.keras.losses.BinaryCrossentropy(reduction=KERAS_REDUCTION[how])(y, fw.tf.sigmoid(z))),
         _m("model-probs", "naive",
            "model.compute_loss(y=y, y_pred=model(z)): Dense(1, activation='sigmoid'), "
            "compile(loss=BinaryCrossentropy(reduction=None))",
@@ -82,7 +84,8 @@ METHODS = {
         _m("keras-logits", "fused", "keras.losses.binary_crossentropy(y, z, from_logits=True)",
            Keras(lambda fw, z, y: fw.keras.losses.binary_crossentropy(y, z, from_logits=True))),
         _m("keras-logits-class", "fused", "keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y, z)",
-           Keras(lambda fw, z, y: fw.keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y, z))),
+           Keras(lambda fw, z, y: fw.keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)(y, z)),
+           reduced=lambda fw, how, z, y: fw.keras.losses.BinaryCrossentropy(from_logits=True, reduction=KERAS_REDUCTION[how])(y, z)),
         _m("model-logits", "fused",
            "model.compute_loss(y=y, y_pred=model(z)): linear Dense(1), "
            "compile(loss=BinaryCrossentropy(from_logits=True, reduction=None))",
@@ -92,13 +95,17 @@ METHODS = {
     ],
     "torch": [
         _m("bce-probs", "naive", "F.binary_cross_entropy(torch.sigmoid(z), y, reduction='none')",
-           lambda fw, z, y: fw.F.binary_cross_entropy(fw.torch.sigmoid(z), y, reduction="none")),
+           lambda fw, z, y: fw.F.binary_cross_entropy(fw.torch.sigmoid(z), y, reduction="none"),
+           reduced=lambda fw, how, z, y: fw.F.binary_cross_entropy(fw.torch.sigmoid(z), y, reduction=how)),
         _m("bce-probs-class", "naive", "nn.BCELoss(reduction='none')(torch.sigmoid(z), y)",
-           lambda fw, z, y: fw.nn.BCELoss(reduction="none")(fw.torch.sigmoid(z), y)),
+           lambda fw, z, y: fw.nn.BCELoss(reduction="none")(fw.torch.sigmoid(z), y),
+           reduced=lambda fw, how, z, y: fw.nn.BCELoss(reduction=how)(fw.torch.sigmoid(z), y)),
         _m("bce-logits", "fused", "F.binary_cross_entropy_with_logits(z, y, reduction='none')",
-           lambda fw, z, y: fw.F.binary_cross_entropy_with_logits(z, y, reduction="none")),
+           lambda fw, z, y: fw.F.binary_cross_entropy_with_logits(z, y, reduction="none"),
+           reduced=lambda fw, how, z, y: fw.F.binary_cross_entropy_with_logits(z, y, reduction=how)),
         _m("bce-logits-class", "fused", "nn.BCEWithLogitsLoss(reduction='none')(z, y)",
-           lambda fw, z, y: fw.nn.BCEWithLogitsLoss(reduction="none")(z, y)),
+           lambda fw, z, y: fw.nn.BCEWithLogitsLoss(reduction="none")(z, y),
+           reduced=lambda fw, how, z, y: fw.nn.BCEWithLogitsLoss(reduction=how)(z, y)),
     ],
     "jax": [
         _m("naive", "naive", "p = jax.nn.sigmoid(z); −(y·jnp.log(p) + (1 − y)·jnp.log(1 − p))", _jax_naive),
@@ -131,6 +138,7 @@ class Sigmoid(Experiment):
     streams = True
     kernel = True  # stabench.kernel reproduces oracle.bce_binary_fast for labels 0 and 1
     plot_cases_doc = "a column per label y (0 and 1)"
+    file_columns = (1, 1)  # one logit per --logits-file row
     labels_doc = "numbers in [0, 1]"
     backend_methods = METHODS
     cases_type = Cases
@@ -143,13 +151,18 @@ class Sigmoid(Experiment):
             if z.ndim == 2 and z.shape[1] == 1:
                 z = z[:, 0]
             if z.ndim != 1:
-                raise InputError(f"--logits-file for sigmoid needs one logit per row, got {z.shape[1]} columns")
+                raise InputError(f"{inputs.source_name(opts.logits_file)} has {z.shape[1]} logit columns per row; "
+                                 "-e sigmoid takes one logit per row; use -e softmax (or -e all)")
             z = dt.cast(z).astype(np.float64)
             if file_labels is not None:
                 y = file_labels
-                bad = y[~((y >= 0) & (y <= 1))]
-                if bad.size:
-                    raise InputError(f"sigmoid label {float(bad[0]):g} in --logits-file is outside [0, 1]")
+                name = inputs.labels_name(opts)
+                inputs.check_label_count(y, len(z), name)
+                bad = ~((y >= 0) & (y <= 1))  # nan too
+                if bad.any():
+                    i = inputs.first_bad(bad)
+                    raise InputError(f"{name}: row {i} (from 0) holds {float(y[i]):g}, outside [0, 1]; valid for "
+                                     "sigmoid: numbers in [0, 1], the probability of class 1 (0 and 1 typical)")
             else:
                 y = None
             kind = "file"

@@ -10,6 +10,7 @@ from functools import partial
 import numpy as np
 
 from .. import inputs, oracle
+from . import KERAS_REDUCTION
 from ..backends import Cases as _Cases
 from ..backends import Method
 from ..backends.tensorflow_backend import Keras, KerasModel
@@ -108,7 +109,8 @@ METHODS = {
            Keras(lambda fw, z, k: fw.keras.losses.sparse_categorical_crossentropy(k, fw.tf.nn.softmax(z)))),
         _m("keras-probs-class", "naive",
            "keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, tf.nn.softmax(z))",
-           Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, fw.tf.nn.softmax(z)))),
+           Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(reduction=None)(k, fw.tf.nn.softmax(z))),
+           reduced=lambda fw, how, z, k: fw.keras.losses.SparseCategoricalCrossentropy(reduction=KERAS_REDUCTION[how])(k, fw.tf.nn.softmax(z))),
         _m("model-probs", "naive",
            "model.compute_loss(y=k, y_pred=model(x)): Dense(K, activation='softmax'), "
            "compile(loss=SparseCategoricalCrossentropy(reduction=None))",
@@ -118,7 +120,8 @@ METHODS = {
            Keras(lambda fw, z, k: fw.keras.losses.sparse_categorical_crossentropy(k, z, from_logits=True))),
         _m("keras-logits-class", "fused",
            "keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z)",
-           Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z))),
+           Keras(lambda fw, z, k: fw.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=None)(k, z)),
+           reduced=lambda fw, how, z, k: fw.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=KERAS_REDUCTION[how])(k, z)),
         _m("model-logits", "fused",
            "model.compute_loss(y=k, y_pred=model(x)): linear Dense(K), "
            "compile(loss=SparseCategoricalCrossentropy(from_logits=True, reduction=None))",
@@ -128,11 +131,14 @@ METHODS = {
     ],
     "torch": [
         _m("nll-probs", "naive", "F.nll_loss(torch.log(F.softmax(z, dim=1)), k, reduction='none')",
-           lambda fw, z, k: fw.F.nll_loss(fw.torch.log(fw.F.softmax(z, dim=1)), k, reduction="none")),
+           lambda fw, z, k: fw.F.nll_loss(fw.torch.log(fw.F.softmax(z, dim=1)), k, reduction="none"),
+           reduced=lambda fw, how, z, k: fw.F.nll_loss(fw.torch.log(fw.F.softmax(z, dim=1)), k, reduction=how)),
         _m("nll-log-softmax", "fused", "F.nll_loss(F.log_softmax(z, dim=1), k, reduction='none')",
-           lambda fw, z, k: fw.F.nll_loss(fw.F.log_softmax(z, dim=1), k, reduction="none")),
+           lambda fw, z, k: fw.F.nll_loss(fw.F.log_softmax(z, dim=1), k, reduction="none"),
+           reduced=lambda fw, how, z, k: fw.F.nll_loss(fw.F.log_softmax(z, dim=1), k, reduction=how)),
         _m("cross-entropy", "fused", "F.cross_entropy(z, k, reduction='none')",
-           lambda fw, z, k: fw.F.cross_entropy(z, k, reduction="none")),
+           lambda fw, z, k: fw.F.cross_entropy(z, k, reduction="none"),
+           reduced=lambda fw, how, z, k: fw.F.cross_entropy(z, k, reduction=how)),
     ],
     "jax": [
         _m("naive", "naive", "−jnp.log(jax.nn.softmax(z))[k]",
@@ -186,6 +192,7 @@ class Softmax(Experiment):
                        "tests/test_oracle.py); float64: correctly rounded hi + lo (mpmath, Ziv)")
     plot_cases_doc = "a column per case kind (label-at-z, wrong-at-z, all-equal)"
     labels_doc = "a class index"
+    file_columns = (2, None)  # K ≥ 2 logits per --logits-file row (a 1-D .npy array: one case)
     streams = True  # the preset kinds, built from each scalar z of the chunk
     backend_methods = METHODS
     cases_type = Cases
@@ -234,12 +241,27 @@ class Softmax(Experiment):
             z, file_labels = file
             z = np.atleast_2d(z)
             if z.shape[1] < 2:
-                raise InputError("--logits-file for softmax needs one case per row with at least 2 logit columns")
+                raise InputError(f"{inputs.source_name(opts.logits_file)} has 1 logit column per row; -e softmax "
+                                 "takes K ≥ 2 logits per row; use -e sigmoid (or -e all)")
             n, k = z.shape
             inputs.check_size(n, k)
             if file_labels is None and opts.labels is None:
-                raise InputError("softmax --logits-file needs labels: a 'label' column or --labels")
-            lab = labels(file_labels if file_labels is not None else opts.labels, n, k)
+                raise InputError("softmax --logits-file needs labels: --labels-file, a 'label' column or --labels")
+            if file_labels is not None:
+                lab = file_labels
+                name = inputs.labels_name(opts)
+                inputs.check_label_count(lab, n, name)
+                with np.errstate(invalid="ignore"):
+                    whole = np.isfinite(lab) & (lab == np.floor(lab))
+                bad = ~(whole & (lab >= 0) & (lab < k))
+                if bad.any():
+                    i = inputs.first_bad(bad)
+                    why = "not an integer" if not whole[i] else f"outside [0, {k})"
+                    raise InputError(f"{name}: row {i} (from 0) holds {float(lab[i]):g}, {why}; valid for softmax: "
+                                     f"class indices 0 … {k - 1} (the file has K = {k} logit columns)")
+                lab = lab.astype(np.int64)
+            else:
+                lab = labels(opts.labels, n, k)
             logits = dt.cast(z).astype(np.float64)
             rows = np.arange(n)
             return Batch(Cases(logits, lab), np.full(n, "file", dtype=object),
