@@ -206,7 +206,7 @@ LOSS_SUMMARY = Table("loss_summary", [
     Column("unsupported", "cases the framework refused", "int"),
     Column("first_fail_abs_logit", "smallest abs(logit) with a failure (inaccurate/underflow/overflow/nan); nan if none", "value", compare="first"),
     Column("first_fail_status", "the status at that logit", "text", left=True),
-    Column("failed", "cases with a failing status (inaccurate, underflow, overflow or nan-result): the sum of those four counts", "int", compare="failures"),
+    Column("failed", "cases with a failing status (inaccurate, underflow, overflow or nan-result): the sum of those four counts", "int"),
     Column("worst_case", "the index of the failing case with the largest ulp_error, the negligible ones left out (where none fails: of the case with the largest ulp_error; ties as for worst_logit): for --logits-file runs the file's row, counted from 0; for the built-in logit sets the case's position in the experiment's batch for that dtype (the row table's order); nan in streaming runs and where no case is valid", "int"),
     Column("worst_case_logit", "the logit of worst_case (for --logits-file softmax rows, the label's logit)", "value"),
     Column("worst_status", "the status of worst_case; empty in streaming runs", "status", left=True),
