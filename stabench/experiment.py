@@ -245,7 +245,7 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
         fails = valid[valid["status"].isin(FAILURES)]
         row = dict(zip(_KEYS, key))
         row["cases"] = len(g)
-        is_file = bool(len(g)) and bool((g["case_kind"] == "file").all())
+        is_file = bool(len(g)) and "case_kind" in g and bool((g["case_kind"] == "file").all())
         per_row = max(len(g) // file_rows[key[0]], 1) if is_file and file_rows.get(key[0]) else 1
         tiny = negligible(valid) if is_file and key[1] == "loss" and len(g) else np.zeros(len(valid), dtype=bool)
         if len(valid):
