@@ -336,6 +336,18 @@ def negligible(valid: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def verdict_lines(summ, part) -> list[str]:
+    """One line per (experiment, quantity, dtype) of a summary: ``EXPERIMENT QUANTITY DTYPE: `` and
+    each method's ``part(row, name)`` (name: METHOD for numpy, BACKEND:METHOD otherwise), joined
+    by "; ". The loss and row runners' verdicts differ only in ``part``."""
+    lines = []
+    for (e, q, dt), g in summ.groupby(["experiment", "quantity", "dtype"], sort=False):
+        parts = [part(r, r.method if r.backend == "numpy" else f"{r.backend}:{r.method}")
+                 for r in g.itertuples(index=False)]
+        lines.append(f"{e} {q} {dt}: " + "; ".join(parts))
+    return lines
+
+
 def method_by_dtype(summ: pd.DataFrame, cell) -> pd.DataFrame:
     """The terminal's compact view of a summary: one row per method, one column per dtype, each
     cell ``cell(row)`` of its summary row. With several backends, a row ``backend:`` heads each

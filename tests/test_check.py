@@ -1,6 +1,5 @@
 """stabench check: exit 0 when nothing regressed, 1 when something did (an injected regression),
 2 on bad input (one line, before any work); re-running the recorded command; report baselines."""
-import dataclasses
 import json
 
 import pytest
@@ -12,26 +11,10 @@ from stabench import meta
 from stabench.cli import app
 from stabench.errors import InputError
 
-from test_compare import LOSS, _worse_fused, invoke, one_line_error, write  # noqa: F401
+# runs: base.json, worse.json (an injected regression), fewer.json, softmax.json (test_compare's fixture)
+from test_compare import invoke, one_line_error, runs  # noqa: F401
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    from stabench.experiments import sigmoid
-
-    d = tmp_path_factory.mktemp("check")
-    out = {"base": write(d / "base.json", LOSS)}
-    naive, fused = sigmoid.METHODS["numpy"]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(sigmoid.METHODS, "numpy", [naive, dataclasses.replace(fused, call=_worse_fused)])
-        out["worse"] = write(d / "worse.json", LOSS)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(sigmoid.METHODS, "numpy", [fused])
-        out["fewer"] = write(d / "fewer.json", LOSS)
-    out["softmax"] = write(d / "softmax.json", ["loss", "-e", "softmax", "-b", "numpy", "-d", "float16"])
-    return out
 
 
 def test_an_injected_regression_exits_1_naming_the_method_and_change(runs):

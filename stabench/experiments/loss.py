@@ -701,19 +701,14 @@ def verdict(summ: pd.DataFrame, file: bool = False) -> list[str]:
     error of its mean loss."""
     if file:
         return file_verdict(summ[summ.quantity == "loss"])
-    lines = []
-    for (exp, q, dt), g in summ.groupby(["experiment", "quantity", "dtype"], sort=False):
-        parts = []
-        for r in g.itertuples(index=False):
-            name = r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
-            if r.unsupported == r.cases:
-                parts.append(f"{name} unsupported")
-            elif r.first_fail_status:
-                parts.append(f"{name} fails from |z| = {_g(r.first_fail_abs_logit)} ({r.first_fail_status})")
-            else:
-                parts.append(f"{name} ≤ {_g(r.max_ulp)} ulp")
-        lines.append(f"{exp} {q} {dt}: " + "; ".join(parts))
-    return lines
+
+    def part(r, name):
+        if r.unsupported == r.cases:
+            return f"{name} unsupported"
+        if r.first_fail_status:
+            return f"{name} fails from |z| = {_g(r.first_fail_abs_logit)} ({r.first_fail_status})"
+        return f"{name} ≤ {_g(r.max_ulp)} ulp"
+    return _experiment.verdict_lines(summ, part)
 
 
 def file_verdict(summ: pd.DataFrame) -> list[str]:
@@ -721,33 +716,27 @@ def file_verdict(summ: pd.DataFrame) -> list[str]:
     the rows it fails on (negligible failures left out, their count said), the worst row (its index
     from 0, its logit — for softmax the label's — and status) or its max ulp, and for the loss the
     error of the framework's mean loss."""
-    lines = []
-    for (exp, q, dt), g in summ.groupby(["experiment", "quantity", "dtype"], sort=False):
-        parts = []
-        for r in g.itertuples(index=False):
-            name = r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
-            if r.unsupported == r.cases:
-                parts.append(f"{name} unsupported")
-                continue
-            fails = int(r.failed - r.negligible)
-            scored = int(r.cases - r.invalid_input - r.unsupported)
-            if fails:
-                text = (f"{name} fails on {fails:,} of {scored:,} rows (worst: row {int(r.worst_case)}, "
-                        f"z = {_g(r.worst_case_logit)}, {r.worst_status})")
-            else:
-                text = f"{name} within {_g(r.max_ulp_counted)} ulp"
-            if r.negligible:
-                text += f" ({int(r.negligible):,} negligible)"
-            if q == "loss" and r.mean_status:
-                m = mean_error(r)
-                if r.mean_status in ("exact", "ok"):
-                    m = f"within {m.lstrip('<')}"
-                elif m.endswith("ulp"):
-                    m = f"{m} off"
-                text += f", mean loss {m}"
-            parts.append(text)
-        lines.append(f"{exp} {q} {dt}: " + "; ".join(parts))
-    return lines
+    def part(r, name):
+        if r.unsupported == r.cases:
+            return f"{name} unsupported"
+        fails = int(r.failed - r.negligible)
+        scored = int(r.cases - r.invalid_input - r.unsupported)
+        if fails:
+            text = (f"{name} fails on {fails:,} of {scored:,} rows (worst: row {int(r.worst_case)}, "
+                    f"z = {_g(r.worst_case_logit)}, {r.worst_status})")
+        else:
+            text = f"{name} within {_g(r.max_ulp_counted)} ulp"
+        if r.negligible:
+            text += f" ({int(r.negligible):,} negligible)"
+        if r.quantity == "loss" and r.mean_status:
+            m = mean_error(r)
+            if r.mean_status in ("exact", "ok"):
+                m = f"within {m.lstrip('<')}"
+            elif m.endswith("ulp"):
+                m = f"{m} off"
+            text += f", mean loss {m}"
+        return text
+    return _experiment.verdict_lines(summ, part)
 
 
 def _g(x: float) -> str:

@@ -518,17 +518,11 @@ def title(name: str) -> str:
 
 def verdict(summ: pd.DataFrame) -> list[str]:
     """One line per (experiment, quantity, dtype): where each method first fails, or its max ulp."""
-    lines = []
-    for (e, q, dt), g in summ.groupby(["experiment", "quantity", "dtype"], sort=False):
-        parts = []
-        for r in g.itertuples(index=False):
-            name = r.method if r.backend == "numpy" else f"{r.backend}:{r.method}"
-            if r.unsupported == r.rows:
-                parts.append(f"{name} unsupported")
-            elif r.first_fail_kind:
-                parts.append(f"{name} fails on {r.first_fail_kind} ({r.first_fail_status}, "
-                             f"{r.failed_rows} of {r.rows} rows; normwise ≤ {r.max_normwise_ulp:.3g} ulp)")
-            else:
-                parts.append(f"{name} ≤ {r.max_ulp:.3g} ulp")
-        lines.append(f"{e} {q} {dt}: " + "; ".join(parts))
-    return lines
+    def part(r, name):
+        if r.unsupported == r.rows:
+            return f"{name} unsupported"
+        if r.first_fail_kind:
+            return (f"{name} fails on {r.first_fail_kind} ({r.first_fail_status}, "
+                    f"{r.failed_rows} of {r.rows} rows; normwise ≤ {r.max_normwise_ulp:.3g} ulp)")
+        return f"{name} ≤ {r.max_ulp:.3g} ulp"
+    return _experiment.verdict_lines(summ, part)
