@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
-import platform
 import re
 import shlex
 import subprocess
@@ -61,7 +60,9 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_data(folder)
     env = {**os.environ, "COLUMNS": "80", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    from stabench import meta
+
+    print(f"CPU: {meta.cpu_info()['model']}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}")
     for cmd in readme_commands():
         cmd = stabench_command() + cmd[1:]
         t = time.perf_counter()
