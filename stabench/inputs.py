@@ -100,6 +100,10 @@ def parse_numbers(text: str, what: str = "--logits") -> np.ndarray:
         raise InputError(f"{what} is empty; give {valid}")
     vals = [parse_number(p) for p in parts]
     if any(v is None for v in vals):
+        # a file name where numbers belong: say which option reads a file
+        hint = {"--logits": "--logits-file", "--labels": "--labels-file"}.get(what)
+        if hint and text.strip().lower().endswith((".npy", ".csv")):
+            raise InputError(f"{what}: {text!r} is a file name, not {valid}; give the file with {hint} {text.strip()}")
         raise InputError(f"{what}: {text!r} is not {'one of ' if what == '--logits' else ''}{valid}")
     return np.array(vals, dtype=np.float64)
 

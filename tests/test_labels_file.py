@@ -157,3 +157,11 @@ def test_all_runs_softmax_for_a_10_column_batch_and_sigmoid_for_one_column():
     assert p.experiments == ("softmax",)
     p = loss.plan(logits_file=z[:, :1], labels_file=np.ones(20), backends=["numpy"], dtypes=["float32"])
     assert p.experiments == ("sigmoid",)
+
+
+def test_a_file_name_given_where_numbers_belong_names_the_file_option(files):
+    z3, _, labels = files
+    path = labels("y.npy", np.array([0, 1, 2, 0, 1, 2]))
+    one_line_exit_2(invoke("--logits-file", z3, "--labels", path), "--labels", "is a file name",
+                    f"--labels-file {path}")
+    one_line_exit_2(invoke("--logits", z3), "--logits", "is a file name", f"--logits-file {z3}")
