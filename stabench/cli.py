@@ -632,7 +632,7 @@ def compare_cmd(
 
     p = cmp.plan(fail_on, ignore, experiment)  # before anything is read
     th, ignored, exps = p.thresholds, p.ignore, p.experiments
-    targets = _targets(outputs, inputs=[("A", baseline), ("B", new)])
+    targets = _targets(outputs, inputs=[("A", cmp.result_file(baseline)), ("B", cmp.result_file(new))])
     from . import render
 
     a, b = cmp.load(baseline), cmp.load(new)
@@ -665,7 +665,8 @@ def check(
 
     p = cmp.plan(fail_on, ignore, experiment)  # before anything is read or run
     th, ignored, exps = p.thresholds, p.ignore, p.experiments
-    targets = _targets(outputs, inputs=[("BASELINE", baseline)] + ([("--against", against)] if against else []))
+    targets = _targets(outputs, inputs=[("BASELINE", cmp.result_file(baseline))]
+                       + ([("--against", cmp.result_file(against))] if against else []))
     import typer.main
 
     from . import render

@@ -475,7 +475,7 @@ def source_name(value, option: str = "--logits-file") -> str:
     through the Python API ``the labels_file array``."""
     if is_array(value):
         return f"the {option.lstrip('-').replace('-', '_')} array"
-    return f"{option} {os.fspath(value)!r}"
+    return f"{option} {os.fsdecode(value)!r}"
 
 
 def check_array(value, option: str, kinds: str = "fiu") -> np.ndarray:
@@ -507,7 +507,7 @@ def load_logits(value) -> tuple[np.ndarray, np.ndarray | None]:
     (:func:`load_file`) or an array (:func:`check_array`: N × K, or 1-D)."""
     if is_array(value):
         return check_array(value, "--logits-file"), None
-    return load_file(os.fspath(value))
+    return load_file(os.fsdecode(value))
 
 
 def logits_shape(value) -> tuple[int, int]:
@@ -517,14 +517,14 @@ def logits_shape(value) -> tuple[int, int]:
         shape = np.shape(value)
         return (int(shape[0]), 1) if len(shape) == 1 else (int(shape[0]), int(shape[1])) if len(shape) == 2 \
             else (0, 0)
-    return file_shape(os.fspath(value))
+    return file_shape(os.fsdecode(value))
 
 
 def logits_ndim(value) -> int:
     """1 for a 1-D ``.npy`` file or array, else 2 (a CSV is always rows × columns)."""
     if is_array(value):
         return np.ndim(value)
-    path = os.fspath(value)
+    path = os.fsdecode(value)
     if _extension(path) == ".npy":
         with open(path, "rb") as f:
             return len(_npy_header(path, f)[0])
@@ -533,7 +533,7 @@ def logits_ndim(value) -> int:
 
 def has_label_column(value) -> bool:
     """Whether ``--logits-file`` is a CSV with a ``label`` column (an array has none)."""
-    return False if is_array(value) else file_has_labels(os.fspath(value))
+    return False if is_array(value) else file_has_labels(os.fsdecode(value))
 
 
 def _for_labels(fn, path: str):
@@ -559,7 +559,7 @@ def load_labels(value) -> np.ndarray:
     if is_array(value):
         a = check_array(value, "--labels-file", kinds="fiub")
     else:
-        path = os.fspath(value)
+        path = os.fsdecode(value)
         if _for_labels(_extension, path) == ".npy":
             a = _for_labels(lambda p: _load_npy(p, kinds="fiub"), path)
         else:

@@ -814,7 +814,7 @@ def _file_bytes(opts, shape) -> int:
 
     rows, columns = shape
     columns += inputs.has_label_column(opts.logits_file) + (opts.labels_file is not None)
-    csv = not inputs.is_array(opts.logits_file) and str(opts.logits_file).lower().endswith(".csv")
+    csv = not inputs.is_array(opts.logits_file) and os.fsdecode(opts.logits_file).lower().endswith(".csv")
     cells = columns * limits.CSV_CELL_BYTES if csv else 0
     return limits.FILE_COPIES * rows * columns * 8 + cells
 

@@ -1,0 +1,172 @@
+"""Issue 22's new features used by a hostile user: compare/check on files that are not results
+(NaN literals, numbers beyond float range, deep nesting, a 2 GB sparse file, link loops, other
+exports), recorded commands that try to write elsewhere or connect elsewhere, outputs on a report
+folder's run.json, nonsense thresholds, and labels given as bytes paths. Each bad input: exit 2,
+one line on stderr, no traceback."""
+import json
+import os
+
+import numpy as np
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from stabench import compare as cmp
+from stabench import limits, meta
+from stabench.cli import app
+from stabench.errors import InputError
+
+runner = CliRunner()
+LOSS = ["loss", "-e", "sigmoid", "-b", "numpy", "-d", "float16"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "80"})
+
+
+def one_line_error(r, *words):
+    assert r.exit_code == 2, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    for w in words:
+        assert w in r.stderr, (w, r.stderr)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    r = invoke(*LOSS, "--json", d / "base.json", "--csv", d / "base.csv")
+    assert r.exit_code == 0, r.output
+    return d / "base.json"
+
+
+def _edit(base, tmp_path, name, text_edit=None, doc_edit=None, sign=True):
+    text = base.read_text()
+    if doc_edit:
+        doc = json.loads(text)
+        doc_edit(doc)
+        if sign:
+            meta.sign(doc)
+        text = json.dumps(doc, indent=1)
+    if text_edit:
+        text = text_edit(text)
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def _max_ulp_to(value):
+    def edit(text):
+        i = text.index('"max_ulp":')
+        return text[:i] + f'"max_ulp": {value}' + text[text.index(",", i):]
+    return edit
+
+
+def test_json_stabench_never_writes_is_refused_in_one_line(base, tmp_path):
+    nan = _edit(base, tmp_path, "nan.json", _max_ulp_to("NaN"))
+    one_line_error(invoke("compare", base, nan), "nan.json", "not JSON stabench writes (the literal NaN)")
+    big = _edit(base, tmp_path, "big.json", _max_ulp_to("9" * 5000))
+    one_line_error(invoke("compare", base, big), "big.json", "Exceeds the limit (4300 digits)")
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"metadata": {"tool": "stabench"}, "rows": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    one_line_error(invoke("compare", base, deep), "deep.json", "nested too deeply")
+    # 1e999 parses as inf, which a digest cannot encode: as edited (it was), not a traceback
+    inf = _edit(base, tmp_path, "inf.json", _max_ulp_to("1e999"))
+    one_line_error(invoke("check", base, "--against", inf), "inf.json", "edited after it was written")
+
+
+def test_a_huge_file_is_refused_before_it_is_read(base, tmp_path):
+    sparse = tmp_path / "sparse.json"
+    with open(sparse, "wb") as f:
+        f.truncate(2 * 2**30)  # 2 GiB, sparse: reading it whole took 4.3 GB of memory
+    r = invoke("compare", base, sparse)
+    one_line_error(r, "sparse.json", "is 2,147,483,648 bytes, over the 536,870,912", "MAX_RESULT_BYTES")
+    assert limits.MAX_RESULT_BYTES == 512 * 2**20
+
+
+def test_links_and_other_exports_say_what_they_are(base, tmp_path):
+    os.symlink(tmp_path / "l2", tmp_path / "l1")
+    os.symlink(tmp_path / "l1", tmp_path / "l2")
+    one_line_error(invoke("compare", base, tmp_path / "l1"), "a broken symbolic link (or a link loop)")
+    csv = base.with_suffix(".csv")
+    one_line_error(invoke("compare", csv, base), "not JSON", "(a csv export? compare reads the --json export")
+    sidecar = base.parent / "base.csv.meta.json"
+    one_line_error(invoke("compare", sidecar, base), "an export's metadata alone (no rows or tables)")
+
+
+def test_a_report_folder_s_run_json_is_never_an_output(tmp_path):
+    rep = tmp_path / "rep"
+    r = invoke("report", "--quick", "-b", "numpy", "-d", "float16", "-e", "roundoff", "--out", rep, "-q")
+    assert r.exit_code == 0, r.output
+    before = (rep / "run.json").read_bytes()
+    for args in (["compare", rep, rep], ["check", rep, "--against", rep]):
+        r = invoke(*args, "--json", rep / "run.json")
+        one_line_error(r, "--json", "names the input file of", "run.json")
+    assert (rep / "run.json").read_bytes() == before
+
+
+def _argv(base, tmp_path, command):
+    p = _edit(base, tmp_path, "cmd.json", doc_edit=lambda d: d["metadata"].update(command=command))
+    group = typer.main.get_command(app)
+    return cmp.rerun_argv(cmp.load(p), lambda n: group.commands.get(n), "/tmp/OUT.json")
+
+
+def test_a_re_run_adds_its_output_before_a_double_dash(base, tmp_path):
+    # a legitimate expr baseline: stabench expr --var x=1..2:lin:3 -- -x (the expressions after --)
+    argv = _argv(base, tmp_path, "stabench expr --var x=1..2:lin:3 -d float16 --plot=/etc/p.png --json e.json -- -x 'log(x)'")
+    assert argv == ["expr", "--var", "x=1..2:lin:3", "-d", "float16", "--json", "/tmp/OUT.json", "--", "-x", "log(x)"]
+
+
+def test_a_re_run_never_connects_to_a_recorded_scheduler_or_writes_a_recorded_path(base, tmp_path):
+    argv = _argv(base, tmp_path, "stabench loss -e sigmoid --logits random --points 3000 --scheduler "
+                 "tcp://10.1.2.3:8786 --csv=/etc/x.csv --markdown /etc/y.md --detail")
+    assert argv == ["loss", "-e", "sigmoid", "--logits", "random", "--points", "3000", "--json", "/tmp/OUT.json"]
+
+
+def test_a_recorded_command_that_writes_nothing_says_so(base, tmp_path):
+    p = _edit(base, tmp_path, "help.json", doc_edit=lambda d: d["metadata"].update(command="stabench loss --help"))
+    r = invoke("check", p)
+    one_line_error(r, "re-running the command", "records wrote no result: stabench loss --help --json", "--against")
+
+
+@pytest.mark.parametrize("fail_on, words", [
+    ("ulp:2x,ulp:3x", ["two ulp factors"]),
+    ("ulp:２x", ["the ulp factor must be a finite number > 1"]),  # a full-width digit: float() takes it
+    ("ulp:1_0x", ["the ulp factor must be"]),
+    ("ulp: 2x", ["the ulp factor must be"]),
+    ("new-failures," + "y" * 3000, ["unknown item 'yyyy", "…'"]),
+])
+def test_nonsense_thresholds_exit_2(base, fail_on, words):
+    r = invoke("compare", base, base, "--fail-on", fail_on)
+    one_line_error(r, *words)
+    assert len(r.stderr) < 400  # a pages-long option is not echoed whole
+
+
+def test_thresholds_read_ascii_numbers_and_show_each_item_once(base):
+    assert cmp.thresholds("ulp:.5e1x").ulp == 5.0 and cmp.thresholds("ulp:3.x").ulp == 3.0
+    th = cmp.thresholds(" new-failures ," * 5000 + "ulp:2x,ulp:2x")
+    assert th.text == "new-failures,ulp:2x" and th.ulp == 2.0 and not th.first_failure
+    r = invoke("check", base, "--against", base, "--fail-on", "new-failures," * 3000 + "ulp:2x")
+    assert r.exit_code == 0, r.output
+    assert "check: no regression under --fail-on new-failures,ulp:2x\n" in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
+
+
+def test_ignoring_every_method_is_not_a_passing_gate(base):
+    r = invoke("check", base, "--against", base, "--ignore", "naive,numpy:fused")
+    one_line_error(r, "--ignore 'naive,numpy:fused' leaves nothing of", "to compare")
+    assert invoke("check", base, "--against", base, "--ignore", "naive").exit_code == 0
+
+
+def test_labels_and_logits_as_bytes_paths(tmp_path):
+    from stabench.experiments import loss
+
+    np.save(tmp_path / "z.npy", np.array([-3.0, 0.5, 2.0, 9.0]))
+    np.save(tmp_path / "y.npy", np.array([1, 0, 1, 1], dtype=np.uint8))
+    df = loss.run(logits_file=os.fsencode(tmp_path / "z.npy"), labels_file=os.fsencode(tmp_path / "y.npy"),
+                  backends=["numpy"], dtypes=["float32"], grad=False)
+    assert len(df) == 8  # 4 rows × naive, fused
+    assert sorted(df["label"].unique()) == [0.0, 1.0]
+    (tmp_path / "y.txt").write_text("1\n0\n1\n1\n")
+    with pytest.raises(InputError, match=r"--labels-file '.*y\.txt': unknown extension '\.txt'"):
+        loss.run(logits_file=tmp_path / "z.npy", labels_file=os.fsencode(tmp_path / "y.txt"),
+                 backends=["numpy"], dtypes=["float32"], grad=False)
