@@ -585,10 +585,10 @@ def _show_comparison(changes, diff, a, b, out, fail_on: str) -> None:
 
     import textwrap
 
-    render.say(out, [f"baseline: {a.path}", f"new: {b.path}"], phrases=False)
-    for r in diff.itertuples(index=False):
-        line = f"  {r.key}: {r.baseline or '(absent)'}" + \
-            (" (both)" if r.baseline == r.new else f" → {r.new or '(absent)'}")
+    render.say(out, [f"baseline: {cmp.printable(a.path)}", f"new: {cmp.printable(b.path)}"], phrases=False)
+    for r in diff.itertuples(index=False):  # (a file's text: its control characters shown, not obeyed)
+        line = cmp.printable(f"  {r.key}: {r.baseline or '(absent)'}"
+                             + (" (both)" if r.baseline == r.new else f" → {r.new or '(absent)'}"))
         out.print(textwrap.fill(line, out.width, subsequent_indent="      ", break_long_words=False,
                                 break_on_hyphens=False), highlight=False, markup=False)
     if not len(changes):
@@ -687,9 +687,10 @@ def check(
         out = render.console()
         _show_comparison(changes, diff, base, new, out, th.text)
         if len(bad):
-            render.say(out, f"check: {len(bad)} regression{'s' * (len(bad) != 1)} under --fail-on {th.text}: "
-                       + "; ".join(f"{r.item} {r.change} {r.column}".strip() for r in bad.head(5).itertuples(index=False))
-                       + ("; …" if len(bad) > 5 else ""))
+            render.say(out, cmp.printable(
+                f"check: {len(bad)} regression{'s' * (len(bad) != 1)} under --fail-on {th.text}: "
+                + "; ".join(f"{r.item} {r.change} {r.column}".strip() for r in bad.head(5).itertuples(index=False))
+                + ("; …" if len(bad) > 5 else "")))
         else:
             render.say(out, f"check: no regression under --fail-on {th.text}"
                        + (f" ({len(changes)} changes within it)" if len(changes) else ""))

@@ -913,14 +913,24 @@ def terminal(changes, max_rows: int = 200):
             "before": rest["before"].map(_short).to_numpy(), "after": rest["after"].map(_short).to_numpy(),
             "!": ["!" if r else "" for r in rest["regression"]]})
         t = pd.concat([pd.DataFrame(folded, columns=t.columns), t], ignore_index=True) if folded else t
+        t = t.map(printable)
         n_reg = int(g.regression.sum())
         title = " ".join([name + ":", *[str(g[k].iloc[0]) for k in fixed]]) + \
             f" — {len(g)} change{'s' * (len(g) != 1)}, {n_reg} regression{'s' * (n_reg != 1)}"
         if len(t) > max_rows:
             t = t.sort_values("!", ascending=False, kind="stable").head(max_rows)
             title += f" (the first {max_rows}; the exports have every one)"
-        out.append((title, t))
+        out.append((printable(title), t))
     return out
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text) -> str:
+    """``text`` for the terminal: control characters (an escape sequence in a file's metadata or
+    rows, which a terminal would obey) shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
 def _short(s: str) -> str:

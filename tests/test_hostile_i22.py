@@ -170,3 +170,15 @@ def test_labels_and_logits_as_bytes_paths(tmp_path):
     with pytest.raises(InputError, match=r"--labels-file '.*y\.txt': unknown extension '\.txt'"):
         loss.run(logits_file=tmp_path / "z.npy", labels_file=os.fsencode(tmp_path / "y.txt"),
                  backends=["numpy"], dtypes=["float32"], grad=False)
+
+
+def test_a_file_s_escape_sequences_are_shown_not_obeyed(base, tmp_path):
+    def edit(d):
+        d["metadata"]["cpu"] = "Intel\x1b[31mRED\x1b[0m\x9b2J"
+        d["tables"]["summary"][0]["method"] = "naive\x1b]0;pwned\x07"
+    p = _edit(base, tmp_path, "esc.json", doc_edit=edit)
+    r = invoke("check", base, "--against", p, "--fail-on", "gone")
+    assert r.exit_code == 1, r.output
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\x9b" not in r.stdout
+    assert "Intel\\x1b[31mRED\\x1b[0m\\x9b2J" in r.stdout and "naive\\x1b]0;pwned\\x07" in r.stdout
+    assert "check: 1 regression under --fail-on gone: sigmoid loss numpy naive float16 gone" in r.stdout
