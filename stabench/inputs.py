@@ -366,7 +366,7 @@ def _load_csv(path: str, label_column: str | None):
             raise InputError(f"--logits-file {path!r}: {header.count(label_column)} columns named {label_column!r}; keep one")
         if label_column in header:
             j = header.index(label_column)
-            labels = data[:, j].copy()
+            labels = data[:, j] + 0.0  # a copy; -0 reads as 0 (a label, not a signed zero)
             data = np.delete(data, j, axis=1)
     if data.shape[1] == 0:
         raise InputError(f"--logits-file {path!r}: no logit columns (only {label_column!r})")
@@ -570,7 +570,7 @@ def load_labels(value) -> np.ndarray:
         a = a[:, 0]
     if a.size == 0:
         raise InputError(f"{name} holds no labels; give one label per row of --logits-file")
-    return a
+    return a + 0.0  # -0 reads as 0: a label, not a signed zero (the rows' label column shows 0)
 
 
 def labels_name(opts) -> str:

@@ -182,3 +182,20 @@ def test_a_file_s_escape_sequences_are_shown_not_obeyed(base, tmp_path):
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\x9b" not in r.stdout
     assert "Intel\\x1b[31mRED\\x1b[0m\\x9b2J" in r.stdout and "naive\\x1b]0;pwned\\x07" in r.stdout
     assert "check: 1 regression under --fail-on gone: sigmoid loss numpy naive float16 gone" in r.stdout
+
+
+def test_negative_zero_labels_read_as_zero(tmp_path):
+    (tmp_path / "y.csv").write_bytes(b"\xef\xbb\xbflabel\r\n-0\r\n-0.0\r\n1.0\r\n\r\n\r\n")
+    np.save(tmp_path / "z.npy", np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.25]]))
+    np.save(tmp_path / "z1.npy", np.array([1.0, 2.0, 3.0]))
+    for z, e in (("z.npy", "softmax"), ("z1.npy", "sigmoid")):
+        r = invoke("loss", "-e", e, "-b", "numpy", "-d", "float32", "--no-grad", "--logits-file", tmp_path / z,
+                   "--labels-file", tmp_path / "y.csv", "--csv", "-")
+        assert r.exit_code == 0, r.output
+        lines = r.stdout.splitlines()
+        col = lines[0].split(",").index("label")
+        assert [ln.split(",")[col] for ln in lines[1:4]] == ["0.0", "0.0", "1.0"], (e, lines[:4])
+    r = invoke("loss", "-e", "sigmoid", "-b", "numpy", "-d", "float32", "--logits", "1", "--labels", "-0",
+               "--no-grad", "--csv", "-")
+    lines = r.stdout.splitlines()
+    assert lines[1].split(",")[lines[0].split(",").index("label")] == "0.0"
