@@ -346,7 +346,7 @@ def load(path, *, warn=None) -> Result:
         raise _refuse(shown, f"is {max(size, len(data)):,} bytes, over the {limits.MAX_RESULT_BYTES:,} a stabench "
                       "result can be (stabench.limits.MAX_RESULT_BYTES): not a stabench result")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (an editor, a Windows copy) is dropped
     except UnicodeDecodeError as e:
         raise _refuse(shown, f"not UTF-8 text (byte {e.start}): not a stabench result" + _hint(path)) from None
     if not text.strip():

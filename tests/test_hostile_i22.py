@@ -199,3 +199,11 @@ def test_negative_zero_labels_read_as_zero(tmp_path):
                "--no-grad", "--csv", "-")
     lines = r.stdout.splitlines()
     assert lines[1].split(",")[lines[0].split(",").index("label")] == "0.0"
+
+
+def test_a_result_with_a_byte_order_mark_and_crlf_lines_loads(base, tmp_path):
+    p = tmp_path / "windows.json"
+    p.write_bytes(b"\xef\xbb\xbf" + base.read_bytes().replace(b"\n", b"\r\n"))  # the digest is of the JSON
+    r = invoke("compare", base, p)
+    assert r.exit_code == 0, r.output
+    assert "no changes in the 4 rows of 1 table compared" in r.stdout
