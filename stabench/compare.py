@@ -319,7 +319,7 @@ def load(path, *, warn=None) -> Result:
     (default: stderr)."""
     from . import meta
 
-    path = os.fspath(path)
+    path = os.fsdecode(path)  # (a bytes path too)
     if path == "":
         raise InputError("'': empty path; give a result file (a --json export or a report's run.json)")
     shown = path

@@ -207,3 +207,9 @@ def test_a_result_with_a_byte_order_mark_and_crlf_lines_loads(base, tmp_path):
     r = invoke("compare", base, p)
     assert r.exit_code == 0, r.output
     assert "no changes in the 4 rows of 1 table compared" in r.stdout
+
+
+def test_compare_load_takes_a_bytes_path(base):
+    assert cmp.load(os.fsencode(base)).path == str(base)
+    with pytest.raises(InputError, match="is a folder without run.json"):
+        cmp.load(os.fsencode(base.parent))  # (a bytes folder: joined with run.json, not a TypeError)
