@@ -442,6 +442,9 @@ def check_names(baseline: Result, experiments=(), ignore=()) -> None:
                          f"{', '.join(held) or 'no experiment'}")
     methods = baseline.methods()
     bad = [m for m in ignore if m not in methods]
+    if bad and not methods:
+        raise InputError(f"--ignore {_clip(bad[0])!r}: {_show(baseline.path)} has no methods to ignore (its tables "
+                         "have no method column); drop --ignore")
     if bad:
         some = sorted(m for m in methods if ":" in m)[:6]
         raise InputError(f"--ignore {_clip(bad[0])!r}: no such method in {_show(baseline.path)} (give METHOD or "

@@ -213,3 +213,10 @@ def test_compare_load_takes_a_bytes_path(base):
     assert cmp.load(os.fsencode(base)).path == str(base)
     with pytest.raises(InputError, match="is a folder without run.json"):
         cmp.load(os.fsencode(base.parent))  # (a bytes folder: joined with run.json, not a TypeError)
+
+
+def test_ignore_on_a_result_without_methods_says_so(tmp_path):
+    r = invoke("roundoff", "--sweep", "--json", tmp_path / "ro.json")
+    assert r.exit_code == 0, r.output
+    r = invoke("compare", tmp_path / "ro.json", tmp_path / "ro.json", "--ignore", "naive")
+    one_line_error(r, "--ignore 'naive'", "has no methods to ignore (its tables have no method column)")
