@@ -485,6 +485,8 @@ def check_array(value, option: str, kinds: str = "fiu") -> np.ndarray:
     from . import limits
 
     name = source_name(value, option)
+    if np.ma.isMaskedArray(value) and np.ma.getmaskarray(value).any():  # asarray would use what is under the mask
+        raise InputError(f"{name} is a masked array with masked values; fill them (.filled()) or drop their rows")
     try:
         a = np.asarray(value)
     except Exception as e:  # noqa: BLE001 — a ragged list and the like: say what numpy said

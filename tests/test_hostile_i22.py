@@ -220,3 +220,14 @@ def test_ignore_on_a_result_without_methods_says_so(tmp_path):
     assert r.exit_code == 0, r.output
     r = invoke("compare", tmp_path / "ro.json", tmp_path / "ro.json", "--ignore", "naive")
     one_line_error(r, "--ignore 'naive'", "has no methods to ignore (its tables have no method column)")
+
+
+def test_a_masked_array_with_masked_values_is_refused():
+    from stabench.experiments import loss
+
+    y = np.ma.masked_array([1.0, 0.0, 1.0], mask=[True, False, False])
+    with pytest.raises(InputError, match="the labels_file array is a masked array with masked values"):
+        loss.run(logits_file=np.array([1.0, 2.0, 3.0]), labels_file=y, backends=["numpy"], dtypes=["float32"])
+    df = loss.run(logits_file=np.array([1.0, 2.0, 3.0]), labels_file=np.ma.masked_array([1.0, 0.0, 1.0]),
+                  backends=["numpy"], dtypes=["float32"], grad=False)  # nothing masked: as an array
+    assert len(df) == 6
