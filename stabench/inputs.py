@@ -490,7 +490,7 @@ def check_array(value, option: str, kinds: str = "fiu") -> np.ndarray:
     try:
         a = np.asarray(value)
     except Exception as e:  # noqa: BLE001 — a ragged list and the like: say what numpy said
-        raise InputError(f"{name} is not an array ({' '.join(str(e).split())[:120]})") from None
+        raise InputError(f"{name} is not an array ({' '.join(str(e).split('. ')[0].split())[:120]})") from None
     if a.dtype.hasobject or a.dtype.kind not in kinds:
         what = "float, integer or bool" if "b" in kinds else "float or integer"
         raise InputError(f"{name} has dtype {a.dtype}; give a {what} array")
