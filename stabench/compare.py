@@ -782,7 +782,7 @@ def rerun_argv(result: Result, command_lookup, out: str, experiments=()) -> list
     if name == "run" and args:  # run NAME: the options are those of NAME's command
         n = args[0]
         target = "loss" if n in registry.REGISTRY else "rows" if n in registry.ROWS else n
-    command = command_lookup(target) if name not in ("compare", "check") else None
+    command = command_lookup(target) if target not in ("compare", "check") else None  # (run check: no loop)
     if command is None:
         raise InputError(f"{_show(result.path)}: its recorded command {cmd!r} is not one check can re-run "
                          "(give a result of roundoff, expr, loss, rows, run, train or report); use --against NEW")

@@ -231,3 +231,10 @@ def test_a_masked_array_with_masked_values_is_refused():
     df = loss.run(logits_file=np.array([1.0, 2.0, 3.0]), labels_file=np.ma.masked_array([1.0, 0.0, 1.0]),
                   backends=["numpy"], dtypes=["float32"], grad=False)  # nothing masked: as an array
     assert len(df) == 6
+
+
+@pytest.mark.parametrize("command", ["stabench run check base.json", "stabench run compare a.json b.json",
+                                     "rm -rf /", "python -m stabench loss", "stabench"])
+def test_a_recorded_command_check_does_not_run(base, tmp_path, command):
+    p = _edit(base, tmp_path, "cmd.json", doc_edit=lambda d: d["metadata"].update(command=command))
+    one_line_error(invoke("check", p), "its recorded command", "use --against NEW")
