@@ -238,3 +238,14 @@ def test_a_masked_array_with_masked_values_is_refused():
 def test_a_recorded_command_check_does_not_run(base, tmp_path, command):
     p = _edit(base, tmp_path, "cmd.json", doc_edit=lambda d: d["metadata"].update(command=command))
     one_line_error(invoke("check", p), "its recorded command", "use --against NEW")
+
+
+def test_a_line_break_in_a_compared_cell_stays_in_its_markdown_row(base, tmp_path):
+    def edit(d):
+        d["tables"]["summary"][0]["method"] = "na|ive\nx"
+    p = _edit(base, tmp_path, "nl.json", doc_edit=edit)
+    r = invoke("compare", base, p, "--markdown", "-")
+    assert r.exit_code == 0, r.output
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| loss_summary")]
+    assert len(rows) == 2 and all(ln.endswith(" |") for ln in rows)
+    assert "| na\\|ive<br>x | float16 | sigmoid loss numpy na\\|ive<br>x float16 | added |" in rows[1]
