@@ -325,6 +325,8 @@ def load(path, *, warn=None) -> Result:
     shown = path
     if os.path.isdir(path):
         run_json = os.path.join(path, "run.json")
+        if os.path.lexists(run_json) and not os.path.isfile(run_json):
+            raise _refuse(shown, "its run.json is not a regular file (a FIFO, a device, a folder or a broken link)")
         if not os.path.isfile(run_json):
             raise _refuse(shown, "is a folder without run.json (not a stabench report); give a --json export, "
                           "a report's run.json or its folder")

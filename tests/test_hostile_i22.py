@@ -249,3 +249,12 @@ def test_a_line_break_in_a_compared_cell_stays_in_its_markdown_row(base, tmp_pat
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| loss_summary")]
     assert len(rows) == 2 and all(ln.endswith(" |") for ln in rows)
     assert "| na\\|ive<br>x | float16 | sigmoid loss numpy na\\|ive<br>x float16 | added |" in rows[1]
+
+
+def test_fifos_and_devices_are_never_opened(base, tmp_path):
+    os.mkfifo(tmp_path / "fifo.json")
+    one_line_error(invoke("compare", base, tmp_path / "fifo.json"), "is not a regular file")
+    one_line_error(invoke("check", "/dev/zero"), "'/dev/zero': is not a regular file")
+    (tmp_path / "rep").mkdir()
+    os.mkfifo(tmp_path / "rep" / "run.json")
+    one_line_error(invoke("compare", tmp_path / "rep", base), "its run.json is not a regular file")
