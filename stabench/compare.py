@@ -337,9 +337,16 @@ def load(path, *, warn=None) -> Result:
         raise _refuse(shown, "is not a regular file")
     from . import limits
 
+    import stat
+
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+        # O_NONBLOCK: a file swapped for a FIFO since the checks above does not hang the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise _refuse(shown, "is not a regular file")
+            size = st.st_size
             # read no more than the limit (+1 to see a file that grew): a 2 GB file is never held
             data = f.read(limits.MAX_RESULT_BYTES + 1) if size <= limits.MAX_RESULT_BYTES else b""
     except OSError as e:

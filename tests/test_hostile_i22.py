@@ -258,3 +258,10 @@ def test_fifos_and_devices_are_never_opened(base, tmp_path):
     (tmp_path / "rep").mkdir()
     os.mkfifo(tmp_path / "rep" / "run.json")
     one_line_error(invoke("compare", tmp_path / "rep", base), "its run.json is not a regular file")
+
+
+def test_a_file_swapped_for_a_fifo_after_the_checks_does_not_hang(tmp_path, monkeypatch):
+    os.mkfifo(tmp_path / "swapped.json")
+    monkeypatch.setattr(os.path, "isfile", lambda p: True)  # as if it were a file when checked
+    with pytest.raises(InputError, match="'.*swapped.json': is not a regular file"):
+        cmp.load(tmp_path / "swapped.json")
