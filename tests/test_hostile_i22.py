@@ -265,3 +265,20 @@ def test_a_file_swapped_for_a_fifo_after_the_checks_does_not_hang(tmp_path, monk
     monkeypatch.setattr(os.path, "isfile", lambda p: True)  # as if it were a file when checked
     with pytest.raises(InputError, match="'.*swapped.json': is not a regular file"):
         cmp.load(tmp_path / "swapped.json")
+
+
+def test_losses_near_1e308_have_a_finite_exact_mean_and_no_traceback(tmp_path):
+    # two losses of 1e308 and one of log 2: their sum is beyond float64, their mean is not
+    np.save(tmp_path / "z.npy", np.array([1e308, -1e308, 0.0, np.nan]))
+    np.save(tmp_path / "y.npy", np.array([0, 1, 0, 1]))
+    r = invoke("loss", "-e", "sigmoid", "-b", "numpy", "-d", "float64", "--no-grad", "--logits-file",
+               tmp_path / "z.npy", "--labels-file", tmp_path / "y.npy", "--json", tmp_path / "o.json")
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""  # no numpy overflow warning
+    summ = {s["method"]: s for s in json.loads((tmp_path / "o.json").read_text())["tables"]["summary"]}
+    fused = summ["fused"]
+    assert fused["mean_reference"] == 6.666666666666666e307  # (2e308 + log 2) / 3, not inf
+    assert fused["sum_reference"] == "inf"  # beyond float64: inf is its rounding
+    # numpy's mean sums first: it overflows where the exact mean does not — a finding, not noise
+    assert fused["mean_value"] == "inf" and fused["mean_status"] == "overflow"
+    assert fused["max_ulp"] < 0.5

@@ -398,7 +398,8 @@ def exact_sum(hi: np.ndarray, lo: np.ndarray) -> tuple[float, float]:
         s = math.fsum(vals.tolist())
         return s, math.fsum([*vals.tolist(), -s])
     except OverflowError:  # an intermediate beyond float64
-        return math.copysign(math.inf, float(vals.sum())), 0.0
+        with np.errstate(over="ignore"):  # (the sign is all this sum is for: no warning line)
+            return math.copysign(math.inf, float(vals.sum())), 0.0
 
 
 def exact_mean(s: float, r: float, n: int) -> tuple[float, float]:
@@ -425,7 +426,13 @@ def _reduced(exp, mod, method, name, dt, batch, ref, out, opts) -> dict:
     keep = ~np.asarray(batch.invalid, dtype=bool)
     hi, lo = (np.asarray(a, dtype=np.float64)[keep] for a in ref["loss"])
     s, r = exact_sum(hi, lo)
-    refs = {"sum": (s, r), "mean": exact_mean(s, r, max(int(keep.sum()), 1))}
+    n = max(int(keep.sum()), 1)
+    refs = {"sum": (s, r), "mean": exact_mean(s, r, n)}
+    if np.isinf(s) and np.isfinite(hi).all() and np.isfinite(lo).all():
+        # the sum is beyond float64 (losses near 1e308), the mean is not: the sum of the losses
+        # scaled by 2^-64 (exact but for lo parts below 2^-958, nothing next to such a sum), divided
+        m_hi, m_lo = exact_mean(*exact_sum(hi * 2.0**-64, lo * 2.0**-64), n)
+        refs["mean"] = (m_hi * 2.0**64, m_lo * 2.0**64)
     values = None if out is None else np.asarray(out.loss)
     for how in ("mean", "sum"):
         rhi, rlo = refs[how]
