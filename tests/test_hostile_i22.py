@@ -282,3 +282,14 @@ def test_losses_near_1e308_have_a_finite_exact_mean_and_no_traceback(tmp_path):
     # numpy's mean sums first: it overflows where the exact mean does not — a finding, not noise
     assert fused["mean_value"] == "inf" and fused["mean_status"] == "overflow"
     assert fused["max_ulp"] < 0.5
+
+
+def test_a_dtype_in_which_no_row_is_finite_says_so(tmp_path):
+    np.save(tmp_path / "z.npy", np.full((5, 3), 1e5))  # inf in float16: every row invalid there
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2, 1, 1]))
+    r = invoke("loss", "-e", "softmax", "-b", "numpy", "-d", "float16", "--no-grad",
+               "--logits-file", tmp_path / "z.npy", "--labels-file", tmp_path / "y.npy")
+    assert r.exit_code == 0, r.output
+    assert "within nan" not in r.stdout and "│ fused         │ 0 scored │" in r.stdout
+    assert "fused scores no row (5 with an input non-finite in float16)" in " ".join(r.stdout.split())
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80

@@ -659,6 +659,8 @@ def compact(summ: pd.DataFrame, file: bool = False) -> pd.DataFrame:
             return "unsupported\n"
         fails = int(r.failed - r.negligible)
         scored = int(r.cases - r.invalid_input - r.unsupported)
+        if not scored:  # every row's input is non-finite in this dtype: nothing measured (not "— nan")
+            return "0 scored\n"
         head = f"{_count(fails)}/{_count(scored)} {STATUS_ABBREV[_dominant(r)]}" if fails else "—"
         text = f"{head}\n{r.max_ulp_counted:.3g}"
         return text + (f"\nmean {mean_error(r)}" if r.quantity == "loss" and r.mean_status else "")
@@ -738,6 +740,9 @@ def file_verdict(summ: pd.DataFrame) -> list[str]:
                 continue
             fails = int(r.failed - r.negligible)
             scored = int(r.cases - r.invalid_input - r.unsupported)
+            if not scored:  # every input non-finite in this dtype: nothing measured ("within nan ulp")
+                parts.append(f"{name} scores no row ({int(r.invalid_input):,} with an input non-finite in {dt})")
+                continue
             if fails:
                 text = (f"{name} fails on {fails:,} of {scored:,} rows (worst: row {int(r.worst_case)}, "
                         f"z = {_g(r.worst_case_logit)}, {r.worst_status})")
