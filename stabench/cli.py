@@ -669,7 +669,7 @@ def check(
                        + ([("--against", cmp.result_file(against))] if against else []))
     import typer.main
 
-    from . import render
+    from . import export, render
 
     base = cmp.load(baseline)
     cmp.check_names(base, exps, ignored)
@@ -678,6 +678,9 @@ def check(
     else:
         group = typer.main.get_command(app)
         cmp.rerun_argv(base, lambda n: group.commands.get(n), "-", exps)  # a command to re-run: checked first
+        # nor may an output replace a file the re-run reads (--logits-file …): written after it
+        export.check_targets(targets, [(f"the re-run's {o}", p) for o, p in cmp.rerun_inputs(
+            base, lambda n: group.commands.get(n))])
         new = cmp.rerun(base, lambda n: group.commands.get(n), exps)
     changes = cmp.compare(base, new, th, ignore=ignored, experiments=exps)
     diff = cmp.metadata_diff(base, new, skip=() if against is not None else ("command",))  # a re-run: the same

@@ -826,6 +826,31 @@ def rerun_argv(result: Result, command_lookup, out: str, experiments=()) -> list
     return [name, *kept, *tail]
 
 
+def rerun_inputs(result: Result, command_lookup) -> list[tuple[str, str]]:
+    """(option, path) of each file the re-run of ``result``'s command reads (its ``PATH`` options
+    left after :func:`rerun_argv` dropped the outputs: ``--logits-file``, ``--labels-file``,
+    ``--rows-file``): files ``check``'s own outputs must not replace (they are written after the
+    re-run has read them)."""
+    argv = rerun_argv(result, command_lookup, "-")
+    name, args = argv[0], argv[1:]
+    target = name
+    if name == "run" and args:
+        from . import registry
+
+        target = "loss" if args[0] in registry.REGISTRY else "rows" if args[0] in registry.ROWS else args[0]
+    command = command_lookup(target)
+    paths = {o: p for p in command.params if getattr(p, "metavar", None) == "PATH"
+             for o in getattr(p, "opts", []) if o.startswith("-")}
+    out = []
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        opt, eq, value = a.partition("=") if a.startswith("--") else (a, "", "")
+        if opt in paths and (eq or i + 1 < len(args)):
+            out.append((opt, value if eq else args[i + 1]))
+    return out
+
+
 def rerun(result: Result, command_lookup, experiments=(), *, stderr=None) -> Result:
     """Run ``result``'s recorded command again (:func:`rerun_argv`) as ``python -m stabench …`` in
     a private temporary folder and load what it wrote. The run is a child process in its own

@@ -293,3 +293,20 @@ def test_a_dtype_in_which_no_row_is_finite_says_so(tmp_path):
     assert "within nan" not in r.stdout and "│ fused         │ 0 scored │" in r.stdout
     assert "fused scores no row (5 with an input non-finite in float16)" in " ".join(r.stdout.split())
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
+
+
+def test_check_s_outputs_never_replace_a_file_the_re_run_reads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    np.save("z.npy", np.array([-3.0, 0.5, 2.0, 9.0]))
+    np.save("y.npy", np.array([1, 0, 1, 1]))
+    r = invoke("run", "sigmoid", "-b", "numpy", "-d", "float16", "--no-grad", "--logits-file", "z.npy",
+               "--labels-file=y.npy", "--json", "base.json")
+    assert r.exit_code == 0, r.output
+    before = (tmp_path / "z.npy").read_bytes()
+    one_line_error(invoke("check", "base.json", "--csv", "./z.npy"),
+                   "--csv './z.npy' names the input file of the re-run's --logits-file 'z.npy'")
+    one_line_error(invoke("check", "base.json", "--json", "y.npy"), "the re-run's --labels-file 'y.npy'")
+    assert (tmp_path / "z.npy").read_bytes() == before
+    r = invoke("check", "base.json", "--csv", "changes.csv")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "changes.csv").read_text().startswith("table,")
