@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shlex
+import stat
 import sys
 from dataclasses import dataclass, field
 
@@ -317,7 +318,7 @@ def load(path, *, warn=None) -> Result:
     JSON, truncated, not a stabench result, or edited after it was written (its digest does not
     match). A result written before stabench recorded a digest loads, with one line to ``warn``
     (default: stderr)."""
-    from . import meta
+    from . import limits, meta
 
     path = os.fsdecode(path)  # (a bytes path too)
     if path == "":
@@ -335,10 +336,6 @@ def load(path, *, warn=None) -> Result:
         raise _refuse(shown, "a broken symbolic link (or a link loop)" if os.path.islink(path) else "no such file")
     elif not os.path.isfile(path):
         raise _refuse(shown, "is not a regular file")
-    from . import limits
-
-    import stat
-
     try:
         # O_NONBLOCK: a file swapped for a FIFO since the checks above does not hang the open
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
