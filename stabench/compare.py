@@ -332,6 +332,8 @@ def load(path, *, warn=None) -> Result:
             raise _refuse(shown, "is a folder without run.json (not a stabench report); give a --json export, "
                           "a report's run.json or its folder")
         path = run_json
+    elif path == "-" and not os.path.exists(path):
+        raise _refuse(shown, "stdin is not read; write the result to a file (--json FILE) and give its path")
     elif not os.path.exists(path):
         raise _refuse(shown, "a broken symbolic link (or a link loop)" if os.path.islink(path) else "no such file")
     elif not os.path.isfile(path):

@@ -87,6 +87,7 @@ def test_links_and_other_exports_say_what_they_are(base, tmp_path):
     os.symlink(tmp_path / "l2", tmp_path / "l1")
     os.symlink(tmp_path / "l1", tmp_path / "l2")
     one_line_error(invoke("compare", base, tmp_path / "l1"), "a broken symbolic link (or a link loop)")
+    one_line_error(invoke("check", base, "--against", "-"), "'-': stdin is not read; write the result to a file")
     csv = base.with_suffix(".csv")
     one_line_error(invoke("compare", csv, base), "not JSON", "(a csv export? compare reads the --json export")
     sidecar = base.parent / "base.csv.meta.json"
