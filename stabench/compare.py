@@ -94,7 +94,7 @@ class Thresholds:
     ulp: float | None = 2.0  #: the factor, or None: ulp moves are not regressions
     first_failure: bool = True
     gone: bool = False
-    text: str = DEFAULT_FAIL_ON  #: as given
+    text: str = DEFAULT_FAIL_ON  #: as given, each item once (what the verdict and exports show)
 
     @property
     def factor(self) -> float:
