@@ -396,8 +396,12 @@ def load(path, *, warn=None) -> Result:
     elif recorded != actual:
         raise _refuse(shown, "edited after it was written (its digest does not match its contents); "
                       "use the file as stabench wrote it, or write it again")
-    exps = [str(e) for e in doc.get("experiments", [])] if report else []
-    default = None if report else _command_experiment(md.get("command"))
+    exps = doc.get("experiments") if report else []
+    if not isinstance(exps, list):
+        raise _refuse(shown, "not a stabench result (its experiments are not a list of names)")
+    exps = [str(e) for e in exps]
+    command = md.get("command") if isinstance(md.get("command"), str) else None  # (text, or no command)
+    default = None if report else _command_experiment(command)
     named = {**({"rows": rows} if rows else {}), **tables}
     parts = []
     for name, records in named.items():
@@ -412,7 +416,7 @@ def load(path, *, warn=None) -> Result:
         parts.append(Part(name, table, _frame(records, table), exp))
     if not parts:
         raise _refuse(shown, "holds no table stabench compare reads (no summary with error or failure columns)")
-    return Result(shown, md, tuple(parts), report, md.get("command"), recorded is not None, tuple(named))
+    return Result(shown, md, tuple(parts), report, command, recorded is not None, tuple(named))
 
 
 def _stderr(line: str) -> None:
@@ -778,6 +782,8 @@ def rerun_argv(result: Result, command_lookup, out: str, experiments=()) -> list
         raise InputError(f"{_show(result.path)} records no command to re-run; use --against NEW to compare "
                          "with a result you ran")
     try:
+        if "\x00" in cmd:  # no program takes one in an argument
+            raise ValueError("a NUL character")
         argv = shlex.split(cmd)
     except ValueError as e:
         raise InputError(f"{_show(result.path)}: its recorded command {cmd!r} cannot be parsed ({e}); "

@@ -311,3 +311,22 @@ def test_check_s_outputs_never_replace_a_file_the_re_run_reads(tmp_path, monkeyp
     r = invoke("check", "base.json", "--csv", "changes.csv")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "changes.csv").read_text().startswith("table,")
+
+
+@pytest.mark.parametrize("command", [123, ["stabench", "loss"], {"a": 1}, True])
+def test_a_recorded_command_that_is_not_text_is_no_command(base, tmp_path, command):
+    p = _edit(base, tmp_path, "cmd.json", doc_edit=lambda d: d["metadata"].update(command=command))
+    assert invoke("compare", base, p).exit_code == 0  # its metadata shown side by side, no traceback
+    one_line_error(invoke("check", p), "records no command to re-run; use --against NEW")
+
+
+def test_a_recorded_command_with_a_nul_is_refused(base, tmp_path):
+    p = _edit(base, tmp_path, "nul.json", doc_edit=lambda d: d["metadata"].update(command="stabench loss \x00"))
+    one_line_error(invoke("check", p), "cannot be parsed (a NUL character); use --against NEW")
+
+
+def test_a_report_whose_experiments_are_not_a_list_is_refused(tmp_path):
+    doc = meta.sign({"metadata": {"tool": "stabench", "command": "stabench report"}, "experiments": 5,
+                     "tables": {}})
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    one_line_error(invoke("compare", tmp_path, tmp_path), "its experiments are not a list of names")
