@@ -413,6 +413,8 @@ def load(path, *, warn=None) -> Result:
         exp = default
         if report:  # a report's tables are named after their experiment: sigmoid_summary, roundoff_sweep
             exp = max((e for e in exps if name.startswith(e + "_")), key=len, default=None)
+        if any(isinstance(v, (list, dict)) for r in records for v in r.values()):  # cells are numbers or text
+            raise _refuse(shown, f"not a stabench result (a cell of its table {_clip(name)!r} holds a list or an object)")
         parts.append(Part(name, table, _frame(records, table), exp))
     if not parts:
         raise _refuse(shown, "holds no table stabench compare reads (no summary with error or failure columns)")
@@ -504,7 +506,8 @@ def _error_change(x, y, factor, digits=False):
     if digits:
         if x == y:
             return None
-        f = 10.0 ** (x - y)
+        d = x - y  # (an edited file's digits can be anything: 10.0 ** 400 raises)
+        f = math.inf if d > 308 else 0.0 if d < -330 else 10.0 ** d
     else:
         a, b = max(x, 1.0), max(y, 1.0)
         if a == b:
@@ -580,7 +583,11 @@ def _compare_part(name, table, a, b, th: Thresholds, compared: dict | None = Non
     for f in (a, b):  # rows with the same keys (none should have them) are matched in order
         f["_n"] = f.groupby(keys, sort=False).cumcount() if keys else range(len(f))
     on = keys + ["_n"]
-    m = a.merge(b, on=on, how="outer", suffixes=("_a", "_b"), indicator=True, sort=False)
+    import warnings
+
+    with warnings.catch_warnings():  # an edited key (n = 1.5 against 1000): rows on one side, no warning line
+        warnings.simplefilter("ignore", UserWarning)
+        m = a.merge(b, on=on, how="outer", suffixes=("_a", "_b"), indicator=True, sort=False)
     out = []
 
     def add(r, kind, col="", before="", after="", factor=math.nan, regression=False):

@@ -330,3 +330,23 @@ def test_a_report_whose_experiments_are_not_a_list_is_refused(tmp_path):
                      "tables": {}})
     (tmp_path / "run.json").write_text(json.dumps(doc))
     one_line_error(invoke("compare", tmp_path, tmp_path), "its experiments are not a list of names")
+
+
+def test_edited_cells_of_odd_types_and_sizes_exit_2_or_compare(tmp_path):
+    r = invoke("roundoff", "--sweep", "--json", tmp_path / "ro.json")
+    assert r.exit_code == 0, r.output
+    base = tmp_path / "ro.json"
+
+    def rows(d):
+        return next(v for v in d["tables"].values() if v and "direct_digits" in v[0]) if d["tables"] else d["rows"]
+
+    def listed(d):
+        rows(d)[0]["n"] = [None]  # a key holding a list: pandas cannot group it
+    one_line_error(invoke("compare", base, _edit(base, tmp_path, "list.json", doc_edit=listed)),
+                   "a cell of its table", "holds a list or an object")
+
+    def digits(d):
+        rows(d)[0]["direct_digits"] = 1e300  # 10 ** (digits − 1e300) overflowed
+    r = invoke("compare", _edit(base, tmp_path, "digits.json", doc_edit=digits), base)
+    assert r.exit_code == 0, r.output
+    assert "ulp-up ×inf" in r.stdout and "direct_digits" in r.stdout
