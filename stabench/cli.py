@@ -585,10 +585,10 @@ def _show_comparison(changes, diff, a, b, out, fail_on: str) -> None:
 
     import textwrap
 
-    render.say(out, [f"baseline: {a.path}", f"new: {b.path}"], phrases=False)
-    for r in diff.itertuples(index=False):
-        line = f"  {r.key}: {r.baseline or '(absent)'}" + \
-            (" (both)" if r.baseline == r.new else f" → {r.new or '(absent)'}")
+    render.say(out, [f"baseline: {cmp.printable(a.path)}", f"new: {cmp.printable(b.path)}"], phrases=False)
+    for r in diff.itertuples(index=False):  # (a file's text: its control characters shown, not obeyed)
+        line = cmp.printable(f"  {r.key}: {r.baseline or '(absent)'}"
+                             + (" (both)" if r.baseline == r.new else f" → {r.new or '(absent)'}"))
         out.print(textwrap.fill(line, out.width, subsequent_indent="      ", break_long_words=False,
                                 break_on_hyphens=False), highlight=False, markup=False)
     if not len(changes):
@@ -632,7 +632,7 @@ def compare_cmd(
 
     p = cmp.plan(fail_on, ignore, experiment)  # before anything is read
     th, ignored, exps = p.thresholds, p.ignore, p.experiments
-    targets = _targets(outputs, inputs=[("A", baseline), ("B", new)])
+    targets = _targets(outputs, inputs=[("A", cmp.result_file(baseline)), ("B", cmp.result_file(new))])
     from . import render
 
     a, b = cmp.load(baseline), cmp.load(new)
@@ -665,10 +665,11 @@ def check(
 
     p = cmp.plan(fail_on, ignore, experiment)  # before anything is read or run
     th, ignored, exps = p.thresholds, p.ignore, p.experiments
-    targets = _targets(outputs, inputs=[("BASELINE", baseline)] + ([("--against", against)] if against else []))
+    targets = _targets(outputs, inputs=[("BASELINE", cmp.result_file(baseline))]
+                       + ([("--against", cmp.result_file(against))] if against else []))
     import typer.main
 
-    from . import render
+    from . import export, render
 
     base = cmp.load(baseline)
     cmp.check_names(base, exps, ignored)
@@ -677,6 +678,9 @@ def check(
     else:
         group = typer.main.get_command(app)
         cmp.rerun_argv(base, lambda n: group.commands.get(n), "-", exps)  # a command to re-run: checked first
+        # nor may an output replace a file the re-run reads (--logits-file …): written after it
+        export.check_targets(targets, [(f"the re-run's {o}", p) for o, p in cmp.rerun_inputs(
+            base, lambda n: group.commands.get(n))])
         new = cmp.rerun(base, lambda n: group.commands.get(n), exps)
     changes = cmp.compare(base, new, th, ignore=ignored, experiments=exps)
     diff = cmp.metadata_diff(base, new, skip=() if against is not None else ("command",))  # a re-run: the same
@@ -686,9 +690,10 @@ def check(
         out = render.console()
         _show_comparison(changes, diff, base, new, out, th.text)
         if len(bad):
-            render.say(out, f"check: {len(bad)} regression{'s' * (len(bad) != 1)} under --fail-on {th.text}: "
-                       + "; ".join(f"{r.item} {r.change} {r.column}".strip() for r in bad.head(5).itertuples(index=False))
-                       + ("; …" if len(bad) > 5 else ""))
+            render.say(out, cmp.printable(
+                f"check: {len(bad)} regression{'s' * (len(bad) != 1)} under --fail-on {th.text}: "
+                + "; ".join(f"{r.item} {r.change} {r.column}".strip() for r in bad.head(5).itertuples(index=False))
+                + ("; …" if len(bad) > 5 else "")))
         else:
             render.say(out, f"check: no regression under --fail-on {th.text}"
                        + (f" ({len(changes)} changes within it)" if len(changes) else ""))

@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shlex
+import stat
 import sys
 from dataclasses import dataclass, field
 
@@ -75,6 +76,10 @@ PASSING = ("exact", "ok")
 #: Options of a recorded command that name its outputs (dropped before a re-run), beside the
 #: exporters' own (``--csv``, ``--json``, …).
 OUTPUT_PARAMS = ("plot", "detail", "out", "resume")
+#: Options of a recorded command that send its work elsewhere (dropped before a re-run): ``check``
+#: runs here, and a scheduler named in a file (which anyone can re-sign) is not one to connect to;
+#: a streaming run's result is the same however its tasks are split.
+REMOTE_PARAMS = ("scheduler",)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,7 +94,7 @@ class Thresholds:
     ulp: float | None = 2.0  #: the factor, or None: ulp moves are not regressions
     first_failure: bool = True
     gone: bool = False
-    text: str = DEFAULT_FAIL_ON  #: as given
+    text: str = DEFAULT_FAIL_ON  #: as given, each item once (what the verdict and exports show)
 
     @property
     def factor(self) -> float:
@@ -106,10 +111,12 @@ def thresholds(text: str | None = DEFAULT_FAIL_ON) -> Thresholds:
     valid = "valid: new-failures, ulp:FACTORx (FACTOR > 1, e.g. ulp:2x), first-failure, gone, or none"
     tokens = [t.strip() for t in str(text).split(",")]
     if not str(text).strip() or "" in tokens:
-        raise InputError(f"--fail-on {text!r}: an empty item; {valid}")
+        raise InputError(f"--fail-on {_clip(text)!r}: an empty item; {valid}")
+    tokens = list(dict.fromkeys(tokens))  # a repeated item is the same item
+    text = ",".join(tokens)  # as shown in the verdict: each item once
     if "none" in tokens:
         if len(tokens) > 1:
-            raise InputError(f"--fail-on {text!r}: none stands alone; {valid}")
+            raise InputError(f"--fail-on {_clip(text)!r}: none stands alone; {valid}")
         return Thresholds(False, None, False, False, text)
     out = dict(new_failures=False, ulp=None, first_failure=False, gone=False)
     for t in tokens:
@@ -120,18 +127,24 @@ def thresholds(text: str | None = DEFAULT_FAIL_ON) -> Thresholds:
         elif t == "gone":
             out["gone"] = True
         elif t.startswith("ulp:"):
-            m = re.fullmatch(r"ulp:(.*)x", t)
-            try:
-                f = float(m.group(1)) if m else math.nan
-            except ValueError:
-                f = math.nan
+            # ASCII decimal digits only: float() also takes '２', '1_0' and spaces
+            m = re.fullmatch(r"ulp:((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)x", t)
+            f = float(m.group(1)) if m else math.nan
             if not (math.isfinite(f) and f > 1):
-                raise InputError(f"--fail-on {t!r}: the ulp factor must be a finite number > 1 followed by x "
+                raise InputError(f"--fail-on {_clip(t)!r}: the ulp factor must be a finite number > 1 followed by x "
                                  "(e.g. ulp:2x, ulp:1.5x)")
+            if out["ulp"] is not None and out["ulp"] != f:
+                raise InputError(f"--fail-on {_clip(text)!r}: two ulp factors; give one ulp:FACTORx")
             out["ulp"] = f
         else:
-            raise InputError(f"--fail-on {text!r}: unknown item {t!r}; {valid}")
+            raise InputError(f"--fail-on {_clip(text)!r}: unknown item {_clip(t)!r}; {valid}")
     return Thresholds(**out, text=text)
+
+
+def _clip(text, n: int = 60) -> str:
+    """``text`` cut to ``n`` characters for an error line (an option may be pages long)."""
+    text = str(text)
+    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def parse_names(text: str | None, option: str) -> tuple:
@@ -140,7 +153,7 @@ def parse_names(text: str | None, option: str) -> tuple:
         return ()
     items = [p.strip() for p in str(text).split(",")]
     if "" in items:
-        raise InputError(f"{option} {text!r}: an empty name; give a comma list of names")
+        raise InputError(f"{option} {_clip(text)!r}: an empty name; give a comma list of names")
     return tuple(dict.fromkeys(items))
 
 
@@ -276,6 +289,24 @@ def _command_experiment(command: str | None) -> str | None:
     return argv[1]
 
 
+def result_file(path: str) -> str:
+    """The file a result argument names: a folder's run.json (a report), else the path itself
+    (what an output must not overwrite)."""
+    return os.path.join(path, "run.json") if path and os.path.isdir(path) else path
+
+
+def _no_constant(name: str):
+    raise ValueError(f"the literal {name}")
+
+
+def _hint(path: str) -> str:
+    """What to give instead of another export of a result (its CSV, Markdown, Parquet)."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".csv", ".md", ".markdown", ".parquet", ".xz"):
+        return f" (a {ext[1:]} export? compare reads the --json export or a report's run.json)"
+    return ""
+
+
 def _refuse(path, why: str) -> InputError:
     return InputError(f"{_show(path)}: {why}")
 
@@ -287,41 +318,60 @@ def load(path, *, warn=None) -> Result:
     JSON, truncated, not a stabench result, or edited after it was written (its digest does not
     match). A result written before stabench recorded a digest loads, with one line to ``warn``
     (default: stderr)."""
-    from . import meta
+    from . import limits, meta
 
-    path = os.fspath(path)
+    path = os.fsdecode(path)  # (a bytes path too)
     if path == "":
         raise InputError("'': empty path; give a result file (a --json export or a report's run.json)")
     shown = path
     if os.path.isdir(path):
         run_json = os.path.join(path, "run.json")
+        if os.path.lexists(run_json) and not os.path.isfile(run_json):
+            raise _refuse(shown, "its run.json is not a regular file (a FIFO, a device, a folder or a broken link)")
         if not os.path.isfile(run_json):
             raise _refuse(shown, "is a folder without run.json (not a stabench report); give a --json export, "
                           "a report's run.json or its folder")
         path = run_json
+    elif path == "-" and not os.path.exists(path):
+        raise _refuse(shown, "stdin is not read; write the result to a file (--json FILE) and give its path")
     elif not os.path.exists(path):
-        raise _refuse(shown, "no such file")
+        raise _refuse(shown, "a broken symbolic link (or a link loop)" if os.path.islink(path) else "no such file")
     elif not os.path.isfile(path):
         raise _refuse(shown, "is not a regular file")
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        # O_NONBLOCK: a file swapped for a FIFO since the checks above does not hang the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise _refuse(shown, "is not a regular file")
+            size = st.st_size
+            # read no more than the limit (+1 to see a file that grew): a 2 GB file is never held
+            data = f.read(limits.MAX_RESULT_BYTES + 1) if size <= limits.MAX_RESULT_BYTES else b""
     except OSError as e:
         raise _refuse(shown, f"cannot read it ({e.strerror})") from None
+    if max(size, len(data)) > limits.MAX_RESULT_BYTES:
+        raise _refuse(shown, f"is {max(size, len(data)):,} bytes, over the {limits.MAX_RESULT_BYTES:,} a stabench "
+                      "result can be (stabench.limits.MAX_RESULT_BYTES): not a stabench result")
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (an editor, a Windows copy) is dropped
     except UnicodeDecodeError as e:
-        raise _refuse(shown, f"not UTF-8 text (byte {e.start}): not a stabench result") from None
+        raise _refuse(shown, f"not UTF-8 text (byte {e.start}): not a stabench result" + _hint(path)) from None
     if not text.strip():
         raise _refuse(shown, "empty file: not a stabench result")
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise _refuse(shown, "not JSON stabench writes (nested too deeply): not a stabench result") from None
     except json.JSONDecodeError as e:
         # the parser ran out of text, or a string runs to the end: the document ends early
         if e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string"):
             raise _refuse(shown, "truncated: the JSON ends early (an interrupted copy or write?); "
                           "write it again") from None
-        raise _refuse(shown, f"not JSON ({e.msg} at line {e.lineno} column {e.colno}): not a stabench result") from None
+        raise _refuse(shown, f"not JSON ({e.msg} at line {e.lineno} column {e.colno}): not a stabench result"
+                      + _hint(path)) from None
+    except ValueError as e:  # NaN/Infinity (stabench writes "nan", "inf"), an integer of > 4300 digits
+        raise _refuse(shown, f"not JSON stabench writes ({str(e).split(':')[0][:100]}): not a stabench result") from None
     md = doc.get("metadata") if isinstance(doc, dict) else None
     if not isinstance(md, dict) or md.get("tool") != "stabench":
         raise _refuse(shown, "not a stabench result (no metadata.tool = \"stabench\"); give a --json export "
@@ -329,18 +379,29 @@ def load(path, *, warn=None) -> Result:
     tables = doc.get("tables", {})
     rows = doc.get("rows")
     report = "experiments" in doc and "rows" not in doc
+    if "tables" not in doc and "columns" in doc and path.endswith(".meta.json"):  # a CSV's sidecar
+        raise _refuse(shown, "an export's metadata alone (no rows or tables); give the --json export "
+                      "or a report's run.json")
     if not isinstance(tables, dict) or (rows is not None and not isinstance(rows, list)) \
             or not all(isinstance(v, list) for v in tables.values()) or (rows is None and not report):
         raise _refuse(shown, "not a stabench result (its rows or tables are not lists of rows)")
     recorded = md.get(meta.DIGEST)
+    try:
+        actual = meta.digest(doc) if recorded is not None else None
+    except (ValueError, RecursionError):  # a number beyond float range (1e999): JSON stabench never writes
+        actual = ""
     if recorded is None:
         (warn or _stderr)(f"stabench: warning: {_show(shown)} has no digest (written by an older stabench): "
                           "cannot tell whether it was edited")
-    elif recorded != meta.digest(doc):
+    elif recorded != actual:
         raise _refuse(shown, "edited after it was written (its digest does not match its contents); "
                       "use the file as stabench wrote it, or write it again")
-    exps = [str(e) for e in doc.get("experiments", [])] if report else []
-    default = None if report else _command_experiment(md.get("command"))
+    exps = doc.get("experiments") if report else []
+    if not isinstance(exps, list):
+        raise _refuse(shown, "not a stabench result (its experiments are not a list of names)")
+    exps = [str(e) for e in exps]
+    command = md.get("command") if isinstance(md.get("command"), str) else None  # (text, or no command)
+    default = None if report else _command_experiment(command)
     named = {**({"rows": rows} if rows else {}), **tables}
     parts = []
     for name, records in named.items():
@@ -352,10 +413,12 @@ def load(path, *, warn=None) -> Result:
         exp = default
         if report:  # a report's tables are named after their experiment: sigmoid_summary, roundoff_sweep
             exp = max((e for e in exps if name.startswith(e + "_")), key=len, default=None)
+        if any(isinstance(v, (list, dict)) for r in records for v in r.values()):  # cells are numbers or text
+            raise _refuse(shown, f"not a stabench result (a cell of its table {_clip(name)!r} holds a list or an object)")
         parts.append(Part(name, table, _frame(records, table), exp))
     if not parts:
         raise _refuse(shown, "holds no table stabench compare reads (no summary with error or failure columns)")
-    return Result(shown, md, tuple(parts), report, md.get("command"), recorded is not None, tuple(named))
+    return Result(shown, md, tuple(parts), report, command, recorded is not None, tuple(named))
 
 
 def _stderr(line: str) -> None:
@@ -389,14 +452,21 @@ def check_names(baseline: Result, experiments=(), ignore=()) -> None:
     held = baseline.experiments()
     bad = [e for e in experiments if e not in held]
     if bad:
-        raise InputError(f"--experiment {bad[0]!r}: not in {_show(baseline.path)}, which holds "
+        raise InputError(f"--experiment {_clip(bad[0])!r}: not in {_show(baseline.path)}, which holds "
                          f"{', '.join(held) or 'no experiment'}")
     methods = baseline.methods()
     bad = [m for m in ignore if m not in methods]
+    if bad and not methods:
+        raise InputError(f"--ignore {_clip(bad[0])!r}: {_show(baseline.path)} has no methods to ignore (its tables "
+                         "have no method column); drop --ignore")
     if bad:
         some = sorted(m for m in methods if ":" in m)[:6]
-        raise InputError(f"--ignore {bad[0]!r}: no such method in {_show(baseline.path)} (give METHOD or "
+        raise InputError(f"--ignore {_clip(bad[0])!r}: no such method in {_show(baseline.path)} (give METHOD or "
                          f"BACKEND:METHOD as the baseline names them, e.g. {', '.join(some) or 'none'})")
+    if ignore and not any(len(_select(p, experiments, set(ignore))) for p in baseline.parts):
+        # a gate that compares nothing would pass whatever changed
+        raise InputError(f"--ignore {_clip(','.join(ignore))!r} leaves nothing of {_show(baseline.path)} to "
+                         "compare (every method of the experiments chosen); ignore fewer methods")
 
 
 def _text(v) -> str:
@@ -436,7 +506,8 @@ def _error_change(x, y, factor, digits=False):
     if digits:
         if x == y:
             return None
-        f = 10.0 ** (x - y)
+        d = x - y  # (an edited file's digits can be anything: 10.0 ** 400 raises)
+        f = math.inf if d > 308 else 0.0 if d < -330 else 10.0 ** d
     else:
         a, b = max(x, 1.0), max(y, 1.0)
         if a == b:
@@ -512,7 +583,11 @@ def _compare_part(name, table, a, b, th: Thresholds, compared: dict | None = Non
     for f in (a, b):  # rows with the same keys (none should have them) are matched in order
         f["_n"] = f.groupby(keys, sort=False).cumcount() if keys else range(len(f))
     on = keys + ["_n"]
-    m = a.merge(b, on=on, how="outer", suffixes=("_a", "_b"), indicator=True, sort=False)
+    import warnings
+
+    with warnings.catch_warnings():  # an edited key (n = 1.5 against 1000): rows on one side, no warning line
+        warnings.simplefilter("ignore", UserWarning)
+        m = a.merge(b, on=on, how="outer", suffixes=("_a", "_b"), indicator=True, sort=False)
     out = []
 
     def add(r, kind, col="", before="", after="", factor=math.nan, regression=False):
@@ -714,6 +789,8 @@ def rerun_argv(result: Result, command_lookup, out: str, experiments=()) -> list
         raise InputError(f"{_show(result.path)} records no command to re-run; use --against NEW to compare "
                          "with a result you ran")
     try:
+        if "\x00" in cmd:  # no program takes one in an argument
+            raise ValueError("a NUL character")
         argv = shlex.split(cmd)
     except ValueError as e:
         raise InputError(f"{_show(result.path)}: its recorded command {cmd!r} cannot be parsed ({e}); "
@@ -726,21 +803,22 @@ def rerun_argv(result: Result, command_lookup, out: str, experiments=()) -> list
     if name == "run" and args:  # run NAME: the options are those of NAME's command
         n = args[0]
         target = "loss" if n in registry.REGISTRY else "rows" if n in registry.ROWS else n
-    command = command_lookup(target) if name not in ("compare", "check") else None
+    command = command_lookup(target) if target not in ("compare", "check") else None  # (run check: no loop)
     if command is None:
         raise InputError(f"{_show(result.path)}: its recorded command {cmd!r} is not one check can re-run "
                          "(give a result of roundoff, expr, loss, rows, run, train or report); use --against NEW")
-    drop = set(exporters.names()) | set(OUTPUT_PARAMS) | ({"experiment"} if experiments and result.report else set())
+    drop = set(exporters.names()) | set(OUTPUT_PARAMS) | set(REMOTE_PARAMS) \
+        | ({"experiment"} if experiments and result.report else set())
     takes = {}  # option → takes a value
     for p in command.params:
         for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]:
             if o.startswith("-"):
                 takes[o] = (p.name in drop, not (getattr(p, "is_flag", False) or getattr(p, "count", False)))
-    kept, i = [], 0
+    kept, tail, i = [], [], 0
     while i < len(args):
         a = args[i]
-        if a == "--":
-            kept += args[i:]
+        if a == "--":  # the rest are arguments (expr's '-x'): the options added go before it
+            tail = args[i:]
             break
         opt, eq, _ = a.partition("=") if a.startswith("--") else (a[:2], "", "")
         glued = a.startswith("-") and not a.startswith("--") and len(a) > 2  # -oDIR
@@ -757,7 +835,32 @@ def rerun_argv(result: Result, command_lookup, out: str, experiments=()) -> list
         kept += ["--out", out, "--quiet"] + (["--experiment", ",".join(experiments)] if experiments else [])
     else:
         kept += ["--json", out]
-    return [name, *kept]
+    return [name, *kept, *tail]
+
+
+def rerun_inputs(result: Result, command_lookup) -> list[tuple[str, str]]:
+    """(option, path) of each file the re-run of ``result``'s command reads (its ``PATH`` options
+    left after :func:`rerun_argv` dropped the outputs: ``--logits-file``, ``--labels-file``,
+    ``--rows-file``): files ``check``'s own outputs must not replace (they are written after the
+    re-run has read them)."""
+    argv = rerun_argv(result, command_lookup, "-")
+    name, args = argv[0], argv[1:]
+    target = name
+    if name == "run" and args:
+        from . import registry
+
+        target = "loss" if args[0] in registry.REGISTRY else "rows" if args[0] in registry.ROWS else args[0]
+    command = command_lookup(target)
+    paths = {o: p for p in command.params if getattr(p, "metavar", None) == "PATH"
+             for o in getattr(p, "opts", []) if o.startswith("-")}
+    out = []
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        opt, eq, value = a.partition("=") if a.startswith("--") else (a, "", "")
+        if opt in paths and (eq or i + 1 < len(args)):
+            out.append((opt, value if eq else args[i + 1]))
+    return out
 
 
 def rerun(result: Result, command_lookup, experiments=(), *, stderr=None) -> Result:
@@ -797,6 +900,9 @@ def rerun(result: Result, command_lookup, experiments=(), *, stderr=None) -> Res
         if proc.returncode != 0:
             raise InputError(f"re-running the command {_show(result.path)} records failed (exit {proc.returncode}): "
                              f"stabench {shlex.join(argv)}")
+        if not os.path.exists(out):  # it exited 0 without a result (a recorded --help)
+            raise InputError(f"re-running the command {_show(result.path)} records wrote no result: "
+                             f"stabench {shlex.join(argv)}; use --against NEW")
         new = load(out, warn=lambda line: None)
     import dataclasses
 
@@ -856,14 +962,24 @@ def terminal(changes, max_rows: int = 200):
             "before": rest["before"].map(_short).to_numpy(), "after": rest["after"].map(_short).to_numpy(),
             "!": ["!" if r else "" for r in rest["regression"]]})
         t = pd.concat([pd.DataFrame(folded, columns=t.columns), t], ignore_index=True) if folded else t
+        t = t.map(printable)
         n_reg = int(g.regression.sum())
         title = " ".join([name + ":", *[str(g[k].iloc[0]) for k in fixed]]) + \
             f" — {len(g)} change{'s' * (len(g) != 1)}, {n_reg} regression{'s' * (n_reg != 1)}"
         if len(t) > max_rows:
             t = t.sort_values("!", ascending=False, kind="stable").head(max_rows)
             title += f" (the first {max_rows}; the exports have every one)"
-        out.append((title, t))
+        out.append((printable(title), t))
     return out
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text) -> str:
+    """``text`` for the terminal: control characters (an escape sequence in a file's metadata or
+    rows, which a terminal would obey) shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
 def _short(s: str) -> str:

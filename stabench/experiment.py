@@ -320,7 +320,10 @@ def negligible(valid: pd.DataFrame) -> np.ndarray:
     ref = valid["reference"].to_numpy(dtype=np.float64)
     if not np.isfinite(ref).all():
         return out
-    mean = math.fsum(ref.tolist()) / len(ref)
+    try:
+        mean = math.fsum(ref.tolist()) / len(ref)
+    except OverflowError:  # the sum is beyond float64 (losses near 1e308), the mean is not: scaled by 2^-64
+        mean = math.fsum((ref * 2.0**-64).tolist()) / len(ref) * 2.0**64
     dt = metrics.measuring_dtype(dtypes.get(valid["dtype"].iloc[0]), dtypes.get(valid["result_dtype"].iloc[0]))
     if not np.isfinite(dt.cast(np.array([mean]))).all():
         return out

@@ -370,7 +370,7 @@ def _load_csv(path: str, label_column: str | None):
             raise InputError(f"--logits-file {path!r}: {header.count(label_column)} columns named {label_column!r}; keep one")
         if label_column in header:
             j = header.index(label_column)
-            labels = data[:, j].copy()
+            labels = data[:, j] + 0.0  # a copy; -0 reads as 0 (a label, not a signed zero)
             data = np.delete(data, j, axis=1)
     if data.shape[1] == 0:
         raise InputError(f"--logits-file {path!r}: no logit columns (only {label_column!r})")
@@ -479,7 +479,7 @@ def source_name(value, option: str = "--logits-file") -> str:
     through the Python API ``the labels_file array``."""
     if is_array(value):
         return f"the {option.lstrip('-').replace('-', '_')} array"
-    return f"{option} {os.fspath(value)!r}"
+    return f"{option} {os.fsdecode(value)!r}"
 
 
 def check_array(value, option: str, kinds: str = "fiu") -> np.ndarray:
@@ -489,10 +489,12 @@ def check_array(value, option: str, kinds: str = "fiu") -> np.ndarray:
     from . import limits
 
     name = source_name(value, option)
+    if np.ma.isMaskedArray(value) and np.ma.getmaskarray(value).any():  # asarray would use what is under the mask
+        raise InputError(f"{name} is a masked array with masked values; fill them (.filled()) or drop their rows")
     try:
         a = np.asarray(value)
     except Exception as e:  # noqa: BLE001 — a ragged list and the like: say what numpy said
-        raise InputError(f"{name} is not an array ({' '.join(str(e).split())[:120]})") from None
+        raise InputError(f"{name} is not an array ({' '.join(str(e).split('. ')[0].split())[:120]})") from None
     if a.dtype.hasobject or a.dtype.kind not in kinds:
         what = "float, integer or bool" if "b" in kinds else "float or integer"
         raise InputError(f"{name} has dtype {a.dtype}; give a {what} array")
@@ -511,7 +513,7 @@ def load_logits(value) -> tuple[np.ndarray, np.ndarray | None]:
     (:func:`load_file`) or an array (:func:`check_array`: N × K, or 1-D)."""
     if is_array(value):
         return check_array(value, "--logits-file"), None
-    return load_file(os.fspath(value))
+    return load_file(os.fsdecode(value))
 
 
 def logits_shape(value) -> tuple[int, int]:
@@ -521,14 +523,14 @@ def logits_shape(value) -> tuple[int, int]:
         shape = np.shape(value)
         return (int(shape[0]), 1) if len(shape) == 1 else (int(shape[0]), int(shape[1])) if len(shape) == 2 \
             else (0, 0)
-    return file_shape(os.fspath(value))
+    return file_shape(os.fsdecode(value))
 
 
 def logits_ndim(value) -> int:
     """1 for a 1-D ``.npy`` file or array, else 2 (a CSV is always rows × columns)."""
     if is_array(value):
         return np.ndim(value)
-    path = os.fspath(value)
+    path = os.fsdecode(value)
     if _extension(path) == ".npy":
         with open(path, "rb") as f:
             return len(_npy_header(path, f)[0])
@@ -537,7 +539,7 @@ def logits_ndim(value) -> int:
 
 def has_label_column(value) -> bool:
     """Whether ``--logits-file`` is a CSV with a ``label`` column (an array has none)."""
-    return False if is_array(value) else file_has_labels(os.fspath(value))
+    return False if is_array(value) else file_has_labels(os.fsdecode(value))
 
 
 def _for_labels(fn, path: str):
@@ -563,7 +565,7 @@ def load_labels(value) -> np.ndarray:
     if is_array(value):
         a = check_array(value, "--labels-file", kinds="fiub")
     else:
-        path = os.fspath(value)
+        path = os.fsdecode(value)
         if _for_labels(_extension, path) == ".npy":
             a = _for_labels(lambda p: _load_npy(p, kinds="fiub"), path)
         else:
@@ -574,7 +576,7 @@ def load_labels(value) -> np.ndarray:
         a = a[:, 0]
     if a.size == 0:
         raise InputError(f"{name} holds no labels; give one label per row of --logits-file")
-    return a
+    return a + 0.0  # -0 reads as 0: a label, not a signed zero (the rows' label column shows 0)
 
 
 def labels_name(opts) -> str:

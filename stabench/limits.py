@@ -47,6 +47,12 @@ ROW_ELEMENT_BYTES = 80
 MEASURE_ELEMENT_BYTES = 250
 #: Numbers a --logits-file may hold (2^25 float64 = 256 MiB), checked while it is read.
 MAX_FILE_VALUES = 2**25
+#: Bytes of a result `stabench compare`/`check` reads (a --json export, a report's run.json),
+#: checked before reading: parsing costs about 2.3× the file (two 142 MB loss exports of 280,000
+#: rows loaded at 760 MB RSS), so a 2 GiB file (or a sparse one) would take gigabytes. Every
+#: export a command writes within MEMORY_BUDGET is smaller: a loss JSON at the budget's edge is
+#: about 175 MB, an `expr` one of a 900-character expression about 350 MB.
+MAX_RESULT_BYTES = 512 * MiB
 
 # ---- measured costs (benchmarks/memory.py; AMD EPYC, 2 cores, Python 3.11, numpy 2.4, pandas 3.1)
 

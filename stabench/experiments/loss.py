@@ -398,7 +398,8 @@ def exact_sum(hi: np.ndarray, lo: np.ndarray) -> tuple[float, float]:
         s = math.fsum(vals.tolist())
         return s, math.fsum([*vals.tolist(), -s])
     except OverflowError:  # an intermediate beyond float64
-        return math.copysign(math.inf, float(vals.sum())), 0.0
+        with np.errstate(over="ignore"):  # (the sign is all this sum is for: no warning line)
+            return math.copysign(math.inf, float(vals.sum())), 0.0
 
 
 def exact_mean(s: float, r: float, n: int) -> tuple[float, float]:
@@ -425,7 +426,13 @@ def _reduced(exp, mod, method, name, dt, batch, ref, out, opts) -> dict:
     keep = ~np.asarray(batch.invalid, dtype=bool)
     hi, lo = (np.asarray(a, dtype=np.float64)[keep] for a in ref["loss"])
     s, r = exact_sum(hi, lo)
-    refs = {"sum": (s, r), "mean": exact_mean(s, r, max(int(keep.sum()), 1))}
+    n = max(int(keep.sum()), 1)
+    refs = {"sum": (s, r), "mean": exact_mean(s, r, n)}
+    if np.isinf(s) and np.isfinite(hi).all() and np.isfinite(lo).all():
+        # the sum is beyond float64 (losses near 1e308), the mean is not: the sum of the losses
+        # scaled by 2^-64 (exact but for lo parts below 2^-958, nothing next to such a sum), divided
+        m_hi, m_lo = exact_mean(*exact_sum(hi * 2.0**-64, lo * 2.0**-64), n)
+        refs["mean"] = (m_hi * 2.0**64, m_lo * 2.0**64)
     values = None if out is None else np.asarray(out.loss)
     for how in ("mean", "sum"):
         rhi, rlo = refs[how]
@@ -652,6 +659,8 @@ def compact(summ: pd.DataFrame, file: bool = False) -> pd.DataFrame:
             return "unsupported\n"
         fails = int(r.failed - r.negligible)
         scored = int(r.cases - r.invalid_input - r.unsupported)
+        if not scored:  # every row's input is non-finite in this dtype: nothing measured (not "— nan")
+            return "0 scored\n"
         head = f"{_count(fails)}/{_count(scored)} {STATUS_ABBREV[_dominant(r)]}" if fails else "—"
         text = f"{head}\n{r.max_ulp_counted:.3g}"
         return text + (f"\nmean {mean_error(r)}" if r.quantity == "loss" and r.mean_status else "")
@@ -721,6 +730,8 @@ def file_verdict(summ: pd.DataFrame) -> list[str]:
             return f"{name} unsupported"
         fails = int(r.failed - r.negligible)
         scored = int(r.cases - r.invalid_input - r.unsupported)
+        if not scored:  # every input non-finite in this dtype: nothing measured ("within nan ulp")
+            return f"{name} scores no row ({int(r.invalid_input):,} with an input non-finite in {r.dtype})"
         if fails:
             text = (f"{name} fails on {fails:,} of {scored:,} rows (worst: row {int(r.worst_case)}, "
                     f"z = {_g(r.worst_case_logit)}, {r.worst_status})")
@@ -803,7 +814,7 @@ def _file_bytes(opts, shape) -> int:
 
     rows, columns = shape
     columns += inputs.has_label_column(opts.logits_file) + (opts.labels_file is not None)
-    csv = not inputs.is_array(opts.logits_file) and str(opts.logits_file).lower().endswith(".csv")
+    csv = not inputs.is_array(opts.logits_file) and os.fsdecode(opts.logits_file).lower().endswith(".csv")
     cells = columns * limits.CSV_CELL_BYTES if csv else 0
     return limits.FILE_COPIES * rows * columns * 8 + cells
 

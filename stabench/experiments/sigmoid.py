@@ -123,7 +123,7 @@ def labels(text: str | None) -> np.ndarray:
     bad = y[~((y >= 0) & (y <= 1))]
     if bad.size:
         raise InputError(f"sigmoid label {float(bad[0]):g} is outside [0, 1]; labels are probabilities of class 1")
-    return y
+    return y + 0.0  # -0 reads as 0, as in a labels file
 
 
 class Sigmoid(Experiment):

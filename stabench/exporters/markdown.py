@@ -2,7 +2,12 @@
 terminal (by their columns' declared kinds: :mod:`stabench.columns`)."""
 from __future__ import annotations
 
+import re
+
 from . import BaseExporter
+
+
+_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")  # what str.splitlines() splits at
 
 
 def table(df) -> str:
@@ -13,7 +18,8 @@ def table(df) -> str:
     dts = [dtypes.REGISTRY.get(d) for d in df["dtype"]] if "dtype" in df.columns else [None] * len(df)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for dt, row in zip(dts, df.itertuples(index=False, name=None)):
-        cells = (render.format_cell(c, v, dt).replace("|", "\\|") for c, v in zip(cols, row))
+        # a line break in a cell (text from a compared file, a multi-line expression) would end the row
+        cells = (_BREAKS.sub("<br>", render.format_cell(c, v, dt).replace("|", "\\|")) for c, v in zip(cols, row))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
