@@ -9,26 +9,13 @@ import os
 import numpy as np
 import pytest
 import typer.main
-from typer.testing import CliRunner
 
 from stabench import compare as cmp
 from stabench import limits, meta
 from stabench.cli import app
 from stabench.errors import InputError
 
-runner = CliRunner()
-LOSS = ["loss", "-e", "sigmoid", "-b", "numpy", "-d", "float16"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "80"})
-
-
-def one_line_error(r, *words):
-    assert r.exit_code == 2, r.output
-    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
-    for w in words:
-        assert w in r.stderr, (w, r.stderr)
+from test_compare import LOSS, invoke, one_line_error
 
 
 @pytest.fixture(scope="module")
