@@ -311,6 +311,28 @@ def _refuse(path, why: str) -> InputError:
     return InputError(f"{_show(path)}: {why}")
 
 
+def _unclosed(text: str) -> bool:
+    """Whether ``text`` leaves a JSON object, array or string open at its end: a document cut
+    short (an interrupted write or copy) rather than one edited into something else. Strings and
+    their escapes are skipped, so brackets inside them do not count."""
+    depth, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+    return in_string or depth > 0
+
+
 def load(path, *, warn=None) -> Result:
     """Read and validate a stabench result: a command's ``--json`` export, a report's ``run.json``,
     or a report folder (its run.json). Raises :class:`InputError` (one line naming the file and
@@ -365,7 +387,7 @@ def load(path, *, warn=None) -> Result:
         raise _refuse(shown, "not JSON stabench writes (nested too deeply): not a stabench result") from None
     except json.JSONDecodeError as e:
         # the parser ran out of text, or a string runs to the end: the document ends early
-        if e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string"):
+        if e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string") or _unclosed(text):
             raise _refuse(shown, "truncated: the JSON ends early (an interrupted copy or write?); "
                           "write it again") from None
         raise _refuse(shown, f"not JSON ({e.msg} at line {e.lineno} column {e.colno}): not a stabench result"

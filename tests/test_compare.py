@@ -156,7 +156,8 @@ def test_the_digest(runs, tmp_path):
 @pytest.mark.parametrize("make, words", [
     (lambda p, src: p.write_text(src.replace('"cases": ', '"cases": 1', 1)), ["edited after it was written"]),
     (lambda p, src: p.write_text(src[: len(src) // 2]), ["truncated", "ends early"]),
-    # cut inside a string (the parser then names the string's start, not the end)
+    # cut inside a string (the parser then names the string's start, not the end), inside a number
+    (lambda p, src: p.write_text(src[: src.index('": 0.', len(src) // 2) + 5]), ["truncated", "ends early"]),
     (lambda p, src: p.write_text(src[: src.index('"backend"', len(src) // 2) + 4]), ["truncated", "ends early"]),
     (lambda p, src: p.write_text("{}"), ["not a stabench result"]),
     (lambda p, src: p.write_text("[1, 2]"), ["not a stabench result"]),
