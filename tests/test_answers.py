@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from stabench import columns, experiment
 from stabench.cli import app
 from stabench.experiments import loss
+from test_findings import pinned
 
 mpmath.mp.prec = 200
 
@@ -179,8 +180,10 @@ def test_the_mean_is_torchs_own_reduction():
     zt, kt = torch.tensor(logits).to(torch.bfloat16), torch.tensor(k)
     # F.cross_entropy reduces inside nll_loss's kernel: not torch.mean of its reduction="none" output
     want = F.cross_entropy(zt, kt, reduction="mean")
-    assert s.mean_value == want.double().item() == 12.75
-    assert torch.mean(F.cross_entropy(zt, kt, reduction="none")).item() == 12.6875
+    assert s.mean_value == want.double().item()
+    if pinned("torch"):  # the kernel's bfloat16 accumulation: a property of the release and CPU
+        assert s.mean_value == 12.75
+        assert torch.mean(F.cross_entropy(zt, kt, reduction="none")).item() == 12.6875
     assert s.sum_value == F.cross_entropy(zt, kt, reduction="sum").double().item()
 
 
@@ -195,7 +198,14 @@ def test_float16_cross_entropy_mean_overflows_on_a_large_batch():
     rows = loss.run(logits_file=logits, labels_file=k, backends=["torch"], dtypes=["float16"], grad=False,
                     methods="cross-entropy")
     s = loss.summary(rows).set_index("method").loc["cross-entropy"]
-    assert s.mean_value == np.inf and s.mean_status == "overflow" and s.overflow == 0
+    import torch
+    import torch.nn.functional as F
+
+    # the tool's mean is the framework's own: a direct call agrees on any machine and release
+    direct = F.cross_entropy(torch.tensor(logits).half(), torch.tensor(k)).item()
+    assert s.mean_value == direct and s.overflow == 0
+    if pinned("torch"):  # where the kernel accumulates in float16 (measured: torch 2.14.1, AMD)
+        assert s.mean_value == np.inf and s.mean_status == "overflow"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="tensorflow not installed")
