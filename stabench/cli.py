@@ -676,12 +676,11 @@ def check(
     if against is not None:
         new = cmp.load(against)
     else:
-        group = typer.main.get_command(app)
-        cmp.rerun_argv(base, lambda n: group.commands.get(n), "-", exps)  # a command to re-run: checked first
+        known = typer.main.get_command(app).commands.get  # a recorded command's name → its click command
+        cmp.rerun_argv(base, known, "-", exps)  # a command to re-run: checked first
         # nor may an output replace a file the re-run reads (--logits-file …): written after it
-        export.check_targets(targets, [(f"the re-run's {o}", p) for o, p in cmp.rerun_inputs(
-            base, lambda n: group.commands.get(n))])
-        new = cmp.rerun(base, lambda n: group.commands.get(n), exps)
+        export.check_targets(targets, [(f"the re-run's {o}", p) for o, p in cmp.rerun_inputs(base, known)])
+        new = cmp.rerun(base, known, exps)
     changes = cmp.compare(base, new, th, ignore=ignored, experiments=exps)
     diff = cmp.metadata_diff(base, new, skip=() if against is not None else ("command",))  # a re-run: the same
     bad = cmp.regressions(changes)
