@@ -797,6 +797,17 @@ def sides(diff) -> dict:
 # re-running a baseline's command
 
 
+def _options_of(name: str, args: list) -> str:
+    """The command whose options a recorded ``stabench NAME ARGS…`` takes: NAME's own, except for
+    ``run EXPERIMENT``, which takes those of the experiment's command (``loss`` or ``rows``)."""
+    from . import registry
+
+    if name != "run" or not args:
+        return name
+    n = args[0]
+    return "loss" if n in registry.REGISTRY else "rows" if n in registry.ROWS else n
+
+
 def rerun_argv(result: Result, command_lookup, out: str, experiments=()) -> list[str]:
     """The arguments (after ``stabench``) that run ``result``'s recorded command again, writing to
     ``out``: its output options dropped (the exporters' and ``--plot``, ``--detail``, ``--out``,
@@ -804,7 +815,7 @@ def rerun_argv(result: Result, command_lookup, out: str, experiments=()) -> list
     ``experiments`` are given). ``command_lookup(name)`` gives the click command of a stabench
     command (None if unknown): its options say which take a value. Raises :class:`InputError`
     when the result records no command, or one that is not ``stabench COMMAND …``."""
-    from . import exporters, registry
+    from . import exporters
 
     cmd = result.command
     if not cmd:
@@ -821,10 +832,7 @@ def rerun_argv(result: Result, command_lookup, out: str, experiments=()) -> list
         raise InputError(f"{_show(result.path)}: its recorded command {cmd!r} is not a stabench command; "
                          "use --against NEW")
     name, args = argv[1], argv[2:]
-    target = name
-    if name == "run" and args:  # run NAME: the options are those of NAME's command
-        n = args[0]
-        target = "loss" if n in registry.REGISTRY else "rows" if n in registry.ROWS else n
+    target = _options_of(name, args)
     command = command_lookup(target) if target not in ("compare", "check") else None  # (run check: no loop)
     if command is None:
         raise InputError(f"{_show(result.path)}: its recorded command {cmd!r} is not one check can re-run "
@@ -867,12 +875,7 @@ def rerun_inputs(result: Result, command_lookup) -> list[tuple[str, str]]:
     re-run has read them)."""
     argv = rerun_argv(result, command_lookup, "-")
     name, args = argv[0], argv[1:]
-    target = name
-    if name == "run" and args:
-        from . import registry
-
-        target = "loss" if args[0] in registry.REGISTRY else "rows" if args[0] in registry.ROWS else args[0]
-    command = command_lookup(target)
+    command = command_lookup(_options_of(name, args))
     paths = {o: p for p in command.params if getattr(p, "metavar", None) == "PATH"
              for o in getattr(p, "opts", []) if o.startswith("-")}
     out = []

@@ -657,14 +657,19 @@ def compact(summ: pd.DataFrame, file: bool = False) -> pd.DataFrame:
     def file_cell(r):
         if r.unsupported == r.cases:
             return "unsupported\n"
-        fails = int(r.failed - r.negligible)
-        scored = int(r.cases - r.invalid_input - r.unsupported)
+        fails, scored = _file_counts(r)
         if not scored:  # every row's input is non-finite in this dtype: nothing measured (not "— nan")
             return "0 scored\n"
         head = f"{_count(fails)}/{_count(scored)} {STATUS_ABBREV[_dominant(r)]}" if fails else "—"
         text = f"{head}\n{r.max_ulp_counted:.3g}"
         return text + (f"\nmean {mean_error(r)}" if r.quantity == "loss" and r.mean_status else "")
     return _experiment.method_by_dtype(summ, file_cell if file else cell)
+
+
+def _file_counts(r) -> tuple[int, int]:
+    """(failing rows less the negligible ones, rows scored) of a file run's summary row ``r``: what
+    its terminal cell and its verdict count."""
+    return int(r.failed - r.negligible), int(r.cases - r.invalid_input - r.unsupported)
 
 
 def _count(n: int) -> str:
@@ -728,8 +733,7 @@ def file_verdict(summ: pd.DataFrame) -> list[str]:
     def part(r, name):
         if r.unsupported == r.cases:
             return f"{name} unsupported"
-        fails = int(r.failed - r.negligible)
-        scored = int(r.cases - r.invalid_input - r.unsupported)
+        fails, scored = _file_counts(r)
         if not scored:  # every input non-finite in this dtype: nothing measured ("within nan ulp")
             return f"{name} scores no row ({int(r.invalid_input):,} with an input non-finite in {r.dtype})"
         if fails:
