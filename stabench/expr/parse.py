@@ -57,9 +57,21 @@ _VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 class Node:
     """One node of a parsed expression.
 
-    ``kind`` is ``num`` (``value``: exact Fraction), ``const`` (``name``: pi or e), ``var``
-    (``name``), ``neg``, ``add``, ``sub``, ``mul``, ``div``, ``pow`` or ``call`` (``name``: the
-    function); ``args`` are the operands; ``span`` the (start, end) columns in the text.
+    Real-valued kinds: ``num`` (``value``: exact Fraction), ``const`` (``name``: a key of
+    :data:`stabench.expr.functions.CONSTANTS` or ``FPCORE_CONSTANTS``), ``var`` (``name``),
+    ``neg``, ``add``, ``sub``, ``mul``, ``div``, ``pow``, ``call`` (``name``: a key of
+    :data:`~stabench.expr.functions.FUNCTIONS`, 1 to 3 ``args``), ``if`` (``args``: cond, then,
+    else), ``let`` / ``let*`` (``names``: n1…nk; ``args``: e1…ek, body; ``let`` binds in
+    parallel, ``let*`` in sequence), ``while`` / ``while*`` (``names``: n1…nk; ``args``: cond,
+    init1…initk, update1…updatek, body; ``while`` updates in parallel, ``while*`` in sequence),
+    ``array`` (``args``: the elements; only as a whole body: each element becomes an output).
+
+    Boolean kinds: ``bool`` (``name``: TRUE or FALSE), ``cmp`` (``name``: ``<``, ``<=``, ``>``,
+    ``>=``, ``==``, ``!=``; two or more ``args``: a chain, ``(< a b c)`` is a < b and b < c; ``!=``
+    means every pair differs, as in FPCore), ``and`` / ``or`` (one or more ``args``), ``not``
+    (one), ``pred`` (``name``: isfinite, isinf, isnan, isnormal or signbit; one arg).
+
+    ``span`` is the (start, end) columns in the text.
     """
 
     kind: str
@@ -68,6 +80,7 @@ class Node:
     value: Fraction | None = None
     text: str | None = None
     span: tuple[int, int] = (0, 0)
+    names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
