@@ -262,10 +262,16 @@ def _monotone_cosh(v, upper: bool):
     return half_exp if _inf(half_exp) else (half_exp / 2).lower()
 
 
+#: The kinds these bounds follow; any other (if, let, while, comparisons) gives up.
+_KINDS = frozenset({"neg", "add", "sub", "mul", "div", "pow", "call"})
+
+
 def _ev(node: Node, env: dict, ev_pow, ev_leaf):
     k = node.kind
     if k in ("var", "num", "const"):
         return _interval(ev_leaf(node, env))
+    if k not in _KINDS:  # conditionals, bindings, loops (their operands may be booleans)
+        raise _GiveUp
     args = [_ev(a, env, ev_pow, ev_leaf) for a in node.args]
     if k == "neg":
         return neg(args[0])

@@ -1,11 +1,14 @@
 """Expressions in Python syntax → a small tree, with ``ast.parse`` and never ``eval``.
 
 The grammar: numbers, variables, the constants ``pi`` and ``e``, ``+ - * / **``, unary minus and
-plus, parentheses, and calls of the functions in :data:`stabench.expr.functions.FUNCTIONS` with
-positional arguments. ``ast.parse`` only builds a syntax tree (it compiles nothing and runs
+plus, parentheses, calls of the functions in :data:`stabench.expr.functions.FUNCTIONS` with
+positional arguments, and conditionals for regime rewrites: ``a if cond else b`` or
+``where(cond, a, b)``, where ``cond`` is a comparison (``< <= > >= == !=``, chains as in Python)
+or several joined by ``and``, ``or``, ``not``. ``ast.parse`` only builds a syntax tree (it compiles nothing and runs
 nothing); every node is then checked against that grammar and copied into :class:`Node`, so no
 Python object from the parse survives. Anything else — attribute access, other calls, lambdas,
-subscripts, comprehensions, strings, keywords, starred arguments, walrus, comparisons — raises
+subscripts, comprehensions, strings, keywords, starred arguments, walrus, ``is``/``in``, a
+comparison where a number is expected (or a number where a condition is) — raises
 :class:`InputError`.
 
 Error messages are one line (the project's rule) that shows the expression with the offending part
@@ -44,8 +47,7 @@ _WHAT = {
     "Attribute": "attribute access", "Subscript": "subscripts", "Lambda": "lambdas",
     "ListComp": "comprehensions", "SetComp": "comprehensions", "DictComp": "comprehensions",
     "GeneratorExp": "generator expressions", "List": "lists", "Tuple": "tuples", "Set": "sets",
-    "Dict": "dicts", "Compare": "comparisons", "BoolOp": "boolean operators ('and', 'or')",
-    "IfExp": "conditional expressions", "NamedExpr": "assignment expressions (:=)",
+    "Dict": "dicts", "NamedExpr": "assignment expressions (:=)",
     "JoinedStr": "f-strings", "FormattedValue": "f-strings", "Starred": "starred arguments",
     "Await": "await", "Yield": "yield", "YieldFrom": "yield", "Slice": "slices",
 }
@@ -173,6 +175,15 @@ def _convert(text: str, n) -> Node:
             raise _fail(text, f"variable name {n.id!r} is not allowed (ASCII letters, digits, _)",
                         start, end)
         return Node("var", name=n.id, span=span)
+    if isinstance(n, ast.IfExp):  # a if cond else b
+        return Node("if", (_convert(text, n.test), _convert(text, n.body), _convert(text, n.orelse)), span=span)
+    if isinstance(n, ast.Compare):
+        return _compare(text, n, span)
+    if isinstance(n, ast.BoolOp):
+        kind = "and" if isinstance(n.op, ast.And) else "or"
+        return Node(kind, tuple(_convert(text, v) for v in n.values), span=span)
+    if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not):
+        return Node("not", (_convert(text, n.operand),), span=span)
     if isinstance(n, ast.UnaryOp):
         if isinstance(n.op, ast.USub):
             return Node("neg", (_convert(text, n.operand),), span=span)
@@ -195,6 +206,11 @@ def _convert(text: str, n) -> Node:
             raise _fail(text, "only named functions can be called", fs, fe, f"; allowed: {allowed_list()}")
         name = n.func.id
         fs, fe = _cols(text, n.func)
+        if name == "where":  # where(cond, a, b): numpy's spelling of a if cond else b
+            if n.keywords or len(n.args) != 3 or any(isinstance(a, ast.Starred) for a in n.args):
+                raise _fail(text, f"where takes 3 arguments (condition, value if true, value if false), got {len(n.args)}",
+                            start, end)
+            return Node("if", tuple(_convert(text, a) for a in n.args), span=span)
         f = FUNCTIONS.get(name)
         if f is None:
             raise _fail(text, f"unknown function '{name}'", fs, fe, f"; allowed: {allowed_list()}")
@@ -214,6 +230,64 @@ def _convert(text: str, n) -> Node:
         return Node("call", args, name=name, span=span)
     what = _WHAT.get(type(n).__name__, f"'{type(n).__name__}' expressions")
     raise _fail(text, f"{what} {'is' if what.endswith('access') else 'are'} not allowed", start, end)
+
+
+_CMP = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+
+
+def _compare(text: str, n: ast.Compare, span) -> Node:
+    """``a < b <= c``: Python's chain, each adjacent pair compared (``a != b != c`` does not compare
+    a with c, unlike FPCore's ``!=``, so a chain of ``!=`` becomes pairs joined by ``and``)."""
+    ops = []
+    for op, right in zip(n.ops, n.comparators):
+        sym = _CMP.get(type(op))
+        if sym is None:
+            lo = _cols(text, n.left)[1]
+            raise _fail(text, "operators 'is' and 'in' are not allowed", lo, _cols(text, right)[0],
+                        "; allowed comparisons: < <= > >= == !=")
+        ops.append(sym)
+    operands = [_convert(text, n.left)] + [_convert(text, c) for c in n.comparators]
+    pairs = [Node("cmp", (a, b), name=op, span=span) for op, a, b in zip(ops, operands, operands[1:])]
+    return pairs[0] if len(pairs) == 1 else Node("and", tuple(pairs), span=span)
+
+
+BOOLEAN_KINDS = frozenset({"bool", "cmp", "and", "or", "not", "pred"})
+
+
+def is_boolean(node: Node) -> bool:
+    """True when ``node`` computes a truth value (a comparison, and/or/not), not a number."""
+    if node.kind in ("let", "let*"):
+        return is_boolean(node.args[-1])
+    if node.kind == "if":
+        return is_boolean(node.args[1])
+    return node.kind in BOOLEAN_KINDS
+
+
+def check_types(text: str, root: Node) -> None:
+    """Refuse a truth value where a number is expected (an operand of + or of a function, the whole
+    expression, a branch) and a number where a truth value is (a condition, and/or/not)."""
+    def want(node: Node, boolean: bool, where: str):
+        if is_boolean(node) != boolean:
+            got = "a comparison" if not boolean else "a number"
+            need = "a number" if not boolean else "a condition (a comparison)"
+            raise _fail(text, f"{where} must be {need}, got {got}", *node.span)
+
+    want(root, False, "the expression")
+    for node in _walk(root):
+        k = node.kind
+        if k == "if":
+            want(node.args[0], True, "the condition of a conditional")
+            for b in node.args[1:]:
+                want(b, False, "each branch of a conditional")
+        elif k in ("and", "or", "not"):
+            for a in node.args:
+                want(a, True, f"an operand of '{k}'")
+        elif k not in BOOLEAN_KINDS and k not in ("let", "let*", "while", "while*", "array"):
+            for a in node.args:
+                want(a, False, "an operand of an arithmetic operation or function")
+        elif k in ("cmp", "pred"):
+            for a in node.args:
+                want(a, False, "an operand of a comparison")
 
 
 def split_label(text: str, default: str) -> tuple[str, str]:
@@ -255,6 +329,7 @@ def parse(text: str, label: str | None = None) -> Expression:
     if _depth(tree) > MAX_DEPTH:
         raise InputError(f"expression nested too deeply (limit {MAX_DEPTH} levels): {body}")
     root = _convert(body, tree.body)
+    check_types(body, root)
     names = []
     for n in _walk(root):
         if n.kind == "var" and n.name not in names:
@@ -280,5 +355,16 @@ def unparse(node: Node) -> str:
         return f"(-{unparse(node.args[0])})"
     if node.kind == "call":
         return f"{node.name}({', '.join(unparse(a) for a in node.args)})"
+    if node.kind == "if":
+        c, a, b = (unparse(x) for x in node.args)
+        return f"({a} if {c} else {b})"
+    if node.kind == "cmp":
+        return "(" + f" {node.name} ".join(unparse(a) for a in node.args) + ")"
+    if node.kind in ("and", "or"):
+        return "(" + f" {node.kind} ".join(unparse(a) for a in node.args) + ")"
+    if node.kind == "not":
+        return f"(not {unparse(node.args[0])})"
+    if node.kind == "bool":
+        return node.name.title()
     op = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}[node.kind]
     return f"({unparse(node.args[0])} {op} {unparse(node.args[1])})"

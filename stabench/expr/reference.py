@@ -195,46 +195,25 @@ class _Domain(Exception):
     """The operation is certainly undefined at this input (the message says which)."""
 
 
-def _literal_arb(q: Fraction):
-    from flint import arb, fmpq
+class _Undecided(Exception):
+    """A branch (a comparison in ``if``, ``while``, ``and`` …) that the ball cannot decide at this
+    precision: the point is evaluated again with more bits, and marked if the last cannot."""
 
-    return arb(fmpq(q.numerator, q.denominator))
+
+class _Unfinished(Exception):
+    """A loop still running after ``evaluate.MAX_ITERATIONS`` iterations (exactly)."""
+
+
+#: Note of a point whose branch no precision decided (nothing is guessed).
+BRANCH_UNDECIDED = "branch undecided"
+#: Note of a point whose loop does not end in exact arithmetic within the bound.
+LOOP_UNFINISHED = "loop did not end within {n:,} iterations (exact)"
 
 
 def _ev(node: Node, env: dict, check: bool):
     """The ball of ``node`` at the current precision. With ``check``, a nan ball from finite
     arguments raises _Domain when the arguments are certainly outside the domain."""
-    k = node.kind
-    if k == "var":
-        return env[node.name]
-    if k == "num":
-        return _literal_arb(node.value)
-    if k == "const":
-        return constant_arb(node.name)
-    args = [_ev(a, env, check) for a in node.args]
-    if k == "neg":
-        return -args[0]
-    a = args[0]
-    if k == "add":
-        out = a + args[1]
-    elif k == "sub":
-        out = a - args[1]
-    elif k == "mul":
-        out = a * args[1]
-    elif k == "div":
-        if check and args[1].is_zero():
-            raise _Domain("division by zero")
-        out = a / args[1]
-    elif k == "pow":
-        out = _pow(a, args[1], check)
-    else:
-        f = FUNCTIONS[node.name]
-        out = f.arb(*args)
-        if check and f.domain is not None and out.is_nan():
-            msg = f.domain(*args)
-            if msg:
-                raise _Domain(msg)
-    return out
+    return _compile(node, check)(env)
 
 
 def _pow(a, b, check: bool):
@@ -267,8 +246,13 @@ def _as_float64(q: Fraction) -> float | None:
         return None
 
 
-def _compile(node: Node):
-    """The tree as nested closures over arb (no per-node dispatch in the per-point loop)."""
+def _compile(node: Node, check: bool = False):
+    """The tree as nested closures over arb (no per-node dispatch in the per-point loop). With
+    ``check``, an operation certainly outside its domain raises ``_Domain`` naming it.
+
+    Booleans (comparisons, ``and``, ``or``, ``not``) are decided from the balls: ``a < b`` is true
+    when every point of a is below every point of b, false when none is, and otherwise undecided
+    (``_Undecided``: the caller retries with more bits)."""
     from flint import arb, ctx, fmpq
 
     k = node.kind
@@ -298,38 +282,258 @@ def _compile(node: Node):
                 v = cache[ctx.prec] = constant_arb(name)
             return v
         return const
-    subs = [_compile(a) for a in node.args]
+    if k in _CONTROL:
+        return _CONTROL[k](node, check)
+    subs = [_compile(a, check) for a in node.args]
     if k == "neg":
         a = subs[0]
         return lambda env: -a(env)
-    if k in ("add", "sub", "mul", "div"):
+    if k in ("add", "sub", "mul"):
         a, b = subs
         if k == "add":
             return lambda env: a(env) + b(env)
         if k == "sub":
             return lambda env: a(env) - b(env)
-        if k == "mul":
-            return lambda env: a(env) * b(env)
-        return lambda env: a(env) / b(env)
+        return lambda env: a(env) * b(env)
+    if k == "div":
+        a, b = subs
+        if not check:
+            return lambda env: a(env) / b(env)
+
+        def div(env):
+            y = b(env)
+            if y.is_zero():
+                raise _Domain("division by zero")
+            return a(env) / y
+        return div
     if k == "pow":
         a, b = subs
-        return lambda env: _pow(a(env), b(env), False)
-    f = FUNCTIONS[node.name].arb
+        return lambda env: _pow(a(env), b(env), check)
+    fn = FUNCTIONS[node.name]
+    f = fn.arb
+    if check and fn.domain is not None:
+        def checked(env):
+            args = [s(env) for s in subs]
+            out = f(*args)
+            if out.is_nan():
+                msg = fn.domain(*args)
+                if msg:
+                    raise _Domain(msg)
+            return out
+        return checked
     if len(subs) == 1:
         a = subs[0]
         return lambda env: f(a(env))
-    a, b = subs
-    return lambda env: f(a(env), b(env))
+    if len(subs) == 2:
+        a, b = subs
+        return lambda env: f(a(env), b(env))
+    return lambda env: f(*[s(env) for s in subs])
+
+
+def _truth(c) -> bool:
+    """A decided boolean, or _Undecided."""
+    if c is None:
+        raise _Undecided
+    return c
+
+
+def _less(a, b, strict: bool):
+    """a < b (strict) or a <= b: True, False, or None when the balls cannot decide."""
+    if a.is_nan() or b.is_nan():
+        return None
+    if strict:
+        if a < b:
+            return True
+        if a >= b:
+            return False
+    else:
+        if a <= b:
+            return True
+        if a > b:
+            return False
+    return None
+
+
+def _equal(a, b):
+    if a.is_nan() or b.is_nan():
+        return None
+    if a == b:  # both exact and equal
+        return True
+    if a != b:  # disjoint balls
+        return False
+    return None
+
+
+def _compare(op: str, a, b):
+    if op == "<":
+        return _less(a, b, True)
+    if op == "<=":
+        return _less(a, b, False)
+    if op == ">":
+        return _less(b, a, True)
+    if op == ">=":
+        return _less(b, a, False)
+    eq = _equal(a, b)
+    return eq if op == "==" or eq is None else not eq
+
+
+def _c_bool(node, check):
+    v = node.name == "TRUE"
+    return lambda env: v
+
+
+def _c_cmp(node, check):
+    subs = [_compile(a, check) for a in node.args]
+    op = node.name
+    if op == "!=":
+        pairs = [(i, j) for i in range(len(subs)) for j in range(i + 1, len(subs))]
+    else:
+        pairs = [(i, i + 1) for i in range(len(subs) - 1)]
+
+    def cmp(env):
+        vals = [s(env) for s in subs]
+        # every pair must hold: one certainly false pair decides False, else all must be True
+        seen_undecided = False
+        for i, j in pairs:
+            c = _compare(op, vals[i], vals[j])
+            if c is False:
+                return False
+            if c is None:
+                seen_undecided = True
+        if seen_undecided:
+            raise _Undecided
+        return True
+    return cmp
+
+
+def _c_logic(node, check):
+    subs = [_compile(a, check) for a in node.args]
+    if node.kind == "not":
+        a = subs[0]
+        return lambda env: not a(env)
+    want = node.kind == "or"  # the value that decides: True for or, False for and
+
+    def logic(env):
+        undecided = False
+        for s in subs:
+            try:
+                if s(env) == want:
+                    return want
+            except _Undecided:
+                undecided = True  # a later operand may still decide the whole
+        if undecided:
+            raise _Undecided
+        return not want
+    return logic
+
+
+def _c_pred(node, check):
+    a = _compile(node.args[0], check)
+    name = node.name
+
+    def pred(env):
+        # the exact value is a real number: finite and not nan wherever it is defined
+        x = a(env)
+        if name == "isfinite":
+            return bool(x.is_finite())
+        if name == "isinf":
+            return bool(not x.is_finite() and not x.is_nan())
+        if name == "isnan":
+            return bool(x.is_nan())
+        if name == "isnormal":  # a nonzero real (reals have no subnormals)
+            return _truth(None if x.contains(0) and not x.is_zero() else not x.is_zero())
+        return _truth(_less(x, arb0(), True))  # signbit: negative (the reals have one zero)
+    return pred
+
+
+def arb0():
+    from flint import arb
+
+    return arb(0)
+
+
+def _c_if(node, check):
+    c, t, e = (_compile(a, check) for a in node.args)
+    return lambda env: t(env) if c(env) else e(env)
+
+
+def _c_let(node, check):
+    k = len(node.names)
+    names = node.names
+    vals = [_compile(a, check) for a in node.args[:k]]
+    body = _compile(node.args[k], check)
+    sequential = node.kind == "let*"
+
+    def let(env):
+        inner = dict(env)
+        for name, v in zip(names, vals):
+            inner[name] = v(inner if sequential else env)
+        return body(inner)
+    return let
+
+
+def _c_while(node, check):
+    from .evaluate import MAX_ITERATIONS
+
+    names = node.names
+    k = len(names)
+    cond = _compile(node.args[0], check)
+    inits = [_compile(a, check) for a in node.args[1:1 + k]]
+    updates = [_compile(a, check) for a in node.args[1 + k:1 + 2 * k]]
+    body = _compile(node.args[-1], check)
+    sequential = node.kind == "while*"
+    never_ends = node.args[0].kind == "bool" and node.args[0].name == "TRUE"
+
+    def loop(env):
+        if never_ends:
+            raise _Unfinished
+        state = dict(env)
+        for name, v in zip(names, inits):
+            state[name] = v(state if sequential else env)
+        for _ in range(MAX_ITERATIONS + 1):
+            if not cond(state):
+                return body(state)
+            if _ == MAX_ITERATIONS:
+                break
+            if sequential:
+                for name, u in zip(names, updates):
+                    state[name] = u(state)
+            else:
+                new = [u(state) for u in updates]
+                state.update(zip(names, new))
+        raise _Unfinished
+    return loop
+
+
+def _c_array(node, check):
+    raise ValueError("an array is an FPCore body's list of outputs: split it first")
+
+
+_CONTROL = {"bool": _c_bool, "cmp": _c_cmp, "and": _c_logic, "or": _c_logic, "not": _c_logic,
+            "pred": _c_pred, "if": _c_if, "let": _c_let, "let*": _c_let, "while": _c_while,
+            "while*": _c_while, "array": _c_array}
 
 
 def _one_point(tree: Node, fn, names, values, arb, ctx) -> tuple[float, float, str, float]:
     env = {name: arb(v) for name, v in zip(names, values)}  # floats are exact in arb
+    undecided = False
     for prec in PRECISIONS:
         ctx.prec = prec
         try:
             y = fn(env)
         except (ZeroDivisionError, ValueError, OverflowError):
             y = _nan()
+        except _Unfinished:  # the exact loop's length does not depend on the precision
+            return math.nan, math.nan, LOOP_UNFINISHED.format(n=_max_iterations()), math.nan
+        except _Undecided:
+            # a comparison the ball straddles: a domain error inside it (log of a negative
+            # number compared with 0) is certain and says so; otherwise more bits
+            undecided = True
+            domain = _domain_note(tree, env)
+            if domain:
+                return math.nan, math.nan, domain, math.nan
+            continue
+        undecided = False
         got = certify(y)
         if got is not None:
             # hi = 0 with a ball clear of 0: a nonzero exact value below half the smallest
@@ -343,23 +547,39 @@ def _one_point(tree: Node, fn, names, values, arb, ctx) -> tuple[float, float, s
                 return got[0], got[1], "", tail
             continue  # hi and lo decided, the scaled residual not yet: more bits
         if y.is_nan():  # a domain error makes nan; [±inf] is only a magnitude beyond this precision
-            try:
-                _ev(tree, env, check=True)
-            except _Domain as d:
-                return math.nan, math.nan, str(d), math.nan
-            except (ZeroDivisionError, ValueError, OverflowError):
-                pass
+            domain = _domain_note(tree, env)
+            if domain:
+                return math.nan, math.nan, domain, math.nan
         if not y.is_finite():
             # [±inf], or nan from one (1/[±inf]): a value beyond arb's exponent range somewhere;
             # interval bounds decide where it is beyond float64's range
             got = _beyond_range(tree, env)
             if got is not None:
                 return got
+    if undecided:  # the last precision could not decide a branch either: marked, not guessed
+        return math.nan, math.nan, BRANCH_UNDECIDED, math.nan
     # a finite but wide ball can also come from [±inf] inside (atan(exp(exp(x))) is [±1.58]):
     # the bounds, once, at a precision that decides most results
     ctx.prec = PRECISIONS[2]
     got = _beyond_range(tree, env)
     return got if got is not None else (math.nan, math.nan, UNDECIDED, math.nan)
+
+
+def _domain_note(tree: Node, env: dict) -> str:
+    """The first certain domain error on the path the point takes, else ''."""
+    try:
+        _ev(tree, env, check=True)
+    except _Domain as d:
+        return str(d)
+    except (ZeroDivisionError, ValueError, OverflowError, _Undecided, _Unfinished):
+        pass
+    return ""
+
+
+def _max_iterations() -> int:
+    from .evaluate import MAX_ITERATIONS
+
+    return MAX_ITERATIONS
 
 
 class Reference(tuple):
