@@ -234,6 +234,10 @@ def expr_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed for random:N variables (recorded in every export)."),
     detail: bool = typer.Option(False, "--detail", help="Also print every row."),
     plot: Optional[str] = typer.Option(None, "--plot", metavar="PATH", help="Write an error-vs-input PNG (one variable must vary)."),
+    spec: Optional[str] = typer.Option(None, "--spec", metavar="EXPR", help="Also score every form against this expression's exact value (Herbie's scoring of a rewrite)."),
+    fpcore: Optional[str] = typer.Option(None, "--fpcore", metavar="FILE", help="Run the FPCores of an FPCore 2.0 file (FPBench's format) instead of EXPRs."),
+    name: Optional[List[str]] = typer.Option(None, "--name", metavar="NAME", help="With --fpcore: only the FPCores of this :name (repeat for several)."),
+    points: Optional[int] = typer.Option(None, "--points", help=f"With --fpcore: points sampled per FPCore and dtype (default {8000:,}, as Herbie)."),
     max_ulp: float = MaxUlpOpt,
     outputs: dict = None,
 ):
@@ -246,6 +250,12 @@ def expr_cmd(
     if list_examples or (example or "").strip().lower() == "list":
         typer.echo("\n".join(exs.listing()))
         return
+    if fpcore is not None:
+        _expr_fpcore(fpcore, name, expressions, var, example, spec, plot, detail, dtype, seed, points, max_ulp, outputs)
+        return
+    for opt, val in (("--name", name), ("--points", points)):
+        if val:
+            raise InputError(f"{opt} goes with --fpcore FILE; for expressions, --var x=random:N sets the points")
     targets = _targets(outputs)
     if plot is not None:
         from . import export
@@ -256,7 +266,7 @@ def expr_cmd(
     from . import render
     from .experiments import expr as exp
 
-    p = exp.plan(expressions, var, dtype, seed=seed, example=example)
+    p = exp.plan(expressions, var, dtype, seed=seed, example=example, spec=spec)
     name = exp.varying_name(p)
     if plot and name is None:
         raise InputError("--plot needs exactly one variable that takes several values")
@@ -286,6 +296,42 @@ def expr_cmd(
     render.show(exp.for_terminal(summ, p), f"{exp.title(p)}: error against the exact value",
                 columns=exp.SUMMARY_TERMINAL_COLUMNS, out=out)
     out.print("\n".join(exp.verdict(summ)), highlight=False)
+
+
+def _expr_fpcore(source, names, expressions, var, example, spec, plot, detail, dtype, seed, points, max_ulp, outputs):
+    """``stabench expr --fpcore FILE``: every FPCore of the file (or the named ones)."""
+    for opt, val in (("EXPR", expressions), ("--var", var), ("--example", example), ("--spec", spec),
+                     ("--plot", plot)):
+        if val:
+            raise InputError(f"--fpcore runs the file's FPCores (their :pre samples the inputs, :spec scores "
+                             f"them): drop {opt}")
+    targets = _targets(outputs, inputs=[("--fpcore", source)])
+    from . import render
+    from .experiments import expr as exp
+
+    r = exp.fpcore_plan(source, names, dtype, seed=seed, points=exp.FPCORE_POINTS if points is None else points)
+    for p in r.plans:
+        exp.check_memory(p, [f for f, _ in targets])  # before any work
+    started = time.perf_counter()
+    bar = render.ProgressBar(delay=1.0)
+    try:
+        df, summ = exp.run_fpcore(r, max_ulp=max_ulp, progress=bar)
+    finally:
+        bar.close()
+    _emit(df, {"summary": summ}, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3),
+          fpcore=str(source), refused=[f"{n}: {why}" for n, why in r.refused],
+          benchmark_wall_seconds=df.attrs["wall_seconds"])
+    if any(p_ == "-" for _, p_ in targets):
+        return
+    out = render.console()
+    for n, why in r.refused:
+        typer.echo(f"stabench: refused FPCore {n}: {why}", err=True)
+    if detail:
+        rows, what = render.detail_rows(df)
+        render.show(rows[["benchmark", "form", "dtype", "value", "ulp_error", "status"]], what, out=out)
+    render.show(exp.for_terminal(summ, None), f"{r.source}: bits of error (against the spec: spec_mean_bits)",
+                columns=exp.FPCORE_TERMINAL_COLUMNS, out=out, keys=["benchmark"])
+    out.print("\n".join(exp.fpcore_verdict(summ)), highlight=False)
 
 
 @app.command()

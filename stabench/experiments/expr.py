@@ -32,7 +32,8 @@ from ..expr.reference import reference
 
 #: Columns of the rows (the variables' columns, named as the variables, come after ``dtype``).
 ROWS = _columns.Table("expr_rows", [
-    _columns.Column("form", "the expression's label (`label: expr` on the command line, else the expression itself or #1, #2, …)", "text", left=True),
+    _columns.Column("benchmark", "the FPCore's :name (only in --fpcore runs)", "text", left=True, key=True),
+    _columns.Column("form", "the expression's label (`label: expr` on the command line, else the expression itself or #1, #2, …; in --fpcore runs body, spec, alt1, …)", "text", left=True),
     _columns.Column("expression", "the expression as given", "text", left=True),
     _columns.Column("dtype", "floating-point format the program ran in", "text", left=True, key=True),
     _columns.Column("value", "the result of the program in the dtype (stored exactly in a float64 column)", "value"),
@@ -41,17 +42,21 @@ ROWS = _columns.Table("expr_rows", [
     _columns.Column("rel_error", "abs_error / abs(exact)", "error"),
     _columns.Column("ulp_error", "abs_error in ulps of the exact value in the dtype (glibc-style); +inf for nan/inf failures", "error"),
     _columns.Column("bits_error", "log2(1 + floats between value and the exact value rounded to the dtype) (Herbie)", "error"),
+    _columns.Column("spec_ulp_error", "ulp_error against the spec's exact value (--spec, or an FPCore's :spec, else its body) at the same inputs: Herbie's scoring of a rewrite; nan without a spec or where not scored", "error"),
+    _columns.Column("spec_bits_error", "bits_error against the spec's exact value (as spec_ulp_error)", "error"),
     _columns.Column("status", "exact / ok / inaccurate / underflow / overflow / nan-result / invalid-input (see Statuses)", "status", left=True),
-    _columns.Column("note", "why a row is invalid-input (x is inf in float16, literal overflows, log of a number ≤ 0, …), else empty", "text"),
+    _columns.Column("note", "why a row is invalid-input (x is inf in float16, literal overflows, log of a number ≤ 0, branch undecided, …) or why its value is nan (a loop that did not end), else empty", "text"),
     # the measured bytes per row (ROW_BYTES, OUTPUT_ROW_BYTES below) less the columns' shares
 ], overhead={"frame": 142, "csv": 50, "json": 2550, "markdown": 240, "parquet": 21, "plot": 122})
 COLUMNS = ROWS.docs()  #: {name: doc}: a view of :data:`ROWS`
 #: Columns of the summary (one row per form × dtype).
 SUMMARY = _columns.Table("expr_summary", [
     # form names the row for compare (a key there), shown as in the rows
+    *_columns.as_in_rows(ROWS, "benchmark"),
     _columns.Column("form", "as in the rows", "text", left=True, compare="key"),
     *_columns.as_in_rows(ROWS, "expression", "dtype"),
     _columns.Column("points", "rows of this form and dtype", "int"),
+    _columns.Column("rejected", "sampled points the precondition (an FPCore's :pre beyond its bounds) rejected before these points were kept", "int"),
     _columns.Column("max_ulp", "largest ulp_error over the scored rows (inf when any returned nan/inf for a finite value)", "error", compare="ulp"),
     _columns.Column("median_ulp", "median ulp_error over the scored rows", "error", compare="ulp"),
     _columns.Column("mean_bits", "mean bits_error over the scored rows (Herbie's average bits of error)", "float"),
@@ -64,11 +69,19 @@ SUMMARY = _columns.Table("expr_summary", [
     _columns.Column("overflow", "rows with status overflow", "int", compare="failures"),
     _columns.Column("nan_result", "rows with status nan-result", "int", compare="failures"),
     _columns.Column("invalid_input", "rows with status invalid-input (not scored)", "int"),
+    _columns.Column("spec", "the form every row was also scored against (spec_* columns), empty when none", "text", left=True),
+    _columns.Column("spec_max_ulp", "largest spec_ulp_error over the rows scored against the spec", "error", compare="ulp"),
+    _columns.Column("spec_mean_bits", "mean spec_bits_error (Herbie's average bits of error of a rewrite, against the spec)", "float"),
+    _columns.Column("spec_max_bits", "largest spec_bits_error", "float"),
+    _columns.Column("spec_failed", "rows whose value is inaccurate, over/underflowed or nan against the spec's exact value", "int"),
+    _columns.Column("unfinished", "rows whose loop did not end within the iteration bound in the dtype (value nan)", "int"),
     _columns.Column("worst_input", "the input of the row with the largest ulp_error (then bits_error), e.g. x=1e-08", "text"),
 ])
 SUMMARY_COLUMNS = SUMMARY.docs()  #: {name: doc}: a view of :data:`SUMMARY`
 #: The summary columns the terminal shows (80 columns); the exports carry all of them.
 SUMMARY_TERMINAL_COLUMNS = ["form", "dtype", "max_ulp", "median_ulp", "mean_bits", "failed", "worst_input"]
+#: The summary columns the terminal shows for an --fpcore run.
+FPCORE_TERMINAL_COLUMNS = ["benchmark", "form", "dtype", "mean_bits", "max_bits", "spec_mean_bits", "failed"]
 #: The row columns the terminal shows with --detail (after the variables).
 DETAIL_TERMINAL_COLUMNS = ["form", "dtype", "value", "ulp_error", "status"]
 
@@ -119,9 +132,17 @@ class Plan:
     dtypes: tuple[_dtypes.DType, ...]
     seed: int = 0
     example: str | None = None
+    #: every form is also scored against this one's exact value (``--spec``, an FPCore's :spec/body)
+    spec: Expression | None = None
+    #: a condition the points must meet (an FPCore's :pre beyond its box): sampled points failing
+    #: it are rejected (decided exactly, by the reference) and redrawn
+    pre: Expression | None = None
+    #: the FPCore's name in ``--fpcore`` runs (the rows' ``benchmark`` column), else None
+    benchmark: str | None = None
 
 
-def plan(expressions=None, variables=None, dtype_list=None, *, seed: int = 0, example: str | None = None) -> Plan:
+def plan(expressions=None, variables=None, dtype_list=None, *, seed: int = 0, example: str | None = None,
+         spec: str | None = None) -> Plan:
     """Parse and check everything (expressions, ``--var`` specs, dtypes, grid size); raise
     :class:`InputError` on the first problem. ``example`` takes the forms and variables of a
     :mod:`stabench.expr.examples` entry (``variables`` given too replace the example's by name)."""
@@ -153,13 +174,20 @@ def plan(expressions=None, variables=None, dtype_list=None, *, seed: int = 0, ex
     dup = next((lab for lab in labels if labels.count(lab) > 1), None)
     if dup is not None:
         raise InputError(f"two expressions are labelled {dup!r}; labels must differ")
+    spec_expr = None
+    if spec is not None:
+        try:
+            spec_expr = parse(spec)
+        except InputError as err:
+            raise InputError(f"--spec: {err}") from None
     dts = _dtypes.parse_list(dtype_list)
     vs = _vars.parse_vars(specs)
     used = []
-    for e in exprs:
+    for e in exprs + ([spec_expr] if spec_expr else []):
         used += [v for v in e.variables if v not in used]
     _vars.check(vs, used, dts, reserved=set(COLUMNS))
-    return Plan(tuple(exprs), tuple(vs), tuple(dts), int(seed), example.strip().lower() if example else None)
+    return Plan(tuple(exprs), tuple(vs), tuple(dts), int(seed), example.strip().lower() if example else None,
+                spec=spec_expr)
 
 
 def points(p: Plan) -> int:
@@ -207,16 +235,59 @@ def check_memory(p: Plan, outputs=()) -> None:
 
 
 def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], *, cache: dict | None = None,
-            max_ulp: float = metrics.DEFAULT_MAX_ULP) -> dict[str, np.ndarray]:
+            max_ulp: float = metrics.DEFAULT_MAX_ULP, spec: dict | None = None) -> dict[str, np.ndarray]:
     """One expression in one dtype over every point: the engine shared by ``expr`` and ``roundoff``.
 
     ``points`` maps variables to float64 arrays of one length, already rounded to ``dt``. Returns
     arrays ``value``, ``reference``, ``reference_lo``, ``abs_error``, ``rel_error``, ``ulp_error``,
-    ``bits_error``, ``status`` (codes) and ``note``.
+    ``bits_error``, ``status`` (codes), ``note`` and ``unfinished`` (a loop that did not end in the
+    dtype); with ``spec`` (the :func:`exact` of the spec at the same points) also
+    ``spec_ulp_error``, ``spec_bits_error`` and ``spec_status``.
     """
+    from ..expr.evaluate import Marks
+
     n = len(next(iter(points.values()))) if points else 1
     env = {k: dt.cast(points[k]) for k in expr.variables}
-    value = np.broadcast_to(evaluate(expr.tree, dt, env), (n,)).astype(np.float64)
+    marks = Marks(n)
+    value = np.broadcast_to(evaluate(expr.tree, dt, env, marks), (n,)).astype(np.float64)
+    ex = exact(expr, dt, points, cache=cache)
+    note = ex["note"].copy()
+    invalid = note != ""
+    # statuses as codes; the scaled tail keeps the error of tiny (near-subnormal) results exact
+    m = _scored(value, ex, dt, invalid, max_ulp)
+    unfinished = marks.unfinished
+    loop_note = f"loop did not end within {_max_iterations():,} iterations in {dt.name}"
+    note[unfinished & ~invalid] = loop_note
+    out = {"value": value, "reference": ex["hi"], "reference_lo": ex["lo"], **m, "note": note,
+           "unfinished": unfinished}
+    if spec is not None:
+        bad = invalid | (spec["note"] != "")
+        sm = _scored(value, spec, dt, bad, max_ulp)
+        out.update(spec_ulp_error=sm["ulp_error"], spec_bits_error=sm["bits_error"], spec_status=sm["status"])
+    return out
+
+
+def _max_iterations() -> int:
+    from ..expr.evaluate import MAX_ITERATIONS
+
+    return MAX_ITERATIONS
+
+
+def _scored(value, ex: dict, dt, invalid, max_ulp) -> dict:
+    m = metrics.measure(value, ex["hi"], dt, reference_lo=ex["lo"], reference_tail=ex["tail"], max_ulp=max_ulp)
+    status = m["status"]
+    status[invalid] = metrics.INVALID_INPUT
+    for k in _columns.MEASURES:
+        m[k] = np.where(invalid, np.nan, m[k])
+    m["status"] = status
+    return m
+
+
+def exact(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], *, cache: dict | None = None) -> dict:
+    """The exact value of ``expr`` at the points as rounded to ``dt``: arrays ``hi``, ``lo``,
+    ``tail`` (see :mod:`stabench.expr.reference`) and ``note`` (why a point is not scored: a
+    non-finite input, a literal ``dt`` cannot hold, an undefined operation, an undecided branch)."""
+    n = len(next(iter(points.values()))) if points else 1
     note = np.full(n, "", dtype=object)
     for k in expr.variables:
         bad = ~np.isfinite(points[k]) & (note == "")
@@ -232,46 +303,62 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
     for node in expr.nodes():
         # a literal the dtype cannot hold: the program cannot be written in it; the exact value
         # stays in `reference`, the row is not scored
-        if node.kind in ("num", "const") and not np.isfinite(literal_in(node, dt)):
+        if node.kind in ("num", "const") and not np.isfinite(literal_in(node, dt)) \
+                and not (node.kind == "const" and node.name in ("INFINITY", "NAN")):
             note[:] = f"literal {node.text or node.name} overflows {dt.name}"
-    # statuses as codes; the scaled tail keeps the error of tiny (near-subnormal) results exact
-    m = metrics.measure(value, hi, dt, reference_lo=lo, reference_tail=tail, max_ulp=max_ulp)
-    invalid = note != ""
-    status = m["status"]
-    status[invalid] = metrics.INVALID_INPUT
-    for k in _columns.MEASURES:
-        m[k] = np.where(invalid, np.nan, m[k])
-    return {"value": value, "reference": hi, "reference_lo": lo, **m, "status": status, "note": note}
+    return {"hi": hi, "lo": lo, "tail": tail, "note": note}
 
 
 def _word(v: float) -> str:
     return "nan" if np.isnan(v) else ("inf" if v > 0 else "-inf")
 
 
+def sample_points(p: Plan, dt: _dtypes.DType) -> tuple[dict[str, np.ndarray], int]:
+    """The plan's points in ``dt`` and how many sampled points its precondition rejected: the grid
+    of its variables (random ones paired), filtered by ``p.pre`` (decided exactly) with redraws."""
+    variables = list(p.variables)
+    if p.pre is None:
+        return _vars.grid(variables, dt, p.seed), 0
+    from ..expr.reference import truth
+
+    got = _vars.sample(variables, dt, p.seed, accept=lambda pts: truth(p.pre.tree, pts))
+    return got.points, got.rejected
+
+
 def run(p: Plan, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progress=None) -> pd.DataFrame:
     """Every row of the plan: one per expression × dtype × point (:data:`COLUMNS`, variables
-    after ``dtype``)."""
+    after ``dtype``; ``benchmark`` first in an FPCore plan). ``df.attrs["rejected"]`` maps each
+    dtype to the points its precondition rejected while sampling."""
     names = [v.name for v in p.variables]
     caches = {e.label: {} for e in p.expressions}  # the exact value depends on the inputs only
+    spec_cache: dict = {}
     total = len(p.expressions) * len(p.dtypes)
-    parts, done = [], 0
+    parts, done, rejected = [], 0, {}
     for dt in p.dtypes:
-        pts = _vars.grid(list(p.variables), dt, p.seed)
+        pts, rejected[dt.name] = sample_points(p, dt)
+        spec = exact(p.spec, dt, pts, cache=spec_cache) if p.spec is not None else None
         for e in p.expressions:
             if progress is not None:
                 progress(done, total, f"expr {e.label} {dt.name}")
-            r = measure(e, dt, pts, cache=caches[e.label], max_ulp=max_ulp)
+            r = measure(e, dt, pts, cache=caches[e.label], max_ulp=max_ulp, spec=spec)
             n = len(r["value"])
-            cols = {"form": e.label, "expression": e.text, "dtype": dt.name}
+            cols = {} if p.benchmark is None else {"benchmark": p.benchmark}
+            cols.update({"form": e.label, "expression": e.text, "dtype": dt.name})
             cols.update({k: pts[k] for k in names})
             cols.update({k: r[k] for k in ("value", "reference", *_columns.MEASURES)})
+            cols["spec_ulp_error"] = r["spec_ulp_error"] if spec is not None else np.full(n, np.nan)
+            cols["spec_bits_error"] = r["spec_bits_error"] if spec is not None else np.full(n, np.nan)
             cols["status"] = metrics.status_names(r["status"])
             cols["note"] = r["note"]
             parts.append(pd.DataFrame(cols, index=range(n)))
             done += 1
     if progress is not None:
         progress(total, total, "expr")
-    return pd.concat(parts, ignore_index=True)
+    df = pd.concat(parts, ignore_index=True)
+    df.attrs["rejected"] = rejected
+    df.attrs["spec"] = p.spec.label if p.spec is not None else ""
+    df.attrs["max_ulp"] = max_ulp
+    return df
 
 
 def _input_text(row, names, dt) -> str:
@@ -281,15 +368,25 @@ def _input_text(row, names, dt) -> str:
 
 
 def summary(rows: pd.DataFrame, variables=None) -> pd.DataFrame:
-    """Per form × dtype: max/median ulps, mean/max bits, status counts, the worst input."""
+    """Per form × dtype (× benchmark): max/median ulps, mean/max bits, status counts, the worst
+    input; against the spec too where the run has one (``rows.attrs["spec"]``)."""
     names = [c for c in rows.columns if c not in COLUMNS] if variables is None else list(variables)
+    rejected = rows.attrs.get("rejected", {})
+    spec = rows.attrs.get("spec", "")
+    keys = (["benchmark"] if "benchmark" in rows.columns else []) + ["form", "dtype"]
     out = []
-    for (form, dtn), g in rows.groupby(["form", "dtype"], sort=False):
+    for key, g in rows.groupby(keys, sort=False):
+        key = dict(zip(keys, key))
+        dtn = key["dtype"]
         dt = _dtypes.get(dtn)
         st = g["status"]
         scored = g[st != "invalid-input"]
-        row = {"form": form, "expression": g["expression"].iloc[0], "dtype": dtn, "points": len(g)}
-        used = [k for k in names if k in parse(row["expression"]).variables]
+        row = dict(key)
+        row.update(expression=g["expression"].iloc[0], points=len(g), rejected=int(rejected.get(dtn, 0)))
+        if "benchmark" in key:  # an FPCore: its arguments (the other benchmarks' columns are empty)
+            used = [k for k in names if g[k].notna().any()]
+        else:
+            used = [k for k in names if k in parse(row["expression"]).variables]
         if len(scored):
             u = scored["ulp_error"].to_numpy()
             b = scored["bits_error"].to_numpy()
@@ -299,10 +396,22 @@ def summary(rows: pd.DataFrame, variables=None) -> pd.DataFrame:
         else:
             row.update(max_ulp=np.nan, median_ulp=np.nan, mean_bits=np.nan, max_bits=np.nan, worst_input="")
         row["failed"] = int(st.isin(FAILURES).sum())
-        for s in ("exact", "ok", "inaccurate", "underflow", "overflow", "nan-result", "invalid-input"):
-            row[s.replace("-", "_")] = int((st == s).sum())
+        for s_ in ("exact", "ok", "inaccurate", "underflow", "overflow", "nan-result", "invalid-input"):
+            row[s_.replace("-", "_")] = int((st == s_).sum())
+        row["spec"] = spec
+        su = g["spec_ulp_error"].to_numpy(dtype=float)
+        sb = g["spec_bits_error"].to_numpy(dtype=float)
+        have = ~np.isnan(su)
+        if spec and have.any():
+            row.update(spec_max_ulp=float(su[have].max()), spec_mean_bits=float(sb[have].mean()),
+                       spec_max_bits=float(sb[have].max()),
+                       spec_failed=int((su[have] > rows.attrs.get("max_ulp", metrics.DEFAULT_MAX_ULP)).sum()))
+        else:
+            row.update(spec_max_ulp=np.nan, spec_mean_bits=np.nan, spec_max_bits=np.nan, spec_failed=0)
+        row["unfinished"] = int(g["note"].astype(str).str.endswith(f" iterations in {dtn}").sum())
         out.append(row)
-    return pd.DataFrame(out, columns=list(SUMMARY_COLUMNS))
+    cols = [c for c in SUMMARY_COLUMNS if c != "benchmark" or "benchmark" in rows.columns]
+    return pd.DataFrame(out, columns=cols)
 
 
 def legend(p: Plan) -> list[str]:
@@ -354,7 +463,7 @@ def for_terminal(df: pd.DataFrame, p: Plan) -> pd.DataFrame:
 
     if "points" in df.columns:  # a summary
         out = df.copy()
-        for c in ("mean_bits", "max_bits"):
+        for c in ("mean_bits", "max_bits", "spec_mean_bits", "spec_max_bits"):
             out[c] = out[c].round(2)
         out["worst_input"] = [_short_inputs(t) for t in out["worst_input"]]
         return out
@@ -368,6 +477,192 @@ def for_terminal(df: pd.DataFrame, p: Plan) -> pd.DataFrame:
     if (df["note"] != "").any():
         out["note"] = df["note"]
     return out
+
+
+# ---- FPCore input (``--fpcore FILE``): one Plan per FPCore -------------------------------------
+
+#: Points an FPCore run samples per dtype unless ``--points`` says otherwise: Herbie's 8,000
+#: (its reports score every program on 8,000 sampled points).
+FPCORE_POINTS = 8000
+
+#: FPCore :precision → the dtype an FPCore runs in when no --dtype is given.
+PRECISIONS = {"binary64": "float64", "binary32": "float32", "binary16": "float16"}
+
+
+@dataclass(frozen=True)
+class FPCoreRun:
+    """A validated ``--fpcore`` run: one :class:`Plan` per FPCore that can run, and
+    (name, reason) for each refused FPCore (a construct the tool does not support)."""
+
+    source: str
+    plans: tuple[Plan, ...]
+    refused: tuple[tuple[str, str], ...] = ()
+
+
+def _outputs(core) -> list[tuple[str, object]]:
+    """(label, tree) of each output of an FPCore's body: the body, or each element of an array
+    body (``body[0]``, ``body[1]``, …: the array moved out of the lets and loops around it)."""
+    from ..expr.parse import Node
+
+    def elements(node):
+        if node.kind == "array":
+            return list(node.args)
+        if node.kind in ("let", "let*", "while", "while*"):
+            inner = elements(node.args[-1])
+            if inner is None:
+                return None
+            return [Node(node.kind, node.args[:-1] + (e,), names=node.names, span=node.span) for e in inner]
+        if node.kind == "if":
+            a, b = elements(node.args[1]), elements(node.args[2])
+            if a is None or b is None or len(a) != len(b):
+                return None
+            return [Node("if", (node.args[0], x, y), span=node.span) for x, y in zip(a, b)]
+        return None
+
+    parts = elements(core.body)
+    if parts is None:
+        return [("body", core.body)]
+    return [(f"body[{i}]", e) for i, e in enumerate(parts)]
+
+
+def _expression(label: str, tree, text: str) -> Expression:
+    from ..expr.parse import free_variables
+
+    return Expression(label=label, text=text, tree=tree, variables=free_variables(tree))
+
+
+def fpcore_plan(source, names=None, dtype_list=None, *, seed: int = 0, points: int = FPCORE_POINTS) -> FPCoreRun:
+    """Read an FPCore file (a path, or ``text=`` through :func:`fpcore_plan_text`) and build one plan
+    per FPCore (or per named one): its body, :spec and each :alt as forms (``body``, ``spec``,
+    ``alt1``, …), every form also scored against the :spec (else the body), its arguments sampled
+    uniformly over the dtype's bit patterns inside the :pre's bounds (paired, ``points`` per dtype),
+    the rest of the :pre as a filter decided exactly; in its :precision unless ``dtype_list``.
+    Raises :class:`InputError` on a file that cannot be read or parsed, or when no FPCore can run."""
+    from ..expr import fpcore
+
+    cores = fpcore.load(source)
+    return _fpcore_plans(str(source), cores, names, dtype_list, seed, points)
+
+
+def fpcore_plan_text(text: str, names=None, dtype_list=None, *, seed: int = 0, points: int = FPCORE_POINTS) -> FPCoreRun:
+    """:func:`fpcore_plan` of FPCore text (for the API and tests)."""
+    from ..expr import fpcore
+
+    return _fpcore_plans("<text>", fpcore.read(text), names, dtype_list, seed, points)
+
+
+def _fpcore_plans(source, cores, names, dtype_list, seed, points) -> FPCoreRun:
+    from ..expr import fpcore
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed must be an integer ≥ 0, got {seed!r}")
+    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or not 1 <= points <= _vars.MAX_POINTS:
+        raise InputError(f"--points must be an integer from 1 to {_vars.MAX_POINTS:,}, got {points!r}")
+    refused = [(c.name, c.refusal) for c in cores if getattr(c, "refusal", None)]
+    cores = [c for c in cores if not getattr(c, "refusal", None)]
+    if names:
+        cores = fpcore.select(cores, names)
+        refused = [r for r in refused if r[0] in set(names)]
+    given = _dtypes.parse_list(dtype_list) if dtype_list else None
+    plans = []
+    for core in cores:
+        try:
+            plans.append(_core_plan(core, given, seed, points))
+        except InputError as err:
+            refused.append((core.name, str(err)))
+    if not plans:
+        why = f": {refused[0][0]}: {refused[0][1]}" if refused else ""
+        raise InputError(f"{source}: no FPCore can run{why}")
+    return FPCoreRun(source, tuple(plans), tuple(refused))
+
+
+def _core_plan(core, given, seed, points) -> Plan:
+    from ..expr import fpcore
+
+    if given is None:
+        dt = PRECISIONS.get(core.precision)
+        if dt is None:
+            raise InputError(f":precision {core.precision} has no dtype here (binary64, binary32, binary16); "
+                             "pass --dtype to run it in others")
+        dts = (_dtypes.get(dt),)
+    else:
+        dts = tuple(given)
+    outs = _outputs(core)
+    forms = [_expression(lab, tree, core.text if len(outs) == 1 else f"{core.text} [{lab[4:]}]") for lab, tree in outs]
+    spec = None
+    if core.spec is not None:
+        forms.append(_expression("spec", core.spec, core.spec_text))
+        spec = forms[-1]
+    elif len(outs) == 1:
+        spec = forms[0]
+    for i, (alt, text) in enumerate(zip(core.alts, core.alt_texts), start=1):
+        forms.append(_expression(f"alt{i}", alt, text))
+    clash = [a for a in core.arguments if a in COLUMNS or a in SUMMARY_COLUMNS]
+    if clash:
+        raise InputError(f"argument {clash[0]!r} is also a column of the rows; rename it")
+    box = dict(core.box)
+    variables = _vars.from_box({a: box.get(a, (None, None)) for a in core.arguments}, points, list(core.arguments))
+    pre = None
+    if core.rest is not None:
+        pre = _expression(":pre", core.rest, fpcore.unparse(core.rest))
+    if given is None and spec is not None and len(forms) == 1:
+        pass
+    return Plan(tuple(forms), tuple(variables), dts, int(seed), None, spec=spec, pre=pre, benchmark=core.name)
+
+
+def run_fpcore(r: FPCoreRun, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every FPCore's rows and summary, concatenated (``benchmark`` first; each FPCore's arguments
+    are columns, empty in the other FPCores' rows). ``rows.attrs["wall_seconds"]`` maps each
+    benchmark to the seconds its rows took."""
+    import time
+
+    rows, summs, walls = [], [], {}
+    for i, p in enumerate(r.plans):
+        t0 = time.perf_counter()
+        df = run(p, max_ulp=max_ulp)
+        summs.append(summary(df))
+        walls[p.benchmark] = round(time.perf_counter() - t0, 3)
+        rows.append(df)
+        if progress is not None:
+            progress(i + 1, len(r.plans), f"fpcore {p.benchmark}")
+    names: list[str] = []
+    for p in r.plans:
+        names += [v.name for v in p.variables if v.name not in names]
+    lead = ["benchmark", "form", "expression", "dtype"]
+    order = lead + names + [c for c in COLUMNS if c not in lead]
+    all_rows = pd.concat(rows, ignore_index=True).reindex(columns=order)
+    summ = pd.concat(summs, ignore_index=True)
+    summ.insert(list(summ.columns).index("points") + 1, "wall_seconds",
+                [walls[b] for b in summ["benchmark"]])
+    all_rows.attrs["wall_seconds"] = walls
+    return all_rows, summ
+
+
+def fpcore_verdict(summ: pd.DataFrame, refused=()) -> list[str]:
+    """Per dtype: how many FPCores ran, the mean bits of error of the bodies (median, worst), the
+    forms that beat their spec; then one line per refused FPCore."""
+    lines = []
+    for dtn, g in summ.groupby("dtype", sort=False):
+        body = g[g["form"].str.startswith("body")]
+        bits = body["spec_mean_bits"].where(body["spec_mean_bits"].notna(), body["mean_bits"])
+        if bits.notna().any():
+            worst = body.loc[bits.idxmax()]
+            lines.append(f"{dtn}: {g['benchmark'].nunique()} FPCores; body error median {bits.median():.2f} bits, "
+                         f"worst {bits.max():.2f} ({worst['benchmark']})")
+        else:
+            lines.append(f"{dtn}: {g['benchmark'].nunique()} FPCores; no valid input")
+        unfinished = int(g["unfinished"].sum())
+        rejected = int(g.drop_duplicates(["benchmark"])["rejected"].sum())
+        extra = []
+        if rejected:
+            extra.append(f"{rejected:,} sampled points rejected by :pre")
+        if unfinished:
+            extra.append(f"{unfinished:,} rows with a loop that did not end")
+        if extra:
+            lines.append(f"{dtn}: " + "; ".join(extra))
+    for name, why in refused:
+        lines.append(f"refused {name}: {why}")
+    return lines
 
 
 #: ``expr`` in :mod:`stabench.experiment`: its cases are a :class:`Plan`'s variables, its reference

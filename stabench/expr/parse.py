@@ -368,3 +368,43 @@ def unparse(node: Node) -> str:
         return node.name.title()
     op = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}[node.kind]
     return f"({unparse(node.args[0])} {op} {unparse(node.args[1])})"
+
+
+def free_variables(root: Node) -> tuple[str, ...]:
+    """The variables ``root`` reads that no ``let`` or ``while`` inside it binds, in order of first
+    use (the inputs an FPCore body needs)."""
+    out: list[str] = []
+
+    def visit(node: Node, bound: frozenset):
+        k = node.kind
+        if k == "var":
+            if node.name not in bound and node.name not in out:
+                out.append(node.name)
+            return
+        names = node.names
+        if k in ("let", "let*"):
+            n = len(names)
+            inner = bound
+            for name, e in zip(names, node.args[:n]):
+                visit(e, inner if k == "let*" else bound)
+                if k == "let*":
+                    inner = inner | {name}
+            visit(node.args[n], bound | set(names))
+            return
+        if k in ("while", "while*"):
+            n = len(names)
+            inner = bound
+            for name, e in zip(names, node.args[1:1 + n]):  # the initial values
+                visit(e, inner if k == "while*" else bound)
+                if k == "while*":
+                    inner = inner | {name}
+            every = bound | set(names)
+            visit(node.args[0], every)
+            for e in node.args[1 + n:]:
+                visit(e, every)
+            return
+        for a in node.args:
+            visit(a, bound)
+
+    visit(root, frozenset())
+    return tuple(out)

@@ -659,3 +659,40 @@ def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = No
     finally:
         ctx.prec = old
     return Reference(hi[inverse], lo[inverse], note[inverse], tail[inverse])
+
+
+def truth(tree: Node, points: dict[str, np.ndarray]) -> np.ndarray:
+    """Whether the condition ``tree`` (a comparison, and/or/not) holds exactly at every point: a
+    bool array. Decided from balls at rising precision (:data:`PRECISIONS`); a point where no
+    precision decides it, where it is undefined (log of a negative number inside it) or where an
+    input is not finite counts as not holding (an FPCore :pre filters such points out)."""
+    from flint import arb, ctx
+
+    names = list(points)
+    n = len(next(iter(points.values()))) if names else 1
+    cols = [np.asarray(points[k], dtype=np.float64) for k in names]
+    if names:
+        keys = np.stack([c.view(np.uint64) for c in cols], axis=1)
+        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+    else:
+        uniq, inverse = np.zeros((1, 0), dtype=np.uint64), np.zeros(n, dtype=np.intp)
+    fn = _compile(tree)
+    out = np.zeros(len(uniq), dtype=bool)
+    old = ctx.prec
+    try:
+        for i, row in enumerate(uniq):
+            vals = row.view(np.float64).tolist()
+            if not all(math.isfinite(v) for v in vals):
+                continue
+            env = {name: arb(v) for name, v in zip(names, vals)}
+            for prec in PRECISIONS[:3]:  # 2,048 bits at most: an undecided point is rejected
+                ctx.prec = prec
+                try:
+                    out[i] = bool(fn(env))
+                    break
+                except (_Undecided, _Unfinished, ZeroDivisionError, ValueError, OverflowError):
+                    continue
+    finally:
+        ctx.prec = old
+    return out[inverse]
