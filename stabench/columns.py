@@ -73,6 +73,9 @@ class Column:
     key: bool = False
     bytes: dict = field(default_factory=dict, compare=False, hash=False)
     compare: str = ""  #: how compare/check read it: one of :data:`ROLES`
+    #: present in some results only (``benchmark``: in ``expr --fpcore`` runs); a key column that
+    #: is optional need not be there for a result table to match its declared table
+    optional: bool = False
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -148,7 +151,8 @@ def as_in_rows(rows: Table, *names: str) -> list[Column]:
     """The columns ``names`` of table ``rows`` as a summary repeats them: shown the same, their doc
     "as in the rows"."""
     by_name = {c.name: c for c in rows.columns}
-    return [Column(n, "as in the rows", by_name[n].kind, by_name[n].left, by_name[n].key) for n in names]
+    return [Column(n, "as in the rows", by_name[n].kind, by_name[n].left, by_name[n].key, optional=by_name[n].optional)
+            for n in names]
 
 
 def row_bytes(table: Table | str, place: str) -> int:

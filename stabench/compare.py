@@ -249,7 +249,8 @@ def match(names) -> object | None:
     for t in _declared():
         declared = set(t.names())
         common = have & declared
-        if not set(_keys(t)) <= have or len(common) * 2 <= len(have):
+        required = {c.name for c in t.columns if c.name in _keys(t) and not c.optional}
+        if not required <= have or len(common) * 2 <= len(have):
             continue
         s = (len(common) - len(have - declared), -len(declared - have))
         if score is None or s > score:

@@ -32,7 +32,7 @@ from ..expr.reference import reference
 
 #: Columns of the rows (the variables' columns, named as the variables, come after ``dtype``).
 ROWS = _columns.Table("expr_rows", [
-    _columns.Column("benchmark", "the FPCore's :name (only in --fpcore runs)", "text", left=True, key=True),
+    _columns.Column("benchmark", "the FPCore's :name (only in --fpcore runs)", "text", left=True, key=True, optional=True),
     _columns.Column("form", "the expression's label (`label: expr` on the command line, else the expression itself or #1, #2, …; in --fpcore runs body, spec, alt1, …)", "text", left=True),
     _columns.Column("expression", "the expression as given", "text", left=True),
     _columns.Column("dtype", "floating-point format the program ran in", "text", left=True, key=True),
