@@ -10,19 +10,35 @@ Accepted specs (:data:`FORMS`):
   value;
 - ``x=random:N``: N finite values drawn uniformly over the dtype's bit patterns (Herbie's sampling:
   every binade is equally likely), seeded by ``--seed`` and the variable's position;
+- ``x=LO..HI:random:N``: N values drawn uniformly over the dtype's bit patterns whose value lies in
+  [LO, HI] (every float of the range equally likely, so every binade of it too). The ends are
+  rounded inward (the smallest float ≥ LO, the largest ≤ HI) and the draws are integers uniform over
+  the signed ordinals between them. The ordinal line holds **both zeros** (… −ulp, −0, +0, +ulp …):
+  a range that contains 0 holds the two bit patterns of zero, as ``random:N`` does, so
+  ``-max..max:random:N`` draws from the same set as ``random:N``; Herbie's own ordinals (Racket's
+  ``flonum->ordinal``) map −0 and +0 to one ordinal and never draw −0. A range with no float of the
+  dtype inside (``1.0001..1.0002`` in float16) is refused for that dtype;
 - ``x=exhaustive``: every finite value of a 16-bit dtype (63,488 for float16, 65,280 for bfloat16).
 
 Decimal values (a value, a list, a range's two ends) are rounded once, from the exact decimal,
-to the dtype; the points between a range's ends are computed in float64 and then rounded.
-Several variables form a grid (every combination), refused above :data:`MAX_POINTS` points before
-any work.
+to the dtype; the points between a lin/log range's ends are computed in float64 and then rounded.
+
+**Points.** The random variables (``random:N`` and ``LO..HI:random:N``) are *paired*: the i-th point
+takes the i-th draw of each (Herbie's multivariate random points), so they must share N. The other
+variables form a grid (every combination, first variable slowest), and the paired random draws are
+one axis of that grid, at the place of the first random variable. :func:`count` is the number of
+points; above :data:`MAX_POINTS` a run is refused before any work.
+
+**Filtered sampling** (FPCore preconditions): :func:`sample` draws the random variables in batches
+until the wanted number of points pass a predicate or :func:`tries_bound` points were tried;
+:func:`from_box` builds the variables of a precondition's box bounds.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 
 import numpy as np
@@ -34,7 +50,7 @@ from .evaluate import round_exact
 
 #: The accepted forms, shown by every malformed-spec message.
 FORMS = ("NAME=VALUE", "NAME=V1,V2,...", "NAME=LO..HI:log:N", "NAME=LO..HI:lin:N", "NAME=random:N",
-         "NAME=exhaustive")
+         "NAME=LO..HI:random:N", "NAME=exhaustive")
 #: Largest grid (points per dtype, every variable's points multiplied).
 MAX_POINTS = 2_000_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -44,20 +60,30 @@ _RANGE = re.compile(r"(?P<lo>[^.:][^:]*?)\.\.(?P<hi>[^:]+):(?P<kind>[A-Za-z]+):(
 
 @dataclass(frozen=True)
 class Variable:
-    """One ``--var``: its name, the spec text, its kind and parameters."""
+    """One ``--var``: its name, the spec text, its kind and parameters.
+
+    ``lo``/``hi``: a range's ends as written (text, ``max``/``-max`` included), or exact Fractions
+    (:func:`from_box`); empty for an unranged ``random:N``. ``index``: the position that seeds a
+    random variable's draws."""
 
     name: str
     spec: str
     kind: str  # values | range | random | exhaustive
     values: tuple = ()  # exact values (Fractions, or float nan/inf) for 'values'
-    lo: str = ""
-    hi: str = ""
+    lo: str | Fraction = ""
+    hi: str | Fraction = ""
     scale: str = ""
     count: int = 0
     index: int = 0
 
+    @property
+    def ranged(self) -> bool:
+        """A random variable drawn inside LO..HI (not over every finite float)."""
+        return self.kind == "random" and not (isinstance(self.lo, str) and self.lo == "")
+
     def size(self) -> int:
-        """Points this variable contributes to the grid (per dtype)."""
+        """Points this variable has (per dtype); random variables are paired, not multiplied:
+        :func:`count` gives the number of points of several variables."""
         if self.kind == "values":
             return len(self.values)
         if self.kind == "exhaustive":
@@ -122,16 +148,20 @@ def parse_var(text: str, index: int = 0) -> Variable:
             raise _bad(text, "'...' is ambiguous; write the ends in full, e.g. 1.0..2 or 1..0.2")
         m = _RANGE.match(spec)
         if not m:
-            raise _bad(text, "a range is LO..HI:log:N or LO..HI:lin:N")
+            raise _bad(text, "a range is LO..HI:log:N, LO..HI:lin:N or LO..HI:random:N")
         kind = m["kind"].lower()
-        if kind not in ("log", "lin"):
-            raise _bad(text, f"range scale {m['kind']!r} is not 'log' or 'lin'")
+        if kind not in ("log", "lin", "random"):
+            raise _bad(text, f"range scale {m['kind']!r} is not 'log', 'lin' or 'random'")
         lo, hi = m["lo"].strip(), m["hi"].strip()
         for end in (lo, hi):
             if end.lower().lstrip("+-") != "max":
                 v = _number(end, text)
                 if not isinstance(v, Fraction) or math.isinf(_float64(v)):
                     raise _bad(text, f"range end {end!r} must be finite in float64")
+        if kind == "random":
+            if not any(e.lower().lstrip("+-") == "max" for e in (lo, hi)) and _exact(lo) > _exact(hi):
+                raise _bad(text, f"a random range needs LO <= HI, got {lo} > {hi}")
+            return Variable(name, spec, "random", lo=lo, hi=hi, count=_count(m["n"], text), index=index)
         # a range has two ends, so at least two points (one point of LO..HI has no answer)
         n = _count(m["n"], text, least=2)
         var = Variable(name, spec, "range", lo=lo, hi=hi, scale=kind, count=n, index=index)
@@ -193,7 +223,8 @@ def parse_vars(specs) -> list[Variable]:
 
 def check(variables: list[Variable], used: list[str], dtypes: list[DType], reserved=()) -> None:
     """Refuse, before any work: a variable used but not given, given but not used, named like a
-    column, exhaustive in a 32/64-bit dtype, or a grid above :data:`MAX_POINTS`."""
+    column, exhaustive in a 32/64-bit dtype, random variables of different N (they are paired), a
+    random range with no float of a dtype inside, or more than :data:`MAX_POINTS` points."""
     given = [v.name for v in variables]
     missing = [u for u in used if u not in given]
     if missing:
@@ -212,13 +243,49 @@ def check(variables: list[Variable], used: list[str], dtypes: list[DType], reser
             if wide:
                 raise InputError(f"--var {v.name}=exhaustive covers 16-bit dtypes (float16, bfloat16), not "
                                  f"{', '.join(wide)}; pass --dtype float16,bfloat16, or use {v.name}=random:N")
-    total = 1
-    for v in variables:
-        total *= v.size()
+        if v.ranged:
+            for d in dtypes:
+                _ordinal_range(v, d)
+    total = count(variables)
     if total > MAX_POINTS:
-        sizes = " × ".join(f"{v.size():,}" for v in variables)
+        sizes = " × ".join(f"{n:,}" + (f" ({', '.join(names)} paired)" if len(names) > 1 else "")
+                           for names, n in _axis_sizes(variables))
         raise InputError(f"grid too large: {sizes} = {total:,} points per dtype (limit {MAX_POINTS:,}); "
                          "use fewer points")
+
+
+def _paired_count(variables) -> int | None:
+    """N of the random variables (all the same, else refused); None when there is none."""
+    rand = [v for v in variables if v.kind == "random"]
+    if not rand:
+        return None
+    other = [v for v in rand if v.count != rand[0].count]
+    if other:
+        a, b = rand[0], other[0]
+        raise InputError(f"random variables are paired point by point: {a.name} has {a.count} points, "
+                         f"{b.name} has {b.count}; give them the same N")
+    return rand[0].count
+
+
+def _axis_sizes(variables) -> list[tuple[list[str], int]]:
+    """The grid's axes in order: each non-random variable alone, and the paired random variables as
+    one axis at the place of the first of them."""
+    n = _paired_count(variables)
+    out, placed = [], False
+    for v in variables:
+        if v.kind != "random":
+            out.append(([v.name], v.size()))
+        elif not placed:
+            out.append(([r.name for r in variables if r.kind == "random"], n))
+            placed = True
+    return out
+
+
+def count(variables: list[Variable]) -> int:
+    """The number of points per dtype: the product of the grid's axes, where the random variables
+    (paired) are one axis of N points. (:meth:`Variable.size` of exhaustive is its bfloat16 count,
+    65,280, an upper bound for float16's 63,488.)"""
+    return math.prod(n for _, n in _axis_sizes(variables))
 
 
 def values(var: Variable, dt: DType, seed: int) -> np.ndarray:
@@ -235,11 +302,24 @@ def values(var: Variable, dt: DType, seed: int) -> np.ndarray:
         out[0], out[-1] = _end_in(var.lo, dt), _end_in(var.hi, dt)  # the ends exactly as given
         return out
     if var.kind == "random":
-        return _random(dt, var.count, np.random.default_rng([seed, var.index]))
+        return _drawer(var, dt, seed)(var.count)
     # exhaustive
     with np.errstate(invalid="ignore"):
         v = np.arange(2**16, dtype=np.uint16).view(dt.type).astype(np.float64)
     return v[np.isfinite(v)]
+
+
+def _drawer(var: Variable, dt: DType, seed: int):
+    """draw(m): the next m draws of a random variable, from one generator seeded by ``seed`` and
+    the variable's index (so its first N draws are :func:`values`, whatever the batches)."""
+    rng = np.random.default_rng([seed, var.index])
+    if not var.ranged:
+        return lambda m: _random(dt, m, rng)
+    lo, hi = _ordinal_range(var, dt)
+    span, base = np.uint64(hi - lo), np.uint64(lo % 2**64)
+    # offsets uniform in [0, hi − lo] (< 2^64), added modulo 2^64 and read back signed: lo + offset
+    return lambda m: _from_ordinals((rng.integers(0, span, size=m, dtype=np.uint64, endpoint=True) + base)
+                                    .view(np.int64), dt)
 
 
 def _random(dt: DType, n: int, rng) -> np.ndarray:
@@ -254,16 +334,256 @@ def _random(dt: DType, n: int, rng) -> np.ndarray:
     return np.concatenate(out)[:n]
 
 
-def grid(variables: list[Variable], dt: DType, seed: int) -> dict[str, np.ndarray]:
-    """Every combination of the variables' points in ``dt`` (first variable slowest)."""
-    if not variables:
-        return {}
-    axes = [values(v, dt, seed) for v in variables]
+# -- the ordinal line of a dtype, both zeros on it: … −2·ulp, −ulp, −0, +0, ulp … ------------------
+
+def _ordinal(x: float, dt: DType) -> int:
+    """The signed position of the finite ``x`` (exact in ``dt``) on the dtype's line: +0 is 0, the
+    positive floats 1, 2, … (their bit patterns), −0 is −1 and −y is −bits(y) − 1; in a format
+    without −0 (the fnuz formats) −y is −bits(y)."""
+    bits = int(np.array([abs(x)], dtype=np.float64).astype(dt.type).view(dt.uint)[0])
+    if math.copysign(1.0, x) > 0 or (x == 0 and not dt.has_negative_zero):
+        return bits
+    return -bits - 1 if dt.has_negative_zero else -bits
+
+
+def _from_ordinals(k: np.ndarray, dt: DType) -> np.ndarray:
+    """The floats at signed positions ``k`` (int64) on the dtype's line (:func:`_ordinal`), as float64."""
+    neg = k < 0
+    mag = np.where(neg, ~k if dt.has_negative_zero else -k, k).astype(np.uint64)  # ~k = −k − 1
+    bits = mag | (neg.astype(np.uint64) << np.uint64(dt.bits - 1))
+    return bits.astype(dt.uint).view(dt.type).astype(np.float64)
+
+
+def _exact(end, dt: DType | None = None) -> Fraction:
+    """A random range's end as an exact rational: ``max`` is the dtype's largest finite value; a
+    nonzero decimal too small for :func:`_number`'s shortcut (|exponent| > 400) keeps its sign as
+    ±2^-1100, below every dtype's smallest subnormal."""
+    if isinstance(end, Fraction):
+        return end
+    t = end.strip().lower()
+    if t.lstrip("+-") == "max":
+        return Fraction(dt.max) * (-1 if t.startswith("-") else 1)
+    q = _number(end, end)
+    if q == 0 and Decimal(t) != 0:
+        return Fraction(1 if Decimal(t) > 0 else -1, 2**1100)
+    return q
+
+
+def _inward(q: Fraction, dt: DType, up: bool) -> float | None:
+    """The smallest finite float of ``dt`` ≥ q (``up``), or the largest ≤ q; None if there is none.
+    Nearest first (:func:`round_exact`, exact), then one step inward if that went outward."""
+    r = round_exact(q, dt)
+    if not math.isfinite(r):  # beyond max + ulp(max)/2: ±inf, or nan in a format without infinities
+        if up:
+            return -dt.max if q < 0 else None
+        return dt.max if q > 0 else None
+    if Fraction(r) != q and (Fraction(r) < q) == up:
+        k = _ordinal(r, dt) + (1 if up else -1)
+        if r == 0:  # the neighbours of ±0 are ±smallest subnormal (stepping over the other zero)
+            r = dt.smallest_subnormal if up else -dt.smallest_subnormal
+        else:
+            r = float(_from_ordinals(np.array([k], dtype=np.int64), dt)[0])
+        if not math.isfinite(r):
+            return None
+    return r
+
+
+def _ordinal_range(var: Variable, dt: DType) -> tuple[int, int]:
+    """The first and last ordinals of a random range in ``dt`` (inclusive); a range that touches 0
+    takes both zeros. Refuses (one line) a range with no float of ``dt`` inside."""
+    a, b = _exact(var.lo, dt), _exact(var.hi, dt)
+    lo, hi = _inward(a, dt, True), _inward(b, dt, False)
+    if lo is None or hi is None or lo > hi:
+        raise InputError(f"variable {var.name}: no finite {dt.name} value lies in {_show(var.lo)}..{_show(var.hi)} "
+                         f"(random range of {var.spec!r}); widen the range or leave out {dt.name}")
+    first = (-1 if dt.has_negative_zero else 0) if lo == 0 else _ordinal(lo, dt)
+    last = 0 if hi == 0 else _ordinal(hi, dt)
+    return first, last
+
+
+def _show(q) -> str:
+    """A range end for a message: its text; a Fraction as its exact decimal where that is short,
+    else as p/q where that is short, else as 17 significant digits."""
+    if not isinstance(q, Fraction):
+        return str(q)
+    d = q.denominator
+    for f in (2, 5):
+        while d % f == 0:
+            d //= f
+    if d == 1:  # a finite decimal
+        with localcontext() as ctx:
+            ctx.prec = 60
+            dec = Decimal(q.numerator) / Decimal(q.denominator)
+            if len(dec.normalize().as_tuple().digits) <= 30:
+                return format(dec.normalize(), "f") if -20 < dec.adjusted() < 20 else str(dec.normalize())
+    if len(str(q)) <= 30:
+        return str(q)
+    with localcontext() as ctx:
+        ctx.prec = 17
+        return str(+(Decimal(q.numerator) / Decimal(q.denominator)))
+
+
+# -- points ----------------------------------------------------------------------------------------
+
+def _cross(axes: list[list[np.ndarray]], names: list[list[str]]) -> dict[str, np.ndarray]:
+    """Every combination of the axes (the first slowest); the arrays of one axis move together."""
     # repeat/tile, not np.meshgrid: numpy arrays have at most 32 (numpy 1) or 64 dimensions, and
     # an expression may use more variables than that
-    sizes = [len(a) for a in axes]
+    sizes = [len(a[0]) for a in axes]
     out = {}
-    for i, (v, a) in enumerate(zip(variables, axes)):
+    for i, (ns, arrs) in enumerate(zip(names, axes)):
         inner, outer = math.prod(sizes[i + 1:]), math.prod(sizes[:i])
-        out[v.name] = np.tile(np.repeat(a, inner), outer)
+        for n, a in zip(ns, arrs):
+            out[n] = np.tile(np.repeat(a, inner), outer)
+    return out
+
+
+def _layout(variables, dt, seed, draws=None, fixed=None):
+    """The axes (names, arrays) of :func:`grid`; ``draws`` replaces the random axis's arrays and
+    ``fixed`` (name → values) the other variables' values."""
+    names, axes, placed = [], [], False
+    rand = [v for v in variables if v.kind == "random"]
+    for v in variables:
+        if v.kind != "random":
+            names.append([v.name])
+            axes.append([fixed[v.name] if fixed is not None else values(v, dt, seed)])
+        elif not placed:
+            names.append([r.name for r in rand])
+            axes.append(draws if draws is not None else [values(r, dt, seed) for r in rand])
+            placed = True
+    return names, axes
+
+
+def grid(variables: list[Variable], dt: DType, seed: int) -> dict[str, np.ndarray]:
+    """The points in ``dt``: every combination of the non-random variables' values (first variable
+    slowest) with the paired random draws as one axis (the i-th point of it takes the i-th draw of
+    every random variable). Keys in the variables' order; :func:`count` points."""
+    if not variables:
+        return {}
+    _paired_count(variables)
+    names, axes = _layout(variables, dt, seed)
+    out = _cross(axes, names)
+    return {v.name: out[v.name] for v in variables}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What :func:`sample` returns: the accepted ``points`` (name → float64 array, in the dtype),
+    how many sampled points the filter ``rejected`` and how many were ``tried`` (tried = accepted +
+    rejected)."""
+
+    points: dict[str, np.ndarray] = field(default_factory=dict)
+    rejected: int = 0
+    tried: int = 0
+
+
+#: Tries per wanted point, and the least number of tries, of :func:`sample`'s default bound.
+TRIES_PER_POINT = 100
+MIN_TRIES = 100_000
+#: The largest batch of sampled points (each random draw crossed with the grid) given to the filter.
+BATCH_POINTS = 1 << 20
+
+
+def tries_bound(wanted: int) -> int:
+    """The default bound of :func:`sample`: max(100·wanted, 10^5) points tried.
+
+    100 per point: a precondition that accepts 1% or more of the box gets all its points within
+    the bound (expected tries wanted/p, and the spread of that sum is far below the 100× margin for
+    any wanted ≥ 1 at p ≥ 2%); at least 10^5 so that a small run still finds a region as small as
+    10^-4 of the box (one point is then missed with probability e^-10). The cost is bounded too:
+    10^5 tries of a typical predicate take milliseconds; the largest run (2·10^6 points) tries at
+    most 2·10^8, in batches of :data:`BATCH_POINTS`.
+    """
+    return max(TRIES_PER_POINT * wanted, MIN_TRIES)
+
+
+def _as_mask(accept, pts: dict[str, np.ndarray], n: int) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        m = np.asarray(accept(pts))
+    return np.broadcast_to(m.astype(bool, copy=False), (n,))
+
+
+def sample(variables: list[Variable], dt: DType, seed: int, accept=None, *, max_tries: int | None = None) -> Sample:
+    """The points of ``variables`` in ``dt`` that pass ``accept`` (a precondition).
+
+    ``accept(points) -> bool array`` takes the name → float64 arrays of a batch and says which points
+    pass (vectorized; it must be safe on nan, ±inf and ±0). Without ``accept``: :func:`grid`.
+
+    The random variables are drawn in batches, each batch crossed with the grid of the others and
+    filtered, until :func:`count` points passed (the points an unfiltered run has) or ``max_tries``
+    points were tried (default :func:`tries_bound` of that count; rounded up to a whole random draw
+    crossed with the grid); the draws come from the same generators as :func:`values` (the first
+    batch is the unfiltered run's draws) and each batch's size depends only on the counts so far,
+    never on timing, so a seed gives the same points. The grid alone (no random variable) is filtered
+    once. Fewer points than wanted: those that passed, with the counts. None: :class:`InputError`.
+    """
+    if accept is None:
+        pts = grid(variables, dt, seed)
+        return Sample(pts, 0, count(variables))
+    n_rand = _paired_count(variables)
+    wanted = count(variables)
+    if n_rand is None:  # a grid: filtered once
+        pts = grid(variables, dt, seed)
+        mask = _as_mask(accept, pts, wanted)
+        return _done(variables, {k: a[mask] for k, a in pts.items()}, wanted, int(mask.sum()), None, dt)
+    bound = tries_bound(wanted) if max_tries is None else int(max_tries)
+    rand = [v for v in variables if v.kind == "random"]
+    draw = [_drawer(v, dt, seed) for v in rand]
+    fixed = {v.name: values(v, dt, seed) for v in variables if v.kind != "random"}
+    g = wanted // n_rand  # points of the grid of the others
+    kept: list[dict[str, np.ndarray]] = []
+    tried = accepted = 0
+    b = n_rand
+    while accepted < wanted and tried < bound:
+        b = max(1, min(b, -(-(bound - tried) // g), max(1, BATCH_POINTS // g)))
+        names, axes = _layout(variables, dt, seed, draws=[d(b) for d in draw], fixed=fixed)
+        pts = _cross(axes, names)
+        mask = _as_mask(accept, pts, b * g)
+        hits = np.flatnonzero(mask)
+        need = wanted - accepted
+        if len(hits) >= need:  # stop at the point that completes the sample: tried = kept + rejected
+            upto = int(hits[need - 1]) + 1
+            mask = mask[:upto]
+            pts = {k: a[:upto] for k, a in pts.items()}
+        tried += len(mask)
+        accepted += min(len(hits), need)
+        kept.append({k: a[mask] for k, a in pts.items()})
+        # the next batch: the draws the observed rate says are still needed, +10% (doubling while
+        # nothing passed), within the bound and BATCH_POINTS
+        b = (-(-(wanted - accepted) * tried // accepted) // g * 11 // 10 + 1) if accepted else 2 * b
+    pts = {v.name: np.concatenate([k[v.name] for k in kept]) for v in variables}
+    return _done(variables, pts, tried, accepted, bound, dt)
+
+
+def _done(variables, pts, tried: int, accepted: int, bound, dt: DType) -> Sample:
+    if accepted == 0:
+        of = f" of {', '.join(v.name for v in variables)}" if variables else ""
+        how = (f" (the bound: max({TRIES_PER_POINT}·points, {MIN_TRIES:,}) = {bound:,} tries)" if bound is not None
+               else " (the whole grid)")
+        raise InputError(f"the precondition rejected all {tried:,} sampled points{of} in {dt.name}{how}; "
+                         "it may be unsatisfiable there, or hold on a region too small to hit: give tighter bounds")
+    return Sample(pts, tried - accepted, tried)
+
+
+def from_box(box: dict, n: int, order: list[str]) -> list[Variable]:
+    """The variables of a precondition's box: ``box`` maps a name to its bounds ``(lo, hi)``, exact
+    Fractions or None (unbounded: that side goes to the dtype's ±max, all finite floats); a name of
+    ``order`` not in ``box`` is unbounded. Each becomes ``lo..hi:random:n`` (its ends rounded inward
+    per dtype: the smallest float ≥ lo, the largest ≤ hi), or the single value lo where lo == hi
+    (rounded to nearest, as a literal); indexed by its place in ``order`` (the seed of its draws).
+    lo > hi is refused."""
+    if not isinstance(n, int) or not 1 <= n <= MAX_POINTS:
+        raise InputError(f"the number of sampled points must be between 1 and {MAX_POINTS:,}, got {n}")
+    out = []
+    for i, name in enumerate(order):
+        lo, hi = (None if q is None else Fraction(q) for q in box.get(name, (None, None)))
+        if lo is not None and hi is not None:
+            if lo > hi:
+                raise InputError(f"the precondition's bounds on {name} are empty: {_show(lo)} > {_show(hi)}")
+            if lo == hi:
+                out.append(Variable(name, _show(lo), "values", values=(lo,), index=i))
+                continue
+        a = "-max" if lo is None else lo
+        b = "max" if hi is None else hi
+        out.append(Variable(name, f"{_show(a)}..{_show(b)}:random:{n}", "random", lo=a, hi=b, count=n, index=i))
     return out
