@@ -192,7 +192,7 @@ def plan(expressions=None, variables=None, dtype_list=None, *, seed: int = 0, ex
 
 def points(p: Plan) -> int:
     """Points per dtype: every variable's points multiplied (the grid)."""
-    return math.prod(v.size() for v in p.variables)
+    return _vars.count(list(p.variables))
 
 
 def memory_estimate(p: Plan, outputs=()) -> int:
