@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-HERE = pathlib.Path(__file__).resolve().parent
+HERE = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "fpbench"
 sys.path.insert(0, str(HERE.parent))
 import fpbench  # noqa: E402  (benchmarks/fpbench.py)
 
