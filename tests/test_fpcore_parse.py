@@ -381,8 +381,12 @@ _ATOMS = ["x", "y", "z", "1", "-2", "1/3", "0x1p-2", "1e300", "PI", "TRUE", "FAL
           "*", "/", "pow", "sqrt", "fma", "fabs", "<", "<=", "!=", "and", "or", "not", "isnan", "if", "let",
           "let*", "while", "while*", "array", "!", ":precision", "binary64", "binary32", "cast", "digits",
           "tensor", "foo", '"s"']
-_SEXP = st.recursive(st.sampled_from(_ATOMS), lambda inner: st.lists(inner, max_size=5).map(
-    lambda xs: "(" + " ".join(xs) + ")") | st.lists(inner, max_size=3).map(lambda xs: "[" + " ".join(xs) + "]"),
+_HEADS = [a for a in _ATOMS if not a[0].isdigit() and a not in ("x", "y", "z", '"s"', "-2", "1/3")]
+_SEXP = st.recursive(
+    st.sampled_from(_ATOMS),
+    lambda inner: st.tuples(st.sampled_from(_HEADS), st.lists(inner, max_size=4)).map(
+        lambda t: "(" + " ".join((t[0], *t[1])) + ")")
+    | st.lists(inner, max_size=3).map(lambda xs: "[" + " ".join(xs) + "]"),
     max_leaves=30)
 
 

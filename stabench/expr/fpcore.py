@@ -838,7 +838,7 @@ def select(cores, names) -> list[Core]:
             avail = [c.name for c in cores]
             shown = ", ".join(repr(a) for a in avail[:5]) + (", …" if len(avail) > 5 else "")
             raise InputError(f"no FPCore named {nm!r}; available ({len(avail)}): {shown}")
-        out.extend(c for c in hit if c not in out)
+        out.extend(c for c in hit if all(c is not o for o in out))
     return out
 
 
