@@ -329,7 +329,7 @@ def _expr_fpcore(source, names, expressions, var, example, spec, plot, detail, d
     if detail:
         rows, what = render.detail_rows(df)
         render.show(rows[["benchmark", "form", "dtype", "value", "ulp_error", "status"]], what, out=out)
-    render.show(exp.for_terminal(summ, None), f"{r.source}: bits of error (against the spec: spec_mean_bits)",
+    render.show(exp.for_terminal(summ, None), f"{r.source}: bits of error",
                 columns=exp.FPCORE_TERMINAL_COLUMNS, out=out, keys=["benchmark"])
     out.print("\n".join(exp.fpcore_verdict(summ)), highlight=False)
 

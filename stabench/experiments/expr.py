@@ -81,7 +81,7 @@ SUMMARY_COLUMNS = SUMMARY.docs()  #: {name: doc}: a view of :data:`SUMMARY`
 #: The summary columns the terminal shows (80 columns); the exports carry all of them.
 SUMMARY_TERMINAL_COLUMNS = ["form", "dtype", "max_ulp", "median_ulp", "mean_bits", "failed", "worst_input"]
 #: The summary columns the terminal shows for an --fpcore run.
-FPCORE_TERMINAL_COLUMNS = ["benchmark", "form", "dtype", "mean_bits", "max_bits", "spec_mean_bits", "failed"]
+FPCORE_TERMINAL_COLUMNS = ["benchmark", "form", "dtype", "mean_bits", "spec_mean_bits", "failed"]
 #: The row columns the terminal shows with --detail (after the variables).
 DETAIL_TERMINAL_COLUMNS = ["form", "dtype", "value", "ulp_error", "status"]
 
@@ -540,29 +540,44 @@ def fpcore_plan(source, names=None, dtype_list=None, *, seed: int = 0, points: i
     Raises :class:`InputError` on a file that cannot be read or parsed, or when no FPCore can run."""
     from ..expr import fpcore
 
-    cores = fpcore.load(source)
-    return _fpcore_plans(str(source), cores, names, dtype_list, seed, points)
+    refused: list = []
+    cores = fpcore.load(source, refused)
+    return _fpcore_plans(str(source), cores, refused, names, dtype_list, seed, points)
 
 
 def fpcore_plan_text(text: str, names=None, dtype_list=None, *, seed: int = 0, points: int = FPCORE_POINTS) -> FPCoreRun:
     """:func:`fpcore_plan` of FPCore text (for the API and tests)."""
     from ..expr import fpcore
 
-    return _fpcore_plans("<text>", fpcore.read(text), names, dtype_list, seed, points)
+    refused: list = []
+    cores = fpcore.read(text, "<text>", refused)
+    return _fpcore_plans("<text>", cores, refused, names, dtype_list, seed, points)
 
 
-def _fpcore_plans(source, cores, names, dtype_list, seed, points) -> FPCoreRun:
+def _refused_name(err) -> str:
+    """The FPCore a refusal names (its messages read 'FILE:LINE:COL: FPCore "NAME": …')."""
+    import re
+
+    m = re.search(r'FPCore "((?:[^"\\]|\\.)*)"', str(err)) or re.search(r"(FPCore \d+)", str(err))
+    return m.group(1) if m else ""
+
+
+def _fpcore_plans(source, cores, refused_errors, names, dtype_list, seed, points) -> FPCoreRun:
     from ..expr import fpcore
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"--seed must be an integer ≥ 0, got {seed!r}")
     if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or not 1 <= points <= _vars.MAX_POINTS:
         raise InputError(f"--points must be an integer from 1 to {_vars.MAX_POINTS:,}, got {points!r}")
-    refused = [(c.name, c.refusal) for c in cores if getattr(c, "refusal", None)]
-    cores = [c for c in cores if not getattr(c, "refusal", None)]
+    refused = [(_refused_name(e), str(e)) for e in refused_errors]
     if names:
-        cores = fpcore.select(cores, names)
-        refused = [r for r in refused if r[0] in set(names)]
+        wanted = set(names)
+        refused = [r for r in refused if r[0] in wanted]
+        known = {c.name for c in cores} | {c.ident for c in cores if c.ident}
+        if all(n in {r[0] for r in refused} for n in names if n not in known) and not (wanted & known):
+            cores = []  # every named FPCore is refused: say why below
+        else:
+            cores = fpcore.select(cores, [n for n in names if n in known or n not in {r[0] for r in refused}])
     given = _dtypes.parse_list(dtype_list) if dtype_list else None
     plans = []
     for core in cores:
@@ -571,8 +586,9 @@ def _fpcore_plans(source, cores, names, dtype_list, seed, points) -> FPCoreRun:
         except InputError as err:
             refused.append((core.name, str(err)))
     if not plans:
-        why = f": {refused[0][0]}: {refused[0][1]}" if refused else ""
-        raise InputError(f"{source}: no FPCore can run{why}")
+        if refused:
+            raise InputError(refused[0][1] + (f" (and {len(refused) - 1} more FPCores refused)" if len(refused) > 1 else ""))
+        raise InputError(f"{source}: no FPCore to run")
     return FPCoreRun(source, tuple(plans), tuple(refused))
 
 
