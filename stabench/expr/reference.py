@@ -318,8 +318,11 @@ def _compile(node: Node):
     if len(subs) == 1:
         a = subs[0]
         return lambda env: f(a(env))
-    a, b = subs
-    return lambda env: f(a(env), b(env))
+    if len(subs) == 2:
+        a, b = subs
+        return lambda env: f(a(env), b(env))
+    a, b, c = subs  # fma
+    return lambda env: f(a(env), b(env), c(env))
 
 
 def _one_point(tree: Node, fn, names, values, arb, ctx) -> tuple[float, float, str, float]:
