@@ -15,6 +15,8 @@ import mpmath
 import numpy as np
 import pytest
 from flint import arb, ctx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stabench import dtypes
 from stabench.expr import functions as F
@@ -178,6 +180,21 @@ def test_fma_float64_named_values():
     assert f(x, x, 2.0**-54) == 1 + 2.0**-26  # exactly the tie: to even (down)
     assert f(x, x, 5 * 2.0**-54) == 1 + 2.0**-26 + 2.0**-51  # the tie 1 + 2^-26 + 3·2^-53: to even (up)
     assert x * x + 5 * 2.0**-54 == 1 + 2.0**-26 + 2.0**-52
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.floats(), st.floats(), st.floats())
+def test_fma_float64_hypothesis(x, y, z):
+    """hypothesis's floats favour the edges: ±0, subnormals, ±max, ±inf, nan, powers of two."""
+    dt = dtypes.get("float64")
+    assert same(float(F.fma(np.float64(x), np.float64(y), np.float64(z))), fma_oracle(x, y, z, dt))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(allow_nan=False), st.floats(allow_nan=False))
+def test_remainder_float64_hypothesis(x, y):
+    got = float(F.FUNCTIONS["remainder"].numpy(np.float64(x), np.float64(y)))
+    assert same(got, _remainder(x, y))
 
 
 def test_fma_float64_fallback_points_are_exercised(monkeypatch):

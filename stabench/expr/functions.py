@@ -193,7 +193,7 @@ def _in_float64(f):
         args = [np.asarray(a) for a in args]
         dt = np.result_type(*args)
         with np.errstate(all="ignore"):
-            out = f(*[a.astype(np.float64) for a in args])
+            out = f(*[a.astype(np.float64, copy=False) for a in args])
         return out if dt == np.float64 else np.asarray(out).astype(dt)
     g.__name__ = g.__qualname__ = getattr(f, "__name__", "op")
     g.__doc__ = f.__doc__
