@@ -327,7 +327,8 @@ def _compile(node: Node, check: bool = False):
     if len(subs) == 2:
         a, b = subs
         return lambda env: f(a(env), b(env))
-    return lambda env: f(*[s(env) for s in subs])
+    a, b, c = subs  # fma
+    return lambda env: f(a(env), b(env), c(env))
 
 
 def _truth(c) -> bool:
