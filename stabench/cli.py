@@ -318,14 +318,16 @@ def _expr_fpcore(source, names, expressions, var, example, spec, plot, detail, d
         df, summ = exp.run_fpcore(r, max_ulp=max_ulp, progress=bar)
     finally:
         bar.close()
+    refused = list(r.refused) + list(df.attrs["not_run"])
     _emit(df, {"summary": summ}, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3),
-          fpcore=str(source), refused=[f"{n}: {why}" for n, why in r.refused],
+          fpcore=str(source), refused=[f"{n}: {why}" for n, why in refused],
           benchmark_wall_seconds=df.attrs["wall_seconds"])
     if any(p_ == "-" for _, p_ in targets):
         return
     out = render.console()
-    for n, why in r.refused:
-        typer.echo(f"stabench: refused FPCore {n}: {why}", err=True)
+    for n, why in refused:
+        typer.echo(f"stabench: not run: {why}" if why.startswith(("<", "/", ".")) or ".fpcore:" in why
+                   else f"stabench: not run: FPCore \"{n}\": {why}", err=True)
     if detail:
         rows, what = render.detail_rows(df)
         render.show(rows[["benchmark", "form", "dtype", "value", "ulp_error", "status"]], what, out=out)

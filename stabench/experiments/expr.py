@@ -632,15 +632,22 @@ def run_fpcore(r: FPCoreRun, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progre
     benchmark to the seconds its rows took."""
     import time
 
-    rows, summs, walls = [], [], {}
+    rows, summs, walls, failed = [], [], {}, []
     for i, p in enumerate(r.plans):
         t0 = time.perf_counter()
-        df = run(p, max_ulp=max_ulp)
+        try:
+            df = run(p, max_ulp=max_ulp)
+        except InputError as err:  # a :pre no sampled point met: said per FPCore, the others run
+            failed.append((p.benchmark, str(err)))
+            continue
         summs.append(summary(df))
         walls[p.benchmark] = round(time.perf_counter() - t0, 3)
         rows.append(df)
         if progress is not None:
             progress(i + 1, len(r.plans), f"fpcore {p.benchmark}")
+    if not rows:
+        raise InputError(failed[0][1] if len(failed) == 1 else
+                         f"{failed[0][0]}: {failed[0][1]} (and {len(failed) - 1} more FPCores)")
     names: list[str] = []
     for p in r.plans:
         names += [v.name for v in p.variables if v.name not in names]
@@ -651,6 +658,7 @@ def run_fpcore(r: FPCoreRun, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progre
     summ.insert(list(summ.columns).index("points") + 1, "wall_seconds",
                 [walls[b] for b in summ["benchmark"]])
     all_rows.attrs["wall_seconds"] = walls
+    all_rows.attrs["not_run"] = failed
     return all_rows, summ
 
 
