@@ -319,9 +319,13 @@ def sample_points(p: Plan, dt: _dtypes.DType) -> tuple[dict[str, np.ndarray], in
     variables = list(p.variables)
     if p.pre is None:
         return _vars.grid(variables, dt, p.seed), 0
+    from ..expr import search
     from ..expr.reference import truth
 
-    got = _vars.sample(variables, dt, p.seed, accept=lambda pts: truth(p.pre.tree, pts))
+    if search.searchable(variables):  # Herbie's way: rule out parts of the box first
+        got = search.sample(p.pre.tree, variables, dt, p.seed, _vars.count(variables))
+    else:
+        got = _vars.sample(variables, dt, p.seed, accept=lambda pts: truth(p.pre.tree, pts))
     return got.points, got.rejected
 
 
