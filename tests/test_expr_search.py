@@ -214,3 +214,12 @@ def test_a_fixed_variable_and_a_range():
     s = search.sample(pre("(> (* x y) 1)", "x y"), vs, F64, 0, 2000)
     assert (s.points["y"] == 3).all()
     assert all(Fraction(a) * 3 > 1 for a in s.points["x"])
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: search.sample converts each region's weight (an exact int, ~2^64 per "
+                   "unbounded float64 variable) with float(): OverflowError beyond 2^1024, i.e. 17 variables")
+def test_sample_many_unbounded_variables():
+    names = [f"a{i}" for i in range(17)]
+    vs = V.from_box({}, 10, names)
+    s = search.sample(pre("(< 0 (+ a0 a1))", " ".join(names)), vs, F64, 0, 10)
+    assert len(s.points["a0"]) == 10 and (s.points["a0"] + s.points["a1"] > 0).all()
