@@ -627,3 +627,42 @@ def test_many_unbounded_arguments_with_a_filter_run(tmp_path):
     f = write(tmp_path, f"(FPCore ({names}) :pre (< 0 (+ a0 a1)) (+ a0 a1))")
     code, out, err, _ = cli("--fpcore", f, "--points", 10)
     assert code == 0, err
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: with --csv - (or --json -) a refused core is dropped silently: "
+                   "cli._expr_fpcore returns after _emit when an output goes to stdout, before echoing the "
+                   "'not run' lines to stderr (stdout stays pure CSV; stderr should still say it)")
+def test_not_run_is_said_when_the_csv_goes_to_stdout(tmp_path):
+    f = write(tmp_path, '(FPCore (x) :name "mixed" (+ x (! :precision binary32 x)))\n(FPCore (x) :name "ok" x)\n')
+    code, out, err, _ = cli("--fpcore", f, "--points", 3, "--csv", "-")
+    assert code == 0 and out.startswith("benchmark,form,") and out.count("\n") == 4
+    assert len(err) == 1 and '"mixed"' in err[0], err
+
+
+def _two_cores(tmp_path, n):
+    f = write(tmp_path, '(FPCore (x) :name "a" :pre (<= 1 x 2) (+ x 1))\n(FPCore (x) :name "b" :pre (<= 1 x 2) (* x 3))\n')
+    one = E.fpcore_plan(f, names=["a"], points=n).plans[0]
+    return f, E.memory_estimate(one)
+
+
+def test_memory_budget_one_core_fits(tmp_path, monkeypatch):
+    from stabench import limits
+
+    f, need = _two_cores(tmp_path, 20000)
+    monkeypatch.setattr(limits, "MEMORY_BUDGET", need + 1)
+    r = invoke("--fpcore", f, "--name", "a", "--points", 20000)
+    assert r.exit_code == 0, r.output
+    monkeypatch.setattr(limits, "MEMORY_BUDGET", need - 1)
+    one_line_error(invoke("--fpcore", f, "--name", "a", "--points", 20000), "memory")
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: cli._expr_fpcore checks the memory budget per FPCore "
+                   "(exp.check_memory(p) for each plan) but run_fpcore keeps every core's rows and concatenates "
+                   "them: hamming-ch3.fpcore --points 2000000 passes (each core ≤ 1.46 GiB) though its 28 cores "
+                   "need ~34.5 GiB by memory_estimate, so it runs into the OOM killer instead of exit 2")
+def test_memory_budget_counts_every_core(tmp_path, monkeypatch):
+    from stabench import limits
+
+    f, need = _two_cores(tmp_path, 20000)
+    monkeypatch.setattr(limits, "MEMORY_BUDGET", need + 1)  # one core fits, both do not
+    one_line_error(invoke("--fpcore", f, "--points", 20000), "memory")
