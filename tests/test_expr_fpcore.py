@@ -666,3 +666,35 @@ def test_memory_budget_counts_every_core(tmp_path, monkeypatch):
     f, need = _two_cores(tmp_path, 20000)
     monkeypatch.setattr(limits, "MEMORY_BUDGET", need + 1)  # one core fits, both do not
     one_line_error(invoke("--fpcore", f, "--points", 20000), "memory")
+
+
+def test_let_and_while_scoping_numbers():
+    """let binds in parallel (sees the outer x), let* in sequence (rebinding y), while updates in
+    parallel, while* in sequence: values against numpy and the exact multiples of x."""
+    from fractions import Fraction
+
+    cases = [
+        ("(let ([x (* x 2)] [y x]) (- x y))", lambda x: 2 * x - x, 1),
+        ("(let ([x (* x 2)]) (let* ([y (+ x 1)] [y (* y y)]) y))", lambda x: (2 * x + 1) * (2 * x + 1), None),
+        ("(while (< i 3) ([i 0 (+ i 1)] [a x (* a 2)] [b x (+ a b)]) b)", lambda x: 8 * x, 8),
+        ("(while* (< i 3) ([i 0 (+ i 1)] [a x (* a 2)] [b x (+ a b)]) b)", lambda x: ((x + 2 * x) + 4 * x) + 8 * x, 15),
+    ]
+    for body, prog, k in cases:
+        rows, _ = E.run_fpcore(E.fpcore_plan_text(f"(FPCore (x) :pre (<= 0 x 1) {body})", points=200))
+        x = rows.x.to_numpy()
+        assert (rows.value.to_numpy() == prog(x)).all(), body
+        if k is not None:
+            assert (rows.reference.to_numpy() == [float(Fraction(v) * k) for v in x]).all(), body
+        else:
+            want = [float((2 * Fraction(v) + 1) ** 2) for v in x]
+            assert (rows.reference.to_numpy() == want).all(), body
+
+
+def test_a_core_gets_the_same_points_alone_or_with_others(tmp_path):
+    f = write(tmp_path, TWO)
+    invoke("--fpcore", f, "--points", 30, "--csv", tmp_path / "all.csv")
+    invoke("--fpcore", f, "--points", 30, "--name", "two", "--csv", tmp_path / "two.csv")
+    a = export.read_csv(tmp_path / "all.csv")
+    b = export.read_csv(tmp_path / "two.csv")
+    a2 = a[a.benchmark == "two"].reset_index(drop=True)
+    assert len(b) == 30 and (a2.x.to_numpy() == b.x.to_numpy()).all() and (a2.value.to_numpy() == b.value.to_numpy()).all()
