@@ -13,9 +13,9 @@ summary table's rows: ``benchmark``, ``form``, ``points``, ``mean_bits``, ``max_
 the export has them, ``spec_mean_bits``/``spec_max_bits``). A file whose run is refused (nonzero
 exit; the message is the last line of its stderr) is run again one FPCore at a time
 (``--name NAME``), so one refused benchmark does not hide the others; ``--each`` runs every FPCore
-on its own from the start (then each benchmark's time is the tool's own ``wall_seconds`` of its
-run; a whole-file run gives one time for the file, printed on the file's line, unless the summary
-rows carry their own ``wall_seconds``).
+on its own from the start. Each benchmark's time is the tool's own: the export's
+``metadata.benchmark_wall_seconds`` (seconds per FPCore; timings live in the metadata, never in
+the rows), else its run's ``wall_seconds`` when it ran alone.
 
 Prints (or writes to ``--out``: ``.csv``, ``.md`` or text) one line per benchmark × dtype × form —
 ran (``yes`` or ``refused: MESSAGE``), points, wall_seconds, mean_bits, max_bits, spec bits — then
@@ -291,7 +291,8 @@ def results(runs: list[tuple[pathlib.Path, list[str], Run]]) -> tuple[list[Resul
             if not rws:
                 res.append(Result(f.stem, nm, r.dtype, "no rows: the export has no summary row for it"))
                 continue
-            w = num(rws[0].get("wall_seconds")) if "wall_seconds" in rws[0] else (wall if alone else math.nan)
+            per = ((r.doc or {}).get("metadata", {}).get("benchmark_wall_seconds") or {}) if r.doc else {}
+            w = num(per[nm]) if nm in per else (wall if alone else math.nan)  # metadata: timings stay out of the rows
             res.append(Result(f.stem, nm, r.dtype, "yes", max(num(x.get("points")) for x in rws), w,
                               [dict(form=str(x.get("form", "?")), mean_bits=num(x.get("mean_bits")),
                                     max_bits=num(x.get("max_bits")), spec_mean_bits=num(x.get("spec_mean_bits")),

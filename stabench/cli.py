@@ -237,7 +237,7 @@ def expr_cmd(
     spec: Optional[str] = typer.Option(None, "--spec", metavar="EXPR", help="Also score every form against this expression's exact value (Herbie's scoring of a rewrite)."),
     fpcore: Optional[str] = typer.Option(None, "--fpcore", metavar="FILE", help="Run the FPCores of an FPCore 2.0 file (FPBench's format) instead of EXPRs."),
     name: Optional[List[str]] = typer.Option(None, "--name", metavar="NAME", help="With --fpcore: only the FPCores of this :name (repeat for several)."),
-    points: Optional[int] = typer.Option(None, "--points", help=f"With --fpcore: points sampled per FPCore and dtype (default {8000:,}, as Herbie)."),
+    points: Optional[int] = typer.Option(None, "--points", help="With --fpcore: points sampled per FPCore and dtype (default 8,000 as Herbie; 256 with a loop)."),
     max_ulp: float = MaxUlpOpt,
     outputs: dict = None,
 ):
@@ -309,7 +309,7 @@ def _expr_fpcore(source, names, expressions, var, example, spec, plot, detail, d
     from . import render
     from .experiments import expr as exp
 
-    r = exp.fpcore_plan(source, names, dtype, seed=seed, points=exp.FPCORE_POINTS if points is None else points)
+    r = exp.fpcore_plan(source, names, dtype, seed=seed, points=points)
     for p in r.plans:
         exp.check_memory(p, [f for f, _ in targets])  # before any work
     started = time.perf_counter()

@@ -161,7 +161,7 @@ def test_spec_scores_every_form_against_the_spec_exact_value():
     value = approx["value"]
     ulp = np.spacing(abs(exact))
     assert approx["spec_ulp_error"] == pytest.approx(abs(value - exact) / ulp, rel=1e-6)  # ... far from the spec
-    assert approx["spec_bits_error"] > 30
+    assert approx["spec_bits_error"] == pytest.approx(44.12, abs=0.01)  # docs/expr.md "Scoring against a spec"
     s = E.summary(df)
     assert (s["spec"] == "cos(x) - 1.5 + 0.725*x*x").all()
     assert s.loc[s["form"] == "approx", "spec_mean_bits"].iloc[0] == pytest.approx(approx["spec_bits_error"])

@@ -159,8 +159,9 @@ def sample(pre: Node, variables: list, dt: DType, seed: int, n: int) -> _vars.Sa
     if not found:
         raise InputError(f"the precondition holds nowhere in the box of {', '.join(names)} in {dt.name} "
                          "(interval evaluation rules out every part of it)")
-    weights = np.array([float(r.weight) for r in found])
-    p = weights / weights.sum()
+    total = sum(r.weight for r in found)  # Python ints: 20 variables' ordinal volumes exceed float64
+    p = np.array([r.weight / total for r in found])
+    p /= p.sum()
     lo = np.array([[b[0] for b in r.bounds] for r in found], dtype=np.int64)
     span = np.array([[b[1] - b[0] for b in r.bounds] for r in found], dtype=np.uint64)
     certain = np.array([r.certain for r in found])
