@@ -188,3 +188,16 @@ def test_spec_variable_must_be_given():
     with pytest.raises(InputError) as e:
         E.plan(["x"], ["x=1"], "float64", spec="x + y")
     assert "variable y is used but not given" in str(e.value)
+
+
+def test_an_exact_tie_in_a_condition_is_decided_by_exact_rationals():
+    # Salsa's Runge-Kutta counts e = 1 − k·0.005 down to eps = 0.005: at k = 199 the two are equal,
+    # which no ball proves (0.005 is not dyadic); the reference keeps + − × ÷ of the inputs and
+    # literals as exact rationals in a tree with conditions, so the tie is decided: not greater
+    p = E.plan(["where(1 - k*0.005 > 0.005, 1, 2)"], ["k=198,199,200"], "float64")
+    df = E.run(p)
+    assert df["reference"].tolist() == [1.0, 2.0, 2.0]
+    assert df["note"].tolist() == ["", "", ""]
+    # float64 computes 1 − 199·0.005 = 0.0050000000000000044 > 0.005: the other branch
+    assert df["value"].tolist() == [1.0, 1.0, 2.0]
+    assert df["status"].tolist() == ["exact", "inaccurate", "exact"]

@@ -213,7 +213,10 @@ LOOP_UNFINISHED = "loop did not end within {n:,} iterations (exact)"
 def _ev(node: Node, env: dict, check: bool):
     """The ball of ``node`` at the current precision. With ``check``, a nan ball from finite
     arguments raises _Domain when the arguments are certainly outside the domain."""
-    return _compile(node, check)(env)
+    from flint import fmpq
+
+    rational = any(type(v) is fmpq for v in env.values())  # as the point was evaluated
+    return _compile(node, check, rational)(env)
 
 
 def _pow(a, b, check: bool):
@@ -246,7 +249,62 @@ def _as_float64(q: Fraction) -> float | None:
         return None
 
 
-def _compile(node: Node, check: bool = False):
+#: Rationals stay exact (python-flint's fmpq) while numerator and denominator together need at
+#: most this many bits; beyond, they become balls. Sums, differences, products and quotients of the
+#: inputs and literals are then exact, so a comparison of two such values is decided even at a tie
+#: (Salsa's Trapeze compares 0.25 + 25·((5000 − 0.25)/25) with 5000, equal: no ball decides that).
+RATIONAL_BITS = 4096
+
+
+def _bits(q) -> int:
+    """Bits of a rational's numerator and denominator (Fraction or fmpq)."""
+    if isinstance(q, Fraction):
+        return q.numerator.bit_length() + q.denominator.bit_length()
+    return int(q.p.bit_length()) + int(q.q.bit_length())
+
+
+def _small(q):
+    """q, or its ball once it has grown past :data:`RATIONAL_BITS`."""
+    from flint import arb
+
+    return q if _bits(q) <= RATIONAL_BITS else arb(q)
+
+
+def _ball_of(v):
+    """v as an arb ball (an exact rational becomes its ball at the current precision)."""
+    from flint import arb, fmpq
+
+    return arb(v) if type(v) is fmpq else v
+
+
+def _exact_or_ball(op, x, y):
+    from flint import fmpq
+
+    if type(x) is fmpq and type(y) is fmpq:
+        return _small(op(x, y))
+    return op(_ball_of(x), _ball_of(y))
+
+
+def _on_balls(f):
+    """f with its arguments made balls (the functions are arb's)."""
+    def g(*args):
+        return f(*[_ball_of(a) for a in args])
+    return g
+
+
+def _pow_mixed(a, b, check: bool):
+    from flint import fmpq
+
+    if type(a) is fmpq and type(b) is fmpq and b.q == 1 and abs(int(b.p)) <= 64 and (a != 0 or b.p > 0):
+        n = int(b.p)
+        return _small(a ** n if n >= 0 else 1 / (a ** -n))
+    return _pow(_ball_of(a), _ball_of(b), check)
+
+
+_RATIONAL_OPS = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y}
+
+
+def _compile(node: Node, check: bool = False, rational: bool = False):
     """The tree as nested closures over arb (no per-node dispatch in the per-point loop). With
     ``check``, an operation certainly outside its domain raises ``_Domain`` naming it.
 
@@ -261,6 +319,9 @@ def _compile(node: Node, check: bool = False):
         return lambda env: env[name]
     if k == "num":
         q = node.value
+        if rational and _bits(q) <= RATIONAL_BITS:  # exact, at every precision
+            c = fmpq(q.numerator, q.denominator)
+            return lambda env: c
         f = _as_float64(q)
         if f is not None and Fraction(f) == q:  # a float64 value: exact in arb at every precision
             c = arb(f)
@@ -283,37 +344,56 @@ def _compile(node: Node, check: bool = False):
             return v
         return const
     if k in _CONTROL:
-        return _CONTROL[k](node, check)
-    subs = [_compile(a, check) for a in node.args]
+        return _CONTROL[k](node, check, rational)
+    subs = [_compile(a, check, rational) for a in node.args]
     if k == "neg":
         a = subs[0]
         return lambda env: -a(env)
     if k in ("add", "sub", "mul"):
         a, b = subs
-        if k == "add":
-            return lambda env: a(env) + b(env)
-        if k == "sub":
-            return lambda env: a(env) - b(env)
-        return lambda env: a(env) * b(env)
+        if not rational:  # balls only: the fast path of plain arithmetic
+            if k == "add":
+                return lambda env: a(env) + b(env)
+            if k == "sub":
+                return lambda env: a(env) - b(env)
+            return lambda env: a(env) * b(env)
+        op = _RATIONAL_OPS[k]
+        return lambda env: _exact_or_ball(op, a(env), b(env))
     if k == "div":
         a, b = subs
-        if not check:
+        if not rational and not check:
             return lambda env: a(env) / b(env)
+        if not rational:
+            def div_checked(env):
+                y = b(env)
+                if y.is_zero():
+                    raise _Domain("division by zero")
+                return a(env) / y
+            return div_checked
 
         def div(env):
-            y = b(env)
-            if y.is_zero():
+            x, y = a(env), b(env)
+            if type(y) is fmpq:
+                if y == 0:
+                    if check:
+                        raise _Domain("division by zero")
+                    return _nan()
+                if type(x) is fmpq:
+                    return _small(x / y)
+            elif check and y.is_zero():
                 raise _Domain("division by zero")
-            return a(env) / y
+            return _ball_of(x) / _ball_of(y)
         return div
     if k == "pow":
         a, b = subs
-        return lambda env: _pow(a(env), b(env), check)
+        if not rational:
+            return lambda env: _pow(a(env), b(env), check)
+        return lambda env: _pow_mixed(a(env), b(env), check)
     fn = FUNCTIONS[node.name]
-    f = fn.arb
+    f = _on_balls(fn.arb) if rational else fn.arb
     if check and fn.domain is not None:
         def checked(env):
-            args = [s(env) for s in subs]
+            args = [_ball_of(s(env)) for s in subs]
             out = f(*args)
             if out.is_nan():
                 msg = fn.domain(*args)
@@ -366,6 +446,15 @@ def _equal(a, b):
 
 
 def _compare(op: str, a, b):
+    from flint import fmpq
+
+    if type(a) is fmpq and type(b) is fmpq:  # exact rationals: decided, ties included
+        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op]
+    a, b = _ball_of(a), _ball_of(b)
+    return _compare_balls(op, a, b)
+
+
+def _compare_balls(op: str, a, b):
     if op == "<":
         return _less(a, b, True)
     if op == "<=":
@@ -378,13 +467,13 @@ def _compare(op: str, a, b):
     return eq if op == "==" or eq is None else not eq
 
 
-def _c_bool(node, check):
+def _c_bool(node, check, rational=False):
     v = node.name == "TRUE"
     return lambda env: v
 
 
-def _c_cmp(node, check):
-    subs = [_compile(a, check) for a in node.args]
+def _c_cmp(node, check, rational=False):
+    subs = [_compile(a, check, rational) for a in node.args]
     op = node.name
     if op == "!=":
         pairs = [(i, j) for i in range(len(subs)) for j in range(i + 1, len(subs))]
@@ -407,8 +496,8 @@ def _c_cmp(node, check):
     return cmp
 
 
-def _c_logic(node, check):
-    subs = [_compile(a, check) for a in node.args]
+def _c_logic(node, check, rational=False):
+    subs = [_compile(a, check, rational) for a in node.args]
     if node.kind == "not":
         a = subs[0]
         return lambda env: not a(env)
@@ -428,13 +517,13 @@ def _c_logic(node, check):
     return logic
 
 
-def _c_pred(node, check):
-    a = _compile(node.args[0], check)
+def _c_pred(node, check, rational=False):
+    a = _compile(node.args[0], check, rational)
     name = node.name
 
     def pred(env):
         # the exact value is a real number: finite and not nan wherever it is defined
-        x = a(env)
+        x = _ball_of(a(env))
         if name == "isfinite":
             return bool(x.is_finite())
         if name == "isinf":
@@ -453,16 +542,16 @@ def arb0():
     return arb(0)
 
 
-def _c_if(node, check):
-    c, t, e = (_compile(a, check) for a in node.args)
+def _c_if(node, check, rational=False):
+    c, t, e = (_compile(a, check, rational) for a in node.args)
     return lambda env: t(env) if c(env) else e(env)
 
 
-def _c_let(node, check):
+def _c_let(node, check, rational=False):
     k = len(node.names)
     names = node.names
-    vals = [_compile(a, check) for a in node.args[:k]]
-    body = _compile(node.args[k], check)
+    vals = [_compile(a, check, rational) for a in node.args[:k]]
+    body = _compile(node.args[k], check, rational)
     sequential = node.kind == "let*"
 
     def let(env):
@@ -473,15 +562,15 @@ def _c_let(node, check):
     return let
 
 
-def _c_while(node, check):
+def _c_while(node, check, rational=False):
     from .evaluate import MAX_ITERATIONS
 
     names = node.names
     k = len(names)
-    cond = _compile(node.args[0], check)
-    inits = [_compile(a, check) for a in node.args[1:1 + k]]
-    updates = [_compile(a, check) for a in node.args[1 + k:1 + 2 * k]]
-    body = _compile(node.args[-1], check)
+    cond = _compile(node.args[0], check, rational)
+    inits = [_compile(a, check, rational) for a in node.args[1:1 + k]]
+    updates = [_compile(a, check, rational) for a in node.args[1 + k:1 + 2 * k]]
+    body = _compile(node.args[-1], check, rational)
     sequential = node.kind == "while*"
     never_ends = node.args[0].kind == "bool" and node.args[0].name == "TRUE"
 
@@ -506,7 +595,7 @@ def _c_while(node, check):
     return loop
 
 
-def _c_array(node, check):
+def _c_array(node, check, rational=False):
     raise ValueError("an array is an FPCore body's list of outputs: split it first")
 
 
@@ -521,6 +610,17 @@ _CONTROL = {"bool": _c_bool, "cmp": _c_cmp, "and": _c_logic, "or": _c_logic, "no
 LOOP_PRECISIONS: tuple[int, ...] = PRECISIONS[:3]
 
 
+def _has_control(tree: Node) -> bool:
+    """Whether the tree compares values (if, comparisons, loops)."""
+    stack = [tree]
+    while stack:
+        n = stack.pop()
+        if n.kind in _CONTROL:
+            return True
+        stack.extend(n.args)
+    return False
+
+
 def _has_loop(tree: Node) -> bool:
     stack = [tree]
     while stack:
@@ -531,13 +631,15 @@ def _has_loop(tree: Node) -> bool:
     return False
 
 
-def _one_point(tree: Node, fn, names, values, arb, ctx, precisions=PRECISIONS) -> tuple[float, float, str, float]:
-    env = {name: arb(v) for name, v in zip(names, values)}  # floats are exact in arb
+def _one_point(tree: Node, fn, names, values, arb, ctx, precisions=PRECISIONS,
+               rational: bool = False) -> tuple[float, float, str, float]:
+    # floats are exact in arb, and as rationals (a tree with conditions keeps its rationals exact)
+    env = {name: (_rational(v) if rational else arb(v)) for name, v in zip(names, values)}
     undecided = False
     for prec in precisions:
         ctx.prec = prec
         try:
-            y = fn(env)
+            y = _ball_of(fn(env))
         except (ZeroDivisionError, ValueError, OverflowError):
             y = _nan()
         except _Unfinished:  # the exact loop's length does not depend on the precision
@@ -582,6 +684,14 @@ def _one_point(tree: Node, fn, names, values, arb, ctx, precisions=PRECISIONS) -
     return got if got is not None else (math.nan, math.nan, UNDECIDED, math.nan)
 
 
+def _rational(v: float):
+    """A finite float as the exact rational it is."""
+    from flint import fmpq
+
+    n, d = float(v).as_integer_ratio()
+    return fmpq(n, d)
+
+
 def _domain_note(tree: Node, env: dict) -> str:
     """The first certain domain error on the path the point takes, else ''."""
     try:
@@ -618,7 +728,7 @@ def _beyond_range(tree: Node, env: dict):
 
     from .bounds import _ball, bounds
 
-    b = bounds(tree, env, lambda a, c: _pow(a, c, False), lambda leaf, e: _compile(leaf)(e))
+    b = bounds(tree, env, lambda a, c: _pow(a, c, False), lambda leaf, e: _ball_of(_compile(leaf)(e)))
     if b is None:
         return None
     lo, hi = b
@@ -658,7 +768,10 @@ def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = No
     else:
         uniq, inverse = np.zeros((1, 0), dtype=np.uint64), np.zeros(n, dtype=np.intp)
     cache = {} if cache is None else cache
-    fn = _compile(tree)
+    # conditions and loops compare values: there rationals stay exact (a tie is decided); plain
+    # arithmetic is faster on balls alone (random float64 inputs are 1,000-bit rationals)
+    rational = _has_control(tree)
+    fn = _compile(tree, rational=rational)
     precisions = LOOP_PRECISIONS if _has_loop(tree) else PRECISIONS
     hi = np.empty(len(uniq))
     lo = np.empty(len(uniq))
@@ -670,7 +783,7 @@ def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = No
             key = row.tobytes()
             got = cache.get(key)
             if got is None:
-                got = _one_point(tree, fn, names, row.view(np.float64).tolist(), arb, ctx, precisions)
+                got = _one_point(tree, fn, names, row.view(np.float64).tolist(), arb, ctx, precisions, rational)
                 if len(cache) < CACHE_POINTS:
                     cache[key] = got
             hi[i], lo[i], note[i], tail[i] = got
@@ -695,7 +808,7 @@ def truth(tree: Node, points: dict[str, np.ndarray]) -> np.ndarray:
         inverse = inverse.reshape(-1)
     else:
         uniq, inverse = np.zeros((1, 0), dtype=np.uint64), np.zeros(n, dtype=np.intp)
-    fn = _compile(tree)
+    fn = _compile(tree, rational=True)
     out = np.zeros(len(uniq), dtype=bool)
     old = ctx.prec
     try:
@@ -703,7 +816,7 @@ def truth(tree: Node, points: dict[str, np.ndarray]) -> np.ndarray:
             vals = row.view(np.float64).tolist()
             if not all(math.isfinite(v) for v in vals):
                 continue
-            env = {name: arb(v) for name, v in zip(names, vals)}
+            env = {name: _rational(v) for name, v in zip(names, vals)}
             for prec in PRECISIONS[:3]:  # 2,048 bits at most: an undecided point is rejected
                 ctx.prec = prec
                 try:
