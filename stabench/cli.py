@@ -310,8 +310,7 @@ def _expr_fpcore(source, names, expressions, var, example, spec, plot, detail, d
     from .experiments import expr as exp
 
     r = exp.fpcore_plan(source, names, dtype, seed=seed, points=points)
-    for p in r.plans:
-        exp.check_memory(p, [f for f, _ in targets])  # before any work
+    exp.check_memory_fpcore(r, [f for f, _ in targets])  # before any work
     started = time.perf_counter()
     bar = render.ProgressBar(delay=1.0)
     try:
@@ -322,12 +321,11 @@ def _expr_fpcore(source, names, expressions, var, example, spec, plot, detail, d
     _emit(df, {"summary": summ}, targets, seed=seed, wall_seconds=round(time.perf_counter() - started, 3),
           fpcore=str(source), refused=[f"{n}: {why}" for n, why in refused],
           benchmark_wall_seconds=df.attrs["wall_seconds"])
+    for n, why in refused:  # (on stderr: also when an export goes to stdout)
+        typer.echo("stabench: not run: " + " ".join(why.splitlines()), err=True)
     if any(p_ == "-" for _, p_ in targets):
         return
     out = render.console()
-    for n, why in refused:
-        typer.echo(f"stabench: not run: {why}" if why.startswith(("<", "/", ".")) or ".fpcore:" in why
-                   else f"stabench: not run: FPCore \"{n}\": {why}", err=True)
     if detail:
         rows, what = render.detail_rows(df)
         render.show(rows[["benchmark", "form", "dtype", "value", "ulp_error", "status"]], what, out=out)

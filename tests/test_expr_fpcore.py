@@ -225,9 +225,6 @@ def test_precision_binary80_alone_exits_2_naming_the_precision(tmp_path):
     one_line_error(invoke("--fpcore", f, "--points", 5), "binary80", "--dtype")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a lone refused core's line does not name the FPCore: "
-                   "_core_plan's InputError (':precision binary80 has no dtype here …') is raised bare by "
-                   "_fpcore_plans (refused[0][1]) without 'FPCore \"ext\"', unlike the parser's refusals")
 def test_precision_binary80_alone_names_the_core(tmp_path):
     f = write(tmp_path, '(FPCore (x) :name "ext" :precision binary80 (+ x 1))\n')
     one_line_error(invoke("--fpcore", f, "--points", 5), '"ext"')
@@ -308,10 +305,6 @@ def test_while_true_rows_are_marked_and_counted(loops):
         assert summ.loc[("forever", dt), "unfinished"] == 40
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a loop body that uses no argument is evaluated once (0-d), so "
-                   "Marks marks only point 0: (FPCore (x) (while TRUE ([i 0 (+ i 1)]) i)) gives unfinished = 1 "
-                   "of 40 and 39 rows with the exact note 'loop did not end … (exact)' (the exact loop run for "
-                   "each) — experiments.expr.measure / evaluate.evaluate with an empty env")
 def test_a_loop_that_uses_no_argument_is_marked_at_every_point():
     text = '(FPCore (x) :name "f0" :pre (<= 0 x 1) (while TRUE ([i 0 (+ i 1)]) i))'
     rows, summ = E.run_fpcore(E.fpcore_plan_text(text, dtype_list=["float16"], points=40))
@@ -548,20 +541,15 @@ def test_a_pre_no_point_satisfies_at_the_default_points(tmp_path):
     f = write(tmp_path, "(FPCore (x y) :pre (and (<= -1 x 1) (<= -1 y 1) (== (+ (* x x) (* y y)) 1/3)) x)")
     code, out, err, secs = cli("--fpcore", f)
     assert code == 2 and len(err) == 1 and "rejected all 800,000 points" in err[0], err
-    assert secs < 20
+    assert secs < 180  # a guard against a hang (the bound ends it), not a speed figure: ~15 s loaded
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a refused core whose :name holds a newline breaks the 'not run' "
-                   "line in two: cli._expr_fpcore echoes the refusal unsanitised (the error path joins it)")
 def test_not_run_line_is_one_line_whatever_the_name(tmp_path):
     f = write(tmp_path, '(FPCore (x) :name "a\nb" (+ x (! :precision binary32 x)))\n(FPCore (x) :name "ok" x)\n')
     code, out, err, _ = cli("--fpcore", f, "--points", 5)
     assert code == 0 and len(err) == 1, err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a refused core whose :name holds a '\"' is recorded under a cut name: "
-                   "the refusal reads 'FPCore \"q\"x\"' (quote unescaped) and experiments.expr._refused_name takes "
-                   "'q'; --name 'q\"x' then says 'no FPCore named' instead of why it is refused")
 def test_refused_core_with_a_quote_in_its_name(tmp_path):
     text = '(FPCore (x) :name "q\\"x" (+ x (! :precision binary32 x)))\n(FPCore (x) :name "ok" x)\n'
     run = E.fpcore_plan_text(text, points=5)
@@ -570,9 +558,6 @@ def test_refused_core_with_a_quote_in_its_name(tmp_path):
         E.fpcore_plan_text(text, names=['q"x'], points=5)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an argument annotated (! :precision binary32 x) in a binary64 core "
-                   "is accepted (Core.arg_precisions) but ignored by experiments.expr: x is sampled over float64 "
-                   "values instead of binary32 ones (or the core should be refused naming the annotation)")
 def test_argument_precision_is_honoured_or_refused():
     text = "(FPCore ((! :precision binary32 x)) :pre (<= 1 x 2) (* x x))"
     try:
@@ -630,9 +615,6 @@ def test_many_unbounded_arguments_with_a_filter_run(tmp_path):
     assert code == 0, err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with --csv - (or --json -) a refused core is dropped silently: "
-                   "cli._expr_fpcore returns after _emit when an output goes to stdout, before echoing the "
-                   "'not run' lines to stderr (stdout stays pure CSV; stderr should still say it)")
 def test_not_run_is_said_when_the_csv_goes_to_stdout(tmp_path):
     f = write(tmp_path, '(FPCore (x) :name "mixed" (+ x (! :precision binary32 x)))\n(FPCore (x) :name "ok" x)\n')
     code, out, err, _ = cli("--fpcore", f, "--points", 3, "--csv", "-")
@@ -657,10 +639,6 @@ def test_memory_budget_one_core_fits(tmp_path, monkeypatch):
     one_line_error(invoke("--fpcore", f, "--name", "a", "--points", 20000), "memory")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: cli._expr_fpcore checks the memory budget per FPCore "
-                   "(exp.check_memory(p) for each plan) but run_fpcore keeps every core's rows and concatenates "
-                   "them: hamming-ch3.fpcore --points 2000000 passes (each core ≤ 1.46 GiB) though its 28 cores "
-                   "need ~34.5 GiB by memory_estimate, so it runs into the OOM killer instead of exit 2")
 def test_memory_budget_counts_every_core(tmp_path, monkeypatch):
     from stabench import limits
 
@@ -741,11 +719,6 @@ def test_an_or_precondition_over_every_float16():
     assert rejected < 800  # interval search dropped almost all of the 63,487 finite float16s
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (limitation): the reference cannot decide a comparison whose two sides "
-                   "are exactly equal rationals that are not dyadic: (while (> e 0.1) ([e 1 (- e 0.1)]) …) ends "
-                   "exactly at e = 1/10 and (> (* 3 (/ 1 3)) 1) is false, but both are 'branch undecided' (arb "
-                   "balls never decide equality); FPBench's salsa 'Runge-Kutta 4' (eps 0.005) and 'Trapeze' get "
-                   "every row undecided in every dtype, i.e. no scored row")
 def test_an_exact_rational_tie_is_decided():
     from fractions import Fraction
 

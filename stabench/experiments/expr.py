@@ -217,6 +217,19 @@ def _row_text_bytes(e: Expression, dt: _dtypes.DType) -> int:
     return len(e.label.encode()) + len(e.text.encode()) + NOTE_CHARS + max(over, default=0)
 
 
+def check_memory_fpcore(r: "FPCoreRun", outputs=()) -> None:
+    """:func:`check_memory` for an ``--fpcore`` run: every FPCore's rows are kept until the end, so
+    the budget is for all of them (one base, each plan's rows)."""
+    from .. import limits
+
+    need = limits.BASE_BYTES + sum(memory_estimate(p, outputs) - limits.BASE_BYTES for p in r.plans)
+    if need <= limits.MEMORY_BUDGET:
+        return
+    rows = sum(points(p) * len(p.expressions) * len(p.dtypes) for p in r.plans)
+    raise InputError(f"this run needs about {need / 2**30:.1f} GiB of memory ({len(r.plans)} FPCores, {rows:,} rows), "
+                     f"over the {limits.MEMORY_BUDGET / 2**30:.0f} GiB budget: use fewer --points or --name a few")
+
+
 def check_memory(p: Plan, outputs=()) -> None:
     """Refuse (:class:`InputError`, before any work) a plan whose estimate exceeds the budget."""
     from .. import limits
@@ -249,8 +262,10 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
     n = len(next(iter(points.values()))) if points else 1
     env = {k: dt.cast(points[k]) for k in expr.variables}
     marks = Marks(n)
-    value = np.broadcast_to(evaluate(expr.tree, dt, env, marks), (n,)).astype(np.float64)
-    unfinished = marks.unfinished
+    raw = evaluate(expr.tree, dt, env, marks)
+    value = np.broadcast_to(raw, (n,)).astype(np.float64)
+    # without variables the program ran once, at "point 0", for every point
+    unfinished = np.full(n, marks.unfinished[0]) if np.ndim(raw) == 0 else marks.unfinished
     # a point whose loop did not end in the dtype is not scored: its value is nan, and whether the
     # exact loop ends (another 10,000 iterations, point by point, in ball arithmetic) is not asked
     ex = exact(expr, dt, points, cache=cache, skip=unfinished if unfinished.any() else None)
@@ -586,7 +601,7 @@ def _fpcore_plans(source, cores, refused_errors, names, dtype_list, seed, points
     if points is not None and (isinstance(points, bool) or not isinstance(points, (int, np.integer))
                                or not 1 <= points <= _vars.MAX_POINTS):
         raise InputError(f"--points must be an integer from 1 to {_vars.MAX_POINTS:,}, got {points!r}")
-    refused = [(_refused_name(e), str(e)) for e in refused_errors]
+    refused = [(getattr(e, "core", None) or _refused_name(e), str(e)) for e in refused_errors]
     if names:
         wanted = set(names)
         refused = [r for r in refused if r[0] in wanted]
@@ -600,8 +615,8 @@ def _fpcore_plans(source, cores, refused_errors, names, dtype_list, seed, points
     for core in cores:
         try:
             plans.append(_core_plan(core, given, seed, points))
-        except InputError as err:
-            refused.append((core.name, str(err)))
+        except InputError as err:  # said as the parser says a refusal: where, which FPCore, what
+            refused.append((core.name, f"{source}:{core.line}: FPCore {fpcore.quoted(core.name)}: {err}"))
     if not plans:
         if refused:
             raise InputError(refused[0][1] + (f" (and {len(refused) - 1} more FPCores refused)" if len(refused) > 1 else ""))
@@ -620,6 +635,10 @@ def _core_plan(core, given, seed, points) -> Plan:
         dts = (_dtypes.get(dt),)
     else:
         dts = tuple(given)
+    other = sorted({f"(! :precision {q} {a})" for a, q in core.arg_precisions.items() if q != core.precision})
+    if other:  # an argument of another precision than the FPCore's: mixed precision
+        raise InputError(f"argument precision {other[0]} differs from the FPCore's {core.precision}: "
+                         "mixed precision is not supported")
     outs = _outputs(core)
     forms = [_expression(lab, tree, core.text if len(outs) == 1 else f"{core.text} [{lab[4:]}]") for lab, tree in outs]
     spec = None
@@ -666,7 +685,9 @@ def run_fpcore(r: FPCoreRun, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progre
         try:
             df = run(p, max_ulp=max_ulp)
         except InputError as err:  # a :pre no sampled point met: said per FPCore, the others run
-            failed.append((p.benchmark, str(err)))
+            from ..expr.fpcore import quoted
+
+            failed.append((p.benchmark, f"{r.source}: FPCore {quoted(p.benchmark)}: {err}"))
             continue
         summs.append(summary(df))
         walls[p.benchmark] = round(time.perf_counter() - t0, 3)
@@ -675,7 +696,7 @@ def run_fpcore(r: FPCoreRun, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progre
             progress(i + 1, len(r.plans), f"fpcore {p.benchmark}")
     if not rows:
         raise InputError(failed[0][1] if len(failed) == 1 else
-                         f"{failed[0][0]}: {failed[0][1]} (and {len(failed) - 1} more FPCores)")
+                         f"{failed[0][1]} (and {len(failed) - 1} more FPCores)")
     names: list[str] = []
     for p in r.plans:
         names += [v.name for v in p.variables if v.name not in names]

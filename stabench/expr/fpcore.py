@@ -646,6 +646,7 @@ def _core(d: _List, index: int, source: str) -> Core:
     if items and _is_sym(items[0]) and not items[0].text.startswith(":"):
         ident = items.pop(0).text
     where = f"FPCore {ident}" if ident else f"FPCore {index}"
+    name = ident or f"FPCore {index}"
     # find :name early so that every message names the core
     if items and isinstance(items[0], _List):
         try:
@@ -654,13 +655,24 @@ def _core(d: _List, index: int, source: str) -> Core:
             early = []
         for k, v in early:
             if k.text == ":name" and isinstance(v, _Atom) and v.kind == "str":
-                where = f'FPCore "{v.value}"'
+                name = v.value
+                where = f"FPCore {quoted(v.value)}"
                 break
     try:
         return _core_body(d, items, index, ident)
     except _Refusal as r:
         at = r.at
-        raise InputError(f"{source}:{at.line}:{at.col}: {where}: {r.problem}") from None
+        err = InputError(f"{source}:{at.line}:{at.col}: {where}: {r.problem}")
+        err.core = name  # the refused FPCore's name, as select() knows it
+        raise err from None
+
+
+def quoted(name: str) -> str:
+    """A :name in double quotes as FPCore writes it (\\ and \" escaped), on one line (a newline
+    shown as \\n: a refusal is one line)."""
+    body = name.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n")
+    return f'"{body}"'
+
 
 
 def _core_body(d: _List, items, index, ident) -> Core:

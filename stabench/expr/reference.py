@@ -808,6 +808,8 @@ def truth(tree: Node, points: dict[str, np.ndarray]) -> np.ndarray:
         inverse = inverse.reshape(-1)
     else:
         uniq, inverse = np.zeros((1, 0), dtype=np.uint64), np.zeros(n, dtype=np.intp)
+    # balls first (fast: most points are decided at 128 bits), exact rationals where they tie
+    fast = _compile(tree)
     fn = _compile(tree, rational=True)
     out = np.zeros(len(uniq), dtype=bool)
     old = ctx.prec
@@ -816,6 +818,12 @@ def truth(tree: Node, points: dict[str, np.ndarray]) -> np.ndarray:
             vals = row.view(np.float64).tolist()
             if not all(math.isfinite(v) for v in vals):
                 continue
+            ctx.prec = PRECISIONS[0]
+            try:
+                out[i] = bool(fast({name: arb(v) for name, v in zip(names, vals)}))
+                continue
+            except (_Undecided, _Unfinished, ZeroDivisionError, ValueError, OverflowError):
+                pass
             env = {name: _rational(v) for name, v in zip(names, vals)}
             for prec in PRECISIONS[:3]:  # 2,048 bits at most: an undecided point is rejected
                 ctx.prec = prec
