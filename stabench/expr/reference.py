@@ -53,6 +53,9 @@ from .parse import Node
 #: cancellation of two float64 inputs of any size (x + 1 − x needs ~1,100 bits at x = 1e308).
 PRECISIONS: tuple[int, ...] = (128, 512, 2048, 8192, 32768)
 
+#: A ball still not finite at this precision (and no domain error) is marked undecided at once.
+NONFINITE_STOP = 2048
+
 #: Stated bound: |hi + lo − exact| ≤ MAX_REL_ERROR·|exact| + 2^-1075.
 MAX_REL_ERROR: float = 2.0**-106
 
@@ -675,6 +678,11 @@ def _one_point(tree: Node, fn, names, values, arb, ctx, precisions=PRECISIONS,
             got = _beyond_range(tree, env)
             if got is not None:
                 return got
+            if prec >= NONFINITE_STOP:
+                # still nan or [±inf] at 2,048 bits, no domain error: an exponent beyond arb's range or
+                # 0/0 of two underflows (FPBench's clustering: pow(σ(s), cp) / pow(σ(t), cp) with cp
+                # near 1e300); 8,192 and 32,768 bits cost 40 ms a point there and decide nothing
+                return math.nan, math.nan, UNDECIDED, math.nan
     if undecided:  # the last precision could not decide a branch either: marked, not guessed
         return math.nan, math.nan, BRANCH_UNDECIDED, math.nan
     # a finite but wide ball can also come from [±inf] inside (atan(exp(exp(x))) is [±1.58]):
