@@ -1,5 +1,5 @@
 """The FPCore reader (stabench.expr.fpcore): the whole FPBench suite (vendored under
-tests/data/fpbench, FPBench/FPBench commit 7e2b76b, MIT licence in LICENSE.txt), exact trees,
+benchmarks/fpbench, FPBench/FPBench commit 7e2b76b, MIT licence in LICENSE.txt), exact trees,
 box extraction from :pre, and every refusal as one line naming its construct."""
 import os
 from fractions import Fraction
@@ -12,7 +12,7 @@ from stabench.errors import InputError
 from stabench.expr import fpcore
 from stabench.expr.fpcore import load, read, select, unparse
 
-SUITE = Path(__file__).parent / "data" / "fpbench"
+SUITE = Path(__file__).parent.parent / "benchmarks" / "fpbench"  # the vendored suite (one copy)
 FILES = sorted(SUITE.glob("*.fpcore"))
 
 
