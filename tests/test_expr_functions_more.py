@@ -244,20 +244,18 @@ def _round_away(q):
     return n if q >= 0 else -n
 
 
-def _fmax(x, y):
-    if math.isnan(x):
-        return y
-    if math.isnan(y):
-        return x
-    return max(x, y)
+def _ignoring_nan(pick):
+    """C's fmax/fmin: a nan argument is ignored when the other is a number."""
+    def f(x, y):
+        if math.isnan(x):
+            return y
+        if math.isnan(y):
+            return x
+        return pick(x, y)
+    return f
 
 
-def _fmin(x, y):
-    if math.isnan(x):
-        return y
-    if math.isnan(y):
-        return x
-    return min(x, y)
+_fmax, _fmin = _ignoring_nan(max), _ignoring_nan(min)
 
 
 def _remainder(x, y):

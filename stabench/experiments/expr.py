@@ -654,23 +654,15 @@ def _core_plan(core, given, seed, points) -> Plan:
         raise InputError(f"argument {clash[0]!r} is also a column of the rows; rename it")
     box = dict(core.box)
     if points is None:
-        loops = any(n.kind in ("while", "while*") for n in _nodes(core.body))
+        from ..expr.parse import walk
+
+        loops = any(n.kind in ("while", "while*") for n in walk(core.body))
         points = FPCORE_LOOP_POINTS if loops else FPCORE_POINTS
     variables = _vars.from_box({a: box.get(a, (None, None)) for a in core.arguments}, points, list(core.arguments))
     pre = None
     if core.rest is not None:
         pre = _expression(":pre", core.rest, fpcore.unparse(core.rest))
-    if given is None and spec is not None and len(forms) == 1:
-        pass
     return Plan(tuple(forms), tuple(variables), dts, int(seed), None, spec=spec, pre=pre, benchmark=core.name)
-
-
-def _nodes(root):
-    stack = [root]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(n.args)
 
 
 def run_fpcore(r: FPCoreRun, *, max_ulp: float = metrics.DEFAULT_MAX_ULP, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:

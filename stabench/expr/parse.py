@@ -337,6 +337,11 @@ def parse(text: str, label: str | None = None) -> Expression:
     return Expression(label=label or body, text=body, tree=root, variables=tuple(names))
 
 
+def walk(root: Node):
+    """Every node of the tree under ``root`` (itself first), depth first, left to right."""
+    return _walk(root)
+
+
 def _walk(root: Node):
     stack = [root]
     while stack:

@@ -47,7 +47,7 @@ import numpy as np
 
 from ..metrics import TAIL_BELOW, TAIL_SHIFT
 from .functions import FUNCTIONS, constant_arb
-from .parse import Node
+from .parse import Node, walk
 
 #: Working precisions (bits) of the Ziv loop. 128 decides most points at once; 2,048 covers the
 #: cancellation of two float64 inputs of any size (x + 1 − x needs ~1,100 bits at x = 1e308).
@@ -615,23 +615,11 @@ LOOP_PRECISIONS: tuple[int, ...] = PRECISIONS[:3]
 
 def _has_control(tree: Node) -> bool:
     """Whether the tree compares values (if, comparisons, loops)."""
-    stack = [tree]
-    while stack:
-        n = stack.pop()
-        if n.kind in _CONTROL:
-            return True
-        stack.extend(n.args)
-    return False
+    return any(n.kind in _CONTROL for n in walk(tree))
 
 
 def _has_loop(tree: Node) -> bool:
-    stack = [tree]
-    while stack:
-        n = stack.pop()
-        if n.kind in ("while", "while*"):
-            return True
-        stack.extend(n.args)
-    return False
+    return any(n.kind in ("while", "while*") for n in walk(tree))
 
 
 def _one_point(tree: Node, fn, names, values, arb, ctx, precisions=PRECISIONS,
@@ -754,6 +742,18 @@ def _beyond_range(tree: Node, env: dict):
     return got[0], got[1], "", math.nan
 
 
+def _distinct(points: dict) -> tuple[list, np.ndarray, np.ndarray]:
+    """(names, the distinct points as rows of bit patterns, each point's row): a point repeated is
+    evaluated once (bit patterns, so −0.0 and 0.0 stay apart)."""
+    names = list(points)
+    n = len(next(iter(points.values()))) if names else 1
+    if not names:
+        return names, np.zeros((1, 0), dtype=np.uint64), np.zeros(n, dtype=np.intp)
+    keys = np.stack([np.asarray(points[k], dtype=np.float64).view(np.uint64) for k in names], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return names, uniq, inverse.reshape(-1)
+
+
 def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = None) -> Reference:
     """Exact value of ``tree`` at every point: (hi, lo, note) arrays, and ``.tail`` (see
     :class:`Reference`).
@@ -765,16 +765,7 @@ def reference(tree: Node, points: dict[str, np.ndarray], cache: dict | None = No
     """
     from flint import arb, ctx
 
-    names = list(points)
-    n = len(next(iter(points.values()))) if names else 1
-    cols = [np.asarray(points[k], dtype=np.float64) for k in names]
-    if names:
-        # one key per distinct point (bit patterns, so −0.0 and 0.0 stay apart)
-        keys = np.stack([c.view(np.uint64) for c in cols], axis=1)
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-    else:
-        uniq, inverse = np.zeros((1, 0), dtype=np.uint64), np.zeros(n, dtype=np.intp)
+    names, uniq, inverse = _distinct(points)
     cache = {} if cache is None else cache
     # conditions and loops compare values: there rationals stay exact (a tie is decided); plain
     # arithmetic is faster on balls alone (random float64 inputs are 1,000-bit rationals)
@@ -807,15 +798,7 @@ def truth(tree: Node, points: dict[str, np.ndarray]) -> np.ndarray:
     input is not finite counts as not holding (an FPCore :pre filters such points out)."""
     from flint import arb, ctx
 
-    names = list(points)
-    n = len(next(iter(points.values()))) if names else 1
-    cols = [np.asarray(points[k], dtype=np.float64) for k in names]
-    if names:
-        keys = np.stack([c.view(np.uint64) for c in cols], axis=1)
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-    else:
-        uniq, inverse = np.zeros((1, 0), dtype=np.uint64), np.zeros(n, dtype=np.intp)
+    names, uniq, inverse = _distinct(points)
     # balls first (fast: most points are decided at 128 bits), exact rationals where they tie
     fast = _compile(tree)
     fn = _compile(tree, rational=True)
