@@ -81,7 +81,7 @@ SUMMARY_COLUMNS = SUMMARY.docs()  #: {name: doc}: a view of :data:`SUMMARY`
 #: The summary columns the terminal shows (80 columns); the exports carry all of them.
 SUMMARY_TERMINAL_COLUMNS = ["form", "dtype", "max_ulp", "median_ulp", "mean_bits", "failed", "worst_input"]
 #: The summary columns the terminal shows for an --fpcore run.
-FPCORE_TERMINAL_COLUMNS = ["benchmark", "form", "dtype", "mean_bits", "spec_mean_bits", "failed"]
+FPCORE_TERMINAL_COLUMNS = ["benchmark", "form", "dtype", "mean_bits", "spec_mean_bits"]
 #: The row columns the terminal shows with --detail (after the variables).
 DETAIL_TERMINAL_COLUMNS = ["form", "dtype", "value", "ulp_error", "status"]
 
