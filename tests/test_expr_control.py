@@ -107,16 +107,20 @@ def test_a_loop_runs_per_point_in_the_dtype_and_exactly():
 
 
 def test_a_loop_that_does_not_end_in_the_dtype_is_marked_and_nan():
-    # float16 counts to 2048 and stops there: i + 1 == i; the exact count ends at 5000
+    # bfloat16 counts to 256 and stops there: i + 1 == i; the exact count ends at 300
     loop = _count_loop(None)
+    bf16 = dtypes.get("bfloat16")
     marks = Marks(2)
-    x = np.array([1.0, 1.0], dtype=np.float16)
-    n = np.array([5000.0, 10.0], dtype=np.float16)
-    got = evaluate(loop, F16, {"x": x, "n": n}, marks)
+    x = bf16.cast(np.array([1.0, 1.0]))
+    n = bf16.cast(np.array([300.0, 10.0]))
+    got = evaluate(loop, bf16, {"x": x, "n": n}, marks)
     assert marks.unfinished.tolist() == [True, False]
-    assert np.isnan(got[0]) and got[1] == 10
-    hi, _, note = reference(loop, {"x": np.array([1.0, 1.0]), "n": np.array([5000.0, 10.0])})
-    assert hi.tolist() == [5000.0, 10.0]
+    assert np.isnan(float(got[0])) and float(got[1]) == 10
+    hi, _, note = reference(loop, {"x": np.array([1.0, 1.0]), "n": np.array([300.0, 10.0])})
+    assert hi.tolist() == [300.0, 10.0]
+    # past the bound the exact loop is marked too
+    hi, _, note = reference(loop, {"x": np.array([1.0]), "n": np.array([float(MAX_ITERATIONS + 1)])})
+    assert np.isnan(hi[0]) and note[0] == f"loop did not end within {MAX_ITERATIONS:,} iterations (exact)"
 
 
 def test_a_loop_that_never_ends_is_marked_in_both_without_running_to_the_bound():

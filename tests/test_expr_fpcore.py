@@ -247,7 +247,7 @@ LOOPS = """
 (FPCore (x) :name "count" :pre (<= 0 x 1)
  (while (< i 10) ([i 0 (+ i 1)] [s 0 (+ s x)]) s))
 (FPCore (x) :name "never16" :pre (<= 0 x 1)
- (while (< i 5000) ([i 0 (+ i 1)]) (+ i x)))
+ (while (< i 2100) ([i 2048 (+ i 1)]) (+ i x)))
 (FPCore (x) :name "forever" :pre (<= 0 x 1)
  (while TRUE ([i x (+ i 1)]) i))
 """
@@ -285,13 +285,13 @@ def test_float16_loop_that_never_ends(loops):
     # float16 counts to 2048 and stays there (2048 + 1 == 2048): the loop never ends in float16; the
     # point is not scored (value nan; the exact loop is not run for it) and the note says why
     assert len(g) == 40 and g.value.isna().all() and (g.status == "invalid-input").all()
-    assert (g.note == "loop did not end within 10,000 iterations in float16").all()
+    assert (g.note == "loop did not end within 2,000 iterations in float16").all()
     assert summ.loc[("never16", "float16"), "unfinished"] == 40
     assert summ.loc[("never16", "float16"), "invalid_input"] == 40
-    # float64 counts to 5000: exact, the reference 5000 + x
+    # float64 counts from 2048 to 2100 (52 iterations): exact, the reference 2100 + x
     g64 = rows[(rows.benchmark == "never16") & (rows.dtype == "float64")]
-    assert (g64.value.to_numpy() == 5000 + g64.x.to_numpy()).all() and (g64.note == "").all()
-    assert (g64.reference.to_numpy() == 5000 + g64.x.to_numpy()).all()
+    assert (g64.value.to_numpy() == 2100 + g64.x.to_numpy()).all() and (g64.note == "").all()
+    assert (g64.reference.to_numpy() == 2100 + g64.x.to_numpy()).all()
     assert summ.loc[("never16", "float64"), "unfinished"] == 0
     assert "float16: 80 rows with a loop that did not end" in r.stdout  # never16's 40 + forever's 40
 
@@ -301,14 +301,14 @@ def test_while_true_rows_are_marked_and_counted(loops):
     for dt in ("float16", "float64"):
         g = rows[(rows.benchmark == "forever") & (rows.dtype == dt)]
         assert len(g) == 40 and g.value.isna().all() and (g.status == "invalid-input").all()
-        assert (g.note == f"loop did not end within 10,000 iterations in {dt}").all()
+        assert (g.note == f"loop did not end within 2,000 iterations in {dt}").all()
         assert summ.loc[("forever", dt), "unfinished"] == 40
 
 
 def test_a_loop_that_uses_no_argument_is_marked_at_every_point():
     text = '(FPCore (x) :name "f0" :pre (<= 0 x 1) (while TRUE ([i 0 (+ i 1)]) i))'
     rows, summ = E.run_fpcore(E.fpcore_plan_text(text, dtype_list=["float16"], points=40))
-    assert (rows.note == "loop did not end within 10,000 iterations in float16").all()
+    assert (rows.note == "loop did not end within 2,000 iterations in float16").all()
     assert summ.unfinished.tolist() == [40]
 
 

@@ -267,7 +267,7 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
     # without variables the program ran once, at "point 0", for every point
     unfinished = np.full(n, marks.unfinished[0]) if np.ndim(raw) == 0 else marks.unfinished
     # a point whose loop did not end in the dtype is not scored: its value is nan, and whether the
-    # exact loop ends (another 10,000 iterations, point by point, in ball arithmetic) is not asked
+    # exact loop ends (another 2,000 iterations, point by point, in ball arithmetic) is not asked
     ex = exact(expr, dt, points, cache=cache, skip=unfinished if unfinished.any() else None)
     note = ex["note"].copy()
     note[unfinished] = f"loop did not end within {_max_iterations():,} iterations in {dt.name}"

@@ -256,7 +256,9 @@ def _as_float64(q: Fraction) -> float | None:
 #: most this many bits; beyond, they become balls. Sums, differences, products and quotients of the
 #: inputs and literals are then exact, so a comparison of two such values is decided even at a tie
 #: (Salsa's Trapeze compares 0.25 + 25·((5000 − 0.25)/25) with 5000, equal: no ball decides that).
-RATIONAL_BITS = 4096
+#: Small on purpose: counters and steps stay exact, while a loop's growing state (Gram-Schmidt's
+#: vectors) becomes balls early — at 4,096 bits fmpq's gcds made such loops 7× slower.
+RATIONAL_BITS = 256
 
 
 def _bits(q) -> int:
@@ -266,26 +268,37 @@ def _bits(q) -> int:
     return int(q.p.bit_length()) + int(q.q.bit_length())
 
 
+#: python-flint's arb and fmpq, bound once by :func:`_flint` (an import statement inside the
+#: per-operation helpers below cost a third of an exact loop's time)
+_ARB = _FMPQ = None
+
+
+def _flint():
+    global _ARB, _FMPQ
+    if _ARB is None:
+        from flint import arb, fmpq
+
+        _ARB, _FMPQ = arb, fmpq
+    return _ARB, _FMPQ
+
+
 def _small(q):
     """q, or its ball once it has grown past :data:`RATIONAL_BITS`."""
-    from flint import arb
-
-    return q if _bits(q) <= RATIONAL_BITS else arb(q)
+    return q if _bits(q) <= RATIONAL_BITS else _ARB(q)
 
 
 def _ball_of(v):
     """v as an arb ball (an exact rational becomes its ball at the current precision)."""
-    from flint import arb, fmpq
-
-    return arb(v) if type(v) is fmpq else v
+    return _ARB(v) if type(v) is _FMPQ else v
 
 
 def _exact_or_ball(op, x, y):
-    from flint import fmpq
-
-    if type(x) is fmpq and type(y) is fmpq:
-        return _small(op(x, y))
-    return op(_ball_of(x), _ball_of(y))
+    q = _FMPQ
+    if type(x) is q:
+        if type(y) is q:
+            return _small(op(x, y))
+        return op(_ARB(x), y)
+    return op(x, _ARB(y)) if type(y) is q else op(x, y)
 
 
 def _on_balls(f):
@@ -296,8 +309,7 @@ def _on_balls(f):
 
 
 def _pow_mixed(a, b, check: bool):
-    from flint import fmpq
-
+    fmpq = _FMPQ
     if type(a) is fmpq and type(b) is fmpq and b.q == 1 and abs(int(b.p)) <= 64 and (a != 0 or b.p > 0):
         n = int(b.p)
         return _small(a ** n if n >= 0 else 1 / (a ** -n))
@@ -314,7 +326,9 @@ def _compile(node: Node, check: bool = False, rational: bool = False):
     Booleans (comparisons, ``and``, ``or``, ``not``) are decided from the balls: ``a < b`` is true
     when every point of a is below every point of b, false when none is, and otherwise undecided
     (``_Undecided``: the caller retries with more bits)."""
-    from flint import arb, ctx, fmpq
+    from flint import ctx
+
+    arb, fmpq = _flint()
 
     k = node.kind
     if k == "var":
@@ -449,8 +463,7 @@ def _equal(a, b):
 
 
 def _compare(op: str, a, b):
-    from flint import fmpq
-
+    fmpq = _FMPQ
     if type(a) is fmpq and type(b) is fmpq:  # exact rationals: decided, ties included
         return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op]
     a, b = _ball_of(a), _ball_of(b)
