@@ -289,7 +289,10 @@ def results(runs: list[tuple[pathlib.Path, list[str], Run]]) -> tuple[list[Resul
         for nm in nms:
             rws = by.pop(nm, [])
             if not rws:
-                res.append(Result(f.stem, nm, r.dtype, "no rows: the export has no summary row for it"))
+                said = [x for x in ((r.doc or {}).get("metadata", {}).get("refused") or [])
+                        if isinstance(x, str) and f'"{nm}"' in x]  # the tool's own line: why it did not run
+                res.append(Result(f.stem, nm, r.dtype, f"not run: {said[0].split(': ', 1)[-1]}" if said
+                                  else "no rows: the export has no summary row for it"))
                 continue
             per = ((r.doc or {}).get("metadata", {}).get("benchmark_wall_seconds") or {}) if r.doc else {}
             w = num(per[nm]) if nm in per else (wall if alone else math.nan)  # metadata: timings stay out of the rows
