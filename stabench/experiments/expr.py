@@ -26,9 +26,9 @@ from ..errors import InputError
 from ..experiment import CommandExperiment
 from ..expr import examples as _examples
 from ..expr import variables as _vars
-from ..expr.evaluate import evaluate, literal_in
-from ..expr.parse import Expression, parse
-from ..expr.reference import reference
+from ..expr.evaluate import NON_FINITE_CONSTANTS, Marks, evaluate, literal_in, unfinished_note
+from ..expr.parse import Expression, Node, free_variables, parse, walk
+from ..expr.reference import reference, truth
 
 #: Columns of the rows (the variables' columns, named as the variables, come after ``dtype``).
 ROWS = _columns.Table("expr_rows", [
@@ -255,10 +255,8 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
     arrays ``value``, ``reference``, ``reference_lo``, ``abs_error``, ``rel_error``, ``ulp_error``,
     ``bits_error``, ``status`` (codes), ``note`` and ``unfinished`` (a loop that did not end in the
     dtype); with ``spec`` (the :func:`exact` of the spec at the same points) also
-    ``spec_ulp_error``, ``spec_bits_error`` and ``spec_status``.
+    ``spec_ulp_error`` and ``spec_bits_error``.
     """
-    from ..expr.evaluate import Marks
-
     n = len(next(iter(points.values()))) if points else 1
     env = {k: dt.cast(points[k]) for k in expr.variables}
     marks = Marks(n)
@@ -270,7 +268,7 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
     # exact loop ends (another 2,000 iterations, point by point, in ball arithmetic) is not asked
     ex = exact(expr, dt, points, cache=cache, skip=unfinished if unfinished.any() else None)
     note = ex["note"].copy()
-    note[unfinished] = f"loop did not end within {_max_iterations():,} iterations in {dt.name}"
+    note[unfinished] = unfinished_note(f"in {dt.name}")
     invalid = note != ""
     # statuses as codes; the scaled tail keeps the error of tiny (near-subnormal) results exact
     m = _scored(value, ex, dt, invalid, max_ulp)
@@ -279,14 +277,8 @@ def measure(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], 
     if spec is not None:
         bad = invalid | (spec["note"] != "")
         sm = _scored(value, spec, dt, bad, max_ulp)
-        out.update(spec_ulp_error=sm["ulp_error"], spec_bits_error=sm["bits_error"], spec_status=sm["status"])
+        out.update(spec_ulp_error=sm["ulp_error"], spec_bits_error=sm["bits_error"])
     return out
-
-
-def _max_iterations() -> int:
-    from ..expr.evaluate import MAX_ITERATIONS
-
-    return MAX_ITERATIONS
 
 
 def _scored(value, ex: dict, dt, invalid, max_ulp) -> dict:
@@ -307,26 +299,22 @@ def exact(expr: Expression, dt: _dtypes.DType, points: dict[str, np.ndarray], *,
     Points where ``skip`` holds are left nan (their note is the caller's)."""
     n = len(next(iter(points.values()))) if points else 1
     note = np.full(n, "", dtype=object)
-    if skip is not None:
-        note[skip] = "skipped"
     for k in expr.variables:
         bad = ~np.isfinite(points[k]) & (note == "")
         note[bad] = [f"{k} is {_word(v)} in {dt.name}" for v in points[k][bad]]
     hi = np.full(n, np.nan)
     lo = np.full(n, np.nan)
     tail = np.full(n, np.nan)
-    ok = note == ""
+    ok = (note == "") if skip is None else (note == "") & ~skip
     if ok.any():  # the exact value at the (finite) inputs; literals are exact, whatever the dtype
         sub = {k: points[k][ok] for k in expr.variables}
         ref = reference(expr.tree, sub, cache)
         hi[ok], lo[ok], note[ok], tail[ok] = *ref, ref.tail
-    if skip is not None:
-        note[skip] = ""
     for node in expr.nodes():
         # a literal the dtype cannot hold: the program cannot be written in it; the exact value
         # stays in `reference`, the row is not scored
         if node.kind in ("num", "const") and not np.isfinite(literal_in(node, dt)) \
-                and not (node.kind == "const" and node.name in ("INFINITY", "NAN")):
+                and not (node.kind == "const" and node.name in NON_FINITE_CONSTANTS):
             note[:] = f"literal {node.text or node.name} overflows {dt.name}"
     return {"hi": hi, "lo": lo, "tail": tail, "note": note}
 
@@ -342,7 +330,6 @@ def sample_points(p: Plan, dt: _dtypes.DType) -> tuple[dict[str, np.ndarray], in
     if p.pre is None:
         return _vars.grid(variables, dt, p.seed), 0
     from ..expr import search
-    from ..expr.reference import truth
 
     if search.searchable(variables):  # Herbie's way: rule out parts of the box first
         got = search.sample(p.pre.tree, variables, dt, p.seed, _vars.count(variables))
@@ -434,7 +421,7 @@ def summary(rows: pd.DataFrame, variables=None) -> pd.DataFrame:
                        spec_failed=int((su[have] > rows.attrs.get("max_ulp", metrics.DEFAULT_MAX_ULP)).sum()))
         else:
             row.update(spec_max_ulp=np.nan, spec_mean_bits=np.nan, spec_max_bits=np.nan, spec_failed=0)
-        row["unfinished"] = int(g["note"].astype(str).str.endswith(f" iterations in {dtn}").sum())
+        row["unfinished"] = int((g["note"] == unfinished_note(f"in {dtn}")).sum())
         out.append(row)
     cols = [c for c in SUMMARY_COLUMNS if c != "benchmark" or "benchmark" in rows.columns]
     return pd.DataFrame(out, columns=cols)
@@ -532,8 +519,6 @@ class FPCoreRun:
 def _outputs(core) -> list[tuple[str, object]]:
     """(label, tree) of each output of an FPCore's body: the body, or each element of an array
     body (``body[0]``, ``body[1]``, …: the array moved out of the lets and loops around it)."""
-    from ..expr.parse import Node
-
     def elements(node):
         if node.kind == "array":
             return list(node.args)
@@ -556,8 +541,6 @@ def _outputs(core) -> list[tuple[str, object]]:
 
 
 def _expression(label: str, tree, text: str) -> Expression:
-    from ..expr.parse import free_variables
-
     return Expression(label=label, text=text, tree=tree, variables=free_variables(tree))
 
 
@@ -585,14 +568,6 @@ def fpcore_plan_text(text: str, names=None, dtype_list=None, *, seed: int = 0, p
     return _fpcore_plans("<text>", cores, refused, names, dtype_list, seed, points)
 
 
-def _refused_name(err) -> str:
-    """The FPCore a refusal names (its messages read 'FILE:LINE:COL: FPCore "NAME": …')."""
-    import re
-
-    m = re.search(r'FPCore "((?:[^"\\]|\\.)*)"', str(err)) or re.search(r"(FPCore \d+)", str(err))
-    return m.group(1) if m else ""
-
-
 def _fpcore_plans(source, cores, refused_errors, names, dtype_list, seed, points) -> FPCoreRun:
     from ..expr import fpcore
 
@@ -601,7 +576,7 @@ def _fpcore_plans(source, cores, refused_errors, names, dtype_list, seed, points
     if points is not None and (isinstance(points, bool) or not isinstance(points, (int, np.integer))
                                or not 1 <= points <= _vars.MAX_POINTS):
         raise InputError(f"--points must be an integer from 1 to {_vars.MAX_POINTS:,}, got {points!r}")
-    refused = [(getattr(e, "core", None) or _refused_name(e), str(e)) for e in refused_errors]
+    refused = [(e.core, str(e)) for e in refused_errors]  # fpcore.read names each refused FPCore
     if names:
         wanted = set(names)
         refused = [r for r in refused if r[0] in wanted]
@@ -654,8 +629,6 @@ def _core_plan(core, given, seed, points) -> Plan:
         raise InputError(f"argument {clash[0]!r} is also a column of the rows; rename it")
     box = dict(core.box)
     if points is None:
-        from ..expr.parse import walk
-
         loops = any(n.kind in ("while", "while*") for n in walk(core.body))
         points = FPCORE_LOOP_POINTS if loops else FPCORE_POINTS
     variables = _vars.from_box({a: box.get(a, (None, None)) for a in core.arguments}, points, list(core.arguments))

@@ -101,14 +101,14 @@ def constant_value(name: str) -> Fraction:
 
 def literal_in(node: Node, dt: DType) -> float:
     """A ``num`` or ``const`` node's value as the program holds it in ``dt``."""
-    if node.kind == "const" and node.name in _NON_FINITE:
-        return _NON_FINITE[node.name]
+    if node.kind == "const" and node.name in NON_FINITE_CONSTANTS:
+        return NON_FINITE_CONSTANTS[node.name]
     q = node.value if node.kind == "num" else constant_value(node.name)
     return round_exact(q, dt)
 
 
 #: FPCore's non-finite constants, as every dtype with infinities holds them
-_NON_FINITE = {"INFINITY": math.inf, "NAN": math.nan}
+NON_FINITE_CONSTANTS = {"INFINITY": math.inf, "NAN": math.nan}
 
 
 #: Most iterations a loop (``while``, ``while*``) may take at one point, in the dtype and in the
@@ -118,8 +118,11 @@ _NON_FINITE = {"INFINITY": math.inf, "NAN": math.nan}
 #: point (Salsa's Gram-Schmidt without a :pre: 0.26 s a point at this bound).
 MAX_ITERATIONS = 2_000
 
-#: Kinds whose value is a boolean (comparisons and logic); every other kind is a real number.
-BOOLEAN_KINDS = frozenset({"bool", "cmp", "and", "or", "not", "pred"})
+def unfinished_note(where: str) -> str:
+    """The note of a point whose loop did not end within :data:`MAX_ITERATIONS`: ``where`` is
+    ``in float16`` (the program in that dtype) or ``(exact)`` (the reference)."""
+    return f"loop did not end within {MAX_ITERATIONS:,} iterations {where}"
+
 
 _COMPARE = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
             "==": np.equal, "!=": np.not_equal}

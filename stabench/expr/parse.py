@@ -251,6 +251,7 @@ def _compare(text: str, n: ast.Compare, span) -> Node:
     return pairs[0] if len(pairs) == 1 else Node("and", tuple(pairs), span=span)
 
 
+#: Kinds whose value is a truth value (comparisons and logic); every other kind is a real number.
 BOOLEAN_KINDS = frozenset({"bool", "cmp", "and", "or", "not", "pred"})
 
 

@@ -46,6 +46,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..metrics import TAIL_BELOW, TAIL_SHIFT
+from .evaluate import MAX_ITERATIONS, unfinished_note
 from .functions import FUNCTIONS, constant_arb
 from .parse import Node, walk
 
@@ -204,13 +205,11 @@ class _Undecided(Exception):
 
 
 class _Unfinished(Exception):
-    """A loop still running after ``evaluate.MAX_ITERATIONS`` iterations (exactly)."""
+    """A loop still running after :data:`MAX_ITERATIONS` iterations (exactly)."""
 
 
 #: Note of a point whose branch no precision decided (nothing is guessed).
 BRANCH_UNDECIDED = "branch undecided"
-#: Note of a point whose loop does not end in exact arithmetic within the bound.
-LOOP_UNFINISHED = "loop did not end within {n:,} iterations (exact)"
 
 
 def _ev(node: Node, env: dict, check: bool):
@@ -548,14 +547,8 @@ def _c_pred(node, check, rational=False):
             return bool(x.is_nan())
         if name == "isnormal":  # a nonzero real (reals have no subnormals)
             return _truth(None if x.contains(0) and not x.is_zero() else not x.is_zero())
-        return _truth(_less(x, arb0(), True))  # signbit: negative (the reals have one zero)
+        return _truth(_less(x, _ARB(0), True))  # signbit: negative (the reals have one zero)
     return pred
-
-
-def arb0():
-    from flint import arb
-
-    return arb(0)
 
 
 def _c_if(node, check, rational=False):
@@ -579,8 +572,6 @@ def _c_let(node, check, rational=False):
 
 
 def _c_while(node, check, rational=False):
-    from .evaluate import MAX_ITERATIONS
-
     names = node.names
     k = len(names)
     cond = _compile(node.args[0], check, rational)
@@ -647,7 +638,7 @@ def _one_point(tree: Node, fn, names, values, arb, ctx, precisions=PRECISIONS,
         except (ZeroDivisionError, ValueError, OverflowError):
             y = _nan()
         except _Unfinished:  # the exact loop's length does not depend on the precision
-            return math.nan, math.nan, LOOP_UNFINISHED.format(n=_max_iterations()), math.nan
+            return math.nan, math.nan, unfinished_note("(exact)"), math.nan
         except _Undecided:
             # a comparison the ball straddles: a domain error inside it (log of a negative
             # number compared with 0) is certain and says so; otherwise more bits
@@ -710,12 +701,6 @@ def _domain_note(tree: Node, env: dict) -> str:
     except (ZeroDivisionError, ValueError, OverflowError, _Undecided, _Unfinished):
         pass
     return ""
-
-
-def _max_iterations() -> int:
-    from .evaluate import MAX_ITERATIONS
-
-    return MAX_ITERATIONS
 
 
 class Reference(tuple):

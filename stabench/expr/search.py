@@ -48,22 +48,17 @@ class Region:
     certain: bool
 
 
-def _ball(lo: float, hi: float):
-    from flint import arb
-
-    if lo == hi:
-        return arb(lo)
-    return arb(lo) + (arb(hi) - arb(lo)) * arb(0.5, 0.5)
-
-
 def _classify(fn, names, bounds, dt: DType) -> bool | None:
     """True: the precondition holds on every point of the rectangle; False: on none; None: unknown."""
+    from flint import arb
+
+    from .bounds import _ball
     from .reference import _Undecided, _Unfinished
 
     env = {}
     for name, (a, b) in zip(names, bounds):
         lo, hi = _vars._from_ordinals(np.array([a, b], dtype=np.int64), dt)
-        env[name] = _ball(float(lo), float(hi))
+        env[name] = _ball(arb(float(lo)), arb(float(hi)))  # every point of the rectangle's range
     try:
         return bool(fn(env))
     except (_Undecided, _Unfinished, ZeroDivisionError, ValueError, OverflowError):
