@@ -5,6 +5,7 @@ suite (every file plans; one cheap core per file runs)."""
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import time
@@ -727,3 +728,22 @@ def test_an_exact_rational_tie_is_decided():
         rows, _ = E.run_fpcore(E.fpcore_plan_text(f"(FPCore (x) :pre (<= 1 x 2) {body})", points=5))
         assert (rows.note == "").all(), body
         assert rows.reference.tolist() == [float(want(Fraction(v))) for v in rows.x], body
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_during_a_long_fpcore_run_writes_nothing(tmp_path, sig, code):
+    # a loop FPCore whose exact reference takes seconds: interrupted mid-run, no output file appears
+    f = write(tmp_path, '(FPCore (x) :name "slow" :pre (<= 0 x 1)\n'
+                        " (while (< i 1500) ([i 0 (+ i 1)] [s x (+ (* s 0.999) x)]) s))\n")
+    out = tmp_path / "o.csv"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    p = subprocess.Popen([sys.executable, "-m", "stabench", "expr", "--fpcore", str(f), "--points", "2000",
+                          "--csv", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         cwd=ROOT)
+    time.sleep(4)  # imports done, the exact loops running
+    assert p.poll() is None
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+    assert not out.exists() and not list(tmp_path.glob("o.csv*"))
